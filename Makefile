@@ -1,0 +1,56 @@
+# residue.purge: every target installs what it needs itself (tools/bootstrap.sh).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TOP := $(CURDIR)
+VENV := $(TOP)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(TOP)/.build/collections
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export PYTHONPATH := $(TOP)/.build/collections
+ATEST_ROOT := $(TOP)/.build/ansible-test/ansible_collections/residue/purge
+PYTEST := $(VENV)/bin/python -m pytest
+
+.PHONY: help bootstrap demo test unit sanity units lint integration molecule bench atest-tree
+
+help:
+	@echo "make demo   - seed a disposable sandbox and run residue.purge on it"
+	@echo "make test   - unit, sanity, ansible-test units, ansible-lint, integration, lab"
+	@echo "make bench  - run benchmarks and rewrite benchmarks/RESULTS.md"
+
+bootstrap:
+	@tools/bootstrap.sh
+
+# ansible-test insists on running from a real ansible_collections/<ns>/<name> directory.
+atest-tree: bootstrap
+	@mkdir -p $(ATEST_ROOT)
+	@cd $(TOP) && git ls-files -co --exclude-standard -z | rsync -a --delete --from0 --files-from=- ./ $(ATEST_ROOT)/
+	@cd $(ATEST_ROOT) && find . -path ./tests/output -prune -o -type f -print | sed 's|^\./||' | sort > /tmp/.atest-have.$$$$ && \
+	  (cd $(TOP) && git ls-files -co --exclude-standard | sort) > /tmp/.atest-want.$$$$ && \
+	  comm -23 /tmp/.atest-have.$$$$ /tmp/.atest-want.$$$$ | (cd $(ATEST_ROOT) && xargs -r -d '\n' rm -f) ; rm -f /tmp/.atest-*.$$$$
+
+unit: bootstrap
+	$(PYTEST) -q tests/unit
+
+sanity: atest-tree
+	cd $(ATEST_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+
+units: atest-tree
+	cd $(ATEST_ROOT) && ansible-test units --venv --python 3.11 --requirements --color no
+
+lint: bootstrap
+	ansible-lint --profile production --strict
+
+integration: bootstrap
+	$(PYTEST) -q tests/integration
+
+molecule: bootstrap
+	tools/molecule-all.sh
+
+test: unit sanity units lint integration molecule
+	@echo "make test: all stages passed"
+
+bench: bootstrap
+	$(VENV)/bin/python benchmarks/run.py
+
+demo: bootstrap
+	tools/demo.sh

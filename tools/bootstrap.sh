@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install everything the Makefile targets need: Debian packages, the pinned .venv,
+# the collection links, and ansible-test's offline pip bootstrap.  Idempotent and fast
+# when already done.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+debs="openssh-server socat iproute2 lsof rsync e2fsprogs procps cron"
+missing=""
+for p in $debs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing Debian packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "bootstrap: missing Debian packages (need root to install):$missing" >&2
+  fi
+fi
+
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: creating .venv from requirements-dev.txt"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+
+# ansible-playbook, molecule and pytest see the working tree through a link ...
+mkdir -p .build/collections/ansible_collections/residue
+ln -sfn "$top" .build/collections/ansible_collections/residue/purge
+
+# ... ansible-test needs a real directory named ansible_collections/residue/purge.
+mkdir -p "$HOME/.ansible/test/cache"
+pip_version=$(grep -ohE "pip='[0-9.]+'" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1 | grep -oE "[0-9.]+")
+cp tools/get_pip_standin.py "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
