@@ -7,7 +7,8 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(TOP)/.build/collections
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PYTHONPATH := $(TOP)/.build/collections
-ATEST_ROOT := $(TOP)/.build/ansible-test/ansible_collections/residue/purge
+# outside the git checkout: inside it, ansible-test would list files through the parent repo (which ignores .build)
+ATEST_ROOT ?= /tmp/residue-purge-atest$(TOP)/ansible_collections/residue/purge
 PYTEST := $(VENV)/bin/python -m pytest
 
 .PHONY: help bootstrap demo test unit sanity units lint integration molecule bench atest-tree
@@ -22,20 +23,19 @@ bootstrap:
 
 # ansible-test insists on running from a real ansible_collections/<ns>/<name> directory.
 atest-tree: bootstrap
-	@mkdir -p $(ATEST_ROOT)
-	@cd $(TOP) && git ls-files -co --exclude-standard -z | rsync -a --delete --from0 --files-from=- ./ $(ATEST_ROOT)/
-	@cd $(ATEST_ROOT) && find . -path ./tests/output -prune -o -type f -print | sed 's|^\./||' | sort > /tmp/.atest-have.$$$$ && \
-	  (cd $(TOP) && git ls-files -co --exclude-standard | sort) > /tmp/.atest-want.$$$$ && \
-	  comm -23 /tmp/.atest-have.$$$$ /tmp/.atest-want.$$$$ | (cd $(ATEST_ROOT) && xargs -r -d '\n' rm -f) ; rm -f /tmp/.atest-*.$$$$
+	@mkdir -p $(ATEST_ROOT)/tests
+	@find $(ATEST_ROOT) -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
+	@find $(ATEST_ROOT)/tests -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+	@git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ $(ATEST_ROOT)/
 
 unit: bootstrap
 	$(PYTEST) -q tests/unit
 
 sanity: atest-tree
-	cd $(ATEST_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+	cd $(ATEST_ROOT) && ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS)
 
 units: atest-tree
-	cd $(ATEST_ROOT) && ansible-test units --venv --python 3.11 --requirements --color no
+	cd $(ATEST_ROOT) && ansible-test units --venv --python 3.11 --requirements --color no $(UNITS_ARGS)
 
 lint: bootstrap
 	ansible-lint --profile production --strict

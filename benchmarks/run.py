@@ -64,8 +64,8 @@ def parse_sections(path):
 
 
 def machine_line():
-    return "%s, %s, Python %s, %d cores, %s" % (platform.node(), platform.platform(), platform.python_version(),
-                                              os.cpu_count(), datetime.date.today().isoformat())
+    return "%s, Python %s, %d cores, %s" % (
+        platform.platform(), platform.python_version(), os.cpu_count(), datetime.date.today().isoformat())
 
 
 if __name__ == "__main__":

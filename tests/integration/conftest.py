@@ -60,7 +60,7 @@ def run_module(module, args, check=False, diff=False, interpreter=None, env=None
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        proc = subprocess.run(cmd, env=ansible_env(env), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=ansible_env(env), capture_output=True, text=True, timeout=timeout, check=False)
         if not os.path.exists(out):
             raise AssertionError("ansible-playbook did not run the task:\n" + proc.stdout + proc.stderr)
         with open(out) as f:
