@@ -1,0 +1,594 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Residue profiles: schema, built-ins, users, environments, placeholder resolution, protected paths.
+
+Pure logic where possible; the only I/O is reading the passwd database, /etc/environment,
+/etc/login.defs and /proc/PID/environ, and stat() of explicit homes.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import fnmatch
+import os
+import platform
+import posixpath
+import ntpath
+import re
+from collections import namedtuple
+
+try:
+    import pwd
+except ImportError:  # Windows has no passwd database; the PowerShell modules enumerate users there.
+    pwd = None
+
+
+User = namedtuple("User", "name uid gid home")
+EnvContext = namedtuple("EnvContext", "user environ source")
+ResolvedPath = namedtuple("ResolvedPath", "target path user template source")
+
+# Variables that move caches. Read from the module's environment, /etc/environment and running processes.
+CACHE_ENV_VARS = (
+    "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "TORCH_HOME", "MODELSCOPE_CACHE", "OLLAMA_MODELS", "PIP_CACHE_DIR",
+    "LOCALAPPDATA", "APPDATA", "TMPDIR",
+)
+
+PLACEHOLDERS = (
+    "home", "user_cache", "user_config", "user_data", "hf_home", "hf_hub_cache", "torch_home",
+    "modelscope_cache", "pip_cache", "tmp",
+)
+
+PROFILE_KEYS = ("description", "processes", "services", "cron", "paths", "hf_repos", "pip")
+PROCESS_KEYS = ("names", "cmdline")
+SERVICE_KEYS = ("systemd", "launchd", "windows", "xdg")
+
+TARGET_ARGUMENT_SPEC = dict(
+    targets=dict(type="list", elements="str", default=[]),
+    profiles=dict(type="dict", default={}),
+    homes=dict(type="list", elements="path", default=[]),
+    users=dict(type="raw", default="all"),
+)
+
+# Credentials (HF token files) are deliberately absent from every profile.
+BUILTIN_PROFILES = {
+    "open_autoglm": {
+        "description": "Open-AutoGLM agent: its daemon, caches, configs, model weights and pip package",
+        "processes": {
+            "names": ["open-autoglm"],
+            "cmdline": [r"(^|/)open-autoglm( |$)", r"(^|/)python[0-9.]* (-[^ ]+ )*-m open_autoglm( |$)"],
+        },
+        "services": {
+            "systemd": ["open-autoglm.service", "open-autoglm-*.service"],
+            "launchd": ["ai.open-autoglm.*", "com.open-autoglm.*"],
+            "windows": ["OpenAutoGLM*"],
+            "xdg": ["open-autoglm*.desktop"],
+        },
+        "cron": [r"(^|[/ ])open-autoglm( |$)", r"-m open_autoglm( |$)"],
+        "paths": ["{user_cache}/open-autoglm", "{user_config}/open-autoglm", "{user_data}/open-autoglm"],
+        "hf_repos": ["zai-org/AutoGLM-*"],
+        "pip": ["open-autoglm"],
+    },
+    "huggingface": {
+        "description": "Hugging Face hub cache (repo by repo), datasets cache, xet cache and remote-code modules",
+        "paths": ["{hf_home}/datasets", "{hf_home}/xet", "{hf_home}/modules", "{hf_home}/assets"],
+        "hf_repos": ["*"],
+    },
+    "torch_hub": {
+        "description": "PyTorch hub checkouts and checkpoints",
+        "paths": ["{torch_home}/hub"],
+    },
+    "modelscope": {
+        "description": "ModelScope model and dataset cache",
+        "paths": ["{modelscope_cache}"],
+    },
+    "ollama": {
+        "description": "Ollama models (per user, the Linux service's, and OLLAMA_MODELS)",
+        "processes": {"names": ["ollama"], "cmdline": [r"(^|/)ollama (serve|runner)( |$)"]},
+        "services": {"systemd": ["ollama.service"], "launchd": ["com.ollama.*"], "xdg": ["ollama*.desktop"]},
+        "paths": ["{home}/.ollama/models", "/usr/share/ollama/.ollama/models", "{env:OLLAMA_MODELS}"],
+    },
+    "pip_cache": {
+        "description": "pip's HTTP and wheel cache",
+        "paths": ["{pip_cache}"],
+    },
+}
+
+_SYSTEM_PROTECTED = (
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
+    "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+    "/usr/lib64", "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/local/share", "/usr/sbin",
+    "/usr/share", "/var", "/var/cache", "/var/lib", "/var/log", "/var/tmp", "/var/spool", "/snap",
+    "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private", "/private/tmp", "/private/var",
+    "/usr/share/ollama", "/usr/share/ollama/.ollama",
+)
+_WINDOWS_PROTECTED = ("C:\\", "C:\\Windows", "C:\\Users", "C:\\Program Files", "C:\\Program Files (x86)",
+                      "C:\\ProgramData")
+# Directories inside a home that hold many tools' data: a residue may live below them, never be them.
+_HOME_PROTECTED = (
+    "", ".cache", ".config", ".local", ".local/share", ".local/lib", ".local/bin", ".ssh", "Library",
+    "Library/Caches", "Library/Application Support", "Library/Preferences", "AppData", "AppData/Local",
+    "AppData/Roaming", ".ollama",
+)
+_GLOB_CHARS = re.compile(r"[*?\[\]]")
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+
+
+class ProfileError(ValueError):
+    """A profile, option or path that cannot be used; the message names the profile and the field."""
+
+
+# ---------------------------------------------------------------- schema
+
+def _string_list(value, where):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ProfileError("%s must be a list of non-empty strings" % where)
+    return list(value)
+
+
+def _check_keys(value, allowed, where):
+    if not isinstance(value, dict):
+        raise ProfileError("%s must be a mapping" % where)
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ProfileError("%s: unknown key(s) %s (allowed: %s)" % (where, ", ".join(unknown), ", ".join(allowed)))
+
+
+def _check_template(template, where):
+    for name in _PLACEHOLDER_RE.findall(template):
+        if name.startswith("env:"):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name[4:]):
+                raise ProfileError("%s: bad environment placeholder {%s}" % (where, name))
+        elif name not in PLACEHOLDERS:
+            raise ProfileError("%s: unknown placeholder {%s} (known: %s, env:NAME)"
+                               % (where, name, ", ".join(PLACEHOLDERS)))
+    rest = _PLACEHOLDER_RE.sub("x", template)
+    if "{" in rest or "}" in rest:
+        raise ProfileError("%s: unbalanced braces in %r" % (where, template))
+    if not (template.startswith("{") or template.startswith("/") or template.startswith("~/")):
+        raise ProfileError("%s: %r must be absolute or start with a placeholder or ~/" % (where, template))
+    if ".." in re.split(r"[/\\]", template):
+        raise ProfileError("%s: %r must not contain '..'" % (where, template))
+    if _GLOB_CHARS.search(rest):
+        raise ProfileError("%s: %r must not contain glob characters: a path names one residue" % (where, template))
+
+
+def normalise_profile(name, raw):
+    """Validate one profile and return it with every key present and lists normalised."""
+    where = "profile %r" % name
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", name):
+        raise ProfileError("%s: a profile name uses letters, digits, '_', '.' and '-'" % where)
+    _check_keys(raw, PROFILE_KEYS, where)
+    processes = raw.get("processes") or {}
+    _check_keys(processes, PROCESS_KEYS, where + " field processes")
+    services = raw.get("services") or {}
+    _check_keys(services, SERVICE_KEYS, where + " field services")
+    profile = {
+        "description": raw.get("description") or "",
+        "processes": {k: _string_list(processes.get(k), "%s field processes.%s" % (where, k)) for k in PROCESS_KEYS},
+        "services": {k: _string_list(services.get(k), "%s field services.%s" % (where, k)) for k in SERVICE_KEYS},
+        "cron": _string_list(raw.get("cron"), where + " field cron"),
+        "paths": _string_list(raw.get("paths"), where + " field paths"),
+        "hf_repos": _string_list(raw.get("hf_repos"), where + " field hf_repos"),
+        "pip": _string_list(raw.get("pip"), where + " field pip"),
+    }
+    if not isinstance(profile["description"], str):
+        raise ProfileError("%s field description must be a string" % where)
+    for field in ("cmdline",):
+        for i, pattern in enumerate(profile["processes"][field]):
+            _check_regex(pattern, "%s field processes.cmdline[%d]" % (where, i))
+    for i, pattern in enumerate(profile["cron"]):
+        _check_regex(pattern, "%s field cron[%d]" % (where, i))
+    for i, template in enumerate(profile["paths"]):
+        _check_template(template, "%s field paths[%d]" % (where, i))
+    for i, pattern in enumerate(profile["hf_repos"]):
+        if pattern != "*" and "/" not in pattern:
+            raise ProfileError("%s field hf_repos[%d]: %r must look like org/name (globs allowed)" % (where, i, pattern))
+    return profile
+
+
+def _check_regex(pattern, where):
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ProfileError("%s: invalid regular expression %r: %s" % (where, pattern, e))
+
+
+def load_profiles(extra=None):
+    """Built-in profiles merged with the user's. A user profile with a built-in name replaces the keys it gives."""
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise ProfileError("profiles must be a mapping of profile name to profile")
+    merged = copy.deepcopy(BUILTIN_PROFILES)
+    for name, raw in extra.items():
+        if not isinstance(raw, dict):
+            raise ProfileError("profile %r must be a mapping" % (name,))
+        base = merged.get(name, {})
+        base.update(raw)
+        merged[name] = base
+    return dict((name, normalise_profile(name, raw)) for name, raw in merged.items())
+
+
+def select_targets(profiles, targets=None):
+    """The profiles named by targets (all when empty). Unknown names fail with the list of known ones."""
+    if not targets:
+        return dict(profiles)
+    if isinstance(targets, str):
+        targets = [targets]
+    unknown = [t for t in targets if t not in profiles]
+    if unknown:
+        raise ProfileError("unknown target(s) %s; known profiles: %s" % (", ".join(unknown), ", ".join(sorted(profiles))))
+    return dict((t, profiles[t]) for t in targets)
+
+
+def repo_matches(patterns, repo_id):
+    """True when repo_id ('org/name') matches one of the hf_repos globs."""
+    return any(fnmatch.fnmatchcase(repo_id, p) for p in patterns)
+
+
+# ---------------------------------------------------------------- users
+
+def _uid_min(system):
+    if system == "Darwin":
+        return 500
+    try:
+        with open("/etc/login.defs") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "UID_MIN" and parts[1].isdigit():
+                    return int(parts[1])
+    except (IOError, OSError):
+        pass
+    return 1000
+
+
+def parse_users_option(value):
+    """users: 'all' or a list of user names."""
+    if value in (None, "all", ["all"]):
+        return "all"
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ProfileError("users must be 'all' or a list of user names")
+    return value
+
+
+def _owner_name(uid):
+    if pwd is not None:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            pass
+    return str(uid)
+
+
+def list_users(homes=None, users="all", system=None):
+    """Users whose homes are covered: explicit homes (owner from stat), or real passwd users with a home, and root."""
+    system = system or platform.system()
+    users = parse_users_option(users)
+    if homes:
+        result = []
+        for home in homes:
+            if not isinstance(home, str) or not home or not posixpath.isabs(home):
+                raise ProfileError("homes: %r is not an absolute path" % (home,))
+            if ".." in home.split("/"):
+                raise ProfileError("homes: %r must not contain '..'" % (home,))
+            home = posixpath.normpath(home)
+            if home == "/":
+                raise ProfileError("homes: '/' is not a home directory")
+            try:
+                st = os.stat(home)
+            except OSError as e:
+                raise ProfileError("homes: %s: %s" % (home, e.strerror))
+            result.append(User(_owner_name(st.st_uid), st.st_uid, st.st_gid, home))
+        return result
+    if pwd is None:
+        raise ProfileError("this host has no passwd database: give homes explicitly")
+    uid_min = _uid_min(system)
+    seen, result = set(), []
+    entries = pwd.getpwall()
+    if users != "all":
+        known = set(e.pw_name for e in entries)
+        missing = [u for u in users if u not in known]
+        if missing:
+            raise ProfileError("users: no such user(s) %s" % ", ".join(missing))
+    for e in entries:
+        if users != "all":
+            wanted = e.pw_name in users
+        else:
+            wanted = (e.pw_uid == 0 or uid_min <= e.pw_uid < 60000) and e.pw_name != "nobody"
+        home = posixpath.normpath(e.pw_dir or "/")
+        if not wanted or home in seen or home == "/" or not os.path.isdir(home):
+            continue
+        seen.add(home)
+        result.append(User(e.pw_name, e.pw_uid, e.pw_gid, home))
+    return result
+
+
+# ---------------------------------------------------------------- environments
+
+def parse_environment_file(text):
+    """KEY=VALUE lines of /etc/environment (quotes stripped, comments and 'export' ignored)."""
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key] = value
+    return env
+
+
+def parse_proc_environ(data):
+    """The NUL-separated bytes of /proc/PID/environ, reduced to the cache variables."""
+    env = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            k = key.decode("utf-8", "replace")
+            if k in CACHE_ENV_VARS:
+                env[k] = value.decode("utf-8", "surrogateescape")
+    return env
+
+
+def _cache_vars(environ):
+    return dict((k, v) for k, v in (environ or {}).items() if k in CACHE_ENV_VARS and v)
+
+
+def _read_proc_environs():
+    """(pid, uid, cache env) of every process whose environment sets a cache variable (Linux /proc)."""
+    found = []
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return found
+    own = os.getpid()
+    for pid in pids:
+        if int(pid) == own:
+            continue
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                data = f.read()
+            uid = os.stat("/proc/%s" % pid).st_uid
+        except (IOError, OSError):
+            continue  # gone, or not ours to read
+        env = parse_proc_environ(data)
+        if env:
+            found.append((int(pid), uid, env))
+    return found
+
+
+def user_environments(users, scan_processes=True, environ=None, environment_file="/etc/environment"):
+    """Every (user, cache environment, source) worth resolving placeholders for.
+
+    source is 'default' (no variables), 'env' (the module's own environment, for the user running it),
+    'file:/etc/environment', or 'process PID'. Processes of users outside `users` are attributed to their
+    own passwd user, so a daemon's HF_HOME is found even when its user has no home.
+    """
+    contexts = [EnvContext(u, {}, "default") for u in users]
+    try:
+        with open(environment_file) as f:
+            file_env = _cache_vars(parse_environment_file(f.read()))
+    except (IOError, OSError):
+        file_env = {}
+    if file_env:
+        contexts.extend(EnvContext(u, file_env, "file:" + environment_file) for u in users)
+    own_env = _cache_vars(os.environ if environ is None else environ)
+    if own_env:
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        mine = [u for u in users if u.uid == uid] or users[:1]
+        contexts.extend(EnvContext(u, own_env, "env") for u in mine)
+    if scan_processes and os.path.isdir("/proc"):
+        by_uid = dict((u.uid, u) for u in users)
+        for pid, uid, env in _read_proc_environs():
+            user = by_uid.get(uid)
+            if user is None:
+                user = _process_user(uid)
+            contexts.append(EnvContext(user, env, "process %d" % pid))
+    return _dedupe_contexts(contexts)
+
+
+def _process_user(uid):
+    if pwd is not None:
+        try:
+            e = pwd.getpwuid(uid)
+            return User(e.pw_name, e.pw_uid, e.pw_gid, e.pw_dir or "/")
+        except KeyError:
+            pass
+    return User(str(uid), uid, None, "/")
+
+
+def _dedupe_contexts(contexts):
+    seen, result = set(), []
+    for c in contexts:
+        key = (c.user.name, c.user.home, tuple(sorted(c.environ.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        result.append(c)
+    return result
+
+
+# ---------------------------------------------------------------- placeholders
+
+def _env_path(environ, name, home, pathmod):
+    value = (environ or {}).get(name)
+    if not value:
+        return None
+    if value == "~" or value.startswith("~/"):
+        value = home + value[1:]
+    if not pathmod.isabs(value):
+        return None  # a relative cache variable depends on the daemon's cwd: not a location we can name
+    return pathmod.normpath(value)
+
+
+def placeholder_values(user, environ=None, system=None):
+    """Every placeholder's value for one user and environment, per OS (missing env placeholders are absent)."""
+    system = system or platform.system()
+    windows = system == "Windows"
+    pm = ntpath if windows else posixpath
+    home = user.home
+    env = environ or {}
+
+    def e(name):
+        return _env_path(env, name, home, pm)
+
+    xdg_cache = e("XDG_CACHE_HOME") or pm.join(home, ".cache")
+    if system == "Darwin":
+        user_cache = pm.join(home, "Library", "Caches")
+        user_config = user_data = pm.join(home, "Library", "Application Support")
+        pip_cache = pm.join(home, "Library", "Caches", "pip")
+    elif windows:
+        user_cache = user_data = e("LOCALAPPDATA") or pm.join(home, "AppData", "Local")
+        user_config = e("APPDATA") or pm.join(home, "AppData", "Roaming")
+        pip_cache = pm.join(user_cache, "pip", "Cache")
+    else:
+        user_cache = xdg_cache
+        user_config = e("XDG_CONFIG_HOME") or pm.join(home, ".config")
+        user_data = e("XDG_DATA_HOME") or pm.join(home, ".local", "share")
+        pip_cache = pm.join(xdg_cache, "pip")
+    # huggingface_hub, torch and modelscope use ~/.cache (XDG_CACHE_HOME) on every OS.
+    hf_home = e("HF_HOME") or pm.join(xdg_cache, "huggingface")
+    values = {
+        "home": home,
+        "user_cache": user_cache,
+        "user_config": user_config,
+        "user_data": user_data,
+        "hf_home": hf_home,
+        "hf_hub_cache": e("HF_HUB_CACHE") or e("HUGGINGFACE_HUB_CACHE") or pm.join(hf_home, "hub"),
+        "torch_home": e("TORCH_HOME") or pm.join(xdg_cache, "torch"),
+        "modelscope_cache": e("MODELSCOPE_CACHE") or pm.join(xdg_cache, "modelscope"),
+        "pip_cache": e("PIP_CACHE_DIR") or pip_cache,
+        "tmp": e("TMPDIR") or ("C:\\Windows\\Temp" if windows else "/tmp"),
+    }
+    for name in env:
+        path = e(name)
+        if path:
+            values["env:" + name] = path
+    return values
+
+
+def expand_template(template, values, system=None):
+    """A path template with placeholders replaced, or None when an {env:NAME} it needs is unset."""
+    pm = ntpath if (system or platform.system()) == "Windows" else posixpath
+    if template.startswith("~/"):
+        template = "{home}" + template[1:]
+    missing = []
+
+    def sub(match):
+        name = match.group(1)
+        if name not in values:
+            if name.startswith("env:"):
+                missing.append(name)
+                return ""
+            raise ProfileError("unknown placeholder {%s}" % name)
+        return values[name]
+
+    path = _PLACEHOLDER_RE.sub(sub, template)
+    if missing:
+        return None
+    return pm.normpath(path)
+
+
+def resolve_paths(name, profile, context, protected=None, system=None):
+    """The profile's path residues for one environment context, checked against protected paths."""
+    values = placeholder_values(context.user, context.environ, system)
+    result = []
+    for i, template in enumerate(profile["paths"]):
+        try:
+            path = expand_template(template, values, system)
+        except ProfileError as e:
+            raise ProfileError("profile %r field paths[%d]: %s" % (name, i, e))
+        if path is None:
+            continue
+        if protected is not None:
+            check_path(path, protected, "profile %r field paths[%d] (%s)" % (name, i, template), system=system)
+        result.append(ResolvedPath(name, path, context.user.name, template, context.source))
+    return result
+
+
+def _describe_source(context_source, variable):
+    """'default', 'env HF_HOME', 'process 42 (HF_HOME)', 'file /etc/environment (HF_HOME)'."""
+    if variable is None:
+        return "default"
+    if context_source == "env":
+        return "env " + variable
+    if context_source.startswith("file:"):
+        return "file %s (%s)" % (context_source[len("file:"):], variable)
+    return "%s (%s)" % (context_source, variable)
+
+
+def hub_cache_locations(context, system=None):
+    """(path, source) of the HF hub caches one context implies, in huggingface_hub's order, plus the legacy one."""
+    values = placeholder_values(context.user, context.environ, system)
+    env = context.environ
+    variable = next((v for v in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
+                     if _env_path(env, v, context.user.home, posixpath)), None)
+    found = [(values["hf_hub_cache"], _describe_source(context.source, variable))]
+    legacy = _env_path(env, "TRANSFORMERS_CACHE", context.user.home, posixpath)
+    if legacy:
+        found.append((legacy, _describe_source(context.source, "TRANSFORMERS_CACHE")))
+    return found
+
+
+# ---------------------------------------------------------------- protection
+
+def protected_paths(users, contexts=(), system=None):
+    """Paths never removed as a whole: system dirs, homes and their shared dot-dirs, the HF homes and hub caches."""
+    system = system or platform.system()
+    windows = system == "Windows"
+    pm = ntpath if windows else posixpath
+    protected = set(pm.normpath(p) for p in (_WINDOWS_PROTECTED if windows else _SYSTEM_PROTECTED))
+    for user in users:
+        for rel in _HOME_PROTECTED:
+            protected.add(pm.normpath(pm.join(user.home, rel)) if rel else pm.normpath(user.home))
+    for context in list(contexts) + [EnvContext(u, {}, "default") for u in users]:
+        values = placeholder_values(context.user, context.environ, system)
+        for key in ("home", "user_cache", "user_config", "user_data", "hf_home", "hf_hub_cache", "tmp"):
+            protected.add(values[key])
+    return protected
+
+
+def check_path(path, protected, field="paths", system=None):
+    """Refuse paths that are empty, relative, contain '..' or globs, are a root, protected, or hold a protected one.
+
+    Returns the normalised path.
+    """
+    pm = ntpath if (system or platform.system()) == "Windows" else posixpath
+    if not isinstance(path, str) or not path.strip():
+        raise ProfileError("%s: an empty path is refused" % field)
+    if path.startswith("~"):
+        raise ProfileError("%s: %r: '~' is not expanded here; give an absolute path" % (field, path))
+    if not pm.isabs(path):
+        raise ProfileError("%s: %r is not an absolute path" % (field, path))
+    if ".." in re.split(r"[/\\]", path):
+        raise ProfileError("%s: %r must not contain '..'" % (field, path))
+    if _GLOB_CHARS.search(path):
+        raise ProfileError("%s: %r contains glob characters; name one residue per path" % (field, path))
+    norm = pm.normpath(path)
+    if norm in (pm.sep, "//") or (pm is ntpath and re.match(r"^[A-Za-z]:\\?$", norm)):
+        raise ProfileError("%s: %r is the root of a filesystem" % (field, path))
+    if norm in protected:
+        raise ProfileError("%s: %r is a protected directory" % (field, norm))
+    # Removing an ancestor of a protected directory (a home, a shared cache) would remove that directory too.
+    prefix = norm.rstrip(pm.sep) + pm.sep
+    inside = sorted(p for p in protected if p.startswith(prefix))
+    if inside:
+        raise ProfileError("%s: %r contains the protected directory %s" % (field, norm, inside[0]))
+    return norm
