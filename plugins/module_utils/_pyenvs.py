@@ -1,0 +1,673 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Python environments on a host, their installed distributions, and dependency-safe removal plans.
+
+Finding environments and reading their distributions only reads files (no interpreter runs), so it is fast and
+works for broken environments. Markers are evaluated, and packages removed, by each environment's own interpreter
+and pip (the only ones that know that environment's platform, and RECORD-based uninstall for it).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import json
+import os
+import re
+import subprocess
+from collections import namedtuple
+
+try:
+    import pwd
+except ImportError:  # Windows
+    pwd = None
+
+PyEnv = namedtuple("PyEnv", "path python kind user site_dirs externally_managed")
+# requested: installed on request (REQUESTED marker); egg-info has no such marker and counts as requested.
+# installer: contents of INSTALLER ("pip", "conda", "debian", ...; "" when unknown). extras: Provides-Extra.
+Dist = namedtuple("Dist", "name version requested requires location installer extras")
+Dist.__new__.__defaults__ = ("", ())
+# One requirement of a distribution as the environment's interpreter sees it: base is True when it applies
+# without extras; when_extras lists the extras of the requiring distribution that turn it on.
+Requirement = namedtuple("Requirement", "name extras base when_extras")
+RemovalPlan = namedtuple("RemovalPlan", "remove orphans kept_shared kept not_installed")
+
+# Never removed as orphans (only when named): the tools that install and remove everything else.
+PROTECTED_DISTRIBUTIONS = frozenset(("pip", "setuptools", "wheel"))
+# Orphans are removed only when pip-like tools installed them; a package manager's files stay its business.
+ORPHAN_INSTALLERS = frozenset(("pip", "uv"))
+
+_SYSTEM_BIN_DIRS = ("/usr/bin", "/usr/local/bin", "/opt/homebrew/bin", "/opt/local/bin")
+_INTERPRETER_NAME = re.compile(r"^python3(\.\d+)?$")
+_LIB_VERSION = re.compile(r"^python(3\.\d+)$")
+# Directories that never hold an environment, skipped by the search walk (some hold millions of files).
+_PRUNE_NAMES = frozenset(("site-packages", "dist-packages", "node_modules", ".git", "__pycache__", "pkgs",
+                          "blobs", "snapshots", "proc", "sys", "dev"))
+_PIP_ENV_VARS = re.compile(r"^(PIP_|PYTHON(PATH|HOME|STARTUP|USERBASE|NOUSERSITE|SAFEPATH|EXECUTABLE)$)")
+
+
+class EnvError(Exception):
+    """An environment cannot be used (broken interpreter, no pip, no packaging)."""
+
+
+# ---------------------------------------------------------------- names and metadata
+
+def normalize_name(name):
+    """PEP 503 normalised distribution name: runs of -, _ and . become one -, lower case."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def _owner_name(path):
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
+    if pwd is not None:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            pass
+    return str(uid)
+
+
+def _read_headers(path):
+    """The header block of a METADATA/PKG-INFO file, as (key, value) pairs (continuation lines joined)."""
+    headers = []
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line:
+                break  # the long description follows; it can be large and is not needed
+            if line[0] in " \t" and headers:
+                headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                headers.append((key.strip().lower(), value.strip()))
+    return headers
+
+
+def _read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return None
+
+
+def egg_requires_to_requirements(text):
+    """setuptools' requires.txt ("[extra:marker]" sections) as PEP 508 requirement strings."""
+    result, section = [], ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        extra, _sep, marker = section.partition(":")
+        conditions = []
+        if marker.strip():
+            conditions.append("(%s)" % marker.strip())
+        if extra.strip():
+            conditions.append('extra == "%s"' % extra.strip())
+        result.append(line + ("; " + " and ".join(conditions) if conditions else ""))
+    return result
+
+
+def _dist_from_dist_info(site_dir, entry):
+    base = os.path.join(site_dir, entry)
+    headers = _read_headers(os.path.join(base, "METADATA"))
+    fallback = entry[:-len(".dist-info")].split("-")
+    name = version = None
+    requires, extras = [], []
+    for key, value in headers:
+        if key == "name" and name is None:
+            name = value
+        elif key == "version" and version is None:
+            version = value
+        elif key == "requires-dist":
+            requires.append(value)
+        elif key == "provides-extra":
+            extras.append(value)
+    installer = (_read_text(os.path.join(base, "INSTALLER")) or "").strip().lower()
+    return Dist(normalize_name(name or fallback[0]), version or (fallback[1] if len(fallback) > 1 else ""),
+                os.path.exists(os.path.join(base, "REQUESTED")), requires, site_dir, installer, tuple(extras))
+
+
+def _dist_from_egg_info(site_dir, entry):
+    base = os.path.join(site_dir, entry)
+    is_dir = os.path.isdir(base)
+    headers = _read_headers(os.path.join(base, "PKG-INFO") if is_dir else base)
+    name = version = None
+    extras = []
+    for key, value in headers:
+        if key == "name" and name is None:
+            name = value
+        elif key == "version" and version is None:
+            version = value
+        elif key == "provides-extra":
+            extras.append(value)
+    requires = []
+    if is_dir:
+        text = _read_text(os.path.join(base, "requires.txt"))
+        requires = egg_requires_to_requirements(text) if text else []
+    fallback = entry[:-len(".egg-info")].split("-")
+    # egg-info records no REQUESTED marker: unknown counts as requested, so it is never removed as an orphan.
+    return Dist(normalize_name(name or fallback[0]), version or (fallback[1] if len(fallback) > 1 else ""),
+                True, requires, site_dir, "", tuple(extras))
+
+
+def installed_distributions(env):
+    """Distributions installed in env's site dirs, read from their metadata (the interpreter is not run).
+
+    The first site dir that has a distribution wins, as on sys.path; unreadable metadata is skipped.
+    """
+    found = {}
+    for site_dir in env.site_dirs:
+        try:
+            entries = sorted(os.listdir(site_dir))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.endswith(".dist-info") and os.path.isdir(os.path.join(site_dir, entry)):
+                    dist = _dist_from_dist_info(site_dir, entry)
+                elif entry.endswith(".egg-info"):
+                    dist = _dist_from_egg_info(site_dir, entry)
+                else:
+                    continue
+            except (IOError, OSError):
+                continue
+            found.setdefault(dist.name, dist)
+    return [found[name] for name in sorted(found)]
+
+
+# ---------------------------------------------------------------- finding environments
+
+def _python_versions(prefix):
+    """X.Y versions that have a lib/pythonX.Y directory under prefix."""
+    versions = []
+    for lib in ("lib", "lib64"):
+        try:
+            names = os.listdir(os.path.join(prefix, lib))
+        except OSError:
+            continue
+        for name in names:
+            m = _LIB_VERSION.match(name)
+            if m and m.group(1) not in versions:
+                versions.append(m.group(1))
+    return sorted(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def _existing_unique(paths):
+    result, seen = [], set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if os.path.isdir(path) and real not in seen:
+            seen.add(real)
+            result.append(path)
+    return result
+
+
+def _externally_managed(prefix, version):
+    return any(os.path.exists(os.path.join(prefix, lib, "python" + version, "EXTERNALLY-MANAGED"))
+               for lib in ("lib", "lib64"))
+
+
+def _system_site_dirs(prefix, version):
+    """Site dirs of a system interpreter, in sys.path order (Debian's dist-packages, Fedora's /usr/local)."""
+    py = "python" + version
+    candidates = []
+    if prefix == "/usr":
+        candidates += ["/usr/local/lib/%s/dist-packages" % py,
+                       "/usr/local/lib64/%s/site-packages" % py, "/usr/local/lib/%s/site-packages" % py,
+                       "/usr/lib/python3/dist-packages", "/usr/lib/%s/dist-packages" % py]
+    candidates += [os.path.join(prefix, "lib64", py, "site-packages"), os.path.join(prefix, "lib", py, "site-packages")]
+    return _existing_unique(candidates)
+
+
+def _interpreter_in(prefix, names=("python3", "python")):
+    for name in names:
+        path = os.path.join(prefix, "bin", name)
+        if os.path.lexists(path):
+            return path
+    return None
+
+
+def _prefix_site_dirs(prefix):
+    return _existing_unique(os.path.join(prefix, lib, "python" + v, "site-packages")
+                            for v in _python_versions(prefix) for lib in ("lib", "lib64"))
+
+
+def environment_at(path):
+    """The environment whose prefix directory is path (venv, conda or standalone interpreter), or None."""
+    if os.path.isfile(os.path.join(path, "pyvenv.cfg")):
+        return PyEnv(path, _interpreter_in(path), "venv", _owner_name(path), _prefix_site_dirs(path), False)
+    if os.path.isdir(os.path.join(path, "conda-meta")):
+        versions = _python_versions(path)
+        managed = any(_externally_managed(path, v) for v in versions)
+        return PyEnv(path, _interpreter_in(path), "conda", _owner_name(path), _prefix_site_dirs(path), managed)
+    versions = [v for v in _python_versions(path)
+                if any(os.path.isfile(os.path.join(path, lib, "python" + v, "os.py")) for lib in ("lib", "lib64"))]
+    python = _interpreter_in(path, ["python" + v for v in reversed(versions)] + ["python3"])
+    if versions and python:
+        version = versions[-1]
+        return PyEnv(path, python, "system", _owner_name(path), _system_site_dirs(path, version),
+                     _externally_managed(path, version))
+    return None
+
+
+def system_interpreters(bin_dirs=_SYSTEM_BIN_DIRS):
+    """One PyEnv per distinct python3 interpreter in the system bin dirs (symlinks to the same file merged)."""
+    envs, seen = [], set()
+    for bin_dir in bin_dirs:
+        try:
+            names = sorted(os.listdir(bin_dir), key=lambda n: (len(n), n), reverse=True)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(bin_dir, name)
+            if not _INTERPRETER_NAME.match(name) or not os.path.isfile(path) or not os.access(path, os.X_OK):
+                continue
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
+            prefix = os.path.dirname(os.path.dirname(real))
+            if os.path.isfile(os.path.join(prefix, "pyvenv.cfg")):
+                continue  # a venv's interpreter linked into a bin dir: found as a venv
+            m = re.match(r"^python(3\.\d+)$", os.path.basename(real))
+            versions = [m.group(1)] if m else _python_versions(prefix)
+            if not versions:
+                continue
+            version = versions[-1]
+            envs.append(PyEnv(prefix, path, "system", _owner_name(real), _system_site_dirs(prefix, version),
+                              _externally_managed(prefix, version)))
+    return envs
+
+
+def search_environments(roots, max_depth=4):
+    """venvs (pyvenv.cfg), conda envs (conda-meta) and standalone interpreters under roots, without following
+    symlinks and without descending into environments (except a conda base's envs/)."""
+    found = []
+    stack = [(os.path.abspath(root), 0) for root in reversed(list(roots))]
+    while stack:
+        path, depth = stack.pop()
+        env = environment_at(path)
+        if env is not None:
+            found.append(env)
+            if env.kind == "conda" and depth < max_depth:
+                envs_dir = os.path.join(path, "envs")
+                if os.path.isdir(envs_dir) and not os.path.islink(envs_dir):
+                    stack.append((envs_dir, depth + 1))
+            continue
+        if depth >= max_depth:
+            continue
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.name in _PRUNE_NAMES or not entry.is_dir(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            stack.append((entry.path, depth + 1))
+    return found
+
+
+# Where per-user tools keep environments: cheap to look at even when no search root covers the home.
+_USER_ENV_DIRS = (".virtualenvs", ".local/share/virtualenvs", ".pyenv/versions", ".conda/envs",
+                  ".cache/pypoetry/virtualenvs", "miniconda3", "anaconda3", "miniforge3", "mambaforge")
+
+
+def user_site_environments(user, interpreters):
+    """The user-site installs (~/.local/lib/pythonX.Y/site-packages, ~/Library/Python/X.Y) of one user.
+
+    python is a system interpreter of the same version (the one that uses that user site), or None.
+    """
+    by_version = {}
+    for env in interpreters:
+        m = re.search(r"python(3\.\d+)$", os.path.realpath(env.python or ""))
+        if m:
+            by_version.setdefault(m.group(1), env.python)
+    envs = []
+    base = os.path.join(user.home, ".local")
+    for site in sorted(glob.glob(os.path.join(glob.escape(base), "lib", "python3.*", "site-packages"))):
+        version = os.path.basename(os.path.dirname(site))[len("python"):]
+        envs.append(PyEnv(base, by_version.get(version), "user-site", user.name, [site], False))
+    for site in sorted(glob.glob(os.path.join(glob.escape(user.home), "Library", "Python", "3.*", "lib", "python",
+                                              "site-packages"))):
+        version = site.split(os.sep)[-4]
+        envs.append(PyEnv(os.path.dirname(os.path.dirname(os.path.dirname(site))), by_version.get(version),
+                          "user-site", user.name, [site], False))
+    return envs
+
+
+def find_environments(search_roots=(), users=None, include_system=True, max_depth=4):
+    """Every Python environment found: system interpreters, venvs/conda envs under search_roots and in the
+    users' usual places, and each user's user-site installs. users: objects with .name and .home."""
+    users = list(users or [])
+    interpreters = system_interpreters()
+    result = list(interpreters) if include_system else []
+    roots = list(search_roots)
+    for user in users:
+        roots.extend(os.path.join(user.home, d) for d in _USER_ENV_DIRS if os.path.isdir(os.path.join(user.home, d)))
+    result.extend(search_environments(roots, max_depth=max_depth))
+    for user in users:
+        result.extend(user_site_environments(user, interpreters))
+    unique, seen = [], set()
+    for env in result:
+        key = (os.path.realpath(env.path), tuple(os.path.realpath(s) for s in env.site_dirs))
+        if key not in seen:
+            seen.add(key)
+            unique.append(env)
+    return unique
+
+
+def resolve_environment(path, interpreters=None):
+    """An environment named by the user: an interpreter (bin/python...) or an environment directory."""
+    if not os.path.isabs(path):
+        raise ValueError("environments: %r is not an absolute path" % (path,))
+    if os.path.isdir(path):
+        env = environment_at(path)
+        if env is not None:
+            return env
+        sites = sorted(glob.glob(os.path.join(glob.escape(path), "lib", "python3.*", "site-packages")))
+        if sites and not os.path.isdir(os.path.join(path, "bin")):
+            owner = _owner_name(path)
+            envs = user_site_environments(_HomeOf(owner, os.path.dirname(path)),
+                                          interpreters if interpreters is not None else system_interpreters())
+            envs = [e for e in envs if e.path == path]
+            if envs:
+                return envs[0]
+        raise ValueError("environments: %s is not a Python environment (no pyvenv.cfg, conda-meta, "
+                         "interpreter or lib/python3.X/site-packages)" % path)
+    if os.path.lexists(path):
+        prefix = os.path.dirname(os.path.dirname(path))
+        env = environment_at(prefix) if os.path.basename(os.path.dirname(path)) == "bin" else None
+        if env is not None and env.kind in ("venv", "conda"):
+            return env._replace(python=path)
+        if not os.path.exists(path):
+            raise ValueError("environments: %s is a broken link" % path)
+        real = os.path.realpath(path)
+        prefix = os.path.dirname(os.path.dirname(real))
+        m = re.match(r"^python(3\.\d+)$", os.path.basename(real))
+        versions = [m.group(1)] if m else _python_versions(prefix)
+        if not versions:
+            raise ValueError("environments: %s is not a Python 3 interpreter" % path)
+        return PyEnv(prefix, path, "system", _owner_name(real), _system_site_dirs(prefix, versions[-1]),
+                     _externally_managed(prefix, versions[-1]))
+    raise ValueError("environments: %s does not exist" % path)
+
+
+_HomeOf = namedtuple("_HomeOf", "name home")
+
+
+# ---------------------------------------------------------------- dependency graph and plan
+
+def dependency_edges(dists, evaluated):
+    """{name: set of installed names it requires}, markers as evaluated in the environment.
+
+    Extras: pip does not record which extras a requested distribution was installed with, so an extra of a
+    requested distribution counts when everything it requires is installed (as after `pip install x[extra]`);
+    other distributions get the extras their requirers ask for.
+    """
+    by_name = dict((d.name, d) for d in dists)
+    active_extras = dict((d.name, _installed_extras(d, evaluated.get(d.name, ()), by_name) if d.requested
+                          else set()) for d in dists)
+    changed = True
+    while changed:
+        changed = False
+        for name in by_name:
+            for req in evaluated.get(name, ()):
+                if req.name not in by_name or not (req.base or active_extras[name] & set(req.when_extras)):
+                    continue
+                new = set(req.extras) - active_extras[req.name]
+                if new:
+                    active_extras[req.name] |= new
+                    changed = True
+    edges = {}
+    for name in by_name:
+        edges[name] = set(req.name for req in evaluated.get(name, ())
+                          if req.name in by_name and req.name != name
+                          and (req.base or active_extras[name] & set(req.when_extras)))
+    return edges
+
+
+def _installed_extras(dist, requirements, installed):
+    extras = set()
+    for extra in dist.extras:
+        needs = [r.name for r in requirements if not r.base and extra in r.when_extras]
+        if needs and all(n in installed for n in needs):
+            extras.add(extra)
+    return extras
+
+
+def _required_by(edges):
+    reverse = dict((name, set()) for name in edges)
+    for name, deps in edges.items():
+        for dep in deps:
+            reverse.setdefault(dep, set()).add(name)
+    return reverse
+
+
+def _entry(dist, **extra):
+    item = dict(name=dist.name, version=dist.version)
+    item.update(extra)
+    return item
+
+
+def plan_removal(dists, edges, packages, keep=(), orphans=False, remove_required=False):
+    """What to remove from one environment. Pure: dists and edges describe it (see dependency_edges).
+
+    remove: the named packages that are installed and that no remaining distribution requires (all named
+    ones with remove_required). orphans: dependencies that nothing remaining requires, not requested, not kept,
+    not pip/setuptools/wheel, installed by pip or uv. kept_shared: dependencies of removed packages (and named
+    packages) still required, with required_by. kept: other dependencies left in place, with the reason.
+    """
+    by_name = dict((d.name, d) for d in dists)
+    wanted = [normalize_name(p) for p in packages]
+    keep = set(normalize_name(k) for k in keep)
+    required_by = _required_by(edges)
+    not_installed = sorted(set(n for n in wanted if n not in by_name))
+    remove = set(n for n in wanted if n in by_name and n not in keep)
+    named = set(wanted)
+
+    if not remove_required:
+        # greatest set whose members are required only by members (so A and its named dependent go together)
+        changed = True
+        while changed:
+            changed = False
+            for name in sorted(remove):
+                if required_by.get(name, set()) - remove:
+                    remove.discard(name)
+                    changed = True
+
+    def keep_reason(name):
+        dist = by_name[name]
+        if name in keep:
+            return "keep"
+        if name in PROTECTED_DISTRIBUTIONS and name not in named:
+            return "protected"
+        if dist.requested:
+            return "requested"
+        if dist.installer not in ORPHAN_INSTALLERS:
+            return "installed by %s" % (dist.installer or "an unknown installer")
+        return None
+
+    orphan_set = set()
+    if orphans:
+        stack, reach = list(remove), set()
+        while stack:
+            for dep in edges.get(stack.pop(), ()):
+                if dep not in remove and dep not in reach and keep_reason(dep) is None:
+                    reach.add(dep)
+                    stack.append(dep)
+        orphan_set = set(reach)
+        changed = True
+        while changed:
+            changed = False
+            for name in sorted(orphan_set):
+                if required_by.get(name, set()) - remove - orphan_set:
+                    orphan_set.discard(name)
+                    changed = True
+
+    gone = remove | orphan_set
+    kept_shared, kept = [], []
+    considered = set(n for n in wanted if n in by_name and n not in gone and n not in keep)
+    for name in gone:
+        considered |= edges.get(name, set())
+    for name in sorted(considered - gone):
+        requirers = sorted(required_by.get(name, set()) - gone)
+        if requirers:
+            kept_shared.append(_entry(by_name[name], required_by=requirers))
+        else:
+            kept.append(_entry(by_name[name], reason=keep_reason(name) or "orphan (orphans: false)"))
+    for name in sorted(set(n for n in wanted if n in keep and n in by_name)):
+        kept.append(_entry(by_name[name], reason="keep"))
+    return RemovalPlan(remove=[_entry(by_name[n]) for n in sorted(remove)],
+                       orphans=[_entry(by_name[n]) for n in sorted(orphan_set)],
+                       kept_shared=kept_shared, kept=kept, not_installed=not_installed)
+
+
+# ---------------------------------------------------------------- running the environment's interpreter
+
+# Runs inside the environment's interpreter (any Python 3): parses requirements with the packaging that its pip
+# vendors (or an installed packaging) and evaluates markers for that environment, for each extra.
+_MARKER_SCRIPT = r"""
+import json, sys
+try:
+    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.utils import canonicalize_name
+except ImportError:
+    try:
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+    except ImportError:
+        sys.stdout.write(json.dumps({"error": "neither pip nor packaging is importable"}))
+        sys.exit(0)
+out, bad = {}, []
+for name, requires, extras in json.load(sys.stdin):
+    reqs = []
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except Exception as e:
+            bad.append("%s: %r: %s" % (name, text, e))
+            continue
+        def active(extra):
+            return req.marker is None or bool(req.marker.evaluate({"extra": extra}))
+        try:
+            base = active("")
+            uses_extra = req.marker is not None and "extra" in str(req.marker)
+            when = [e for e in extras if active(e)] if uses_extra and not base else []
+        except Exception as e:
+            bad.append("%s: %r: %s" % (name, text, e))
+            base, when = True, []
+        reqs.append([canonicalize_name(req.name), sorted(req.extras), base, when])
+    out[name] = reqs
+sys.stdout.write(json.dumps({"requirements": out, "unparsed": bad}))
+"""
+
+
+def command_environment(env, user_home=None):
+    """os.environ for running env's interpreter: no PYTHONPATH/PIP_* leaking in, pip config ignored, and the
+    user site switched to env's (user-site) or off (everything else, so root's ~/.local is never touched)."""
+    result = dict((k, v) for k, v in os.environ.items() if not _PIP_ENV_VARS.match(k))
+    result.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
+                  PIP_NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", LC_ALL="C.UTF-8")
+    if env.kind == "user-site":
+        result["PYTHONUSERBASE"] = env.path
+    else:
+        result["PYTHONNOUSERSITE"] = "1"
+    if user_home:
+        result["HOME"] = user_home
+    return result
+
+
+def _run_as(uid, gid):
+    def demote():
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
+    return demote
+
+
+def run_in_environment(env, args, stdin=None, timeout=600):
+    """Run env's interpreter with args; as the owner of env's site dir when we are root and it is not (so a
+    user's crafted RECORD cannot make root delete files that user could not). Returns (rc, stdout, stderr)."""
+    if not env.python or not os.path.exists(env.python):
+        raise EnvError("interpreter %s does not exist (broken environment)" % (env.python or "(none found)"))
+    if not os.access(env.python, os.X_OK):
+        raise EnvError("interpreter %s is not executable" % env.python)
+    preexec, home = None, None
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and env.site_dirs:
+        st = os.stat(env.site_dirs[0])
+        if st.st_uid != 0:
+            gid = st.st_gid
+            if pwd is not None:
+                try:
+                    entry = pwd.getpwuid(st.st_uid)
+                    gid, home = entry.pw_gid, entry.pw_dir
+                except KeyError:
+                    pass
+            preexec = _run_as(st.st_uid, gid)
+    try:
+        proc = subprocess.Popen([env.python] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd="/", env=command_environment(env, home),
+                                preexec_fn=preexec)
+        out, err = proc.communicate(input=(stdin or "").encode("utf-8"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise EnvError("%s %s timed out after %ss" % (env.python, " ".join(args[:3]), timeout))
+    except OSError as e:
+        raise EnvError("cannot run %s: %s" % (env.python, e.strerror or e))
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def evaluate_requirements(env, dists):
+    """{name: [Requirement]} for dists, markers evaluated by env's interpreter. Unparseable requirement
+    strings are returned as problems (and ignored: their name is unknown)."""
+    payload = json.dumps([[d.name, list(d.requires), list(d.extras)] for d in dists if d.requires])
+    rc, out, err = run_in_environment(env, ["-c", _MARKER_SCRIPT], stdin=payload)
+    try:
+        data = json.loads(out)
+    except ValueError:
+        raise EnvError("%s could not evaluate requirement markers (exit %s): %s"
+                       % (env.python, rc, (err.strip().splitlines() or ["no output"])[-1]))
+    if "error" in data:
+        raise EnvError("%s: %s" % (env.python, data["error"]))
+    evaluated = dict((name, [Requirement(r[0], tuple(r[1]), r[2], tuple(r[3])) for r in reqs])
+                     for name, reqs in data["requirements"].items())
+    return evaluated, list(data.get("unparsed", []))
+
+
+def pip_version(dists):
+    for dist in dists:
+        if dist.name == "pip":
+            try:
+                return tuple(int(p) for p in re.findall(r"\d+", dist.version)[:3])
+            except ValueError:
+                return None
+    return None
+
+
+def pip_uninstall(env, names, break_system_packages=False):
+    """`python -m pip uninstall -y names` in env. Returns (rc, output)."""
+    args = ["-m", "pip", "uninstall", "-y"]
+    if break_system_packages:
+        args.append("--break-system-packages")
+    rc, out, err = run_in_environment(env, args + list(names))
+    return rc, (out + err).strip()
+
+
+def pip_check(env):
+    """`python -m pip check` in env: (ok, output lines)."""
+    rc, out, err = run_in_environment(env, ["-m", "pip", "check"])
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    return rc == 0, lines

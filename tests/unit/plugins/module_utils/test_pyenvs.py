@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""_pyenvs: environment discovery, metadata reading, marker evaluation and removal planning."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import sys
+import sysconfig
+from collections import namedtuple
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+from ansible_collections.residue.purge.plugins.module_utils._pyenvs import (
+    Dist, PyEnv, Requirement, dependency_edges, egg_requires_to_requirements, find_environments,
+    installed_distributions, normalize_name, plan_removal, resolve_environment,
+)
+
+User = namedtuple("User", "name home")
+PY = "python%d.%d" % sys.version_info[:2]
+
+
+def write(path, text=""):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def dist_info(site, name, version, requires=(), requested=False, installer="pip", extras=(), body=""):
+    base = os.path.join(site, "%s-%s.dist-info" % (name.replace("-", "_"), version))
+    lines = ["Metadata-Version: 2.1", "Name: " + name, "Version: " + version]
+    lines += ["Provides-Extra: " + e for e in extras]
+    lines += ["Requires-Dist: " + r for r in requires]
+    write(os.path.join(base, "METADATA"), "\n".join(lines) + "\n\n" + body)
+    if installer is not None:
+        write(os.path.join(base, "INSTALLER"), installer + "\n")
+    if requested:
+        write(os.path.join(base, "REQUESTED"))
+    return base
+
+
+def make_venv(root, python_target=sys.executable):
+    site = os.path.join(root, "lib", PY, "site-packages")
+    os.makedirs(site)
+    write(os.path.join(root, "pyvenv.cfg"), "home = /usr/bin\ninclude-system-site-packages = false\n")
+    os.makedirs(os.path.join(root, "bin"))
+    os.symlink(python_target, os.path.join(root, "bin", "python"))
+    return site
+
+
+# ---------------------------------------------------------------- names and metadata
+
+@pytest.mark.parametrize("raw,expected", [
+    ("Open_AutoGLM", "open-autoglm"), ("open.autoglm", "open-autoglm"), ("a__-._b", "a-b"),
+    ("Torch", "torch"), ("zope.interface", "zope-interface"), (" tokenizers ", "tokenizers"),
+])
+def test_normalize_name(raw, expected):
+    assert normalize_name(raw) == expected
+
+
+def test_dist_info_fields_and_body_ignored(tmp_path):
+    site = str(tmp_path)
+    # the long description mentions a Requires-Dist line: only the header block counts
+    dist_info(site, "Open_AutoGLM", "1.2.0", requires=["Torch>=2", 'b ; extra == "gpu"'], requested=True,
+              extras=["gpu"], body="Requires-Dist: not-a-dependency\n")
+    dist_info(site, "dep", "0.1", installer="conda")
+    env = PyEnv(site, None, "venv", "root", [site], False)
+    dists = dict((d.name, d) for d in installed_distributions(env))
+    assert sorted(dists) == ["dep", "open-autoglm"]
+    top = dists["open-autoglm"]
+    assert (top.version, top.requested, top.installer, top.extras) == ("1.2.0", True, "pip", ("gpu",))
+    assert top.requires == ["Torch>=2", 'b ; extra == "gpu"']
+    assert top.location == site
+    assert dists["dep"].requested is False and dists["dep"].installer == "conda"
+
+
+def test_egg_info_dir_and_file(tmp_path):
+    site = str(tmp_path)
+    write(os.path.join(site, "Legacy.egg-info", "PKG-INFO"), "Metadata-Version: 1.1\nName: Legacy\nVersion: 3.0\n")
+    write(os.path.join(site, "Legacy.egg-info", "requires.txt"),
+          "six\n\n[:python_version < \"3\"]\nfutures\n\n[test]\npytest>=6\n\n[ssl:sys_platform == \"win32\"]\nwincert\n")
+    write(os.path.join(site, "single-1.0.egg-info"), "Metadata-Version: 1.0\nName: single\nVersion: 1.0\n")
+    env = PyEnv(site, None, "venv", "root", [site], False)
+    dists = dict((d.name, d) for d in installed_distributions(env))
+    assert dists["legacy"].requires == ["six", 'futures; (python_version < "3")', 'pytest>=6; extra == "test"',
+                                        'wincert; (sys_platform == "win32") and extra == "ssl"']
+    # egg-info has no REQUESTED marker: unknown counts as requested, so it is never an orphan
+    assert dists["legacy"].requested is True and dists["single"].version == "1.0"
+
+
+def test_first_site_dir_wins(tmp_path):
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    dist_info(first, "x", "2.0")
+    dist_info(second, "x", "1.0")
+    dist_info(second, "y", "1.0")
+    env = PyEnv(str(tmp_path), None, "system", "root", [first, second], False)
+    assert [(d.name, d.version, d.location) for d in installed_distributions(env)] == [
+        ("x", "2.0", first), ("y", "1.0", second)]
+
+
+def test_installed_distributions_matches_importlib_metadata():
+    """Oracle: the running interpreter's own view of its site-packages (read only)."""
+    import importlib.metadata as md
+    site = sysconfig.get_paths()["purelib"]
+    env = PyEnv(os.path.dirname(site), sys.executable, "venv", "root", [site], False)
+    ours = dict((d.name, d.version) for d in installed_distributions(env))
+    theirs = dict((normalize_name(d.metadata["Name"]), d.version) for d in md.distributions(path=[site]))
+    assert ours == theirs and len(ours) > 3
+
+
+def test_egg_requires_without_sections():
+    assert egg_requires_to_requirements("# comment\na>=1\n\nb\n") == ["a>=1", "b"]
+
+
+# ---------------------------------------------------------------- finding environments
+
+def test_find_environments_layouts(tmp_path):
+    root = tmp_path / "srv"
+    venv_site = make_venv(str(root / "team" / "proj" / ".venv"))
+    conda = root / "miniconda3"
+    os.makedirs(str(conda / "conda-meta"))
+    os.makedirs(str(conda / "lib" / PY / "site-packages"))
+    os.makedirs(str(conda / "envs" / "ml" / "conda-meta"))
+    os.makedirs(str(conda / "envs" / "ml" / "lib" / "python3.10" / "site-packages"))
+    write(str(conda / "envs" / "ml" / "lib" / "python3.10" / "EXTERNALLY-MANAGED"), "[externally-managed]\n")
+    # a venv inside a venv's site-packages and one behind a symlink: neither is walked into
+    make_venv(os.path.join(venv_site, "vendored"))
+    outside = tmp_path / "outside"
+    make_venv(str(outside / "linked"))
+    os.symlink(str(outside), str(root / "link"))
+    # deeper than max_depth
+    make_venv(str(root / "a" / "b" / "c" / "d" / "deep"))
+    home = tmp_path / "home" / "alice"
+    write(str(home / ".local" / "lib" / "python3.11" / "site-packages" / "x.py"))
+    make_venv(str(home / ".virtualenvs" / "tools"))
+
+    envs = find_environments([str(root)], users=[User("alice", str(home))], include_system=False, max_depth=4)
+    got = sorted((e.kind, os.path.relpath(e.path, str(tmp_path)), e.externally_managed) for e in envs)
+    assert got == [
+        ("conda", "srv/miniconda3", False),
+        ("conda", "srv/miniconda3/envs/ml", True),
+        ("user-site", "home/alice/.local", False),
+        ("venv", "home/alice/.virtualenvs/tools", False),
+        ("venv", "srv/team/proj/.venv", False),
+    ]
+    venv = [e for e in envs if e.kind == "venv" and "proj" in e.path][0]
+    assert venv.site_dirs == [venv_site]
+    assert venv.python == os.path.join(venv.path, "bin", "python")
+    user_site = [e for e in envs if e.kind == "user-site"][0]
+    assert user_site.user == "alice" and user_site.site_dirs == [str(home / ".local/lib/python3.11/site-packages")]
+    deeper = find_environments([str(root)], include_system=False, max_depth=6)
+    assert any(e.path.endswith("/deep") for e in deeper)
+
+
+def test_system_interpreters_found_without_running_them():
+    envs = find_environments(include_system=True)
+    system = [e for e in envs if e.kind == "system" and e.python and e.python.startswith("/usr/bin/")]
+    assert system, "this Debian host has /usr/bin/python3"
+    usr = system[0]
+    assert usr.path == "/usr" and "/usr/lib/python3/dist-packages" in usr.site_dirs
+    assert usr.externally_managed == os.path.exists("/usr/lib/%s/EXTERNALLY-MANAGED" % os.path.basename(
+        os.path.realpath(usr.python)))
+
+
+def test_resolve_environment(tmp_path):
+    venv = str(tmp_path / "v")
+    make_venv(venv, python_target=str(tmp_path / "gone" / "python3"))
+    env = resolve_environment(venv)
+    assert env.kind == "venv" and env.python == os.path.join(venv, "bin", "python")
+    # the venv's (broken) interpreter names the same environment
+    assert resolve_environment(os.path.join(venv, "bin", "python")).path == venv
+    with pytest.raises(ValueError, match="not an absolute path"):
+        resolve_environment("relative/venv")
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_environment(str(tmp_path / "nothing"))
+    with pytest.raises(ValueError, match="not a Python environment"):
+        resolve_environment(str(tmp_path))
+    system = resolve_environment("/usr/bin/python3")
+    assert system.kind == "system" and system.path == "/usr"
+
+
+# ---------------------------------------------------------------- markers, evaluated by a real interpreter
+
+def test_evaluate_requirements_in_interpreter(tmp_path):
+    site = str(tmp_path)
+    env = PyEnv(site, sys.executable, "venv", "root", [site], False)
+    top = Dist("top", "1", True, [
+        "Base_Dep>=1", 'only-on-windows; sys_platform == "win32"', 'old-python; python_version < "3.0"',
+        'gpu-dep[cuda]; extra == "gpu"', "this is not a requirement!"], site, "pip", ("gpu",))
+    evaluated, unparsed = _pyenvs.evaluate_requirements(env, [top])
+    assert evaluated["top"] == [
+        Requirement("base-dep", (), True, ()),
+        Requirement("only-on-windows", (), sys.platform == "win32", ()),
+        Requirement("old-python", (), False, ()),
+        Requirement("gpu-dep", ("cuda",), False, ("gpu",)),
+    ]
+    assert len(unparsed) == 1 and "this is not a requirement!" in unparsed[0]
+
+
+def test_broken_interpreter_is_an_env_error(tmp_path):
+    env = PyEnv(str(tmp_path), str(tmp_path / "bin" / "python"), "venv", "root", [str(tmp_path)], False)
+    with pytest.raises(_pyenvs.EnvError, match="does not exist"):
+        _pyenvs.evaluate_requirements(env, [Dist("a", "1", False, ["b"], str(tmp_path))])
+
+
+# ---------------------------------------------------------------- planning (pure)
+
+def graph(spec, requested=(), installers=None, extras=None):
+    """spec: {name: [dep, ...]} -> (dists, edges) with base requirements only."""
+    dists = [Dist(n, "1.0", n in requested, list(deps), "/site", (installers or {}).get(n, "pip"),
+                  tuple((extras or {}).get(n, ()))) for n, deps in spec.items()]
+    evaluated = dict((n, [Requirement(d, (), True, ()) for d in deps]) for n, deps in spec.items())
+    return dists, dependency_edges(dists, evaluated)
+
+
+def names(entries):
+    return [e["name"] for e in entries]
+
+
+ISSUE_GRAPH = {"a": ["b", "c", "e"], "b": [], "c": ["f"], "d": ["b"], "e": [], "f": [], "pip": []}
+
+
+def test_issue_scenario_with_orphans():
+    dists, edges = graph(ISSUE_GRAPH, requested=("a", "d", "e"))
+    plan = plan_removal(dists, edges, ["A"], orphans=True)
+    assert names(plan.remove) == ["a"]
+    assert names(plan.orphans) == ["c", "f"]  # f only through c: transitive orphan
+    assert plan.kept_shared == [{"name": "b", "version": "1.0", "required_by": ["d"]}]
+    assert plan.kept == [{"name": "e", "version": "1.0", "reason": "requested"}]
+
+
+def test_without_orphans_dependencies_stay_and_say_why():
+    dists, edges = graph(ISSUE_GRAPH, requested=("a", "d", "e"))
+    plan = plan_removal(dists, edges, ["a"])
+    assert names(plan.remove) == ["a"] and plan.orphans == []
+    assert [(k["name"], k["reason"]) for k in plan.kept] == [("c", "orphan (orphans: false)"), ("e", "requested")]
+
+
+def test_named_package_that_others_require_is_kept_unless_forced():
+    dists, edges = graph(ISSUE_GRAPH, requested=("a", "d", "e"))
+    plan = plan_removal(dists, edges, ["b"])
+    assert plan.remove == [] and plan.kept_shared == [{"name": "b", "version": "1.0", "required_by": ["a", "d"]}]
+    forced = plan_removal(dists, edges, ["b"], remove_required=True)
+    assert names(forced.remove) == ["b"]
+    # naming the dependents too removes them together
+    assert names(plan_removal(dists, edges, ["a", "b", "d"]).remove) == ["a", "b", "d"]
+
+
+def test_keep_protected_and_foreign_installers():
+    spec = {"a": ["c", "pip", "setuptools", "g", "k"], "c": [], "pip": [], "setuptools": [], "g": [], "k": []}
+    dists, edges = graph(spec, requested=("a",), installers={"g": "conda"})
+    plan = plan_removal(dists, edges, ["a"], keep=["K"], orphans=True)
+    assert names(plan.orphans) == ["c"]
+    assert dict((k["name"], k["reason"]) for k in plan.kept) == {
+        "g": "installed by conda", "k": "keep", "pip": "protected", "setuptools": "protected"}
+    # named, pip is removed like anything else
+    assert "pip" in names(plan_removal(dists, edges, ["a", "pip"], orphans=True).remove)
+
+
+def test_cycles_are_removed_together_but_not_when_held():
+    dists, edges = graph({"a": ["x"], "x": ["y"], "y": ["x"]}, requested=("a",))
+    assert names(plan_removal(dists, edges, ["a"], orphans=True).orphans) == ["x", "y"]
+    dists, edges = graph({"a": ["x"], "x": ["y"], "y": ["x"], "d": ["y"]}, requested=("a", "d"))
+    plan = plan_removal(dists, edges, ["a"], orphans=True)
+    assert plan.orphans == [] and plan.kept_shared == [{"name": "x", "version": "1.0", "required_by": ["y"]}]
+
+
+def test_not_installed_is_reported():
+    dists, edges = graph({"a": []})
+    plan = plan_removal(dists, edges, ["a", "Missing_Pkg"])
+    assert plan.not_installed == ["missing-pkg"] and names(plan.remove) == ["a"]
+
+
+def test_extras_activate_requirements():
+    # d (requested) needs b[fast]; b's "fast" extra needs speedup: speedup is shared, not an orphan
+    dists = [Dist("a", "1", True, [], "/s", "pip"), Dist("d", "1", True, [], "/s", "pip"),
+             Dist("b", "1", False, [], "/s", "pip", ("fast",)), Dist("speedup", "1", False, [], "/s", "pip")]
+    evaluated = {"a": [Requirement("speedup", (), True, ())], "d": [Requirement("b", ("fast",), True, ())],
+                 "b": [Requirement("speedup", (), False, ("fast",))]}
+    edges = dependency_edges(dists, evaluated)
+    assert edges["b"] == {"speedup"}
+    plan = plan_removal(dists, edges, ["a"], orphans=True)
+    assert plan.orphans == [] and plan.kept_shared == [{"name": "speedup", "version": "1", "required_by": ["b"]}]
+    # without anyone asking for b[fast], speedup is an orphan of a
+    evaluated["d"] = [Requirement("b", (), True, ())]
+    edges = dependency_edges(dists, evaluated)
+    assert names(plan_removal(dists, edges, ["a"], orphans=True).orphans) == ["speedup"]
+
+
+def test_requested_distribution_extras_count_when_installed():
+    # a requested package installed as top[cli]: its cli dependencies are present, so they count
+    dists = [Dist("top", "1", True, [], "/s", "pip", ("cli", "docs")), Dist("a", "1", True, [], "/s", "pip"),
+             Dist("click", "1", False, [], "/s", "pip")]
+    evaluated = {"top": [Requirement("click", (), False, ("cli",)), Requirement("sphinx", (), False, ("docs",))],
+                 "a": [Requirement("click", (), True, ())]}
+    edges = dependency_edges(dists, evaluated)
+    assert edges["top"] == {"click"}  # cli is fully installed, docs (sphinx) is not
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_plan_never_breaks_a_remaining_distribution(data):
+    """Property: after the plan, no remaining distribution requires a removed one (named ones are kept when
+    required, unless remove_required)."""
+    names_ = ["n%d" % i for i in range(data.draw(st.integers(1, 9)))]
+    spec = dict((n, data.draw(st.lists(st.sampled_from(names_), max_size=3, unique=True))) for n in names_)
+    requested = data.draw(st.lists(st.sampled_from(names_), unique=True))
+    targets = data.draw(st.lists(st.sampled_from(names_), min_size=1, unique=True))
+    keep = data.draw(st.lists(st.sampled_from(names_), max_size=2, unique=True))
+    dists, edges = graph(spec, requested=requested)
+    plan = plan_removal(dists, edges, targets, keep=keep, orphans=True)
+    gone = set(names(plan.remove)) | set(names(plan.orphans))
+    for name in set(names_) - gone:
+        assert not (edges[name] - {name}) & gone, (name, spec, targets)
+    assert not gone & set(keep)
+    assert set(names(plan.orphans)).isdisjoint(requested)
+    assert set(names(plan.remove)) <= set(targets)
