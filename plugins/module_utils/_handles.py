@@ -1,0 +1,474 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Deleted-but-open files: the `lsof +L1` check, done with one pass over /proc (Linux) or lsof (macOS).
+
+A handle is one process holding one deleted file, either through a file descriptor or through a
+memory mapping (fd "DEL", as lsof names deleted mappings). The space such a file pins is freed once
+the last holder lets go, so pinned bytes are counted once per (device, inode) whatever the number
+of holders. psutil is not used here: it silently drops deleted files.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import pwd
+import stat
+
+DELETED_SUFFIX = " (deleted)"
+MAPPED_FD = "DEL"
+MEMFD_PREFIX = "/memfd:"
+
+
+class HandleError(ValueError):
+    """Bad input (options); the message names the option."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def strip_deleted(target):
+    """'/x/y (deleted)' -> '/x/y'; None when the text does not end in the kernel's marker."""
+    if target.endswith(DELETED_SUFFIX):
+        return target[:-len(DELETED_SUFFIX)]
+    return None
+
+
+def _unescape_mountinfo(field):
+    # mountinfo escapes space, tab, newline and backslash as \ooo octal
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        digits = field[i + 1:i + 4]
+        if field[i] == "\\" and len(digits) == 3 and all(c in "01234567" for c in digits):
+            out.append(chr(int(digits, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text):
+    """Text of /proc/PID/mountinfo -> {(major, minor): (mount_point, fstype)}.
+
+    A device mounted several times (bind mounts) maps to the mount of its own root ("/") if there is
+    one, else to the first mount listed.
+    """
+    mounts = {}
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5:
+            continue
+        major, _, minor = fields[2].partition(":")
+        try:
+            dev = (int(major), int(minor))
+        except ValueError:
+            continue
+        entry = (_unescape_mountinfo(fields[4]), right.split()[0] if right.split() else "")
+        if dev not in mounts or (fields[3] == "/" and mounts[dev][2] != "/"):
+            mounts[dev] = entry + (fields[3],)
+    return dict((dev, value[:2]) for dev, value in mounts.items())
+
+
+def normalise_roots(under):
+    """Validate the `under` option: absolute paths, normalised; also their real paths (the kernel
+    names a deleted file by its resolved path)."""
+    roots = []
+    for root in under or []:
+        if not isinstance(root, str) or not root.strip():
+            raise HandleError("under: every entry must be a non-empty absolute path, got %r" % (root,))
+        if "\0" in root:
+            raise HandleError("under: a path cannot contain a NUL byte: %r" % (root,))
+        if not os.path.isabs(root):
+            raise HandleError("under: %r is not an absolute path" % (root,))
+        for candidate in (os.path.normpath(root), os.path.realpath(root)):
+            if candidate.startswith("//"):
+                candidate = "/" + candidate.lstrip("/")
+            if candidate not in roots:
+                roots.append(candidate)
+    return roots
+
+
+def is_under(path, roots):
+    """True when path is one of roots or inside one of them (on a path-component boundary)."""
+    if not roots:
+        return True
+    for root in roots:
+        if root == "/" or path == root or path.startswith(root + "/"):
+            return True
+    return False
+
+
+def select_handles(handles, roots=None, min_bytes=0):
+    """Keep handles whose original path lies under roots and whose file is at least min_bytes big."""
+    kept = []
+    for handle in handles:
+        if not is_under(handle["path"], roots):
+            continue
+        if min_bytes and (handle["bytes"] is None or handle["bytes"] < min_bytes):
+            continue
+        kept.append(handle)
+    return kept
+
+
+def summarise(handles):
+    """Per filesystem: bytes pinned (allocated blocks, each (device, inode) counted once), files, holders.
+
+    Returns a list sorted by filesystem name of
+    {filesystem, device, fstype, pinned_bytes, size_bytes, files, processes}.
+    """
+    per_fs = {}
+    for handle in handles:
+        fs = per_fs.setdefault(handle["filesystem"], {
+            "filesystem": handle["filesystem"], "device": handle["device"], "fstype": handle.get("fstype", ""),
+            "pinned_bytes": 0, "size_bytes": 0, "files": 0, "processes": 0, "_seen": set(), "_pids": set()})
+        fs["_pids"].add(handle["pid"])
+        key = (handle["device"], handle["inode"])
+        if key in fs["_seen"]:
+            continue
+        fs["_seen"].add(key)
+        fs["files"] += 1
+        fs["pinned_bytes"] += handle.get("disk_bytes") or 0
+        fs["size_bytes"] += handle["bytes"] or 0
+    result = []
+    for name in sorted(per_fs):
+        fs = per_fs[name]
+        fs["processes"] = len(fs.pop("_pids"))
+        del fs["_seen"]
+        result.append(fs)
+    return result
+
+
+def holders(handles):
+    """One entry per holding process: {pid, name, user, handles, paths} sorted by pid."""
+    by_pid = {}
+    for handle in handles:
+        entry = by_pid.setdefault(handle["pid"], {"pid": handle["pid"], "name": handle["name"],
+                                                  "user": handle["user"], "handles": 0, "paths": []})
+        entry["handles"] += 1
+        if handle["path"] not in entry["paths"]:
+            entry["paths"].append(handle["path"])
+    return [by_pid[pid] for pid in sorted(by_pid)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Linux: /proc
+
+
+class _Names(object):
+    """uid -> user name, cached (a scan touches the same few users many times)."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def user(self, uid):
+        if uid not in self._cache:
+            try:
+                self._cache[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self._cache[uid] = str(uid)
+        return self._cache[uid]
+
+
+def _read_text(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "surrogateescape")
+
+
+class _Mounts(object):
+    """Device -> (mount point, fstype): this process's mount table, then the holder's own (another
+    mount namespace); a device found in neither is named 'dev:MAJOR:MINOR'."""
+
+    def __init__(self, proc):
+        self._proc = proc
+        self.names = _Names()
+        try:
+            self._mine = parse_mountinfo(_read_text(os.path.join(proc, "self", "mountinfo")))
+        except OSError:
+            self._mine = {}
+        self._theirs = {}
+
+    def known(self, dev):
+        return (os.major(dev), os.minor(dev)) in self._mine
+
+    def lookup(self, dev, pid):
+        key = (os.major(dev), os.minor(dev))
+        if key in self._mine:
+            return self._mine[key]
+        if pid not in self._theirs:
+            try:
+                self._theirs[pid] = parse_mountinfo(_read_text(os.path.join(self._proc, str(pid), "mountinfo")))
+            except OSError:
+                self._theirs[pid] = {}
+        if key in self._theirs[pid]:
+            return self._theirs[pid][key]
+        return ("dev:%d:%d" % key, "")
+
+    def mount_point(self, dev):
+        """This namespace's mount point of dev, or None."""
+        entry = self._mine.get((os.major(dev), os.minor(dev)))
+        return entry[0] if entry else None
+
+
+def _process_identity(proc, pid, names):
+    base = os.path.join(proc, str(pid))
+    try:
+        name = _read_text(os.path.join(base, "comm")).rstrip("\n")
+    except OSError:
+        name = ""
+    try:
+        user = names.user(os.stat(base).st_uid)
+    except OSError:
+        user = ""
+    return name, user
+
+
+def _handle(pid, identity, fd, path, st, mounts):
+    filesystem, fstype = mounts.lookup(st.st_dev, pid)
+    return {
+        "pid": pid, "name": identity[0], "user": identity[1], "fd": fd, "path": path,
+        "bytes": st.st_size, "disk_bytes": st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size,
+        "filesystem": filesystem, "fstype": fstype,
+        "device": "%d:%d" % (os.major(st.st_dev), os.minor(st.st_dev)), "inode": st.st_ino,
+        "_dev": st.st_dev,
+    }
+
+
+def _deleted_link(proc, pid, link, label, identity, mounts):
+    """A handle when the magic link (an fd, exe, cwd, root) names a deleted file with no links left."""
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None  # closed meanwhile, or not ours to read (the fd directory itself reports that)
+    path = strip_deleted(target)
+    if path is None:
+        return None
+    try:
+        st = os.stat(link)  # follows the magic link to the open file itself
+    except OSError:
+        return None
+    if st.st_nlink != 0:  # renamed over, or still hard-linked elsewhere: pins nothing (lsof +L1 agrees)
+        return None
+    if identity[0] is None:
+        identity[:] = _process_identity(proc, pid, mounts.names)
+    return _handle(pid, identity, label, path, st, mounts)
+
+
+def _scan_links(proc, pid, identity, mounts):
+    base = os.path.join(proc, str(pid))
+    found = []
+    # lsof's names for a deleted working directory, root directory and executable
+    for name, label in (("cwd", "cwd"), ("root", "rtd"), ("exe", "txt")):
+        handle = _deleted_link(proc, pid, os.path.join(base, name), label, identity, mounts)
+        if handle:
+            found.append(handle)
+    with os.scandir(os.path.join(base, "fd")) as entries:
+        for entry in entries:
+            handle = _deleted_link(proc, pid, entry.path, entry.name, identity, mounts)
+            if handle:
+                found.append(handle)
+    return found
+
+
+def _scan_maps(proc, pid, identity, mounts, executable=None):
+    """Deleted files mapped into memory (no fd needed to pin them), once per (device, inode); the
+    executable's own mappings are already its "txt" handle."""
+    base = os.path.join(proc, str(pid))
+    with open(os.path.join(base, "maps"), "rb") as f:
+        data = f.read()
+    if b" (deleted)" not in data:
+        return []
+    found, seen = [], set()
+    for raw in data.splitlines():
+        if not raw.endswith(b" (deleted)"):
+            continue
+        fields = raw.split(None, 5)
+        if len(fields) < 6 or fields[4] == b"0":
+            continue
+        path = strip_deleted(fields[5].decode("utf-8", "surrogateescape"))
+        key = (fields[3], fields[4])
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            st = os.stat(os.path.join(base, "map_files", fields[0].decode("ascii")))
+        except OSError:
+            continue  # unmapped meanwhile, or no ptrace access
+        # Shared anonymous memory (/dev/zero, SysV shm) also shows as deleted shmem mappings: those are
+        # not files. memfd files are (lsof lists them), though they live on no mounted filesystem.
+        if (st.st_dev, st.st_ino) == executable:
+            continue
+        if st.st_nlink != 0 or not (mounts.known(st.st_dev) or path.startswith(MEMFD_PREFIX)):
+            continue
+        if identity[0] is None:
+            identity[:] = _process_identity(proc, pid, mounts.names)
+        found.append(_handle(pid, identity, MAPPED_FD, path, st, mounts))
+    return found
+
+
+def _scan_pid(proc, pid, mounts, include_maps=True):
+    """The handles of one process and the error (OSError) that cut its scan short, if any.
+
+    What was found before the error is kept: PID 1's maps, say, can be closed even to root."""
+    identity = [None, None]
+    found, error = [], None
+    try:
+        found = _scan_links(proc, pid, identity, mounts)
+        if include_maps:
+            executable = [(h["_dev"], h["inode"]) for h in found if h["fd"] == "txt"]
+            found.extend(_scan_maps(proc, pid, identity, mounts, executable[0] if executable else None))
+    except OSError as exc:
+        error = exc
+    for handle in found:
+        del handle["_dev"]
+    return found, error
+
+
+def scan_proc(proc="/proc", include_maps=True, skip_pids=()):
+    """One pass over /proc: every (pid, deleted file) held through an fd or a mapping.
+
+    Returns (handles, stats); stats counts processes seen, gone during the scan, and not readable
+    (permission denied: without root only the user's own processes can be inspected).
+    """
+    mounts = _Mounts(proc)
+    handles = []
+    stats = {"processes": 0, "vanished": 0, "denied": 0, "denied_pids": []}
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid in skip_pids:
+            continue
+        stats["processes"] += 1
+        found, error = _scan_pid(proc, pid, mounts, include_maps)
+        handles.extend(found)
+        if isinstance(error, PermissionError):
+            stats["denied"] += 1
+            stats["denied_pids"].append(pid)
+        elif error is not None:
+            stats["vanished"] += 1  # ENOENT/ESRCH: the process exited during the scan
+    handles.sort(key=lambda h: (h["pid"], _fd_order(h["fd"]), h["path"]))
+    return handles, stats
+
+
+def still_holds(pid, handles, proc="/proc"):
+    """True when pid still holds at least one of these files (same device and inode): checked after a
+    process handle was taken, so that a PID reused since the scan is never signalled."""
+    wanted = set((h["device"], h["inode"]) for h in handles if h["pid"] == pid)
+    current = _scan_pid(proc, pid, _Mounts(proc))[0]
+    return any((h["device"], h["inode"]) in wanted for h in current)
+
+
+_NAMED_FDS = {"cwd": -4, "rtd": -3, "txt": -2, MAPPED_FD: -1}  # lsof's order: before numbered fds
+
+
+def _fd_order(fd):
+    return int(fd) if fd.isdigit() else _NAMED_FDS.get(fd, -5)
+
+
+def free_bytes(mount_point):
+    """Space available to unprivileged users on the filesystem at mount_point, as statvfs reports it."""
+    st = os.statvfs(mount_point)
+    return st.f_bavail * st.f_frsize
+
+
+def free_space(filesystems, proc="/proc"):
+    """{filesystem: free bytes} for the filesystems of a summary that are mounted in this namespace."""
+    mounts = _Mounts(proc)
+    result = {}
+    for fs in filesystems:
+        major, _, minor = fs["device"].partition(":")
+        point = mounts.mount_point(os.makedev(int(major), int(minor)))
+        if point is None:
+            continue
+        try:
+            if os.stat(point).st_dev != os.makedev(int(major), int(minor)):
+                continue  # over-mounted: statvfs would describe another filesystem
+            result[fs["filesystem"]] = free_bytes(point)
+        except OSError:
+            continue
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# macOS (and any host with lsof): lsof -nP +L1 -F <fields>0
+
+LSOF_FIELDS = "pcuftsDin"
+LSOF_COMMAND = ["lsof", "-nP", "+L1", "-F", LSOF_FIELDS + "0"]
+
+
+def parse_lsof_fields(output, names=None):
+    """Parse `lsof -F ...0` output (NUL after each field, newline after each process or file set).
+
+    Returns a list of {pid, name, user, fd, path, bytes, device, inode, type}; only files whose name
+    carries no other lsof annotation are reported by path (lsof appends ' (deleted)' on Linux only).
+    """
+    names = names or _Names()
+    records, process = [], {}
+    for line in output.split("\n"):
+        fields = [field for field in line.split("\0") if field]
+        if not fields:
+            continue
+        values = dict((field[0], field[1:]) for field in fields)
+        if "p" in values:
+            process = {"pid": int(values["p"]), "name": values.get("c", ""), "user": values.get("L", "")}
+            if not process["user"] and values.get("u", "").isdigit():
+                process["user"] = names.user(int(values["u"]))
+            elif not process["user"]:
+                process["user"] = values.get("u", "")
+            if "f" not in values:
+                continue
+        if "f" not in values or not process:
+            continue
+        path = values.get("n", "")
+        stripped = strip_deleted(path)
+        size = values.get("s")
+        records.append({
+            "pid": process["pid"], "name": process["name"], "user": process["user"],
+            "fd": values["f"], "path": stripped if stripped is not None else path,
+            "bytes": int(size) if size and size.isdigit() else None,
+            "device": values.get("D", ""), "inode": int(values["i"]) if values.get("i", "").isdigit() else None,
+            "type": values.get("t", ""),
+        })
+    return records
+
+
+def parse_mount_output(text):
+    """Output of BSD/macOS `mount` ('/dev/disk1s1 on /System/Volumes/Data (apfs, local, ...)') ->
+    [(mount_point, fstype)] longest mount point first."""
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.rpartition(" (")
+        if not sep or " on " not in left:
+            continue
+        point = left.split(" on ", 1)[1]
+        mounts.append((point, right.split(",")[0].rstrip(")").strip()))
+    mounts.sort(key=lambda m: len(m[0]), reverse=True)
+    return mounts
+
+
+def mount_of(path, mounts):
+    """The (mount_point, fstype) holding path, by longest path prefix."""
+    for point, fstype in mounts:
+        if point == "/" or path == point or path.startswith(point.rstrip("/") + "/"):
+            return point, fstype
+    return "", ""
+
+
+def handles_from_lsof(records, mounts):
+    """lsof records (one deleted file each, as +L1 lists them) -> handles like scan_proc's."""
+    handles = []
+    for record in records:
+        filesystem, fstype = mount_of(record["path"], mounts)
+        handle = dict(record)
+        handle.pop("type", None)
+        handle.update(filesystem=filesystem or ("dev:%s" % record["device"]), fstype=fstype,
+                      disk_bytes=record["bytes"])
+        handles.append(handle)
+    return handles

@@ -1,0 +1,300 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: open_deleted
+short_description: Find processes holding deleted files (lsof +L1) and optionally stop them
+version_added: 0.1.0
+description:
+  - Lists every process that holds a deleted file, the C(lsof +L1) check that ends every manual clean-up,
+    and the disk space those files still pin, per filesystem.
+  - On Linux it makes one pass over C(/proc), reading open file descriptors, the executable, working and
+    root directories (file descriptors whose link ends in C( (deleted)) and whose file has no links left),
+    and deleted files that are only memory-mapped (reported with fd V(DEL), as C(lsof) does).
+    Shared anonymous memory (C(/dev/zero), SysV shared memory) is not a file and is not reported.
+  - On other POSIX hosts (macOS) it parses C(lsof -nP +L1 -F) output.
+  - Read-only unless O(action=terminate), which stops the holding processes with the same machinery and
+    guards as M(residue.purge.reap) (never PID 1, kernel threads, this module or its ancestors; PID-reuse safe).
+author:
+  - residue.purge contributors (@residue-purge)
+options:
+  under:
+    description:
+      - Only report files whose original path was under one of these directories (absolute paths).
+      - Symlinks in these paths are resolved too, because the kernel names a deleted file by its real path.
+      - Empty means any deleted file on the host.
+    type: list
+    elements: path
+    default: []
+  min_bytes:
+    description:
+      - Only report files at least this big (apparent size), as bytes or a size such as V(10M) or V(1G).
+    type: str
+    default: "0"
+  action:
+    description:
+      - V(report) only lists the handles.
+      - V(terminate) also stops every process holding one of the reported files, then scans again and reports
+        what is left and how much free space each filesystem gained.
+    type: str
+    choices: [report, terminate]
+    default: report
+  signal:
+    description:
+      - Signal sent first to each holder when O(action=terminate), by name (V(TERM), V(INT), V(HUP)) or number.
+    type: str
+    default: TERM
+  grace:
+    description:
+      - Seconds to wait for the holders to exit after O(signal) before they are killed with SIGKILL.
+    type: float
+    default: 10
+extends_documentation_fragment:
+  - residue.purge.attributes
+attributes:
+  check_mode:
+    details: In check mode no signal is sent; RV(terminated) lists the processes a real run would stop.
+  diff_mode:
+    details: The diff lists the holding processes and deleted files before and after termination.
+  idempotent:
+    details: Once the holders are stopped a second run finds nothing and reports no change.
+notes:
+  - Without root only the connecting user's processes can be inspected; the others are counted in
+    RV(scan.denied) and a warning says so. Use C(become) for a whole-host answer.
+  - O(action=terminate) needs the C(psutil) Python library on the managed host; O(action=report) needs nothing
+    beyond Python (and C(lsof) on hosts without C(/proc)).
+  - Bytes pinned are counted once per file (device and inode) however many processes hold it, and are the
+    allocated blocks of the file, which is what the filesystem gets back.
+seealso:
+  - module: residue.purge.reap
+  - module: residue.purge.remove
+"""
+
+EXAMPLES = r"""
+- name: Report every deleted file that still pins space
+  residue.purge.open_deleted:
+  register: pinned
+
+- name: Report only model files of at least 100 MiB deleted from the shared caches
+  residue.purge.open_deleted:
+    under:
+      - /srv/models
+      - /home/alice/.cache/huggingface
+    min_bytes: 100M
+
+- name: Stop whatever still holds deleted files under the residue, and show the space that came back
+  residue.purge.open_deleted:
+    under: [/opt/open-autoglm, /var/cache/open-autoglm]
+    action: terminate
+    grace: 5
+  become: true
+"""
+
+RETURN = r"""
+handles:
+  description: One entry per process and deleted file it holds (after O(under) and O(min_bytes)), sorted by pid.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pid: {description: Process id of the holder., type: int}
+    name: {description: Process name (comm)., type: str}
+    user: {description: User owning the process., type: str}
+    fd: {description: "File descriptor number, or V(DEL) (memory-mapped), V(txt) (executable), V(cwd), V(rtd)
+           as lsof names them.", type: str}
+    path: {description: The path the file had before it was deleted., type: str}
+    bytes: {description: Apparent size of the file., type: int}
+    disk_bytes: {description: Space allocated to the file (what deleting it for good frees)., type: int}
+    filesystem: {description: "Mount point of the filesystem holding the file, or V(dev:MAJOR:MINOR) for a
+                   device that is not mounted (memfd)."
+                 , type: str}
+    fstype: {description: Filesystem type from the mount table., type: str}
+    device: {description: Device of the file as V(MAJOR:MINOR)., type: str}
+    inode: {description: Inode number of the file., type: int}
+  sample:
+    - {pid: 4242, name: open-autoglm, user: alice, fd: "7", path: /srv/models/glm.safetensors, bytes: 5368709120,
+       disk_bytes: 5368709120, filesystem: /srv, fstype: ext4, device: "8:17", inode: 131077}
+pinned_bytes:
+  description: Bytes still pinned by deleted files per filesystem (mount point), each file counted once.
+  returned: always
+  type: dict
+  sample: {/srv: 5368709120}
+filesystems:
+  description: Per filesystem, what is pinned, and with O(action=terminate) (not in check mode) the free space
+    statvfs reported before and after the holders were stopped.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {filesystem: /srv, device: "8:17", fstype: ext4, pinned_bytes: 5368709120, size_bytes: 5368709120, files: 1,
+       processes: 1, free_bytes_before: 1000000, free_bytes_after: 5369709120, freed_bytes: 5368709120}
+holders:
+  description: One entry per holding process (pid, name, user, number of handles, paths).
+  returned: always
+  type: list
+  elements: dict
+terminated:
+  description: Processes stopped (in check mode, that would be stopped), with the signal and outcome
+    (V(exited), V(killed), V(would_stop)).
+  returned: when O(action=terminate)
+  type: list
+  elements: dict
+survivors:
+  description: Holders still running after SIGKILL or that could not be signalled, with the error; the task fails.
+  returned: when O(action=terminate)
+  type: list
+  elements: dict
+spared:
+  description: Holders that are never signalled (PID 1, kernel threads, this module and its ancestors).
+  returned: when O(action=terminate)
+  type: list
+  elements: dict
+remaining:
+  description: Handles found by a second scan after the holders were stopped (not in check mode).
+  returned: when O(action=terminate)
+  type: list
+  elements: dict
+scan:
+  description: Processes inspected, gone during the scan, and not (fully) readable (permission denied, with their pids).
+  returned: always
+  type: dict
+  sample: {processes: 412, vanished: 1, denied: 1, denied_pids: [1]}
+problems:
+  description: Conditions that limit the answer (unreadable processes, spared holders), also given as warnings.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.residue.purge.plugins.module_utils import _handles
+from ansible_collections.residue.purge.plugins.module_utils import _procs
+from ansible_collections.residue.purge.plugins.module_utils._units import parse_size
+
+
+def scan(module, roots, min_bytes):
+    """(handles, stats) after the filters, from /proc or, where there is none, from lsof."""
+    if os.path.isdir("/proc/self/fd"):
+        handles, stats = _handles.scan_proc(skip_pids=(os.getpid(),))
+    else:
+        lsof = module.get_bin_path("lsof", required=True)
+        rc, out, err = module.run_command([lsof] + _handles.LSOF_COMMAND[1:], errors="surrogate_or_strict")
+        if rc not in (0, 1) or (rc == 1 and err.strip()):  # lsof exits 1 when it lists nothing
+            module.fail_json(msg="lsof failed (rc %d): %s" % (rc, err.strip()))
+        rc, mount_out, err = module.run_command([module.get_bin_path("mount", required=True)])
+        records = _handles.parse_lsof_fields(out)
+        handles = _handles.handles_from_lsof(records, _handles.parse_mount_output(mount_out))
+        handles = [h for h in handles if h["pid"] != os.getpid()]
+        stats = {"processes": len(set(h["pid"] for h in handles)), "vanished": 0, "denied": 0, "denied_pids": []}
+    return _handles.select_handles(handles, roots, min_bytes), stats
+
+
+def describe(handles):
+    return "".join("%d %s fd=%s %s\n" % (h["pid"], h["name"], h["fd"], h["path"]) for h in handles)
+
+
+def terminate(module, handles, result):
+    """Stop the holders with reap's machinery; verify each is still the process holding the file."""
+    if not _procs.HAS_PSUTIL:
+        module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT,
+                         exception=str(_procs.PSUTIL_IMPORT_ERROR), **result)
+    protected = _procs.protected_pids()
+    targets, spared = [], []
+    for holder in _handles.holders(handles):
+        pid = holder["pid"]
+        if pid in protected or _procs.is_kernel_thread(pid):
+            spared.append(dict(holder, reason="protected: PID 1, this module or one of its ancestors"))
+            continue
+        try:
+            info = _procs.snapshot(_procs.psutil.Process(pid), "holding-deleted")
+        except _procs.psutil.Error:
+            continue  # exited since the scan
+        # the file must still be held after the psutil handle was taken: then a reused PID is never signalled
+        if info is None or not _handles.still_holds(pid, handles):
+            continue
+        targets.append(info)
+    result["spared"] = spared
+    for entry in spared:
+        result["problems"].append("pid %d (%s) holds deleted files but is never signalled: %s"
+                                  % (entry["pid"], entry["name"], entry["reason"]))
+    try:
+        terminated, survivors = _procs.stop_processes(
+            targets, signal=module.params["signal"], grace=module.params["grace"], tree=False,
+            check_mode=module.check_mode)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result["terminated"], result["survivors"] = terminated, survivors
+    result["changed"] = bool(terminated)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            under=dict(type="list", elements="path", default=[]),
+            min_bytes=dict(type="str", default="0"),
+            action=dict(type="str", choices=["report", "terminate"], default="report"),
+            signal=dict(type="str", default="TERM"),
+            grace=dict(type="float", default=10),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        roots = _handles.normalise_roots(params["under"])
+        min_bytes = parse_size(params["min_bytes"], option="min_bytes")
+        if params["grace"] < 0:
+            raise ValueError("grace: expected a number of seconds >= 0, got %r" % (params["grace"],))
+        if params["action"] == "terminate":
+            _procs.signal_number(params["signal"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    handles, stats = scan(module, roots, min_bytes)
+    filesystems = _handles.summarise(handles)
+    result = dict(changed=False, handles=handles, holders=_handles.holders(handles), filesystems=filesystems,
+                  pinned_bytes=dict((fs["filesystem"], fs["pinned_bytes"]) for fs in filesystems),
+                  scan=stats, problems=[])
+    if stats["denied"]:
+        hint = ("run with become to see every process" if os.geteuid() != 0 else
+                "even root may not read them (another container, or a Yama/LSM ptrace restriction)")
+        result["problems"].append("%d process(es) could not be fully inspected (permission denied: pid %s); %s" % (
+            stats["denied"], ", ".join(str(p) for p in stats["denied_pids"][:20]), hint))
+
+    if params["action"] == "terminate" and handles:
+        before = _handles.free_space(filesystems)
+        terminate(module, handles, result)
+        if not module.check_mode:
+            after = _handles.free_space(filesystems)
+            for fs in filesystems:
+                if fs["filesystem"] in before and fs["filesystem"] in after:
+                    fs.update(free_bytes_before=before[fs["filesystem"]], free_bytes_after=after[fs["filesystem"]],
+                              freed_bytes=after[fs["filesystem"]] - before[fs["filesystem"]])
+            result["remaining"] = scan(module, roots, min_bytes)[0]
+        if module._diff:
+            after_text = describe(result.get("remaining", [])) if not module.check_mode else describe(
+                [h for h in handles if h["pid"] not in set(t["pid"] for t in result["terminated"])])
+            result["diff"] = {"before": describe(handles), "after": after_text,
+                              "before_header": "deleted files held", "after_header": "deleted files held"}
+    elif params["action"] == "terminate":
+        result.update(terminated=[], survivors=[], spared=[], remaining=[])
+
+    for problem in result["problems"]:
+        module.warn(problem)
+    if result.get("survivors"):
+        module.fail_json(msg="%d holder(s) of deleted files could not be stopped: %s" % (
+            len(result["survivors"]), ", ".join("pid %d (%s)" % (s["pid"], s.get("error", s["outcome"]))
+                                               for s in result["survivors"])), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
