@@ -1,0 +1,600 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Find processes by name, command line or the files they hold, and stop them safely.
+
+Safety rules every caller gets for free:
+- PID 1, kernel threads, the calling process and all its ancestors are never matched or signalled;
+- a PID is signalled only while it is still the process that was matched (psutil's create-time check);
+- zombies are already dead: they are neither matched nor waited for.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import signal as _signal
+import sys
+import time
+
+try:
+    import psutil
+    HAS_PSUTIL = True
+    PSUTIL_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the host
+    psutil = None
+    HAS_PSUTIL = False
+    PSUTIL_IMPORT_ERROR = exc
+
+PSUTIL_INSTALL_HINT = ("psutil is needed on the managed host: install it with 'apt install python3-psutil', "
+                       "'dnf install python3-psutil' or 'pip install psutil'.")
+
+# Parents that manage many services: a target respawned by one of these is reported, never escalated to.
+SYSTEM_MANAGERS = frozenset([
+    "systemd", "init", "launchd", "upstart", "runit", "runsvdir", "runsv", "s6-svscan", "s6-supervise",
+    "supervisord", "sshd", "containerd-shim", "containerd-shim-runc-v2", "dockerd", "tini", "dumb-init",
+    "cron", "crond", "atd", "login", "su", "sudo", "tmux: server", "screen", "SCREEN",
+])
+
+_PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
+_GONE = ("exited", "killed")
+
+
+class ProcInfo(object):
+    """One matched process. `proc` keeps the psutil handle so later signals are PID-reuse safe."""
+
+    __slots__ = ("pid", "ppid", "name", "user", "cmdline", "create_time", "matched_by", "exe", "proc")
+
+    def __init__(self, pid, ppid, name, user, cmdline, create_time, matched_by, exe=None, proc=None):
+        self.pid = pid
+        self.ppid = ppid
+        self.name = name
+        self.user = user
+        self.cmdline = list(cmdline or [])
+        self.create_time = create_time
+        self.matched_by = matched_by
+        self.exe = exe
+        self.proc = proc
+
+    def to_dict(self):
+        return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "user": self.user,
+                "cmdline": list(self.cmdline), "create_time": self.create_time, "matched_by": self.matched_by}
+
+    def __repr__(self):
+        return "ProcInfo(pid=%d, name=%r, matched_by=%r)" % (self.pid, self.name, self.matched_by)
+
+
+def require_psutil():
+    """Raise RuntimeError with PSUTIL_INSTALL_HINT when psutil is missing (modules use missing_required_lib)."""
+    if not HAS_PSUTIL:
+        raise RuntimeError(PSUTIL_INSTALL_HINT)
+
+
+# ---------------------------------------------------------------------------------------------- guards
+
+def protected_pids():
+    """PID 1, this process and every ancestor of it (the Ansible worker, the SSH session, the shell ...)."""
+    require_psutil()
+    pids = {0, 1, os.getpid()}
+    try:
+        for parent in psutil.Process().parents():
+            pids.add(parent.pid)
+    except psutil.Error:
+        pass
+    pid = os.getppid()
+    while pid > 1 and pid not in pids:  # parents() stops early when a parent vanished mid-walk
+        pids.add(pid)
+        try:
+            pid = psutil.Process(pid).ppid()
+        except psutil.Error:
+            break
+    return pids
+
+
+def is_kernel_thread(pid):
+    """True for kernel threads. Linux: the PF_KTHREAD flag in /proc/PID/stat; elsewhere there are none to see."""
+    if pid == 2:
+        return sys.platform.startswith("linux")
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+    except (IOError, OSError):
+        return False
+    fields = stat[stat.rfind(b")") + 2:].split()
+    try:
+        return bool(int(fields[6]) & _PF_KTHREAD)
+    except (IndexError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- matching
+
+def profile_matchers(profile):
+    """(names, cmdline_regexes) of a normalised profile (see docs/DEVELOPING.md)."""
+    processes = (profile or {}).get("processes") or {}
+    return list(processes.get("names") or []), list(processes.get("cmdline") or [])
+
+
+def compile_patterns(patterns, option="cmdline"):
+    """Compile regexes; a bad one raises ValueError naming the option and the pattern."""
+    compiled = []
+    for pattern in patterns or ():
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("%s: every pattern must be a non-empty string, got %r" % (option, pattern))
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError("%s: %r is not a valid regular expression: %s" % (option, pattern, exc))
+    return compiled
+
+
+def normalise_roots(paths, option="holding"):
+    """Absolute, symlink-resolved roots for `holding`. The kernel reports resolved paths, so compare those."""
+    roots = []
+    for path in paths or ():
+        if not isinstance(path, str) or not path.strip():
+            raise ValueError("%s: every path must be a non-empty string, got %r" % (option, path))
+        if not os.path.isabs(os.path.expanduser(path)):
+            raise ValueError("%s: %r is not an absolute path" % (option, path))
+        path = os.path.normpath(os.path.expanduser(path))
+        if not path.strip(os.sep) or os.path.realpath(path) == os.sep:
+            raise ValueError("%s: '/' would match every process; name the directory that holds the residue" % option)
+        for candidate in (path, os.path.realpath(path)):
+            if candidate not in roots:
+                roots.append(candidate)
+    return roots
+
+
+def is_under(path, roots):
+    """The root that contains path (or equals it), else None. Pure string test on normalised paths."""
+    if not path:
+        return None
+    if path.endswith(" (deleted)"):
+        path = path[:-len(" (deleted)")]
+    for root in roots:
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return None
+
+
+def match_name(names, name, cmdline, exe):
+    """Exact match on the process name, argv[0]'s basename or the executable's basename."""
+    if not names:
+        return False
+    candidates = {name}
+    if cmdline:
+        candidates.add(os.path.basename(cmdline[0]))
+    if exe:
+        candidates.add(os.path.basename(exe))
+    return bool(candidates.intersection(names))
+
+
+def match_cmdline(regexes, cmdline):
+    """The first regex that finds a match in the space-joined argv, else None."""
+    if not regexes or not cmdline:
+        return None
+    joined = " ".join(cmdline)
+    for regex in regexes:
+        if regex.search(joined):
+            return regex
+    return None
+
+
+def _linux_held_paths(pid):
+    """Paths a process holds on Linux: executable, cwd, open fds, memory-mapped files (raw /proc: fast and it
+    keeps deleted files, which psutil.open_files() drops)."""
+    base = "/proc/%d" % pid
+    for link in ("exe", "cwd", "root"):
+        try:
+            target = os.readlink(os.path.join(base, link))
+        except OSError:
+            continue
+        if link != "root" or target != "/":
+            yield target
+    try:
+        fds = os.listdir(base + "/fd")
+    except OSError:
+        fds = []
+    for fd in fds:
+        try:
+            yield os.readlink("%s/fd/%s" % (base, fd))
+        except OSError:
+            continue
+    try:
+        with open(base + "/maps", "r", errors="replace") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    yield parts[5].rstrip("\n")
+    except (IOError, OSError):
+        pass
+
+
+def _portable_held_paths(proc):
+    """Same as _linux_held_paths through psutil, for macOS and the BSDs."""
+    for getter in (proc.exe, proc.cwd):
+        try:
+            yield getter()
+        except psutil.Error:
+            pass
+    try:
+        for item in proc.open_files():
+            yield item.path
+    except psutil.Error:
+        pass
+    try:
+        for item in proc.memory_maps(grouped=True):
+            yield item.path
+    except (psutil.Error, AttributeError, NotImplementedError):
+        pass
+
+
+def held_root(proc, roots):
+    """The first root under which proc holds something, else None."""
+    paths = _linux_held_paths(proc.pid) if os.path.isdir("/proc/self/fd") else _portable_held_paths(proc)
+    for path in paths:
+        root = is_under(path, roots)
+        if root:
+            return root
+    return None
+
+
+def _wanted_users(users):
+    if users is None or users == "all" or users == ["all"]:
+        return None
+    if isinstance(users, str):
+        users = [users]
+    return set(users)
+
+
+def find_processes(names=(), cmdline=(), holding=(), users=None):
+    """Processes matched by exact name, command-line regex or held paths (any of them), optionally only
+    those of the given users. Never returns PID 1, kernel threads, zombies, this process or its ancestors.
+
+    names: exact process names; cmdline: regex strings or compiled regexes searched in the space-joined argv;
+    holding: absolute paths (processes whose exe, cwd, open files or maps lie under them); users: None/"all"
+    or a list of user names. With no selector at all nothing is matched.
+    """
+    require_psutil()
+    names = set(names or ())
+    regexes = [r if hasattr(r, "search") else compile_patterns([r])[0] for r in (cmdline or ())]
+    roots = normalise_roots(holding) if holding else []
+    wanted_users = _wanted_users(users)
+    if not (names or regexes or roots):
+        return []
+    protected = protected_pids()
+    found = []
+    for proc in psutil.process_iter(["pid", "ppid", "name", "username", "cmdline", "create_time", "exe",
+                                     "status"]):
+        info = proc.info
+        pid = info["pid"]
+        if pid in protected or info["status"] == psutil.STATUS_ZOMBIE or is_kernel_thread(pid):
+            continue
+        if wanted_users is not None and info["username"] not in wanted_users:
+            continue
+        name, argv, exe = info["name"] or "", info["cmdline"] or [], info["exe"] or ""
+        matched_by = None
+        if match_name(names, name, argv, exe):
+            matched_by = "name"
+        elif match_cmdline(regexes, argv):
+            matched_by = "cmdline"
+        elif roots:
+            root = held_root(proc, roots)
+            if root:
+                matched_by = "holding:" + root
+        if matched_by:
+            found.append(ProcInfo(pid, info["ppid"], name, info["username"], argv, info["create_time"],
+                                  matched_by, exe, proc))
+    return found
+
+
+def snapshot(proc, matched_by):
+    """ProcInfo for a psutil.Process (children and supervisors found while stopping), or None if it is gone."""
+    try:
+        with proc.oneshot():
+            return ProcInfo(proc.pid, proc.ppid(), proc.name(), _username(proc), _cmdline(proc),
+                            proc.create_time(), matched_by, None, proc)
+    except psutil.Error:
+        return None
+
+
+def _username(proc):
+    try:
+        return proc.username()
+    except (psutil.Error, KeyError):
+        return str(proc.uids().real) if hasattr(proc, "uids") else None
+
+
+def _cmdline(proc):
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+# ---------------------------------------------------------------------------------------------- stopping
+
+def signal_number(name):
+    """'TERM', 'SIGTERM', 'term' or 15 -> the signal number; ValueError for anything else."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        value = name
+    else:
+        text = str(name).strip().upper()
+        if text.isdigit():
+            value = int(text)
+        else:
+            text = text if text.startswith("SIG") else "SIG" + text
+            value = getattr(_signal, text, None)
+            if not isinstance(value, int) or text.startswith("SIG_"):
+                raise ValueError("signal: unknown signal %r (use a name such as TERM, INT, HUP or KILL)" % (name,))
+    valid = set(int(s) for s in _signal.Signals)
+    if value not in valid:
+        raise ValueError("signal: %r is not a signal of this system" % (name,))
+    if value == 0:
+        raise ValueError("signal: 0 only probes a process, it does not stop it")
+    return value
+
+
+def signal_name(number):
+    try:
+        return _signal.Signals(number).name[3:]
+    except ValueError:
+        return str(number)
+
+
+def _handle(item):
+    """A psutil.Process for a ProcInfo or dict, verified to be the same process (create time); None if gone."""
+    proc = getattr(item, "proc", None)
+    if proc is not None:
+        return proc
+    pid = item["pid"] if isinstance(item, dict) else item.pid
+    create_time = item.get("create_time") if isinstance(item, dict) else item.create_time
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
+            return None  # the PID now belongs to another process
+    except psutil.Error:
+        return None
+    return proc
+
+
+def _as_procinfo(item):
+    if isinstance(item, ProcInfo):
+        return item
+    proc = _handle(item)
+    get = item.get if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
+    return ProcInfo(get("pid"), get("ppid"), get("name"), get("user"), get("cmdline") or [], get("create_time"),
+                    get("matched_by") or "given", get("exe"), proc)
+
+
+def is_gone(proc):
+    """Exited, reaped, replaced by another process with the same PID, or a zombie (dead, waiting for its parent)."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def wait_all(procs, timeout, on_poll=None):
+    """Wait for all procs together (one deadline for all, not one per process). Returns (gone, alive).
+
+    psutil.wait_procs would treat zombies of other parents as alive until the timeout; this loop counts
+    them as gone. on_poll() runs every round (used to watch for respawns while waiting)."""
+    alive = list(procs)
+    gone = []
+    deadline = time.monotonic() + max(0.0, timeout)
+    interval = 0.005
+    while True:
+        still = []
+        for proc in alive:
+            (gone if is_gone(proc) else still).append(proc)
+        alive = still
+        if on_poll is not None:
+            on_poll()
+        if not alive or time.monotonic() >= deadline:
+            return gone, alive
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.05)
+
+
+def _send(proc, signum):
+    """Send signum if proc is still the same process. Returns None on success or when already gone,
+    else the error text."""
+    try:
+        proc.send_signal(signum)  # psutil refuses (NoSuchProcess) if the PID was reused since matching
+        return None
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        return "permission denied"
+    except (psutil.Error, OSError) as exc:
+        return str(exc)
+
+
+def _looks_like(candidate, stopped):
+    """A respawned process: same executable name and argv as one that was just stopped."""
+    return any(candidate.name == s.name and candidate.cmdline == s.cmdline for s in stopped)
+
+
+class _Stopper(object):
+    """State of one stop_processes() call: the rounds, what was signalled, and what came back."""
+
+    def __init__(self, signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window):
+        self.signum = signum
+        self.grace = float(grace)
+        self.kill_after_grace = kill_after_grace
+        self.tree = tree
+        self.rematch = rematch
+        self.max_rounds = max_rounds
+        self.respawn_window = self.grace if respawn_window is None else min(float(respawn_window), self.grace)
+        self.protected = protected_pids()
+        self.terminated = []
+        self.survivors = []
+        self.seen = set()           # (pid, create_time) of everything already handled
+        self.escalated = set()      # parent pids stopped as supervisors
+        self.respawned_by = {}      # pid of a protected parent -> its name, for the failure message
+
+    def key(self, info):
+        return (info.pid, info.create_time)
+
+    def expand(self, infos):
+        """Add descendants (tree) and drop protected, duplicate and vanished entries; supervisors first."""
+        out = []
+        for info in infos:
+            if info.proc is None or info.pid in self.protected or self.key(info) in self.seen:
+                continue
+            self.seen.add(self.key(info))
+            out.append(info)
+        if self.tree:
+            for info in list(out):
+                try:
+                    children = info.proc.children(recursive=True)
+                except psutil.Error:
+                    continue
+                for child in children:
+                    snap = snapshot(child, "child-of:%d" % info.pid)
+                    if snap and not is_gone(child) and snap.pid not in self.protected and self.key(snap) not in self.seen:
+                        self.seen.add(self.key(snap))
+                        out.append(snap)
+        out.sort(key=lambda i: 0 if i.matched_by.startswith("supervisor") else 1)
+        return out
+
+    def respawn_parents(self, round_infos):
+        """Parents that may respawn what we stop (alive, not protected, not a system manager), each with the
+        children it has now, so that a child born later is recognised (create times are not comparable with
+        time.time(): psutil derives them from the boot time, which can be off by a second)."""
+        parents = {}
+        for info in round_infos:
+            if info.ppid in parents or info.ppid in self.protected or info.ppid <= 1:
+                continue
+            try:
+                parent = psutil.Process(info.ppid)
+                name = parent.name()
+                existing = set((c.pid, c.create_time()) for c in parent.children())
+            except psutil.Error:
+                continue
+            if name in SYSTEM_MANAGERS or is_kernel_thread(parent.pid):
+                continue
+            parents[info.ppid] = (parent, existing)
+        return parents
+
+    def new_children(self, parents, stopped):
+        """Children of the candidate parents, born since the round started, that look like what was stopped."""
+        found = []
+        for ppid, (parent, existing) in parents.items():
+            try:
+                children = parent.children()
+            except psutil.Error:
+                continue
+            for child in children:
+                snap = snapshot(child, "respawned-by:%d" % ppid)
+                if snap and self.key(snap) not in existing and _looks_like(snap, stopped) \
+                        and self.key(snap) not in self.seen:
+                    found.append((parent, snap))
+        return found
+
+    def run_round(self, infos):
+        """Signal infos, wait for them together, KILL survivors. Returns the respawned (parent, child) pairs."""
+        started = time.monotonic()
+        parents = self.respawn_parents(infos)  # their children before the signal are the baseline
+        signalled = []
+        for info in infos:
+            error = _send(info.proc, self.signum)
+            if error:
+                self.survivors.append(_entry(info, self.signum, "survived", error))
+            else:
+                signalled.append(info)
+        respawns = []
+        noted = set()
+
+        def watch():
+            if parents:
+                for parent, child in self.new_children(parents, signalled):
+                    if self.key(child) not in noted:
+                        noted.add(self.key(child))
+                        respawns.append((parent, child))
+
+        by_proc = dict((id(i.proc), i) for i in signalled)
+        gone, alive = wait_all([i.proc for i in signalled], self.grace, on_poll=watch)
+        for proc in gone:
+            self.terminated.append(_entry(by_proc[id(proc)], self.signum, "exited"))
+        if alive and self.kill_after_grace and self.signum != _signal.SIGKILL:
+            for proc in alive:
+                _send(proc, _signal.SIGKILL)
+            killed, alive = wait_all(alive, 5.0, on_poll=watch)
+            for proc in killed:
+                self.terminated.append(_entry(by_proc[id(proc)], _signal.SIGKILL, "killed"))
+        for proc in alive:
+            last = _signal.SIGKILL if self.kill_after_grace else self.signum
+            self.survivors.append(_entry(by_proc[id(proc)], last, "survived", "still running after %s" % (
+                "SIGKILL" if self.kill_after_grace else "the grace period")))
+        # a supervisor may respawn a little after its child died: keep watching for the rest of the window
+        while parents and not respawns and time.monotonic() - started < self.respawn_window:
+            time.sleep(0.02)
+            watch()
+        return respawns
+
+    def run(self, infos):
+        pending = self.expand(infos)
+        for _round in range(self.max_rounds):
+            if not pending:
+                break
+            respawns = self.run_round(pending)
+            nxt = []
+            for parent, child in respawns:
+                if parent.pid not in self.escalated:
+                    self.escalated.add(parent.pid)
+                    sup = snapshot(parent, "supervisor-of:%d" % child.pid)
+                    if sup:
+                        nxt.append(sup)
+                nxt.append(child)
+            if self.rematch is not None:
+                nxt.extend(self.rematch())
+            pending = self.expand(nxt)
+        for info in pending:  # still coming back after the last round
+            parent = "pid %d" % info.ppid
+            try:
+                parent = "%s (pid %d)" % (psutil.Process(info.ppid).name(), info.ppid)
+            except psutil.Error:
+                pass
+            message = "came back after %d rounds, started again by %s" % (self.max_rounds, parent)
+            self.survivors.append(_entry(info, self.signum, "respawned", message))
+        return self.terminated, self.survivors
+
+
+def _entry(info, signum, outcome, error=None):
+    entry = info.to_dict()
+    entry.update(signal=signal_name(signum), outcome=outcome)
+    if error:
+        entry["error"] = error
+    return entry
+
+
+def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=True, check_mode=False,
+                   rematch=None, max_rounds=3, respawn_window=1.0):
+    """Stop procs (ProcInfo or dicts with pid and create_time): send `signal` to all, wait up to `grace`
+    seconds for all of them together, then SIGKILL survivors if kill_after_grace.
+
+    tree: also stop their descendants, and a parent seen respawning a stopped process within
+    `respawn_window` seconds (never PID 1, an ancestor of this process or a system manager such as systemd).
+    rematch: optional callable returning fresh ProcInfo matches; what it finds after a round is stopped in the
+    next round (a target restarted by systemd shows up here), up to max_rounds rounds; whatever is still
+    coming back after that is returned as a survivor with outcome "respawned".
+
+    Returns (terminated, survivors): dicts with pid, ppid, name, user, cmdline, create_time, matched_by,
+    signal and outcome (exited, killed or would_stop in check mode; survived or respawned for survivors, with
+    an error text).
+    """
+    require_psutil()
+    signum = signal_number(signal)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        raise ValueError("grace: expected a number of seconds >= 0, got %r" % (grace,))
+    if not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ValueError("max_rounds: expected an integer >= 1, got %r" % (max_rounds,))
+    stopper = _Stopper(signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window)
+    infos = [_as_procinfo(p) for p in procs]
+    if check_mode:
+        return [_entry(i, signum, "would_stop") for i in stopper.expand(infos)], []
+    return stopper.run(infos)
