@@ -1,0 +1,647 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Safe tree walks shared by every module: disk usage (as `du -sB1` counts it) and removal (as `rm -rf`).
+
+Both walks are fd-based: every directory is opened relative to its parent's descriptor with
+O_NOFOLLOW|O_DIRECTORY and checked against the (st_dev, st_ino) seen when it was listed, so a directory
+swapped for a symlink (or another directory) mid-run is never entered. Symlinks are counted or removed as
+themselves, never followed. Paths are bytes internally (any name, newline or non-UTF-8, survives), the walk
+is iterative (no recursion limit), and at most MAX_OPEN_FDS descriptors are open at once, whatever the depth.
+Memory grows with depth and with the number of hard-linked files, not with the number of files.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fnmatch
+import os
+import stat
+import time
+
+_O_DIR = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+          | getattr(os, "O_CLOEXEC", 0))
+MAX_OPEN_FDS = 64
+# Lists in results are capped so output size does not grow with file count; counters stay exact.
+MAX_LISTED = 200
+TIME_FIELDS = ("atime", "mtime", "ctime")
+
+
+class WalkError(ValueError):
+    """Bad arguments to a walk (raised before anything is read or removed)."""
+
+
+class _Moved(Exception):
+    """A directory we had closed to save descriptors could not be reopened as the same directory."""
+
+
+def display_path(path):
+    """A path (bytes or str) as text safe for JSON: undecodable bytes become \\xNN escapes."""
+    if not isinstance(path, bytes):
+        path = os.fsencode(path)
+    return path.decode("utf-8", "backslashreplace")
+
+
+def _to_bytes(path):
+    if isinstance(path, bytes):
+        return path
+    if not isinstance(path, str):
+        raise WalkError("path must be a string, got %r" % (path,))
+    return os.fsencode(path)
+
+
+def _time_getter(time_field):
+    if time_field not in TIME_FIELDS:
+        raise WalkError("time_field must be one of %s, got %r" % (", ".join(TIME_FIELDS), time_field))
+    return {"atime": lambda st: st.st_atime, "mtime": lambda st: st.st_mtime,
+            "ctime": lambda st: st.st_ctime}[time_field]
+
+
+def _cutoff(older_than, now):
+    if older_than is None:
+        return None
+    if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or older_than < 0:
+        raise WalkError("older_than must be a number of seconds >= 0, got %r" % (older_than,))
+    return (time.time() if now is None else now) - older_than
+
+
+def _error_text(exc):
+    return exc.strerror or str(exc)
+
+
+class _Frame(object):
+    __slots__ = ("name", "fd", "dev", "ino", "mnt", "pending", "kept", "removed_any", "old", "blocks")
+
+    def __init__(self, name, fd, st):
+        self.name = name
+        self.fd = fd
+        self.dev = st.st_dev
+        self.ino = st.st_ino
+        self.mnt = None
+        self.pending = []
+        self.kept = 0
+        self.removed_any = False
+        self.old = False
+        self.blocks = st.st_blocks
+
+
+class _Stack(object):
+    """The directories from the root down to the current one; only the deepest MAX_OPEN_FDS hold an fd."""
+
+    def __init__(self, root):
+        self.root = root
+        self.frames = []
+        self.lowest_open = 0
+
+    def push(self, frame):
+        self.frames.append(frame)
+        if len(self.frames) - self.lowest_open > MAX_OPEN_FDS:
+            low = self.frames[self.lowest_open]
+            os.close(low.fd)
+            low.fd = None
+            self.lowest_open += 1
+
+    def pop(self):
+        """Close the deepest directory; reopen its parent through '..' if we had closed it."""
+        top = self.frames[-1]
+        try:
+            if len(self.frames) >= 2 and self.frames[-2].fd is None:
+                parent = self.frames[-2]
+                fd = os.open(b"..", _O_DIR, dir_fd=top.fd)
+                pst = os.fstat(fd)
+                if (pst.st_dev, pst.st_ino) != (parent.dev, parent.ino):
+                    os.close(fd)
+                    raise _Moved(self.path(len(self.frames) - 2))
+                parent.fd = fd
+                self.lowest_open = len(self.frames) - 2
+        finally:
+            os.close(top.fd)
+            self.frames.pop()
+            self.lowest_open = min(self.lowest_open, max(len(self.frames) - 1, 0))
+        return top
+
+    def close_all(self):
+        for frame in self.frames:
+            if frame.fd is not None:
+                os.close(frame.fd)
+                frame.fd = None
+        self.frames = []
+
+    def path(self, depth=None, name=None):
+        """Full path (bytes) of frame `depth` (default: the deepest), or of `name` inside it."""
+        depth = len(self.frames) - 1 if depth is None else depth
+        # os.listdir(fd) gives str names (surrogate-escaped); the root is bytes
+        parts = [self.root] + [os.fsencode(f.name) for f in self.frames[1:depth + 1]]
+        if name is not None:
+            parts.append(os.fsencode(name))
+        return os.path.join(*parts)
+
+
+def _open_root(root, st):
+    """Open the walk's root directory without following a final symlink, and check it is what lstat saw."""
+    fd = os.open(root, _O_DIR)
+    fst = os.fstat(fd)
+    if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise OSError(errno.ESTALE, "directory was replaced while opening it")
+    return fd
+
+
+def _open_child(parent_fd, name, dev, ino):
+    """Open a subdirectory relative to its parent; None if it is no longer the directory we listed."""
+    fd = os.open(name, _O_DIR, dir_fd=parent_fd)
+    fst = os.fstat(fd)
+    if (fst.st_dev, fst.st_ino) != (dev, ino):
+        os.close(fd)
+        return None
+    return fd
+
+
+# ---------------------------------------------------------------------------------------------- mounts
+
+def _mount_points_under(root):
+    """(dev, ino) of every mount point strictly below root, from /proc/self/mountinfo (empty where absent)."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    base = os.path.realpath(root).rstrip(b"/") + b"/"
+    found = set()
+    for line in lines:
+        fields = line.split(b" ")
+        if len(fields) < 5:
+            continue
+        point = _unescape_mountinfo(fields[4])
+        if point.startswith(base):
+            try:
+                st = os.lstat(point)
+            except OSError:
+                continue
+            found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def _unescape_mountinfo(field):
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += field[i:i + 1]
+            i += 1
+    return bytes(out)
+
+
+def _mount_id(fd):
+    try:
+        with open("/proc/self/fdinfo/%d" % fd, "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- usage
+
+class Usage(object):
+    """Disk usage of one path; `bytes` equals `du -sB1` (or `du -sxB1` with one_file_system)."""
+
+    __slots__ = ("bytes", "files", "dirs", "newest_mtime", "last_access", "old_bytes", "old_files", "problems")
+
+    def __init__(self):
+        self.bytes = 0
+        self.files = 0
+        self.dirs = 0
+        self.newest_mtime = None
+        self.last_access = None
+        self.old_bytes = None
+        self.old_files = None
+        self.problems = []
+
+    def to_dict(self):
+        return dict((k, getattr(self, k)) for k in self.__slots__)
+
+    def __repr__(self):
+        return "Usage(%r)" % self.to_dict()
+
+
+def usage(path, one_file_system=True, older_than=None, time_field="atime", now=None):
+    """Walk path once and size it: bytes (st_blocks*512, hard links once, directories included), regular
+    files, dirs, newest_mtime/last_access (over non-directories; the root's own times when it has none),
+    and with older_than (seconds) old_bytes/old_files: regular files whose time_field is older than
+    now - older_than. Never follows symlinks; with one_file_system, like `du -x`, a directory on another
+    device is not counted or entered. Unreadable entries are listed in problems ("path: error")."""
+    root = _to_bytes(path)
+    get_time = _time_getter(time_field)
+    cutoff = _cutoff(older_than, now)
+    result = Usage()
+    if cutoff is not None:
+        result.old_bytes = result.old_files = 0
+    try:
+        st = os.lstat(root)
+    except OSError as exc:
+        result.problems.append("%s: %s" % (display_path(root), _error_text(exc)))
+        return result
+    if not stat.S_ISDIR(st.st_mode):
+        result.bytes = st.st_blocks * 512
+        if stat.S_ISREG(st.st_mode):
+            result.files = 1
+            if cutoff is not None and get_time(st) < cutoff:
+                result.old_files, result.old_bytes = 1, result.bytes
+        result.newest_mtime, result.last_access = st.st_mtime, st.st_atime
+        return result
+    result.bytes, result.dirs = st.st_blocks * 512, 1
+    _UsageWalk(root, st, one_file_system, cutoff, get_time, result).run()
+    if result.newest_mtime is None:
+        result.newest_mtime, result.last_access = st.st_mtime, st.st_atime
+    return result
+
+
+class _UsageWalk(object):
+    def __init__(self, root, root_st, one_file_system, cutoff, get_time, result):
+        self.root = root
+        self.root_st = root_st
+        self.one_file_system = one_file_system
+        self.cutoff = cutoff
+        self.get_time = get_time
+        self.result = result
+        self.seen = set()  # (dev, ino) of files with st_nlink > 1 already counted
+        self.stack = _Stack(root)
+        self.ancestors = set()  # (dev, ino) of the open chain: a bind-mount loop is not walked twice
+
+    def run(self):
+        stack, result = self.stack, self.result
+        try:
+            try:
+                fd = _open_root(self.root, self.root_st)
+            except OSError as exc:
+                result.problems.append("%s: %s" % (display_path(self.root), _error_text(exc)))
+                return
+            self.enter(self.root, fd, self.root_st)
+            while stack.frames:
+                top = stack.frames[-1]
+                if not top.pending:
+                    frame = stack.pop()
+                    self.ancestors.discard((frame.dev, frame.ino))
+                    continue
+                name, dev, ino = top.pending.pop()
+                if (dev, ino) in self.ancestors:
+                    result.problems.append("%s: directory loop (bind mount), not walked again"
+                                           % display_path(stack.path(name=name)))
+                    continue
+                try:
+                    fd = _open_child(top.fd, name, dev, ino)
+                except OSError as exc:
+                    result.problems.append("%s: %s" % (display_path(stack.path(name=name)), _error_text(exc)))
+                    continue
+                if fd is None:
+                    result.problems.append("%s: changed during the walk, not entered"
+                                           % display_path(stack.path(name=name)))
+                    continue
+                self.enter(name, fd, os.fstat(fd))
+        except _Moved as exc:
+            result.problems.append("%s: moved during the walk; walk stopped" % display_path(exc.args[0]))
+        finally:
+            stack.close_all()
+
+    def enter(self, name, fd, st):
+        """Push a directory and count everything in it; subdirectories are queued (this loop is the hot path)."""
+        frame = _Frame(name, fd, st)
+        self.stack.push(frame)
+        self.ancestors.add((frame.dev, frame.ino))
+        result, seen, cutoff, get_time = self.result, self.seen, self.cutoff, self.get_time
+        root_dev = self.root_st.st_dev if self.one_file_system else None
+        pending = frame.pending
+        lstat, is_dir, is_reg = os.lstat, stat.S_ISDIR, stat.S_ISREG
+        total = files = dirs = old_bytes = old_files = 0
+        newest_m = result.newest_mtime if result.newest_mtime is not None else float("-inf")
+        newest_a = result.last_access if result.last_access is not None else float("-inf")
+        any_file = False
+        try:
+            names = os.listdir(fd)
+        except OSError as exc:
+            result.problems.append("%s: %s" % (display_path(self.stack.path()), _error_text(exc)))
+            return
+        for entry in names:
+            try:
+                est = lstat(entry, dir_fd=fd)
+            except OSError as exc:
+                result.problems.append("%s: %s" % (display_path(self.stack.path(name=entry)), _error_text(exc)))
+                continue
+            if is_dir(est.st_mode):
+                if root_dev is not None and est.st_dev != root_dev:
+                    continue  # like du -x: another filesystem's mount point is neither counted nor entered
+                total += est.st_blocks
+                dirs += 1
+                pending.append((entry, est.st_dev, est.st_ino))
+                continue
+            if est.st_nlink > 1:
+                key = (est.st_dev, est.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += est.st_blocks
+            any_file = True
+            if est.st_mtime > newest_m:
+                newest_m = est.st_mtime
+            if est.st_atime > newest_a:
+                newest_a = est.st_atime
+            if is_reg(est.st_mode):
+                files += 1
+                if cutoff is not None and get_time(est) < cutoff:
+                    old_files += 1
+                    old_bytes += est.st_blocks
+        result.bytes += total * 512
+        result.files += files
+        result.dirs += dirs
+        if any_file:
+            result.newest_mtime, result.last_access = newest_m, newest_a
+        if cutoff is not None:
+            result.old_files += old_files
+            result.old_bytes += old_bytes * 512
+
+
+# ---------------------------------------------------------------------------------------------- removal
+
+class RemovalResult(object):
+    """What remove_tree removed (or would remove with dry_run): bytes (st_blocks*512, hard links once),
+    files (non-directories: files, symlinks, sockets...), dirs; failed: [(path, error)] capped at
+    MAX_LISTED with failed_count exact; problems: notes that are not failures (other filesystems skipped)."""
+
+    __slots__ = ("bytes", "files", "dirs", "kept", "failed", "failed_count", "problems", "root_removed")
+
+    def __init__(self):
+        self.bytes = 0
+        self.files = 0
+        self.dirs = 0
+        self.kept = 0
+        self.failed = []
+        self.failed_count = 0
+        self.problems = []
+        self.root_removed = False
+
+    @property
+    def changed(self):
+        return bool(self.files or self.dirs)
+
+    def fail(self, path, exc_or_text):
+        self.failed_count += 1
+        if len(self.failed) < MAX_LISTED:
+            text = exc_or_text if isinstance(exc_or_text, str) else _error_text(exc_or_text)
+            self.failed.append((display_path(path), text))
+
+    def note(self, text):
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(text)
+
+    def to_dict(self):
+        return dict((k, getattr(self, k)) for k in self.__slots__)
+
+    def __repr__(self):
+        return "RemovalResult(%r)" % self.to_dict()
+
+
+class _Keep(object):
+    """keep globs: a glob with '/' matches the full path, one without matches the entry's name."""
+
+    def __init__(self, globs):
+        self.name_globs, self.path_globs = [], []
+        for glob in globs or []:
+            if not isinstance(glob, (str, bytes)) or not glob:
+                raise WalkError("keep: every entry must be a non-empty glob, got %r" % (glob,))
+            glob = _to_bytes(glob)
+            (self.path_globs if b"/" in glob else self.name_globs).append(glob)
+
+    def __bool__(self):
+        return bool(self.name_globs or self.path_globs)
+
+    __nonzero__ = __bool__
+
+    def matches(self, name, path_fn):
+        name = os.fsencode(name)
+        for glob in self.name_globs:
+            if fnmatch.fnmatchcase(name, glob):
+                return True
+        if self.path_globs:
+            path = path_fn()
+            for glob in self.path_globs:
+                if fnmatch.fnmatchcase(path, glob):
+                    return True
+        return False
+
+
+def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_field="atime", now=None,
+                dry_run=False):
+    """Remove path (a file, symlink or directory tree) like `rm -rf`, safely.
+
+    Never follows symlinks (a symlink is removed, not its target); directories are opened relative to their
+    parent fd and checked, so a directory swapped for a symlink mid-run is not entered; with
+    one_file_system another filesystem (including a bind mount) is not entered and its mount point stays.
+    keep: globs never removed (a kept directory is not entered). older_than (seconds): only non-directories
+    whose time_field is older than now - older_than are removed, and directories left empty by that (or
+    empty and old themselves). dry_run: the same walk and decisions, nothing removed. Failures (immutable
+    file, permission) are listed and the walk goes on."""
+    root = _to_bytes(path)
+    get_time = _time_getter(time_field)
+    cutoff = _cutoff(older_than, now)
+    keep = _Keep(keep)
+    result = RemovalResult()
+    try:
+        st = os.lstat(root)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            result.fail(root, exc)
+        return result
+    if keep and keep.matches(os.path.basename(root.rstrip(b"/")), lambda: root):
+        result.kept += 1
+        return result
+    if not stat.S_ISDIR(st.st_mode):
+        if cutoff is not None and not get_time(st) < cutoff:
+            result.kept += 1
+            return result
+        try:
+            if not dry_run:
+                os.unlink(root)
+            result.files += 1
+            result.bytes += st.st_blocks * 512
+            result.root_removed = True
+        except OSError as exc:
+            result.fail(root, exc)
+        return result
+    _Remover(root, st, one_file_system, keep, cutoff, get_time, dry_run, result).run()
+    return result
+
+
+class _Remover(object):
+    def __init__(self, root, root_st, one_file_system, keep, cutoff, get_time, dry_run, result):
+        self.root = root
+        self.root_st = root_st
+        self.one_file_system = one_file_system
+        self.keep = keep
+        self.cutoff = cutoff
+        self.get_time = get_time
+        self.dry_run = dry_run
+        self.result = result
+        self.seen = set()
+        self.stack = _Stack(root)
+        self.mounts = _mount_points_under(root) if one_file_system else set()
+
+    def run(self):
+        result, stack = self.result, self.stack
+        try:
+            fd = _open_root(self.root, self.root_st)
+        except OSError as exc:
+            result.fail(self.root, exc)
+            return
+        try:
+            root_frame = self.enter(self.root, fd, self.root_st)
+            root_frame.old = self.is_old(self.root_st)
+            while stack.frames:
+                top = stack.frames[-1]
+                if top.pending:
+                    self.descend(top, *top.pending.pop())
+                    continue
+                done = stack.pop()
+                if stack.frames:
+                    self.finish_dir(stack.frames[-1], done)
+                else:
+                    self.finish_root(done)
+        except _Moved as exc:
+            result.fail(exc.args[0], "moved during removal; removal of this tree stopped")
+        finally:
+            stack.close_all()
+
+    def is_old(self, st):
+        return self.cutoff is not None and self.get_time(st) < self.cutoff
+
+    def enter(self, name, fd, st):
+        """Push a directory, remove its non-directories now and queue its subdirectories."""
+        frame = _Frame(name, fd, st)
+        self.stack.push(frame)
+        if self.mounts:
+            frame.mnt = _mount_id(fd)
+        try:
+            with os.scandir(fd) as it:
+                entries = list(it)  # read the whole directory before changing it
+        except OSError as exc:
+            self.result.fail(self.stack.path(), exc)
+            frame.kept += 1
+            return frame
+        keep, path_of = self.keep, self.stack.path
+        for entry in entries:
+            name = entry.name
+            if keep and keep.matches(name, lambda: path_of(name=name)):
+                frame.kept += 1
+                self.result.kept += 1
+                continue
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    self.result.fail(path_of(name=name), exc)
+                    frame.kept += 1
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                frame.pending.append((name, est))
+            else:
+                self.remove_file(frame, name, est)
+        return frame
+
+    def remove_file(self, frame, name, est):
+        if self.cutoff is not None and not self.get_time(est) < self.cutoff:
+            frame.kept += 1
+            return
+        if not self.dry_run:
+            try:
+                os.unlink(name, dir_fd=frame.fd)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    self.result.fail(self.stack.path(name=name), exc)
+                    frame.kept += 1
+                return
+        frame.removed_any = True
+        self.result.files += 1
+        if est.st_nlink > 1:
+            key = (est.st_dev, est.st_ino)
+            if key in self.seen:
+                return
+            self.seen.add(key)
+        self.result.bytes += est.st_blocks * 512
+
+    def descend(self, parent, name, est):
+        result = self.result
+        if self.one_file_system and est.st_dev != self.root_st.st_dev:
+            parent.kept += 1
+            result.note("%s: on another filesystem, not entered" % display_path(self.stack.path(name=name)))
+            return
+        try:
+            fd = _open_child(parent.fd, name, est.st_dev, est.st_ino)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                # swapped for a symlink or file since listed: remove that entry itself, never its target
+                try:
+                    now_st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+                except OSError:
+                    return
+                if not stat.S_ISDIR(now_st.st_mode):
+                    self.remove_file(parent, name, now_st)
+                    return
+            parent.kept += 1
+            result.fail(self.stack.path(name=name), exc)
+            return
+        if fd is None:
+            parent.kept += 1
+            result.fail(self.stack.path(name=name), "replaced by another directory during removal; not entered")
+            return
+        if (est.st_dev, est.st_ino) in self.mounts:
+            mnt = _mount_id(fd)
+            if mnt is None or mnt != parent.mnt:
+                os.close(fd)
+                parent.kept += 1
+                result.note("%s: mount point (other filesystem), not entered"
+                            % display_path(self.stack.path(name=name)))
+                return
+        frame = self.enter(name, fd, est)
+        frame.old = self.is_old(est)
+
+    def removable(self, frame):
+        if frame.kept:
+            return False
+        return self.cutoff is None or frame.removed_any or frame.old
+
+    def finish_dir(self, parent, done):
+        """A subdirectory has been processed: remove it if nothing in it stays."""
+        if not self.removable(done):
+            parent.kept += 1
+            return
+        if not self.dry_run:
+            try:
+                os.rmdir(done.name, dir_fd=parent.fd)
+            except OSError as exc:
+                parent.kept += 1
+                self.result.fail(self.stack.path(name=done.name), exc)
+                return
+        parent.removed_any = True
+        self.result.dirs += 1
+        self.result.bytes += done.blocks * 512
+
+    def finish_root(self, done):
+        if not self.removable(done):
+            return
+        if not self.dry_run:
+            try:
+                os.rmdir(self.root)
+            except OSError as exc:
+                self.result.fail(self.root, exc)
+                return
+        self.result.dirs += 1
+        self.result.bytes += done.blocks * 512
+        self.result.root_removed = True
