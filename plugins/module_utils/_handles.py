@@ -291,7 +291,8 @@ def _scan_maps(proc, pid, identity, mounts, executable=None):
         fields = raw.split(None, 5)
         if len(fields) < 6 or fields[4] == b"0":
             continue
-        path = strip_deleted(fields[5].decode("utf-8", "surrogateescape"))
+        # maps escapes a newline in a name as \012 (and nothing else), fd links give the raw name
+        path = strip_deleted(fields[5].decode("utf-8", "surrogateescape")).replace("\\012", "\n")
         key = (fields[3], fields[4])
         if key in seen:
             continue

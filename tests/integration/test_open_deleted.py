@@ -1,0 +1,293 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""residue.purge.open_deleted through real ansible-playbook, against real processes holding real deleted files.
+
+The oracle is lsof itself: `lsof -nP +L1` for deleted files held through descriptors, and plain `lsof -nP`
+(FD "DEL") for deleted files that are only mapped (+L1 does not list those: a mapping has no link count).
+Every process here is started by the test under a unique name and killed by its PID.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+LSOF = "/usr/bin/lsof"
+
+HOLDER = r"""
+import ctypes, os, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+MAP_FAILED = ctypes.c_void_p(-1).value
+keep = []
+def create(path, size):
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+def mmap(fd, size):
+    assert libc.mmap(None, size, 1, 1, fd, 0) not in (None, MAP_FAILED)
+for spec in sys.argv[1:]:
+    if spec == "noterm":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        continue
+    kind, rest = spec.split("=", 1)
+    path, _, size = rest.rpartition(":")
+    size = int(size)
+    if kind == "open":             # the test creates and unlinks it (shared by several holders)
+        keep.append(os.open(path, os.O_RDONLY))
+        continue
+    create(path, size)
+    fd = os.open(path, os.O_RDONLY)
+    if kind == "linked":           # another hard link remains: nothing is pinned, nothing reported
+        os.link(path, path + ".keep")
+    if kind in ("map", "both"):
+        mmap(fd, size)
+    if kind == "map":
+        os.close(fd)
+    else:
+        keep.append(fd)
+    if kind != "plain":            # plain: still linked, never reported
+        os.unlink(path)
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+while True:
+    time.sleep(60)
+"""
+
+
+class Holders(object):
+    """Start holder processes under unique names; kill exactly those PIDs at the end."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []
+        self.python = os.path.realpath(sys.executable)
+
+    def start(self, *specs):
+        name = "odh-" + uuid.uuid4().hex[:10]       # comm is the basename of the executed path
+        exe = os.path.join(self.tmp, name)
+        os.symlink(self.python, exe)
+        proc = subprocess.Popen([exe, "-c", HOLDER] + list(specs), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        self.procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready", "holder %s did not start" % name
+        proc.comm = name[:15]
+        return proc
+
+    def cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def holders(tmp_path):
+    h = Holders(str(tmp_path))
+    yield h
+    h.cleanup()
+
+
+def lsof_entries(pids, deleted_only):
+    """{(pid, fd, path, inode, size)} from lsof's field output (independent of the module's own parser)."""
+    cmd = [LSOF, "-nP", "-a", "-p", ",".join(str(p) for p in pids), "-F", "pfsin"]
+    if deleted_only:
+        cmd.insert(2, "+L1")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    entries, pid, current = set(), None, None
+
+    def flush():
+        if current is not None:
+            entries.add((pid, current.get("f"), current.get("n", "").replace(" (deleted)", ""),
+                         int(current["i"]) if "i" in current else None, int(current["s"]) if "s" in current else None))
+
+    for line in out.splitlines():
+        if not line:
+            continue
+        tag, value = line[0], line[1:]
+        if tag == "p":
+            flush()
+            pid, current = int(value), None
+        elif tag == "f":
+            flush()
+            current = {"f": value}
+        elif current is not None:
+            current[tag] = value
+    flush()
+    if deleted_only:
+        return entries
+    return set(e for e in entries if e[1] == "DEL")
+
+
+def ours(result, pids, mapped):
+    return set((h["pid"], h["fd"], h["path"], h["inode"], None if mapped else h["bytes"])
+               for h in result["handles"] if h["pid"] in pids and (h["fd"] == "DEL") == mapped)
+
+
+def test_report_matches_lsof(module_runner, holders, tmp_path):
+    d = str(tmp_path)
+    shared = os.path.join(d, "shared weights.bin")       # a space in the name, held by two processes
+    with open(shared, "wb") as f:
+        f.write(os.urandom(70000))
+    a = holders.start("fd=%s/a.bin:123457" % d, "open=%s:0" % shared, "plain=%s/plain.bin:10" % d)
+    b = holders.start("map=%s/b.safetensors:65536" % d, "open=%s:0" % shared, "both=%s/c.bin:5000" % d,
+                      "linked=%s/linked.bin:999" % d)
+    os.unlink(shared)
+    pids = {a.pid, b.pid}
+
+    result = module_runner("open_deleted", {"under": [d]})
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False
+
+    expected_fds = lsof_entries(pids, deleted_only=True)
+    expected_maps = lsof_entries(pids, deleted_only=False)
+    assert ours(result, pids, mapped=False) == expected_fds
+    assert ours(result, pids, mapped=True) == set((p, f, n, i, None) for p, f, n, i, _s in expected_maps)
+    # what the test itself set up, so that an empty lsof answer cannot pass
+    assert sorted((h["pid"], os.path.basename(h["path"]), h["fd"] == "DEL") for h in result["handles"]
+                  if h["pid"] in pids) == sorted([
+                      (a.pid, "a.bin", False), (a.pid, "shared weights.bin", False),
+                      (b.pid, "b.safetensors", True), (b.pid, "shared weights.bin", False),
+                      (b.pid, "c.bin", False), (b.pid, "c.bin", True)])
+    assert {h["name"] for h in result["handles"] if h["pid"] in pids} == {a.comm, b.comm}
+    assert {h["user"] for h in result["handles"]} == {"root"} if os.geteuid() == 0 else True
+
+    # pinned bytes: each file once (shared is held by two processes, c.bin by an fd and a mapping)
+    fs = result["handles"][0]["filesystem"]
+    sizes = {"a.bin": 123457, "shared weights.bin": 70000, "b.safetensors": 65536, "c.bin": 5000}
+    files = set((h["device"], h["inode"]) for h in result["handles"])
+    assert len(files) == 4
+    assert sum(h["bytes"] for h in {(h["device"], h["inode"]): h for h in result["handles"]}.values()) == sum(
+        sizes.values())
+    assert result["pinned_bytes"] == {fs: sum(h["disk_bytes"] for h in {
+        (h["device"], h["inode"]): h for h in result["handles"]}.values())}
+    assert result["pinned_bytes"][fs] >= sum(sizes.values())
+    assert [(x["pid"], x["handles"]) for x in result["holders"]] == sorted([(a.pid, 2), (b.pid, 4)])
+    # report never signals
+    assert a.poll() is None and b.poll() is None
+
+
+def test_filters_under_and_min_bytes(module_runner, holders, tmp_path):
+    d = str(tmp_path)
+    os.mkdir(os.path.join(d, "models"))
+    os.mkdir(os.path.join(d, "models-not"))
+    os.symlink(os.path.join(d, "models"), os.path.join(d, "via-link"))
+    p = holders.start("fd=%s/models/big.bin:300000" % d, "fd=%s/models/small.bin:100" % d,
+                      "fd=%s/models-not/big.bin:300000" % d)
+    result = module_runner("open_deleted", {"under": [os.path.join(d, "via-link")], "min_bytes": "200K"})
+    assert not result.get("failed"), result.get("msg")
+    assert [(h["pid"], h["path"]) for h in result["handles"]] == [(p.pid, os.path.join(d, "models", "big.bin"))]
+    result = module_runner("open_deleted", {"under": [os.path.join(d, "nothing-here")]})
+    assert result["handles"] == [] and result["pinned_bytes"] == {} and result["holders"] == []
+    assert result["changed"] is False
+
+
+def test_newline_in_name(module_runner, holders, tmp_path):
+    d = str(tmp_path)
+    p = holders.start("fd=%s/evil\nname.bin:10" % d, "map=%s/evil\nmap.bin:4096" % d)
+    result = module_runner("open_deleted", {"under": [d]})
+    assert sorted((h["pid"], h["fd"] == "DEL", h["path"]) for h in result["handles"]) == [
+        (p.pid, False, d + "/evil\nname.bin"), (p.pid, True, d + "/evil\nmap.bin")]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs and needs root (the lab runs as root)")
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", mnt], check=False)
+
+
+def free(mnt):
+    st = os.statvfs(mnt)
+    return st.f_bavail * st.f_frsize
+
+
+def test_terminate_frees_the_pinned_space(module_runner, holders, tmpfs):
+    quits = holders.start("fd=%s/weights.bin:5000000" % tmpfs, "both=%s/tok.bin:12345" % tmpfs)
+    stubborn = holders.start("noterm", "map=%s/mapped.bin:3000000" % tmpfs)
+    with open(os.path.join(tmpfs, "live.bin"), "wb") as f:
+        f.write(b"x" * 4096)
+    bystander = holders.start("open=%s/live.bin:0" % tmpfs)   # holds a file that still exists
+    pids = {quits.pid, stubborn.pid}
+    args = {"under": [tmpfs], "action": "terminate", "grace": 1}
+
+    free_before = free(tmpfs)
+    check = module_runner("open_deleted", args, check=True, diff=True)
+    assert not check.get("failed"), check.get("msg")
+    assert check["changed"] is True
+    assert sorted((t["pid"], t["outcome"]) for t in check["terminated"]) == sorted(
+        [(quits.pid, "would_stop"), (stubborn.pid, "would_stop")])
+    assert quits.poll() is None and stubborn.poll() is None and free(tmpfs) == free_before
+    assert "remaining" not in check and "weights.bin" in check["_stdout"]
+
+    result = module_runner("open_deleted", args, diff=True)
+    free_after = free(tmpfs)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True
+    assert {h["pid"] for h in result["handles"]} == pids
+    pinned = result["pinned_bytes"][tmpfs]
+    assert pinned >= 5000000 + 12345 + 3000000
+    assert free_after - free_before == pinned                 # statvfs measured by the test itself
+    [fs] = result["filesystems"]
+    assert fs["freed_bytes"] == pinned and fs["free_bytes_after"] - fs["free_bytes_before"] == pinned
+    assert sorted((t["pid"], t["outcome"], t["signal"]) for t in result["terminated"]) == sorted(
+        [(quits.pid, "exited", "TERM"), (stubborn.pid, "killed", "KILL")])
+    assert result["survivors"] == [] and result["remaining"] == [] and result["spared"] == []
+    assert quits.wait(5) == -signal.SIGTERM and stubborn.wait(5) == -signal.SIGKILL
+    assert bystander.poll() is None
+    assert "weights.bin" in result["_stdout"]                 # the diff names what was held
+
+    again = module_runner("open_deleted", args)
+    assert not again.get("failed") and again["changed"] is False
+    assert again["handles"] == [] and again["terminated"] == []
+
+
+def test_never_signals_its_own_ancestors(module_runner, tmp_path):
+    # pytest is an ancestor of the module process (pytest -> ansible-playbook -> ... -> module)
+    path = str(tmp_path / "held-by-pytest.bin")
+    with open(path, "wb") as f:
+        f.write(b"p" * 8192)
+    fd = os.open(path, os.O_RDONLY)
+    os.unlink(path)
+    try:
+        result = module_runner("open_deleted", {"under": [str(tmp_path)], "action": "terminate", "grace": 1})
+        assert not result.get("failed"), result.get("msg")
+        assert [h["pid"] for h in result["handles"]] == [os.getpid()]
+        assert [s["pid"] for s in result["spared"]] == [os.getpid()]
+        assert result["terminated"] == [] and result["changed"] is False
+        assert any("never signalled" in p for p in result["problems"])
+        assert os.fstat(fd).st_nlink == 0                      # still here, still holding it
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"under": ["relative/dir"]}, "under: 'relative/dir' is not an absolute path"),
+    ({"under": [""]}, "under: every entry must be a non-empty absolute path"),
+    ({"min_bytes": "lots"}, "min_bytes: expected a size"),
+    ({"action": "terminate", "signal": "NOPE"}, "signal: unknown signal 'NOPE'"),
+    ({"action": "terminate", "signal": "0"}, "signal: '0'"),
+    ({"action": "terminate", "grace": -1}, "grace: expected a number of seconds >= 0"),
+])
+def test_bad_input_fails_cleanly_and_stops_nothing(module_runner, holders, tmp_path, args, message):
+    p = holders.start("fd=%s/x.bin:100" % tmp_path)
+    args = dict(args)
+    args.setdefault("under", [str(tmp_path)])
+    result = module_runner("open_deleted", args)
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    # ansible-core 2.19 marks every fail_json with this placeholder; a crash would carry a real traceback
+    assert result.get("exception", "(traceback unavailable)") == "(traceback unavailable)"
+    assert "Traceback (most recent call last)" not in result["_stdout"]
+    time.sleep(0.1)
+    assert p.poll() is None
