@@ -177,6 +177,14 @@ def hub_cache_candidates(environ, home):
     return out
 
 
+_IFMT = 0o170000
+_IFDIR = 0o040000
+_IFREG = 0o100000
+_IFLNK = 0o120000
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 class _Tally(object):
     """du-style accounting of one repo dir: allocated bytes, regular files, newest mtime."""
 
@@ -193,45 +201,215 @@ class _Tally(object):
 
     def add(self, st):
         mode = st.st_mode
-        if st.st_nlink > 1 and not stat.S_ISDIR(mode):
+        if st.st_nlink > 1 and mode & _IFMT != _IFDIR:
             key = (st.st_dev, st.st_ino)
             if key in self.seen:
                 return
             self.seen.add(key)
         self.disk += st.st_blocks * 512
-        if stat.S_ISREG(mode):
+        if mode & _IFMT == _IFREG:
             self.files += 1
         if st.st_mtime > self.newest:
             self.newest = st.st_mtime
 
 
-def _walk(top, tally, on_entry=None):
-    """Account every entry below top (not top itself); call on_entry(dirpath, entry, st) for non-dirs."""
+class _Snap(object):
+    """What one snapshot dir holds: blob names its links point to, and files copied into it."""
+
+    __slots__ = ("names", "copy_bytes", "copy_count", "copy_mtime", "copy_atime", "files")
+
+    def __init__(self):
+        self.names = set()
+        self.copy_bytes = 0
+        self.copy_count = 0
+        self.copy_mtime = 0.0
+        self.copy_atime = 0.0
+        self.files = 0
+
+
+def _err(e):
+    return e.strerror or str(e)
+
+
+def _walk(tally, top, blob_stats=None, on_other=None):
+    """Account every entry below top (never top itself, never through a link), one fstatat each.
+
+    With blob_stats, regular files directly in top are blobs: name -> (size, mtime, atime).
+    on_other(dirpath, name, st, dir_fd) is called for any other non-directory entry.
+    """
+    problems = tally.problems
+    seen = tally.seen
+    dev = tally.dev
+    one_fs = tally.one_fs
+    blocks = files = 0
+    newest = tally.newest
+    ifmt, ifdir, ifreg = _IFMT, _IFDIR, _IFREG
+    suffix = INCOMPLETE_SUFFIX
     stack = [top]
     while stack:
         current = stack.pop()
         try:
-            it = os.scandir(current)
+            fd = os.open(current, _O_DIR)
         except OSError as e:
-            tally.problems.append("cannot read %s: %s" % (current, e.strerror or e))
+            problems.append("cannot read %s: %s" % (current, _err(e)))
             continue
-        with it:
-            for entry in it:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as e:
-                    tally.problems.append("cannot stat %s: %s" % (entry.path, e.strerror or e))
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    if tally.one_fs and st.st_dev != tally.dev:
-                        tally.problems.append("not crossing into another file system: %s" % entry.path)
+        blobs = blob_stats if current == top else None
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError as e:
+                        problems.append("cannot stat %s/%s: %s" % (current, entry.name, _err(e)))
                         continue
-                    tally.add(st)
-                    stack.append(entry.path)
-                else:
-                    tally.add(st)
-                    if on_entry is not None:
-                        on_entry(current, entry, st)
+                    mode = st.st_mode & ifmt
+                    if mode == ifdir:
+                        if one_fs and st.st_dev != dev:
+                            problems.append("not crossing into another file system: %s/%s" % (current, entry.name))
+                            continue
+                        stack.append(current + "/" + entry.name)
+                    elif st.st_nlink > 1:
+                        key = (st.st_dev, st.st_ino)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    blocks += st.st_blocks
+                    mtime = st.st_mtime
+                    if mtime > newest:
+                        newest = mtime
+                    if mode == ifdir:
+                        continue
+                    if mode == ifreg:
+                        files += 1
+                        if blobs is not None and not entry.name.endswith(suffix):
+                            blobs[entry.name] = (st.st_size, mtime, st.st_atime)
+                            continue
+                    if on_other is not None:
+                        on_other(current, entry.name, st, fd)
+        except OSError as e:
+            problems.append("cannot read %s: %s" % (current, _err(e)))
+        finally:
+            os.close(fd)
+    tally.disk += blocks * 512
+    tally.files += files
+    tally.newest = newest
+
+
+def _walk_snapshot(tally, top, blobs_dir, blob_stats, snap):
+    """_walk for one snapshot dir: links resolved lexically to blob names, regular files are copies.
+
+    Written out flat with locals: it runs once per file of caches with millions of them.
+    """
+    problems = tally.problems
+    seen = tally.seen
+    dev = tally.dev
+    one_fs = tally.one_fs
+    blocks = 0
+    files = regular = 0
+    newest = tally.newest
+    names = snap.names
+    add_name = names.add
+    copy_bytes = copy_count = 0
+    copy_mtime = copy_atime = 0.0
+    readlink = os.readlink
+    blocks_by_length = {}
+    ifmt, ifdir, ifreg = _IFMT, _IFDIR, _IFREG
+    stack = [(top, "../../blobs/")]  # (dir, the link prefix that reaches blobs/ from it)
+    while stack:
+        current, prefix = stack.pop()
+        plen = len(prefix)
+        try:
+            fd = os.open(current, _O_DIR)
+            dir_dev = os.fstat(fd).st_dev
+        except OSError as e:
+            problems.append("cannot read %s: %s" % (current, _err(e)))
+            continue
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if entry.is_symlink():
+                        # Snapshot links are most of a cache. A link's allocation depends only on its
+                        # target's length on a given file system, so one lstat per length and dir
+                        # device is enough; it saves a syscall per link (du's numbers, checked in tests).
+                        try:
+                            target = readlink(entry.name, dir_fd=fd)
+                            key = (len(target), dir_dev)
+                            link_blocks = blocks_by_length.get(key)
+                            if link_blocks is None:
+                                link_blocks = blocks_by_length[key] = entry.stat(follow_symlinks=False).st_blocks
+                        except OSError as e:
+                            problems.append("cannot read link %s/%s: %s" % (current, entry.name, _err(e)))
+                            continue
+                        blocks += link_blocks
+                        files += 1
+                        name = target[plen:]
+                        # blob names are dir entries (no "/", never "." or ".."), so this test is exact
+                        if name in blob_stats and target.startswith(prefix):
+                            add_name(name)
+                            continue
+                        full = os.path.normpath(os.path.join(current, target))
+                        name = os.path.basename(full)
+                        if os.path.dirname(full) != blobs_dir:
+                            problems.append("snapshot link points outside blobs/: %s/%s -> %s" % (
+                                current, entry.name, target))
+                        elif name not in blob_stats:
+                            problems.append("broken snapshot link (blob missing): %s/%s" % (current, entry.name))
+                        else:
+                            add_name(name)
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError as e:
+                        problems.append("cannot stat %s/%s: %s" % (current, entry.name, _err(e)))
+                        continue
+                    mode = st.st_mode & ifmt
+                    if mode == ifdir:
+                        if one_fs and st.st_dev != dev:
+                            problems.append("not crossing into another file system: %s/%s" % (current, entry.name))
+                            continue
+                        blocks += st.st_blocks
+                        if st.st_mtime > newest:
+                            newest = st.st_mtime
+                        stack.append((current + "/" + entry.name, "../" + prefix))
+                        continue
+                    if st.st_nlink > 1:
+                        key = (st.st_dev, st.st_ino)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    blocks += st.st_blocks
+                    if st.st_mtime > newest:
+                        newest = st.st_mtime
+                    if mode == ifreg:
+                        # a copy instead of a link (Windows, file systems without symlinks): its own blob
+                        files += 1
+                        regular += 1
+                        copy_bytes += st.st_size
+                        copy_count += 1
+                        if st.st_mtime > copy_mtime:
+                            copy_mtime = st.st_mtime
+                        if st.st_atime > copy_atime:
+                            copy_atime = st.st_atime
+        except OSError as e:
+            problems.append("cannot read %s: %s" % (current, _err(e)))
+        finally:
+            os.close(fd)
+    tally.disk += blocks * 512
+    tally.files += regular
+    tally.newest = newest
+    snap.files = files
+    snap.copy_bytes = copy_bytes
+    snap.copy_count = copy_count
+    snap.copy_mtime = copy_mtime
+    snap.copy_atime = copy_atime
+
+
+def _blob_totals(blob_stats, names):
+    """(sum of sizes, newest mtime, newest atime) of the named blobs, computed in C loops."""
+    if not names:
+        return 0, 0.0, 0.0
+    sizes, mtimes, atimes = zip(*map(blob_stats.__getitem__, names))
+    return sum(sizes), max(mtimes), max(atimes)
 
 
 def _within(path, root):
@@ -244,6 +422,7 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
     Never raises for a broken repo: what huggingface_hub would call a CorruptedCacheException
     lands in repo.problems and the repo is still returned (so it can be reported or removed).
     """
+    repo_path = os.path.normpath(repo_path)
     parsed = parse_repo_folder(os.path.basename(repo_path))
     repo_type, repo_id = parsed if parsed else ("unknown", os.path.basename(repo_path))
     repo = HFRepo(repo_id, repo_type, repo_path)
@@ -252,197 +431,158 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
     try:
         top = os.lstat(repo_path)
     except OSError as e:
-        problems.append("cannot stat %s: %s" % (repo_path, e.strerror or e))
+        problems.append("cannot stat %s: %s" % (repo_path, _err(e)))
         return (repo, layout) if detail else repo
+    if top.st_mode & _IFMT != _IFDIR:
+        problems.append("%s is not a directory" % repo_path)
+        return (repo, layout) if detail else repo
+    if parsed is None:
+        problems.append("not a hub repo folder name: %s" % repo_path)
     tally = _Tally(dev if dev is not None else top.st_dev, one_file_system, problems)
     tally.add(top)
     cache_root = cache_root or os.path.dirname(repo_path)
-    blobs_dir = os.path.join(repo_path, "blobs")
+    blobs_dir = repo_path + "/blobs"
     blob_stats = {}  # name -> (size, mtime, atime); only for this repo, dropped on return
 
-    def on_blob(dirpath, entry, st):
-        name = entry.name
+    def on_blob(dirpath, name, st, dir_fd):
+        mode = st.st_mode & _IFMT
         if dirpath != blobs_dir:
             return
         if name.endswith(INCOMPLETE_SUFFIX):
             repo.incomplete.append((name, st.st_size, st.st_mtime))
-        elif stat.S_ISREG(st.st_mode):
-            blob_stats[name] = (st.st_size, st.st_mtime, st.st_atime)
-        elif stat.S_ISLNK(st.st_mode):
+        elif mode == _IFLNK:
             # huggingface_hub's optional shared store: blobs/<etag> -> <cache>/blobs/xx/<hash>
-            target = os.path.normpath(os.path.join(dirpath, os.readlink(entry.path)))
+            target = os.path.normpath(os.path.join(dirpath, os.readlink(name, dir_fd=dir_fd)))
             try:
                 tst = os.lstat(target) if _within(target, cache_root) else None
             except OSError:
                 tst = None
-            if tst is not None and stat.S_ISREG(tst.st_mode):
+            if tst is not None and tst.st_mode & _IFMT == _IFREG:
                 blob_stats[name] = (tst.st_size, tst.st_mtime, tst.st_atime)
             else:
-                problems.append("blob link leads nowhere usable: %s" % entry.path)
+                problems.append("blob link leads nowhere usable: %s/%s" % (dirpath, name))
 
     entries = {}
     try:
         with os.scandir(repo_path) as it:
             for entry in it:
-                entries[entry.name] = entry
+                try:
+                    entries[entry.name] = entry.stat(follow_symlinks=False)
+                except OSError as e:
+                    problems.append("cannot stat %s: %s" % (entry.path, _err(e)))
     except OSError as e:
-        problems.append("cannot read %s: %s" % (repo_path, e.strerror or e))
-    if parsed is None:
-        problems.append("not a hub repo folder name: %s" % repo_path)
+        problems.append("cannot read %s: %s" % (repo_path, _err(e)))
 
     def top_dir(name):
-        entry = entries.pop(name, None)
-        if entry is None:
-            return None
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError as e:
-            problems.append("cannot stat %s: %s" % (entry.path, e.strerror or e))
+        st = entries.pop(name, None)
+        if st is None:
             return None
         tally.add(st)
-        if not stat.S_ISDIR(st.st_mode):
-            problems.append("%s is not a directory" % entry.path)
+        path = repo_path + "/" + name
+        if st.st_mode & _IFMT != _IFDIR:
+            problems.append("%s is not a directory" % path)
             return None
         if one_file_system and st.st_dev != tally.dev:
-            problems.append("not crossing into another file system: %s" % entry.path)
+            problems.append("not crossing into another file system: %s" % path)
             return None
-        return entry.path
+        return path
 
     if top_dir("blobs"):
-        _walk(blobs_dir, tally, on_blob)
+        _walk(tally, blobs_dir, blob_stats=blob_stats, on_other=on_blob)
 
     # refs: refs/main, refs/refs/pr/1 ... each holding a commit hash
     refs_by_commit = {}
     refs_dir = top_dir("refs")
     if refs_dir:
-        def on_ref(dirpath, entry, st):
-            if entry.name in IGNORED_NAMES or not stat.S_ISREG(st.st_mode):
-                if not stat.S_ISREG(st.st_mode):
-                    problems.append("ref is not a regular file: %s" % entry.path)
+        def on_ref(dirpath, name, st, dir_fd):
+            path = dirpath + "/" + name
+            if st.st_mode & _IFMT != _IFREG:
+                problems.append("ref is not a regular file: %s" % path)
+                return
+            if name in IGNORED_NAMES:
                 return
             try:
-                fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                fd = os.open(name, _O_FILE, dir_fd=dir_fd)
                 try:
                     commit = os.read(fd, 4096).decode("utf-8", "replace").strip()
                 finally:
                     os.close(fd)
             except OSError as e:
-                problems.append("cannot read ref %s: %s" % (entry.path, e.strerror or e))
+                problems.append("cannot read ref %s: %s" % (path, _err(e)))
                 return
-            ref = os.path.relpath(entry.path, refs_dir).replace(os.sep, "/")
+            ref = os.path.relpath(path, refs_dir).replace(os.sep, "/")
             refs_by_commit.setdefault(commit, []).append(ref)
-        _walk(refs_dir, tally, on_ref)
+        _walk(tally, refs_dir, on_other=on_ref)
 
     referenced = set()
-    copies = [0, 0.0, 0.0, 0]  # bytes, newest mtime, newest atime, count of files copied into snapshots
+    copies = _Snap()  # totals over all snapshots of files copied instead of linked
     snapshots_dir = top_dir("snapshots")
     if snapshots_dir is None:
         problems.append("no snapshots dir in %s" % repo_path)
     else:
+        commits = []
         try:
             with os.scandir(snapshots_dir) as it:
-                commits = [e for e in it]
+                for centry in it:
+                    try:
+                        commits.append((centry.name, centry.stat(follow_symlinks=False)))
+                    except OSError as e:
+                        problems.append("cannot stat %s: %s" % (centry.path, _err(e)))
         except OSError as e:
-            problems.append("cannot read %s: %s" % (snapshots_dir, e.strerror or e))
-            commits = []
-        for centry in commits:
-            try:
-                cst = centry.stat(follow_symlinks=False)
-            except OSError as e:
-                problems.append("cannot stat %s: %s" % (centry.path, e.strerror or e))
-                continue
+            problems.append("cannot read %s: %s" % (snapshots_dir, _err(e)))
+        for commit, cst in sorted(commits):
+            path = snapshots_dir + "/" + commit
             tally.add(cst)
-            if not stat.S_ISDIR(cst.st_mode):
-                if centry.name not in IGNORED_NAMES:
-                    problems.append("not a snapshot dir: %s" % centry.path)
+            if cst.st_mode & _IFMT != _IFDIR:
+                if commit not in IGNORED_NAMES:
+                    problems.append("not a snapshot dir: %s" % path)
                 continue
             if one_file_system and cst.st_dev != tally.dev:
-                problems.append("not crossing into another file system: %s" % centry.path)
+                problems.append("not crossing into another file system: %s" % path)
                 continue
-            rev = HFRevision(centry.name, centry.path)
-            names = set()
-            state = [0, 0.0, 0.0, 0]  # copied bytes, newest mtime, newest atime, files
-
-            def on_file(dirpath, entry, st, rev=rev, names=names, state=state):
-                mode = st.st_mode
-                state[3] += 1
-                if stat.S_ISLNK(mode):
-                    try:
-                        target = os.readlink(entry.path)
-                    except OSError as e:
-                        problems.append("cannot read link %s: %s" % (entry.path, e.strerror or e))
-                        return
-                    full = os.path.normpath(os.path.join(dirpath, target))
-                    name = os.path.basename(full)
-                    if os.path.dirname(full) != blobs_dir:
-                        problems.append("snapshot link points outside blobs/: %s -> %s" % (entry.path, target))
-                        return
-                    info = blob_stats.get(name)
-                    if info is None:
-                        problems.append("broken snapshot link (blob missing): %s" % entry.path)
-                        return
-                    if name not in names:
-                        names.add(name)
-                        if info[1] > state[1]:
-                            state[1] = info[1]
-                        if info[2] > state[2]:
-                            state[2] = info[2]
-                elif stat.S_ISREG(mode):
-                    # a copy instead of a link (Windows, file systems without symlinks): its own blob
-                    state[0] += st.st_size
-                    if st.st_mtime > state[1]:
-                        state[1] = st.st_mtime
-                    if st.st_atime > state[2]:
-                        state[2] = st.st_atime
-                    copies[3] += 1
-                    if st.st_mtime > copies[1]:
-                        copies[1] = st.st_mtime
-                    if st.st_atime > copies[2]:
-                        copies[2] = st.st_atime
-                else:
-                    state[3] -= 1
-            _walk(centry.path, tally, on_file)
-            rev.files = state[3]
-            rev.bytes = state[0] + sum(blob_stats[n][0] for n in names)
-            if rev.files:
-                rev.last_modified, rev.last_access = state[1], state[2]
+            rev = HFRevision(commit, path)
+            snap = _Snap()
+            _walk_snapshot(tally, path, blobs_dir, blob_stats, snap)
+            rev.files = snap.files
+            size, mtime, atime = _blob_totals(blob_stats, snap.names)
+            rev.bytes = snap.copy_bytes + size
+            if snap.names or snap.copy_count:
+                rev.last_modified = max(mtime, snap.copy_mtime)
+                rev.last_access = max(atime, snap.copy_atime)
             else:
                 rev.last_modified, rev.last_access = cst.st_mtime, cst.st_atime
-            rev.refs = sorted(refs_by_commit.pop(rev.commit, []))
+            rev.refs = sorted(refs_by_commit.pop(commit, []))
             repo.revisions.append(rev)
-            referenced |= names
-            copies[0] += state[0]
+            referenced |= snap.names
+            copies.copy_bytes += snap.copy_bytes
+            copies.copy_count += snap.copy_count
+            copies.copy_mtime = max(copies.copy_mtime, snap.copy_mtime)
+            copies.copy_atime = max(copies.copy_atime, snap.copy_atime)
             if detail:
-                layout.revision_blobs[rev.commit] = names
-                layout.revision_copy_bytes[rev.commit] = state[0]
+                layout.revision_blobs[commit] = snap.names
+                layout.revision_copy_bytes[commit] = snap.copy_bytes
 
     # everything else in the repo dir (.no_exist, stray files) only counts for du
-    for name, entry in entries.items():
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError as e:
-            problems.append("cannot stat %s: %s" % (entry.path, e.strerror or e))
+    for name in sorted(entries):
+        st = entries[name]
+        if st.st_mode & _IFMT == _IFDIR and one_file_system and st.st_dev != tally.dev:
+            problems.append("not crossing into another file system: %s/%s" % (repo_path, name))
             continue
-        if stat.S_ISDIR(st.st_mode):
-            if one_file_system and st.st_dev != tally.dev:
-                problems.append("not crossing into another file system: %s" % entry.path)
-                continue
-            tally.add(st)
-            _walk(entry.path, tally)
-        else:
-            tally.add(st)
+        tally.add(st)
+        if st.st_mode & _IFMT == _IFDIR:
+            _walk(tally, repo_path + "/" + name)
 
     for commit, refs in sorted(refs_by_commit.items()):
         for ref in sorted(refs):
             repo.dangling_refs.append((ref, commit))
             problems.append("ref %s of %s points to a missing snapshot %s" % (ref, repo_path, commit))
 
-    repo.revisions.sort(key=lambda r: r.commit)
-    repo.blob_bytes = copies[0] + sum(blob_stats[n][0] for n in referenced)
-    repo.blob_count = len(referenced) + copies[3]
-    if referenced or copies[3]:
-        repo.last_modified = max([blob_stats[n][1] for n in referenced] + [copies[1]])
-        repo.last_access = max([blob_stats[n][2] for n in referenced] + [copies[2]])
+    size, mtime, atime = _blob_totals(blob_stats, referenced)
+    repo.blob_bytes = copies.copy_bytes + size
+    repo.blob_count = len(referenced) + copies.copy_count
+    if repo.blob_count:
+        repo.last_modified = max(mtime, copies.copy_mtime)
+        repo.last_access = max(atime, copies.copy_atime)
     else:
         repo.last_modified, repo.last_access = top.st_mtime, top.st_atime
     repo.disk_bytes = tally.disk
