@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The report role's aggregation: host records, fleet summary, SVG chart, mount lookup."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.residue.purge.plugins.filter.report import bar_svg, fleet, host_record, human_bytes, mount_for
+
+RUN = {"run_id": "20261126T140000Z-purge-1", "started": "2026-11-26 14:00:00", "targets": ["open_autoglm"],
+       "check_mode": False, "completed": True, "reachable": True}
+
+FOUND = {
+    "changed": False,
+    "residues": [
+        {"target": "open_autoglm", "kind": "path", "path": "/home/alice/.cache/open-autoglm", "user": "alice", "bytes": 4096},
+        {"target": "open_autoglm", "kind": "hf_repo", "path": "/data/hf/hub/models--zai-org--AutoGLM-Phone-9B",
+         "user": "root", "bytes": 3145728, "repo_id": "zai-org/AutoGLM-Phone-9B"},
+        {"target": "ollama", "kind": "path", "path": "/home/alice/.ollama/models", "user": "alice", "bytes": 100},
+    ],
+    "processes": [{"pid": 42, "name": "open-autoglm", "user": "root", "target": "open_autoglm"}],
+    "packages": [{"name": "open-autoglm", "version": "0.4.0", "environment": "/opt/ml/venv"}],
+    "hf_caches": [{"path": "/data/hf/hub", "user": "root", "source": "process 42 (HF_HOME)"}],
+    "total_bytes": 3149924,
+    "problems": [],
+}
+
+
+def full_results():
+    return {
+        "found": FOUND,
+        "reaped": {"changed": True, "terminated": [{"pid": 42, "name": "open-autoglm", "user": "root", "outcome": "exited"}],
+                   "survivors": []},
+        "autostart": {"changed": True, "changes": [{"kind": "cron", "path": "/var/spool/cron/crontabs/alice"}]},
+        "hf": {"changed": True, "deleted": [{"cache": "/data/hf/hub", "repo_id": "zai-org/AutoGLM-Phone-9B", "repo_type": "model",
+                                             "revisions": ["d4" * 20], "freed_bytes": 3145728}], "freed_bytes": 3145728},
+        "removed": {"changed": True, "removed": [{"path": "/home/alice/.cache/open-autoglm", "bytes": 4096, "files": 1, "owner": "alice"},
+                                                 {"path": "/home/alice/.ollama/models/x", "bytes": 100, "files": 1, "owner": "alice"}],
+                    "freed_bytes": 4196, "failed": [], "backup": {"path": "/var/backups/r.tar.gz", "bytes": 900}},
+        "pip": {"changed": True, "environments": [{"path": "/opt/ml/venv", "removed": [{"name": "open-autoglm", "version": "0.4.0"}],
+                                                   "orphans_removed": [{"name": "autoglm-core", "version": "0.4.1"}]}]},
+        "pinned": {"changed": True, "handles": [{"pid": 7, "name": "tail", "path": "/home/bob/x.log", "bytes": 10}], "remaining": []},
+        "after": {"residues": [], "processes": [], "packages": [], "total_bytes": 0},
+        "failure": None,
+    }
+
+
+def test_record_of_a_clean_purge_attributes_bytes_to_targets():
+    rec = host_record(full_results(), "h1", RUN)
+    assert rec["status"] == "ok"
+    assert rec["freed_bytes"] == 4096 + 100 + 3145728
+    assert rec["freed_by_target"] == {"open_autoglm": 4096 + 3145728, "ollama": 100}
+    assert [i["kind"] for i in rec["removed"]].count("pip") == 2
+    assert rec["verified"]["clean"] is True
+    assert rec["backed_up"]["path"] == "/var/backups/r.tar.gz"
+    assert rec["stopped"] == [{"pid": 42, "name": "open-autoglm", "user": "root", "outcome": "exited"}]
+    assert rec["failed"] == []
+    json.dumps(rec)  # the record is written as JSON
+
+
+def test_leftovers_make_verification_not_clean():
+    results = full_results()
+    results["after"] = dict(results["after"], residues=[{"target": "open_autoglm", "kind": "path", "path": "/x", "bytes": 1}])
+    assert host_record(results, "h1", RUN)["verified"]["clean"] is False
+
+
+def test_partial_failures_are_listed_item_by_item():
+    results = full_results()
+    results["removed"] = dict(results["removed"], failed=[{"path": "/home/alice/.cache/open-autoglm/immutable", "error": "EPERM"}])
+    results["reaped"] = dict(results["reaped"], survivors=[{"pid": 99, "name": "open-autoglm", "error": "still alive after KILL"}])
+    results["failure"] = {"phase": "stop", "task": "Fail the host", "msg": "1 process survived"}
+    rec = host_record(results, "h1", dict(RUN, completed=False))
+    assert rec["status"] == "failed"
+    assert {"phase": "sweep", "item": "/home/alice/.cache/open-autoglm/immutable", "error": "EPERM"} in rec["failed"]
+    assert {"phase": "stop", "item": "open-autoglm", "error": "still alive after KILL"} in rec["failed"]
+    assert {"phase": "stop", "item": "Fail the host", "error": "1 process survived"} in rec["failed"]
+
+
+def test_unreachable_host_is_shown_not_dropped():
+    rec = host_record({}, "h9", dict(RUN, completed=False, reachable=False))
+    assert rec["status"] == "unreachable"
+    assert rec["failed"] and rec["failed"][0]["phase"] == "connect"
+    assert rec["freed_bytes"] == 0 and rec["verified"] is None
+
+
+def test_host_that_stopped_without_a_recorded_failure_is_failed():
+    rec = host_record({"found": FOUND}, "h2", dict(RUN, completed=False))
+    assert rec["status"] == "failed" and rec["failed"]
+
+
+def test_check_mode_is_a_preview_and_skipped_tasks_count_as_not_run():
+    results = full_results()
+    results["after"] = {"skipped": True, "changed": False}
+    results["pinned"] = {"skipped": True}
+    rec = host_record(results, "h1", dict(RUN, check_mode=True))
+    assert rec["status"] == "preview" and rec["check_mode"] is True
+    assert rec["verified"] is None
+
+
+def test_fleet_sums_hosts_and_targets_and_lists_every_failure():
+    ok = host_record(full_results(), "b-host", RUN)
+    down = host_record({}, "a-host", dict(RUN, completed=False, reachable=False))
+    f = fleet([ok, down])
+    assert f["hosts"] == 2
+    assert f["status_counts"] == {"ok": 1, "unreachable": 1}
+    assert f["freed_bytes"] == ok["freed_bytes"]
+    assert f["by_host"] == [("a-host", 0), ("b-host", ok["freed_bytes"])]
+    assert dict(f["by_target"]) == ok["freed_by_target"]
+    assert [x["host"] for x in f["failures"]] == ["a-host"]
+
+
+def test_bar_svg_is_wellformed_escaped_and_proportional():
+    svg = bar_svg([("<script>alert(1)</script>", 100), ("b&c", 50), ("zero", 0)], title="Freed & co")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    rects = root.findall(ns + "rect")
+    assert len(rects) == 3
+    widths = [int(r.get("width")) for r in rects]
+    assert widths[0] == 2 * widths[1] or abs(widths[0] - 2 * widths[1]) <= 1
+    assert widths[2] == 1  # a zero bar stays visible as a hairline
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # no external asset
+
+
+@pytest.mark.parametrize("value, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 * 1024 ** 3, "3.0 GiB")])
+def test_human_bytes(value, text):
+    assert human_bytes(value) == text
+
+
+def test_human_bytes_rejects_garbage():
+    with pytest.raises(AnsibleFilterError):
+        human_bytes("lots")
+
+
+def test_mount_for_picks_longest_prefix_on_a_path_boundary():
+    mounts = [{"mount": "/", "size_available": 1}, {"mount": "/data", "size_available": 2},
+              {"mount": "/data/hf", "size_available": 3}]
+    assert mount_for("/data/hf/backups", mounts)["size_available"] == 3
+    assert mount_for("/data2/backups", mounts)["size_available"] == 1
+    assert mount_for("/var/backups", mounts)["mount"] == "/"
+    assert mount_for("/x", []) == {}
+
+
+def test_bad_input_is_a_filter_error():
+    with pytest.raises(AnsibleFilterError):
+        host_record("nope", "h", RUN)
+    with pytest.raises(AnsibleFilterError):
+        fleet({"not": "a list"})
