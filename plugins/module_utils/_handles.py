@@ -15,7 +15,6 @@ __metaclass__ = type
 
 import os
 import pwd
-import stat
 
 DELETED_SUFFIX = " (deleted)"
 MAPPED_FD = "DEL"
@@ -53,6 +52,14 @@ def _unescape_mountinfo(field):
     return "".join(out)
 
 
+def device_numbers(text):
+    """'254:0' -> (254, 0); ValueError for anything else."""
+    major, sep, minor = text.partition(":")
+    if not sep:
+        raise ValueError("not a MAJOR:MINOR device: %r" % (text,))
+    return int(major), int(minor)
+
+
 def parse_mountinfo(text):
     """Text of /proc/PID/mountinfo -> {(major, minor): (mount_point, fstype)}.
 
@@ -65,9 +72,8 @@ def parse_mountinfo(text):
         fields = left.split()
         if not sep or len(fields) < 5:
             continue
-        major, _, minor = fields[2].partition(":")
         try:
-            dev = (int(major), int(minor))
+            dev = device_numbers(fields[2])
         except ValueError:
             continue
         entry = (_unescape_mountinfo(fields[4]), right.split()[0] if right.split() else "")
@@ -384,12 +390,15 @@ def free_space(filesystems, proc="/proc"):
     mounts = _Mounts(proc)
     result = {}
     for fs in filesystems:
-        major, _, minor = fs["device"].partition(":")
-        point = mounts.mount_point(os.makedev(int(major), int(minor)))
+        try:
+            dev = os.makedev(*device_numbers(fs["device"]))
+        except ValueError:
+            continue  # lsof's hex devices (macOS): no statvfs comparison there
+        point = mounts.mount_point(dev)
         if point is None:
             continue
         try:
-            if os.stat(point).st_dev != os.makedev(int(major), int(minor)):
+            if os.stat(point).st_dev != dev:
                 continue  # over-mounted: statvfs would describe another filesystem
             result[fs["filesystem"]] = free_bytes(point)
         except OSError:

@@ -66,7 +66,7 @@ attributes:
     details: Once the holders are stopped a second run finds nothing and reports no change.
 notes:
   - Without root only the connecting user's processes can be inspected; the others are counted in
-    RV(scan.denied) and a warning says so. Use C(become) for a whole-host answer.
+    RV(scan) and a warning says so. Use C(become) for a whole-host answer.
   - O(action=terminate) needs the C(psutil) Python library on the managed host; O(action=report) needs nothing
     beyond Python (and C(lsof) on hosts without C(/proc)).
   - Bytes pinned are counted once per file (device and inode) however many processes hold it, and are the
@@ -290,9 +290,9 @@ def main():
     for problem in result["problems"]:
         module.warn(problem)
     if result.get("survivors"):
-        module.fail_json(msg="%d holder(s) of deleted files could not be stopped: %s" % (
-            len(result["survivors"]), ", ".join("pid %d (%s)" % (s["pid"], s.get("error", s["outcome"]))
-                                               for s in result["survivors"])), **result)
+        stuck = ", ".join("pid %d (%s)" % (s["pid"], s.get("error", s["outcome"])) for s in result["survivors"])
+        module.fail_json(msg="%d holder(s) of deleted files could not be stopped: %s"
+                         % (len(result["survivors"]), stuck), **result)
     module.exit_json(**result)
 
 
