@@ -130,8 +130,6 @@ def host_record(results, host, run):
             "processes_left": len(after.get("processes", [])),
             "packages_left": len(after.get("packages", [])),
             "pinned_bytes": sum(int(h.get("bytes") or 0) for h in pinned.get("remaining", pinned.get("handles", []))),
-            "released": [{"pid": h.get("pid"), "name": h.get("name"), "path": h.get("path"), "bytes": h.get("bytes")}
-                         for h in pinned.get("handles", [])],
         }
         verified["clean"] = not (left or verified["processes_left"] or verified["packages_left"]
                                  or verified["pinned_bytes"])
@@ -174,6 +172,8 @@ def host_record(results, host, run):
         "freed_by_target": freed_by_target,
         "filesystems": removed.get("filesystems", []),
         "backed_up": backup,
+        "held_open": [{"pid": h.get("pid"), "name": h.get("name"), "user": h.get("user"), "path": h.get("path"),
+                       "bytes": h.get("bytes")} for h in pinned.get("handles", [])],
         "verified": verified,
         "failed": failed,
         "problems": sorted(set(found.get("problems", []) + removed.get("problems", []) + hf.get("problems", []))),
