@@ -274,6 +274,8 @@ def list_users(homes=None, users="all", system=None):
     """Users whose homes are covered: explicit homes (owner from stat), or real passwd users with a home, and root."""
     system = system or platform.system()
     users = parse_users_option(users)
+    if homes and users != "all":
+        raise ProfileError("homes and users are mutually exclusive: homes replaces the enumeration of users")
     if homes:
         result = []
         for home in homes:

@@ -1,7 +1,7 @@
 """Run residue.purge modules through real Ansible (ansible-playbook, local connection).
 
 `run_module("discover", {...})` returns the registered task result as a dict, plus
-`_stdout` (what ansible-playbook printed, for diff/check-mode assertions).
+`_stdout`/`_stderr` (what ansible-playbook printed: diffs, check-mode plans, warnings).
 """
 import json
 import os
@@ -28,6 +28,7 @@ def ansible_env(extra=None):
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        ANSIBLE_PIPELINING="1",  # become to an unprivileged user without setfacl on the host
         PATH=os.path.dirname(VENV_PYTHON) + os.pathsep + env.get("PATH", ""),
     )
     env.update(extra or {})
@@ -36,21 +37,26 @@ def ansible_env(extra=None):
 
 def run_module(module, args, check=False, diff=False, interpreter=None, env=None, timeout=600, become_user=None):
     """Run residue.purge.<module> with args on localhost; return its registered result."""
+    return run_module_batch(module, [args], check, diff, interpreter, env, timeout, become_user)[0]
+
+
+def run_module_batch(module, args_list, check=False, diff=False, interpreter=None, env=None, timeout=600,
+                     become_user=None):
+    """Run the module once per args in one ansible-playbook (cheaper for many bad-input cases); list of results."""
     with tempfile.TemporaryDirectory(prefix="residue-it-") as tmp:
         out = os.path.join(tmp, "result.json")
-        task = {"name": "module under test", "residue.purge." + module: args, "register": "r", "ignore_errors": True}
-        if become_user:
-            task.update(become=True, become_user=become_user, become_method="ansible.builtin.su")
-        play = [{
-            "name": "integration",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                task,
-                {"name": "save result", "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": out},
-                 "check_mode": False, "diff": False},
-            ],
-        }]
+        tasks = []
+        for i, args in enumerate(args_list):
+            task = {"name": "module under test %d" % i, "residue.purge." + module: args, "register": "r%d" % i,
+                    "ignore_errors": True}
+            if become_user:
+                task.update(become=True, become_user=become_user, become_method="ansible.builtin.su")
+            tasks.append(task)
+        results = "[%s]" % ", ".join("r%d" % i for i in range(len(args_list)))
+        tasks.append({"name": "save results", "ansible.builtin.copy": {"content": "{{ %s | to_json }}" % results,
+                                                                       "dest": out},
+                      "check_mode": False, "diff": False})
+        play = [{"name": "integration", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
         playbook = os.path.join(tmp, "play.yml")
         with open(playbook, "w") as f:
             yaml.safe_dump(play, f)
@@ -62,13 +68,29 @@ def run_module(module, args, check=False, diff=False, interpreter=None, env=None
             cmd.append("--diff")
         proc = subprocess.run(cmd, env=ansible_env(env), capture_output=True, text=True, timeout=timeout, check=False)
         if not os.path.exists(out):
-            raise AssertionError("ansible-playbook did not run the task:\n" + proc.stdout + proc.stderr)
+            raise AssertionError("ansible-playbook did not run the tasks:\n" + proc.stdout + proc.stderr)
         with open(out) as f:
-            result = json.load(f)
-        result["_stdout"] = proc.stdout
-        return result
+            results = json.load(f)
+        for result in results:
+            result["_stdout"] = proc.stdout
+            result["_stderr"] = proc.stderr  # warnings are displayed here
+        return results
+
+
+def assert_clean_failure(result, message, case=None):
+    """The module refused its input with a clear message: failed, message present, no crash or traceback."""
+    assert result.get("failed") is True, (case, result)
+    assert message in result.get("msg", ""), (case, result.get("msg"))
+    assert not result["msg"].startswith("Task failed: Module failed"), result["msg"]
+    assert "Traceback" not in result.get("exception", "") + result.get("module_stderr", ""), result
+    assert not result.get("changed")
 
 
 @pytest.fixture
 def module_runner():
     return run_module
+
+
+@pytest.fixture
+def module_batch_runner():
+    return run_module_batch

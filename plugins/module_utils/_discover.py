@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""discover: resolve the targets' profiles on this host and inventory every residue, read-only.
+
+Sizes come from one walk per residue location (_walk.usage) and one pass per HF hub cache
+(_hfcache.scan_cache); the result grows with the number of residues, never with the number of files.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.residue.purge.plugins.module_utils import _hfcache, _procs, _profiles, _pyenvs, _walk
+from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
+
+PROBLEM_LIMIT = 100
+
+
+class Problems(object):
+    """Bounded list of human-readable problems, so output size never follows file count."""
+
+    def __init__(self, limit=PROBLEM_LIMIT):
+        self.items = []
+        self.dropped = 0
+        self.limit = limit
+
+    def add(self, text):
+        text = printable(text)
+        if text in self.items:
+            return
+        if len(self.items) < self.limit:
+            self.items.append(text)
+        else:
+            self.dropped += 1
+
+    def extend(self, texts):
+        for text in texts:
+            self.add(text)
+
+    def as_list(self):
+        if self.dropped:
+            return self.items + ["... and %d more problems" % self.dropped]
+        return list(self.items)
+
+
+def printable(value):
+    """Text safe for JSON: undecodable bytes of file names become \\x escapes, never an exception."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def owner_name(path):
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return None
+    return _profiles._owner_name(uid)
+
+
+def last_use(item):
+    return max(item.get("last_access") or 0, item.get("newest_mtime") or 0)
+
+
+def _path_residue(target, path, usage):
+    return {
+        "target": target,
+        "kind": "path",
+        "path": path,
+        "user": owner_name(path),
+        "bytes": usage.bytes,
+        "files": usage.files,
+        "newest_mtime": usage.newest_mtime,
+        "last_access": usage.last_access,
+    }
+
+
+def _repo_residue(target, repo):
+    return {
+        "target": target,
+        "kind": "hf_repo",
+        "path": repo.path,
+        "user": owner_name(repo.path),
+        "bytes": repo.disk_bytes,
+        "files": repo.files,
+        "newest_mtime": repo.newest_mtime,
+        "last_access": repo.last_access,
+        "repo_id": repo.repo_id,
+        "repo_type": repo.repo_type,
+        "blob_bytes": repo.blob_bytes,
+        "revisions": [
+            {"commit": r.commit, "refs": sorted(r.refs), "bytes": r.bytes, "last_modified": r.last_modified}
+            for r in repo.revisions
+        ],
+    }
+
+
+def find_hub_caches(contexts, extra_caches, problems):
+    """Every HF hub cache the contexts imply, plus explicit ones: [{path, user, source, sources}] by real path."""
+    found = {}
+    candidates = []
+    for context in contexts:
+        candidates.extend(_profiles.hub_cache_locations(context))
+    candidates.extend((path, "option extra_hf_caches") for path in extra_caches)
+    for path, source in candidates:
+        if not os.path.isdir(path):
+            if source.startswith("option"):
+                problems.add("extra_hf_caches: %s is not a directory" % path)
+            continue
+        # The configured cache root may itself be a symlink (a cache moved to a data disk); inside it nothing
+        # is ever followed.
+        real = os.path.realpath(path)
+        entry = found.get(real)
+        if entry is None:
+            found[real] = {"path": real, "user": owner_name(real), "source": source, "sources": [source],
+                           "configured_as": [path]}
+        else:
+            if source not in entry["sources"]:
+                entry["sources"].append(source)
+            if path not in entry["configured_as"]:
+                entry["configured_as"].append(path)
+            if entry["source"] == "default" and source != "default":
+                entry["source"] = source
+    return [found[k] for k in sorted(found)]
+
+
+def discover(params, now=None):
+    """Run discover with validated module params; returns the result dict (no 'changed')."""
+    now = time.time() if now is None else now
+    for option in ("extra_hf_caches", "search_roots"):
+        for path in params.get(option) or []:
+            if not path or not os.path.isabs(path):
+                raise ValueError("%s: %r is not an absolute path" % (option, path))
+    cutoff = now - parse_duration(params["older_than"]) if params.get("older_than") else None
+    one_fs = params.get("one_file_system", True)
+    problems = Problems()
+
+    profiles = _profiles.load_profiles(params.get("profiles"))
+    selected = _profiles.select_targets(profiles, params.get("targets"))
+    users = _profiles.list_users(params.get("homes"), params.get("users", "all"))
+    contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
+    protected = _profiles.protected_paths(users, contexts)
+
+    # Resolve every path first, so a bad profile fails the task before any walking.
+    resolved = {}
+    for name, profile in selected.items():
+        for context in contexts:
+            for r in _profiles.resolve_paths(name, profile, context, protected):
+                resolved.setdefault((name, r.path), r)
+
+    residues = []
+    usages = {}
+    for (name, path) in sorted(resolved):
+        if not os.path.lexists(path):
+            continue
+        usage = usages.get(path)
+        if usage is None:
+            usage = usages[path] = _walk.usage(path, one_file_system=one_fs)
+            problems.extend(usage.problems)
+        residues.append(_path_residue(name, path, usage))
+
+    caches = find_hub_caches(contexts, params.get("extra_hf_caches") or [], problems)
+    repo_targets = dict((n, p["hf_repos"]) for n, p in selected.items() if p["hf_repos"])
+    if repo_targets:
+        for cache in caches:
+            scan = _hfcache.scan_cache(cache["path"], one_file_system=one_fs)
+            problems.extend(scan.problems)
+            for repo in scan.repos:
+                for name in sorted(repo_targets):
+                    if _profiles.repo_matches(repo_targets[name], repo.repo_id):
+                        residues.append(_repo_residue(name, repo))
+
+    if cutoff is not None:
+        residues = [r for r in residues if last_use(r) < cutoff]
+
+    counted = set()
+    total = 0
+    for r in residues:
+        if r["path"] not in counted:
+            counted.add(r["path"])
+            total += r["bytes"]
+
+    return {
+        "residues": residues,
+        "processes": find_target_processes(selected, problems),
+        "packages": find_packages(selected, users, params.get("search_roots"), problems),
+        "hf_caches": [dict((k, c[k]) for k in ("path", "user", "source", "sources")) for c in caches],
+        "users": [u.name for u in users],
+        "targets": sorted(selected),
+        "total_bytes": total,
+        "problems": problems.as_list(),
+    }
+
+
+def find_target_processes(selected, problems):
+    try:
+        _procs.require_psutil()
+    except Exception as e:  # psutil missing: the inventory is still useful, and says what it could not see
+        problems.add("processes not listed: %s" % e)
+        return []
+    found = []
+    for name in sorted(selected):
+        names, cmdline = _procs.profile_matchers(selected[name])
+        if not names and not cmdline:
+            continue
+        for p in _procs.find_processes(names=names, cmdline=cmdline):
+            found.append({"pid": p.pid, "ppid": p.ppid, "name": p.name, "user": p.user,
+                          "cmdline": [printable(a) for a in p.cmdline], "target": name})
+    return found
+
+
+def find_packages(selected, users, search_roots, problems):
+    wanted = {}
+    for name in sorted(selected):
+        for dist in selected[name]["pip"]:
+            wanted.setdefault(_pyenvs.normalize_name(dist), []).append(name)
+    if not wanted:
+        return []
+    roots = search_roots if search_roots else [u.home for u in users]
+    found = []
+    for env in _pyenvs.find_environments(search_roots=roots, users=users):
+        try:
+            dists = _pyenvs.installed_distributions(env)
+        except Exception as e:  # one broken environment must not hide the others
+            problems.add("%s: %s" % (env.path, e))
+            continue
+        for dist in dists:
+            for target in wanted.get(dist.name, []):
+                found.append({"target": target, "name": dist.name, "version": dist.version,
+                              "environment": env.path, "python": env.python, "kind": env.kind,
+                              "user": env.user})
+    return found
