@@ -627,3 +627,607 @@ def scan_cache(cache_dir, one_file_system=True):
         cache.repos.append(repo)
         cache.problems.extend(repo.problems)
     return cache
+
+
+# ------------------------------------------------------------------------------------------ in use
+
+def held_lock(lock_dir):
+    """Name of the first lock file under lock_dir that a live process holds (flock), else None.
+
+    Each lock is probed with a non-blocking exclusive flock on a read-only descriptor and released at
+    once: huggingface_hub's filelock takes exactly that lock for the whole of a download. No lock file
+    is ever created, and links or special files are not opened.
+    """
+    try:
+        fd = os.open(lock_dir, _O_DIR)
+    except OSError:
+        return None
+    try:
+        return _held_in(fd, "", 0)
+    finally:
+        os.close(fd)
+
+
+def _held_in(dir_fd, rel, depth):
+    import fcntl
+    try:
+        with os.scandir(dir_fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)) for e in it]
+    except OSError:
+        return None
+    for name, is_dir, is_file in sorted(entries):
+        if is_dir and depth < 8:
+            try:
+                sub = os.open(name, _O_DIR, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                found = _held_in(sub, rel + name + "/", depth + 1)
+            finally:
+                os.close(sub)
+            if found:
+                return found
+            continue
+        if not is_file:
+            continue
+        try:
+            lfd = os.open(name, _O_FILE, dir_fd=dir_fd)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return rel + name
+        finally:
+            os.close(lfd)  # closing releases our probe lock, if we got it
+    return None
+
+
+def open_paths_under(roots, proc="/proc", own_pid=None):
+    """{path: [(pid, process name)]} of files under any of roots that a process has open or mapped.
+
+    Reads /proc/<pid>/fd/* links and /proc/<pid>/maps (Linux). Returns None where /proc is not
+    available, so the caller can say it could not check. roots must be real paths (no links).
+    """
+    if not os.path.isdir(os.path.join(proc, "self", "fd")):
+        return None
+    own_pid = os.getpid() if own_pid is None else own_pid
+    prefixes = tuple(r.rstrip("/") + "/" for r in roots)
+    found = {}
+    for pid in os.listdir(proc):
+        if not pid.isdigit() or int(pid) == own_pid:
+            continue
+        base = os.path.join(proc, pid)
+        paths = set()
+        try:
+            for fd in os.listdir(os.path.join(base, "fd")):
+                try:
+                    target = os.readlink(os.path.join(base, "fd", fd))
+                except OSError:
+                    continue
+                if target.startswith(prefixes):
+                    paths.add(target[:-len(" (deleted)")] if target.endswith(" (deleted)") else target)
+        except OSError:
+            pass
+        try:
+            with open(os.path.join(base, "maps"), "rb") as f:
+                for line in f:
+                    part = line.split(None, 5)
+                    if len(part) == 6:
+                        path = part[5].rstrip(b"\n").decode("utf-8", "surrogateescape")
+                        if path.startswith(prefixes):
+                            paths.add(path[:-len(" (deleted)")] if path.endswith(" (deleted)") else path)
+        except (IOError, OSError):
+            pass
+        if paths:
+            try:
+                with open(os.path.join(base, "comm")) as f:
+                    name = f.read().strip()
+            except (IOError, OSError):
+                name = "?"
+            for path in paths:
+                found.setdefault(path, []).append((int(pid), name))
+    return found
+
+
+# ------------------------------------------------------------------------------------------ planning
+
+class Selection(object):
+    """What to delete, from the module's options (already parsed and validated).
+
+    patterns: globs on org/name (empty: every repo); repo_type: model|dataset|space|any; keep: globs
+    never touched; revisions: 'all' | 'unreferenced' | None (only the budget selects); older_than:
+    seconds or None; age_by: 'accessed' | 'modified'; max_size: bytes or None; incomplete_older_than:
+    seconds or None (never); now: epoch seconds.
+    """
+
+    __slots__ = ("patterns", "repo_type", "keep", "revisions", "older_than", "age_by", "max_size",
+                 "incomplete_older_than", "now")
+
+    def __init__(self, patterns=(), repo_type="any", keep=(), revisions=None, older_than=None,
+                 age_by="accessed", max_size=None, incomplete_older_than=86400, now=None):
+        self.patterns = list(patterns)
+        self.repo_type = repo_type
+        self.keep = list(keep)
+        self.revisions = revisions
+        self.older_than = older_than
+        self.age_by = age_by
+        self.max_size = max_size
+        self.incomplete_older_than = incomplete_older_than
+        self.now = time.time() if now is None else now
+
+    def in_scope(self, repo):
+        if self.repo_type not in ("any", repo.repo_type):
+            return False
+        if self.patterns and not any(fnmatch.fnmatchcase(repo.repo_id, p) for p in self.patterns):
+            return False
+        return True
+
+    def kept(self, repo):
+        return any(fnmatch.fnmatchcase(repo.repo_id, p) for p in self.keep)
+
+    def stamp(self, item):
+        return item.last_access if self.age_by == "accessed" else item.last_modified
+
+    def picks(self, rev):
+        if self.revisions == "unreferenced" and rev.refs:
+            return False
+        if self.revisions is None:
+            return False
+        if self.older_than is not None and not self.stamp(rev) < self.now - self.older_than:
+            return False
+        return True
+
+
+class RepoPlan(object):
+    """The deletion planned for one repo, with huggingface_hub's accounting."""
+
+    __slots__ = ("repo", "layout", "revisions", "whole", "blobs", "blobs_kept_shared", "refs", "freed_bytes",
+                 "incomplete", "reason")
+
+    def __init__(self, repo, layout):
+        self.repo = repo
+        self.layout = layout
+        self.revisions = []  # commits to delete
+        self.whole = False
+        self.blobs = []  # blob names to unlink (partial deletion)
+        self.blobs_kept_shared = 0
+        self.refs = []
+        self.freed_bytes = 0
+        self.incomplete = []  # (name, size) of stale *.incomplete files
+        self.reason = []  # why: 'selected', 'budget', 'incomplete'
+
+    def compute(self):
+        """Fill blobs/refs/freed from the chosen revisions: a blob goes only if no remaining revision uses it."""
+        layout = self.layout
+        gone = set(self.revisions)
+        remaining = [r for r in self.repo.revisions if r.commit not in gone]
+        deleted_blobs = set()
+        copy_bytes = 0
+        for commit in self.revisions:
+            deleted_blobs |= layout.revision_blobs.get(commit, set())
+            copy_bytes += layout.revision_copy_bytes.get(commit, 0)
+        kept_blobs = set()
+        for rev in remaining:
+            kept_blobs |= layout.revision_blobs.get(rev.commit, set())
+        self.whole = not remaining and (bool(self.revisions) or self.whole)
+        if self.whole:
+            self.blobs = sorted(deleted_blobs)
+            self.blobs_kept_shared = 0
+            self.refs = []
+        else:
+            self.blobs = sorted(deleted_blobs - kept_blobs)
+            self.blobs_kept_shared = len(deleted_blobs & kept_blobs)
+            self.refs = sorted(ref for r in self.repo.revisions if r.commit in gone for ref in r.refs)
+        self.freed_bytes = copy_bytes + sum(layout.blob_sizes.get(b, 0) for b in self.blobs)
+        return self
+
+    @property
+    def changes(self):
+        return bool(self.revisions or self.whole or self.incomplete)
+
+    def to_result(self, cache_path):
+        return {
+            "cache": cache_path, "repo_id": self.repo.repo_id, "repo_type": self.repo.repo_type,
+            "path": self.repo.path, "revisions": list(self.revisions), "whole_repo": self.whole,
+            "freed_bytes": self.freed_bytes, "blobs_deleted": len(self.blobs),
+            "blobs_kept_shared": self.blobs_kept_shared, "refs_deleted": list(self.refs),
+            "incomplete_deleted": [name for name, _size in self.incomplete],
+            "incomplete_bytes": sum(size for _name, size in self.incomplete),
+            "reason": list(self.reason),
+        }
+
+
+class CachePlan(object):
+    __slots__ = ("cache", "repos", "held_back", "bytes_before", "bytes_after", "max_size", "kept_over_budget")
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.repos = []
+        self.held_back = []  # dicts: cache, repo_id, repo_type, reason, detail
+        self.bytes_before = cache.blob_bytes
+        self.bytes_after = self.bytes_before
+        self.max_size = None
+        self.kept_over_budget = []
+
+    def summary(self):
+        return {"path": self.cache.path, "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
+                "max_size": self.max_size,
+                "over_budget": self.max_size is not None and self.bytes_after > self.max_size,
+                "kept_over_budget": list(self.kept_over_budget)}
+
+
+def plan_cache(cache, selection, layout_of, held_of):
+    """Plan one cache's deletions. Pure given its inputs:
+
+    layout_of(repo) -> RepoLayout (which blobs each revision uses); held_of(repo, whole) -> None or
+    (reason, detail) when the repo must not be touched (locked, in use, fresh download).
+    Revisions chosen by the selection go first; then, with max_size, the least recently used
+    revisions (by selection.age_by) of the repos in scope and not kept, until the cache fits.
+    """
+    plan = CachePlan(cache)
+    plan.max_size = selection.max_size
+    plans = {}
+    held = {}
+
+    def check_held(repo, whole):
+        key = (repo.path, whole)
+        if key not in held:
+            held[key] = held_of(repo, whole)
+        return held[key]
+
+    def hold(repo, reason_detail):
+        entry = {"cache": cache.path, "repo_id": repo.repo_id, "repo_type": repo.repo_type,
+                 "reason": reason_detail[0], "detail": reason_detail[1]}
+        if entry not in plan.held_back:
+            plan.held_back.append(entry)
+
+    scope = [r for r in cache.repos if selection.in_scope(r) and not selection.kept(r)]
+    cutoff_incomplete = (None if selection.incomplete_older_than is None
+                         else selection.now - selection.incomplete_older_than)
+    for repo in scope:
+        chosen = [r.commit for r in repo.revisions if selection.picks(r)]
+        # a repo in scope with no snapshot at all (broken, or only .no_exist) goes whole when all is asked
+        whole_empty = (not repo.revisions and selection.revisions == "all" and selection.older_than is None
+                       and (selection.patterns or selection.repo_type != "any"))
+        stale = [(n, s) for n, s, m in repo.incomplete if cutoff_incomplete is not None and m < cutoff_incomplete]
+        if not (chosen or whole_empty or stale):
+            continue
+        rp = RepoPlan(repo, layout_of(repo))
+        rp.revisions = chosen
+        rp.whole = whole_empty
+        rp.compute()
+        reason = check_held(repo, rp.whole)
+        if reason:
+            hold(repo, reason)
+            continue
+        if chosen or whole_empty:
+            rp.reason.append("selected")
+        rp.incomplete = [] if rp.whole else stale
+        if stale:
+            rp.reason.append("incomplete")
+        plans[repo.path] = rp
+
+    after = plan.bytes_before - sum(p.freed_bytes for p in plans.values())
+    if selection.max_size is not None and after > selection.max_size:
+        candidates = []
+        for repo in scope:
+            rp = plans.get(repo.path)
+            gone = set(rp.revisions) if rp else set()
+            candidates.extend((selection.stamp(r), repo.path, r.commit, repo) for r in repo.revisions
+                              if r.commit not in gone)
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+        for _stamp, path, commit, repo in candidates:
+            if after <= selection.max_size:
+                break
+            rp = plans.get(path)
+            if rp is None:
+                rp = RepoPlan(repo, layout_of(repo))
+            before = rp.freed_bytes
+            trial = RepoPlan(repo, rp.layout)
+            trial.revisions = rp.revisions + [commit]
+            trial.compute()
+            reason = check_held(repo, trial.whole)
+            if reason:
+                hold(repo, reason)
+                continue
+            rp.revisions = trial.revisions
+            rp.compute()
+            if "budget" not in rp.reason:
+                rp.reason.append("budget")
+            if rp.whole:
+                rp.incomplete = []
+            plans[path] = rp
+            after -= rp.freed_bytes - before
+        if after > selection.max_size:
+            plan.kept_over_budget = sorted(set(
+                r.repo_id for r in cache.repos if selection.kept(r) or not selection.in_scope(r)))
+    plan.repos = [plans[r.path] for r in cache.repos if r.path in plans and plans[r.path].changes]
+    plan.bytes_after = plan.bytes_before - sum(p.freed_bytes for p in plan.repos)
+    return plan
+
+
+def diff_lines(plan):
+    """(before, after) text of the repos a plan touches: one line per revision, refs in brackets."""
+    before, after = [], []
+    for rp in plan.repos:
+        repo = rp.repo
+        gone = set(rp.revisions)
+        head = "%s/%s %s" % (plan.cache.path, repo.repo_type, repo.repo_id)
+        for rev in repo.revisions:
+            line = "%s@%s%s" % (head, rev.commit, " [%s]" % ", ".join(rev.refs) if rev.refs else "")
+            before.append(line)
+            if not rp.whole and rev.commit not in gone:
+                after.append(line)
+        for name, _size in rp.incomplete:
+            before.append("%s blobs/%s" % (head, name))
+        if rp.whole and not repo.revisions:
+            before.append("%s (no snapshots)" % head)
+    return before, after
+
+
+# ------------------------------------------------------------------------------------------ deletion
+
+class DeletionError(Exception):
+    pass
+
+
+def _open_below(root_fd, parts):
+    """Open parts (dir names) one by one from root_fd, never through a link. Caller closes the fd."""
+    fd = os.dup(root_fd)
+    for part in parts:
+        try:
+            nfd = os.open(part, _O_DIR, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nfd
+    return fd
+
+
+def _rmtree_at(parent_fd, name, dev, failures, path, depth=0):
+    """rm -rf of parent_fd/name without following links or leaving the file system (dev)."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            failures.append("%s: %s" % (path, _err(e)))
+        return
+    if st.st_mode & _IFMT != _IFDIR:
+        try:
+            os.unlink(name, dir_fd=parent_fd)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                failures.append("%s: %s" % (path, _err(e)))
+        return
+    if st.st_dev != dev:
+        failures.append("%s: on another file system, not removed" % path)
+        return
+    if depth > 256:
+        failures.append("%s: nested too deep, not removed" % path)
+        return
+    try:
+        fd = os.open(name, _O_DIR, dir_fd=parent_fd)
+    except OSError as e:
+        failures.append("%s: %s" % (path, _err(e)))
+        return
+    try:
+        fst = os.fstat(fd)
+        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            failures.append("%s: replaced during removal, not removed" % path)
+            return
+        with os.scandir(fd) as it:
+            names = [e.name for e in it]
+        for child in names:
+            _rmtree_at(fd, child, dev, failures, path + "/" + child, depth + 1)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            failures.append("%s: %s" % (path, _err(e)))
+
+
+def _unlink_at(parent_fd, name, failures, path):
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        if st.st_mode & _IFMT == _IFDIR:
+            failures.append("%s: is a directory, not removed" % path)
+            return
+        os.unlink(name, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            failures.append("%s: %s" % (path, _err(e)))
+
+
+def execute_plan(plan, recheck=None):
+    """Carry out a CachePlan. Every path is opened from the cache dir's descriptor, one component at a
+    time without following links, so nothing outside the cache can be reached. Order as huggingface_hub:
+    snapshots and refs before the blobs they point to. recheck(repo, whole) -> None or (reason, detail) is
+    asked again right before each repo (a download may have started since the plan was made).
+    Returns (failures, held_back): failures is empty when everything planned went."""
+    failures = []
+    late = []
+    cache = plan.cache
+    try:
+        root_fd = os.open(cache.path, _O_DIR & ~getattr(os, "O_NOFOLLOW", 0))
+    except OSError as e:
+        return ["%s: %s" % (cache.path, _err(e))], late
+    try:
+        if cache.dev is not None and os.fstat(root_fd).st_dev != cache.dev:
+            return ["%s: changed since it was scanned, nothing removed" % cache.path], late
+        dev = os.fstat(root_fd).st_dev
+        for rp in plan.repos:
+            folder = rp.repo.folder
+            base = cache.path + "/" + folder
+            reason = recheck(rp.repo, rp.whole) if recheck else None
+            if reason:
+                late.append((rp, reason))
+                continue
+            if rp.whole:
+                _rmtree_at(root_fd, folder, dev, failures, base)
+                try:
+                    locks_fd = _open_below(root_fd, [".locks"])
+                except OSError:
+                    locks_fd = None
+                if locks_fd is not None:
+                    try:
+                        _rmtree_at(locks_fd, folder, dev, failures, cache.path + "/.locks/" + folder)
+                    finally:
+                        os.close(locks_fd)
+                continue
+            try:
+                repo_fd = _open_below(root_fd, [folder])
+            except OSError as e:
+                failures.append("%s: %s" % (base, _err(e)))
+                continue
+            try:
+                if rp.revisions:
+                    try:
+                        snaps_fd = _open_below(repo_fd, ["snapshots"])
+                    except OSError as e:
+                        failures.append("%s/snapshots: %s" % (base, _err(e)))
+                        continue
+                    try:
+                        for commit in rp.revisions:
+                            _rmtree_at(snaps_fd, commit, dev, failures, base + "/snapshots/" + commit)
+                    finally:
+                        os.close(snaps_fd)
+                for ref in rp.refs:
+                    parts = ref.split("/")
+                    try:
+                        ref_fd = _open_below(repo_fd, ["refs"] + parts[:-1])
+                    except OSError as e:
+                        failures.append("%s/refs/%s: %s" % (base, ref, _err(e)))
+                        continue
+                    try:
+                        _unlink_at(ref_fd, parts[-1], failures, base + "/refs/" + ref)
+                    finally:
+                        os.close(ref_fd)
+                if rp.blobs or rp.incomplete:
+                    snapshot_failed = any(f.startswith(base + "/snapshots/") for f in failures)
+                    try:
+                        blobs_fd = _open_below(repo_fd, ["blobs"])
+                    except OSError as e:
+                        failures.append("%s/blobs: %s" % (base, _err(e)))
+                        continue
+                    try:
+                        # a snapshot that could not go may still point at these blobs: keep them then
+                        for name in ([] if snapshot_failed else rp.blobs):
+                            _unlink_at(blobs_fd, name, failures, base + "/blobs/" + name)
+                        for name, _size in rp.incomplete:
+                            _unlink_at(blobs_fd, name, failures, base + "/blobs/" + name)
+                    finally:
+                        os.close(blobs_fd)
+            finally:
+                os.close(repo_fd)
+    finally:
+        os.close(root_fd)
+    return failures, late
+
+
+# ------------------------------------------------------------------------------------------ one run
+
+class _Guard(object):
+    """Answers 'may this repo be touched now?': held locks, open files, fresh downloads."""
+
+    def __init__(self, caches, selection, force):
+        self.selection = selection
+        self.force = force
+        self.roots = sorted(set(os.path.realpath(c.path) for c in caches))
+        self._open = False  # not read yet
+        self.problems = []
+
+    def open_files(self):
+        if self._open is False:
+            self._open = open_paths_under(self.roots)
+            if self._open is None:
+                self.problems.append("could not check which processes have cache files open (no /proc here)")
+        return self._open or {}
+
+    def lock(self, cache, repo):
+        name = held_lock(os.path.join(cache.locks_path, repo.folder))
+        if name:
+            return ("locked", "%s/%s/%s is held by a running process (a download in progress)" % (
+                cache.locks_path, repo.folder, name))
+        return None
+
+    def held(self, cache, repo, whole):
+        if whole:
+            cutoff = self.selection.incomplete_older_than
+            for name, _size, mtime in repo.incomplete:
+                if cutoff is None or mtime >= self.selection.now - cutoff:
+                    return ("in_use", "%s/blobs/%s is a fresh partial download (modified %d s ago)" % (
+                        repo.path, name, max(0, int(self.selection.now - mtime))))
+        if self.force:
+            return None
+        reason = self.lock(cache, repo)
+        if reason:
+            return reason
+        prefix = os.path.realpath(repo.path) + "/"
+        for path, procs in sorted(self.open_files().items()):
+            if path.startswith(prefix):
+                pid, name = procs[0]
+                return ("in_use", "%s is open in process %d (%s)" % (path, pid, name))
+        return None
+
+
+def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=False):
+    """Scan, plan and (unless check_mode) carry out the deletions on every cache. Returns the module result."""
+    caches = []
+    problems = []
+    seen = set()
+    for path in cache_dirs:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        if not os.path.isdir(path):
+            problems.append("cache dir %s does not exist" % path)
+            continue
+        cache = scan_cache(path, one_file_system=one_file_system)
+        problems.extend(cache.problems)
+        caches.append(cache)
+    guard = _Guard(caches, selection, force)
+    layouts = {}
+
+    def layout_of(repo):
+        if repo.path not in layouts:
+            layouts[repo.path] = scan_repo(repo.path, one_file_system=one_file_system, detail=True)[1]
+        return layouts[repo.path]
+
+    result = {"changed": False, "deleted": [], "held_back": [], "caches": [], "freed_bytes": 0,
+              "blobs_deleted": 0, "blobs_kept_shared": 0, "problems": problems, "failed": [],
+              "diff": {"before": "", "after": ""}}
+    before_all, after_all = [], []
+    for cache in caches:
+        plan = plan_cache(cache, selection, layout_of, lambda repo, whole, c=cache: guard.held(c, repo, whole))
+        if not check_mode and plan.repos:
+            failures, late = execute_plan(
+                plan, recheck=None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)))
+            result["failed"].extend(failures)
+            for rp, reason in late:
+                plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id,
+                                       "repo_type": rp.repo.repo_type, "reason": reason[0], "detail": reason[1]})
+                plan.repos.remove(rp)
+            plan.bytes_after = plan.bytes_before - sum(p.freed_bytes for p in plan.repos)
+        before, after = diff_lines(plan)
+        before_all.extend(before)
+        after_all.extend(after)
+        for rp in plan.repos:
+            result["deleted"].append(rp.to_result(cache.path))
+            result["freed_bytes"] += rp.freed_bytes + sum(size for _n, size in rp.incomplete)
+            result["blobs_deleted"] += len(rp.blobs)
+            result["blobs_kept_shared"] += rp.blobs_kept_shared
+        result["held_back"].extend(plan.held_back)
+        result["caches"].append(plan.summary())
+        if plan.summary()["over_budget"]:
+            problems.append("cache %s stays over its budget (%d > %d bytes): what is left is kept, held back or "
+                            "out of scope (%s)" % (cache.path, plan.bytes_after, plan.max_size,
+                                                   ", ".join(plan.kept_over_budget) or "nothing"))
+    problems.extend(guard.problems)
+    result["changed"] = bool(result["deleted"])
+    result["diff"] = {"before": "\n".join(before_all) + ("\n" if before_all else ""),
+                      "after": "\n".join(after_all) + ("\n" if after_all else "")}
+    return result

@@ -1,0 +1,398 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: hf_cache
+short_description: Remove Hugging Face hub cache repos and revisions, keeping shared blobs and running downloads
+version_added: 0.1.0
+description:
+  - Surgery on Hugging Face hub caches (C(~/.cache/huggingface/hub) and wherever C(HF_HOME), C(HF_HUB_CACHE)
+    and friends point, for every user). It removes the repos and revisions you select, by name pattern, by
+    age, or least recently used first until a size budget is met, instead of deleting a whole cache.
+  - Blob accounting is that of huggingface_hub's C(delete_revisions), checked against it in tests. A blob
+    goes only when no remaining revision of the repo uses it; a repo left without revisions goes whole,
+    with its C(.locks/<repo>) entry.
+  - Repos being downloaded are never touched. A repo whose lock file (C(.locks/<repo>/*.lock)) is held by a
+    running process, or one of whose files a process has open or mapped, is held back (RV(held_back), reason
+    V(locked) or V(in_use)) unless O(force). A fresh C(*.incomplete) file is never removed, even with O(force).
+  - Stale C(*.incomplete) files (older than O(incomplete_older_than)) of the repos in scope are removed.
+  - Broken caches (refs to missing snapshots, broken links, copies instead of links as on Windows,
+    C(.no_exist) entries) are handled and listed in RV(problems), never a crash.
+  - Deletion never follows a symlink and opens every directory from the cache dir downwards without
+    following links, so nothing outside the cache can be removed, even if a directory is swapped mid-run.
+author:
+  - residue.purge contributors (@residue-purge)
+options:
+  targets:
+    description:
+      - Residue profiles whose C(hf_repos) patterns are added to O(repos).
+      - Unlike other modules, empty means no profile here (the C(huggingface) profile's V(*) would select
+        every repo).
+  cache_dirs:
+    description:
+      - Hub cache directories to work on (the directories holding C(models--*) folders).
+      - When empty, every hub cache of every user in O(users) or O(homes) is found the way huggingface_hub
+        resolves it (C(HF_HUB_CACHE), C(HUGGINGFACE_HUB_CACHE), C(HF_HOME)/hub, C(XDG_CACHE_HOME)/huggingface/hub,
+        C(~/.cache/huggingface/hub), legacy C(TRANSFORMERS_CACHE)), also from the environment of running
+        processes and C(/etc/environment).
+    type: list
+    elements: path
+    default: []
+  discover:
+    description:
+      - Also work on the caches found for the users (see O(cache_dirs)) when O(cache_dirs) is given.
+      - Defaults to V(true) when O(cache_dirs) is empty and V(false) otherwise.
+    type: bool
+  repos:
+    description:
+      - Globs on C(org/name) selecting repos, for example V(zai-org/AutoGLM-*). The C(hf_repos) of the
+        profiles named in O(targets) are added.
+      - When no repo is named, every repo of the caches is in scope for O(older_than), O(max_size) and
+        stale partial downloads.
+    type: list
+    elements: str
+    default: []
+  repo_type:
+    description:
+      - Only repos of this type.
+    type: str
+    choices: [model, dataset, space, any]
+    default: any
+  revisions:
+    description:
+      - Which revisions of the repos in scope to remove. V(all) removes every revision (so the repos
+        go whole); V(unreferenced) only revisions no ref (branch, tag, PR) points to.
+      - Defaults to V(all) when repos are named (O(repos) or O(targets)) or O(older_than) is given. With
+        neither, only O(max_size) and stale partial downloads select anything; V(all) with no repo and
+        no O(older_than) is refused (it would empty every cache; say O(repos=['*']) to mean that).
+    type: str
+    choices: [all, unreferenced]
+  older_than:
+    description:
+      - Only remove revisions last used (see O(age_by)) longer ago than this, for example V(30d), V(12h).
+    type: str
+  age_by:
+    description:
+      - What "used" means for O(older_than) and the least-recently-used order of O(max_size). V(accessed)
+        is the newest access time of a revision's blobs (huggingface_hub's C(last_accessed)); V(modified) the
+        newest modification time.
+    type: str
+    choices: [accessed, modified]
+    default: accessed
+  max_size:
+    description:
+      - Size budget per cache (for example V(50G)), measured as huggingface_hub measures C(size_on_disk).
+        After the other selections, the least recently used revisions of the repos in scope are removed until
+        the cache fits. Repos in O(keep) are never removed; if the budget cannot be met that is reported in
+        RV(caches) and RV(problems).
+    type: str
+  keep:
+    description:
+      - Globs on C(org/name) of repos never touched, whatever else selects them.
+    type: list
+    elements: str
+    default: []
+  incomplete_older_than:
+    description:
+      - Partial downloads (C(blobs/*.incomplete)) of the repos in scope older than this are removed
+        (unless the repo is locked). Fresher ones are never removed. V(never) keeps them all.
+    type: str
+    default: 1d
+  force:
+    description:
+      - Remove repos even when a lock is held or a process has their files open. Fresh partial downloads
+        still hold a repo back.
+    type: bool
+    default: false
+  one_file_system:
+    description:
+      - Do not enter another file system below a cache dir (sizes and deletion); what lies there is reported.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - residue.purge.targets
+  - residue.purge.attributes
+attributes:
+  check_mode:
+    details: Check mode scans, plans and probes locks exactly as a real run and removes nothing; RV(deleted)
+      is the plan.
+  diff_mode:
+    details: The diff lists the revisions of every repo touched, before and after (one line per revision).
+  idempotent:
+    details: A second run finds nothing left to remove and reports no change.
+notes:
+  - Without root only the caches the connecting user can write are changed; use C(become) for every user's.
+  - The in-use check reads C(/proc) (Linux). Elsewhere only locks are checked and RV(problems) says so.
+seealso:
+  - module: residue.purge.discover
+  - module: residue.purge.remove
+"""
+
+EXAMPLES = r"""
+- name: Remove every cached Open-AutoGLM model from every user's HF cache, keeping blobs other models share
+  residue.purge.hf_cache:
+    repos: ['zai-org/AutoGLM-*']
+  become: true
+
+- name: Same, from the residue profile
+  residue.purge.hf_cache:
+    targets: [open_autoglm]
+  become: true
+
+- name: Drop revisions nobody used for 60 days, and revisions no branch points to
+  residue.purge.hf_cache:
+    older_than: 60d
+    revisions: unreferenced
+
+- name: Keep each cache under 200 GiB, least recently used first, never touching the team's base models
+  residue.purge.hf_cache:
+    max_size: 200G
+    keep: ['meta-llama/*', 'our-org/*']
+
+- name: Plan only, on one shared cache
+  residue.purge.hf_cache:
+    cache_dirs: [/data/hf/hub]
+    repos: ['*']
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+deleted:
+  description: One entry per repo changed (in check mode, per repo that would be).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    cache:
+      description: The cache dir.
+      type: str
+    repo_id:
+      description: C(org/name).
+      type: str
+    repo_type:
+      description: V(model), V(dataset) or V(space).
+      type: str
+    path:
+      description: The repo's folder.
+      type: str
+    revisions:
+      description: Commit hashes removed.
+      type: list
+      elements: str
+    whole_repo:
+      description: The whole repo folder (and its lock folder) was removed.
+      type: bool
+    freed_bytes:
+      description: Bytes freed by blobs and copied files, huggingface_hub's accounting.
+      type: int
+    blobs_deleted:
+      description: Blobs removed.
+      type: int
+    blobs_kept_shared:
+      description: Blobs of removed revisions kept because a remaining revision uses them.
+      type: int
+    refs_deleted:
+      description: Refs removed with their revisions.
+      type: list
+      elements: str
+    incomplete_deleted:
+      description: Stale C(*.incomplete) files removed.
+      type: list
+      elements: str
+    incomplete_bytes:
+      description: Their size.
+      type: int
+    reason:
+      description: Why (V(selected), V(budget), V(incomplete)).
+      type: list
+      elements: str
+  sample:
+    - cache: /home/ana/.cache/huggingface/hub
+      repo_id: zai-org/AutoGLM-Phone-9B
+      repo_type: model
+      path: /home/ana/.cache/huggingface/hub/models--zai-org--AutoGLM-Phone-9B
+      revisions: [0f6ee7d31cd1bd68d4ec0cc5b4bc0d7b18e45a16]
+      whole_repo: true
+      freed_bytes: 18874368
+      blobs_deleted: 12
+      blobs_kept_shared: 0
+      refs_deleted: []
+      incomplete_deleted: []
+      incomplete_bytes: 0
+      reason: [selected]
+freed_bytes:
+  description: Total bytes freed (blobs, copies and stale partial downloads).
+  returned: always
+  type: int
+blobs_deleted:
+  description: Total blobs removed.
+  returned: always
+  type: int
+blobs_kept_shared:
+  description: Total blobs of removed revisions kept because remaining revisions use them.
+  returned: always
+  type: int
+held_back:
+  description: Repos selected but not touched (each is also a warning).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    cache:
+      description: The cache dir.
+      type: str
+    repo_id:
+      description: C(org/name).
+      type: str
+    repo_type:
+      description: Repo type.
+      type: str
+    reason:
+      description: V(locked) (a lock file is held) or V(in_use) (open files, a fresh partial download).
+      type: str
+    detail:
+      description: Which lock, file or process.
+      type: str
+caches:
+  description: Every cache worked on, with its size (huggingface_hub's accounting) before and after.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The cache dir.
+      type: str
+    bytes_before:
+      description: Size before.
+      type: int
+    bytes_after:
+      description: Size after (planned in check mode).
+      type: int
+    max_size:
+      description: The budget, if any.
+      type: int
+    over_budget:
+      description: Still over the budget.
+      type: bool
+    kept_over_budget:
+      description: Repos kept (O(keep) or out of scope) while over budget.
+      type: list
+      elements: str
+problems:
+  description: What was wrong or could not be done (broken cache entries, unreadable dirs, budget not met).
+  returned: always
+  type: list
+  elements: str
+failed:
+  description: Removals that failed; the task fails when this is not empty.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.residue.purge.plugins.module_utils import _hfcache, _profiles, _units
+
+
+def argument_spec():
+    spec = dict(
+        cache_dirs=dict(type="list", elements="path", default=[]),
+        discover=dict(type="bool"),
+        repos=dict(type="list", elements="str", default=[]),
+        repo_type=dict(type="str", choices=["model", "dataset", "space", "any"], default="any"),
+        revisions=dict(type="str", choices=["all", "unreferenced"]),
+        older_than=dict(type="str"),
+        age_by=dict(type="str", choices=["accessed", "modified"], default="accessed"),
+        max_size=dict(type="str"),
+        keep=dict(type="list", elements="str", default=[]),
+        incomplete_older_than=dict(type="str", default="1d"),
+        force=dict(type="bool", default=False),
+        one_file_system=dict(type="bool", default=True),
+    )
+    spec.update(_profiles.TARGET_ARGUMENT_SPEC)
+    return spec
+
+
+def build_selection(params):
+    """The Selection the options describe; ValueError with a clear message for bad input."""
+    patterns = list(params["repos"])
+    if params["targets"]:
+        chosen = _profiles.select_targets(_profiles.load_profiles(params["profiles"]), params["targets"])
+        for name in sorted(chosen):
+            patterns.extend(chosen[name].get("hf_repos") or [])
+    for option, globs in (("repos", patterns), ("keep", params["keep"])):
+        for glob in globs:
+            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
+                raise ValueError("%s: %r is not a repo pattern such as org/name or org/*" % (option, glob))
+    older_than = _units.parse_duration(params["older_than"], "older_than") if params["older_than"] else None
+    max_size = _units.parse_size(params["max_size"], "max_size") if params["max_size"] is not None else None
+    incomplete = params["incomplete_older_than"]
+    incomplete = None if str(incomplete).strip().lower() == "never" else _units.parse_duration(
+        incomplete, "incomplete_older_than")
+    revisions = params["revisions"]
+    if revisions is None and (patterns or older_than is not None):
+        revisions = "all"
+    if revisions == "all" and not patterns and older_than is None and params["repo_type"] == "any":
+        raise ValueError("revisions=all with no repos and no older_than would empty every cache; "
+                         "name the repos (repos: ['*'] for all of them)")
+    return _hfcache.Selection(patterns=patterns, repo_type=params["repo_type"], keep=params["keep"],
+                              revisions=revisions, older_than=older_than, age_by=params["age_by"],
+                              max_size=max_size, incomplete_older_than=incomplete)
+
+
+def cache_dirs(params):
+    """Given cache dirs (checked), plus those of the users' environments when discovering."""
+    dirs = []
+    for path in params["cache_dirs"]:
+        if not os.path.isabs(path) or ".." in path.split("/") or os.path.normpath(path) == "/":
+            raise ValueError("cache_dirs: %r must be an absolute path to a hub cache, without '..'" % path)
+        dirs.append(os.path.normpath(path))
+    discover = params["discover"]
+    if discover is None:
+        discover = not dirs
+    if discover:
+        users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
+        for context in _profiles.user_environments(users):
+            for path, _source in _profiles.hub_cache_locations(context):
+                if path not in dirs and _hfcache.is_hub_cache(path):
+                    dirs.append(path)
+    return dirs
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        selection = build_selection(module.params)
+        dirs = cache_dirs(module.params)
+    except ValueError as e:  # ProfileError is a ValueError too
+        module.fail_json(msg=str(e))
+    result = _hfcache.run(dirs, selection, force=module.params["force"],
+                          one_file_system=module.params["one_file_system"], check_mode=module.check_mode)
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    for entry in result["held_back"]:
+        module.warn("hf_cache: %s %s in %s held back (%s): %s" % (
+            entry["repo_type"], entry["repo_id"], entry["cache"], entry["reason"], entry["detail"]))
+    for cache in result["caches"]:
+        if cache["over_budget"]:
+            module.warn("hf_cache: %s is still over its budget of %d bytes (%d bytes)" % (
+                cache["path"], cache["max_size"], cache["bytes_after"]))
+    if result["failed"]:
+        module.fail_json(msg="hf_cache: %d removal(s) failed, first: %s" % (len(result["failed"]), result["failed"][0]),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
