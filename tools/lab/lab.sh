@@ -5,6 +5,7 @@
 #   tools/lab/lab.sh [--lab NAME] down     stop them: kill the recorded PIDs, delete the netns
 #   tools/lab/lab.sh [--lab NAME] status   one line per host
 #   tools/lab/lab.sh [--lab NAME] inventory   print the path of the Ansible inventory
+#   tools/lab/lab.sh [--lab NAME] snapshot    JSON manifest of everything each host changed (its overlay upper dir)
 #
 # Each host = its own network namespace (only lo) + a PID/mount/UTS/IPC namespace whose PID 1
 # (tools/lab/init.sh) mounts an overlay of the real / on a tmpfs, its own /proc, /run, /tmp,
@@ -124,10 +125,32 @@ status() {
   [ ! -f "$state/inventory.yml" ] || echo "inventory: $state/inventory.yml"
 }
 
+# Everything a host ever wrote is in its overlay's upper dir (the lower dir is the machine's read-only base),
+# so a manifest of the upper dir is a whole-host fingerprint.  Ansible's own temp files, logs and the tmpfs
+# mounts (/tmp, /run, /dev/shm are not in the upper dir) are left out.
+snapshot() {
+  need_root
+  local h pid init first=1
+  echo "{"
+  for h in $(hosts); do
+    pid=$(host_pid "$h") || die "$h is not up"
+    init=$(cat "/proc/$pid/task/$pid/children" | awk '{print $1}')
+    [ -n "$init" ] || die "$h: no init process"
+    [ $first = 1 ] || echo ","
+    first=0
+    printf '"%s": ' "$h"
+    nsenter --target "$init" --mount -- /usr/bin/python3 "$here/files/manifest.py" \
+      --exclude "^$state/$h/t/upper/(root/\.ansible|var/log|var/cache/ldconfig)(/|\$)" \
+      --exclude "/__pycache__(/|\$)" "$state/$h/t/upper" | sed "s#$state/$h/t/upper##"
+  done
+  echo "}"
+}
+
 case "${1:-}" in
   up) up "${2:-}" ;;
   down) down ;;
   status) status ;;
+  snapshot) snapshot ;;
   inventory) [ -f "$state/inventory.yml" ] || die "lab '$lab' is not up"; echo "$state/inventory.yml" ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
