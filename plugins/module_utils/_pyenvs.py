@@ -570,7 +570,9 @@ for name, requires, extras in json.load(sys.stdin):
             base, when = True, []
         reqs.append([canonicalize_name(req.name), sorted(req.extras), base, when])
     out[name] = reqs
-sys.stdout.write(json.dumps({"requirements": out, "unparsed": bad}))
+import os
+paths = [os.path.realpath(p) for p in sys.path if p]
+sys.stdout.write(json.dumps({"requirements": out, "unparsed": bad, "sys_path": paths}))
 """
 
 
@@ -631,8 +633,11 @@ def run_in_environment(env, args, stdin=None, timeout=600):
 
 
 def evaluate_requirements(env, dists):
-    """{name: [Requirement]} for dists, markers evaluated by env's interpreter. Unparseable requirement
-    strings are returned as problems (and ignored: their name is unknown)."""
+    """({name: [Requirement]}, unparsed) for dists, markers evaluated by env's interpreter. Unparseable
+    requirement strings are returned as problems (and ignored: their name is unknown).
+
+    Raises EnvError when the interpreter does not have env's site dirs on its sys.path: its pip would then
+    act on another environment than the one that was read."""
     payload = json.dumps([[d.name, list(d.requires), list(d.extras)] for d in dists if d.requires])
     rc, out, err = run_in_environment(env, ["-c", _MARKER_SCRIPT], stdin=payload)
     try:
@@ -642,6 +647,10 @@ def evaluate_requirements(env, dists):
                        % (env.python, rc, (err.strip().splitlines() or ["no output"])[-1]))
     if "error" in data:
         raise EnvError("%s: %s" % (env.python, data["error"]))
+    missing = [d for d in env.site_dirs if os.path.realpath(d) not in data.get("sys_path", ())]
+    if missing:
+        raise EnvError("%s does not use %s (its pip would act on another environment)"
+                       % (env.python, ", ".join(missing)))
     evaluated = dict((name, [Requirement(r[0], tuple(r[1]), r[2], tuple(r[3])) for r in reqs])
                      for name, reqs in data["requirements"].items())
     return evaluated, list(data.get("unparsed", []))
@@ -671,3 +680,129 @@ def pip_check(env):
     rc, out, err = run_in_environment(env, ["-m", "pip", "check"])
     lines = [line for line in (out + err).splitlines() if line.strip()]
     return rc == 0, lines
+
+
+# ---------------------------------------------------------------- one environment, end to end
+
+# PEP 508 distribution names: anything else (an option such as "-r", a path) never reaches pip.
+_VALID_NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
+_BREAK_FLAG_SINCE = (23, 0, 1)  # first pip that honours EXTERNALLY-MANAGED (and knows the override)
+
+
+def check_names(names, option):
+    """Normalised names, or ValueError naming the option and the offending value."""
+    result = []
+    for name in names:
+        if not isinstance(name, str) or not _VALID_NAME.match(name.strip()):
+            raise ValueError("%s: %r is not a valid distribution name" % (option, name))
+        result.append(normalize_name(name))
+    return result
+
+
+def needs_break_system_packages(env):
+    """Whether pip must be told --break-system-packages to uninstall in env: the interpreter's own prefix is
+    EXTERNALLY-MANAGED (a system env removed with allow_system, or a user site of the system Python) and its
+    pip is new enough to check the marker."""
+    if env.kind in ("venv", "conda"):
+        return False
+    base = env
+    if env.kind == "user-site":
+        try:
+            base = resolve_environment(env.python)
+        except (ValueError, TypeError):
+            return False
+    if not base.externally_managed:
+        return False
+    version = pip_version(installed_distributions(base))
+    return version is not None and version >= _BREAK_FLAG_SINCE
+
+
+def describe(env):
+    return dict(path=env.path, python=env.python, kind=env.kind, user=env.user, site_dirs=list(env.site_dirs),
+                externally_managed=env.externally_managed)
+
+
+def _last_lines(text, count=5):
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-count:])
+
+
+def purge_environment(env, packages, keep=(), orphans=False, remove_required=False, allow_system=False,
+                      check_mode=False):
+    """Plan and (unless check_mode) carry out the removal of packages from env. Returns its result entry:
+    status is one of absent, unchanged, planned, changed, externally_managed, broken, failed."""
+    result = describe(env)
+    result.update(status="absent", removed=[], orphans_removed=[], kept_shared=[], kept=[], found=[],
+                  pip_check=None, error=None, problems=[])
+    dists = installed_distributions(env)
+    by_name = dict((d.name, d) for d in dists)
+    present = [by_name[n] for n in packages if n in by_name]
+    result["found"] = [_entry(d) for d in present]
+    interpreter_ok = bool(env.python) and os.path.exists(env.python)
+    if not interpreter_ok:
+        result["status"] = "broken"
+        result["error"] = ("no interpreter of this version for the user site" if not env.python
+                           else "interpreter %s does not exist (broken environment)" % env.python)
+        return result
+    if not present:
+        return result
+    if env.externally_managed and not allow_system:
+        result["status"] = "externally_managed"
+        result["error"] = ("EXTERNALLY-MANAGED (the distribution's Python): %s reported, not removed; "
+                           "set allow_system: true to remove them" % ", ".join(d.name for d in present))
+        return result
+    try:
+        evaluated, unparsed = evaluate_requirements(env, dists)
+    except EnvError as e:
+        result.update(status="broken", error=str(e))
+        return result
+    result["problems"] = ["unparsed requirement (ignored): %s" % u for u in unparsed]
+    plan = plan_removal(dists, dependency_edges(dists, evaluated), packages, keep=keep, orphans=orphans,
+                        remove_required=remove_required)
+    result.update(kept_shared=plan.kept_shared, kept=plan.kept)
+    planned = plan.remove + plan.orphans
+    if not planned:
+        result["status"] = "unchanged"
+        return result
+    if check_mode:
+        result.update(status="planned", removed=plan.remove, orphans_removed=plan.orphans)
+        return result
+    bad = [e["name"] for e in planned if not _VALID_NAME.match(e["name"])]
+    if bad:
+        result.update(status="failed", error="refusing to pass invalid distribution names to pip: %s" % bad)
+        return result
+    flag = needs_break_system_packages(env)
+    errors = []
+    try:
+        # what pip check already reported is not ours: only what the removal adds is a problem
+        baseline = set(pip_check(env)[1])
+    except EnvError:
+        baseline = set()
+    try:
+        rc, output = pip_uninstall(env, [e["name"] for e in planned], flag)
+        left = set(d.name for d in installed_distributions(env)) & set(e["name"] for e in planned)
+        if rc != 0 and left:
+            # pip stops at the first package it cannot remove: try the rest one by one, for a per-package error
+            for name in sorted(left):
+                rc1, output1 = pip_uninstall(env, [name], flag)
+                if rc1 != 0:
+                    errors.append("%s: pip uninstall failed (exit %s): %s" % (name, rc1, _last_lines(output1)))
+    except EnvError as e:
+        errors.append(str(e))
+    # what was removed is what is gone from disk, whatever pip said
+    remaining = dict((d.name, d) for d in installed_distributions(env))
+    result["removed"] = [e for e in plan.remove if e["name"] not in remaining]
+    result["orphans_removed"] = [e for e in plan.orphans if e["name"] not in remaining]
+    still = sorted(e["name"] for e in planned if e["name"] in remaining)
+    if still and not errors:
+        errors.append("still installed after pip uninstall: %s" % ", ".join(still))
+    try:
+        ok, lines = pip_check(env)
+    except EnvError as e:
+        ok, lines = False, [str(e)]
+    result["pip_check"] = dict(ok=ok, output=lines, new=[line for line in lines if line not in baseline])
+    gone = result["removed"] or result["orphans_removed"]
+    if errors:
+        result.update(status="failed", error="; ".join(errors))
+    else:
+        result["status"] = "changed" if gone else "unchanged"
+    return result

@@ -186,9 +186,9 @@ def test_resolve_environment(tmp_path):
 
 # ---------------------------------------------------------------- markers, evaluated by a real interpreter
 
-def test_evaluate_requirements_in_interpreter(tmp_path):
-    site = str(tmp_path)
-    env = PyEnv(site, sys.executable, "venv", "root", [site], False)
+def test_evaluate_requirements_in_interpreter():
+    site = sysconfig.get_paths()["purelib"]
+    env = PyEnv(os.path.dirname(site), sys.executable, "venv", "root", [site], False)
     top = Dist("top", "1", True, [
         "Base_Dep>=1", 'only-on-windows; sys_platform == "win32"', 'old-python; python_version < "3.0"',
         'gpu-dep[cuda]; extra == "gpu"', "this is not a requirement!"], site, "pip", ("gpu",))
@@ -200,6 +200,15 @@ def test_evaluate_requirements_in_interpreter(tmp_path):
         Requirement("gpu-dep", ("cuda",), False, ("gpu",)),
     ]
     assert len(unparsed) == 1 and "this is not a requirement!" in unparsed[0]
+
+
+def test_interpreter_that_does_not_use_the_site_dirs_is_refused(tmp_path):
+    """An interpreter whose sys.path lacks the environment's site dirs would let pip act on another one."""
+    site = str(tmp_path / "site-packages")
+    dist_info(site, "a", "1", requires=["b"])
+    env = PyEnv(str(tmp_path), sys.executable, "conda", "root", [site], False)
+    with pytest.raises(_pyenvs.EnvError, match="does not use " + site):
+        _pyenvs.evaluate_requirements(env, installed_distributions(env))
 
 
 def test_broken_interpreter_is_an_env_error(tmp_path):
@@ -320,3 +329,30 @@ def test_plan_never_breaks_a_remaining_distribution(data):
     assert not gone & set(keep)
     assert set(names(plan.orphans)).isdisjoint(requested)
     assert set(names(plan.remove)) <= set(targets)
+
+
+# ---------------------------------------------------------------- input checks
+
+@pytest.mark.parametrize("bad", ["", " ", "-r", "--target=/", "-e .", "a b", "../x", "/etc/passwd", "x;y", "a==1",
+                                 "name[extra]", "-", ".hidden", "trailing-", None, 5, ["a"]])
+def test_check_names_refuses_what_is_not_a_distribution_name(bad):
+    with pytest.raises(ValueError, match="keep: .* is not a valid distribution name"):
+        _pyenvs.check_names([bad], "keep")
+
+
+def test_check_names_normalises():
+    assert _pyenvs.check_names(["Open_AutoGLM", "zope.interface", "x"], "packages") == [
+        "open-autoglm", "zope-interface", "x"]
+
+
+def test_command_environment_drops_leaking_variables(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/evil")
+    monkeypatch.setenv("PIP_TARGET", "/evil")
+    monkeypatch.setenv("PIP_REQUIRE_VIRTUALENV", "1")
+    venv = PyEnv("/v", "/v/bin/python", "venv", "root", ["/v/lib"], False)
+    env = _pyenvs.command_environment(venv)
+    assert "PYTHONPATH" not in env and "PIP_TARGET" not in env and "PIP_REQUIRE_VIRTUALENV" not in env
+    assert env["PIP_CONFIG_FILE"] == os.devnull and env["PYTHONNOUSERSITE"] == "1"
+    user_site = PyEnv("/home/u/.local", "/usr/bin/python3", "user-site", "u", ["/home/u/.local/lib"], False)
+    env = _pyenvs.command_environment(user_site, "/home/u")
+    assert env["PYTHONUSERBASE"] == "/home/u/.local" and "PYTHONNOUSERSITE" not in env and env["HOME"] == "/home/u"
