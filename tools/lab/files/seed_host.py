@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seed one lab host with a realistic Open-AutoGLM installation and unrelated data that must survive.
 
-Run as root on the host: seed_host.py WHEEL_DIR SCALE.  SCALE (1, 2, 3 ...) multiplies the model sizes
+Run as root on the host: seed_host.py WHEEL_DIR SCALE (or seed_host.py --systemd SCALE on a systemd host).  SCALE (1, 2, 3 ...) multiplies the model sizes
 so hosts differ in the fleet report.  Prints a JSON summary.  Refuses to seed twice.
 
 What a purge of the target `open_autoglm` must remove, per host:
@@ -116,7 +116,55 @@ def detach(argv, env=None, runas=None):
         subprocess.Popen(argv, stdin=null, stdout=null, stderr=null, start_new_session=True, env=env, close_fds=True)
 
 
+DAEMON_SCRIPT = """#!/usr/bin/python3
+# Open-AutoGLM agent daemon (lab stand-in): keeps its weights open.
+import glob, os, time
+hub = os.path.join(os.environ.get("HF_HOME", "/root/.cache/huggingface"), "hub")
+held = [open(p, "rb") for p in glob.glob(hub + "/models--zai-org--AutoGLM-Phone-9B/snapshots/*/model.safetensors")]
+held.append(open("/root/.cache/open-autoglm/sessions/s1.db", "rb"))
+while True:
+    time.sleep(3600)
+"""
+
+UNIT = """[Unit]
+Description=%s
+
+[Service]
+Environment=HF_HOME=/srv/hf
+ExecStart=%s
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def seed_systemd(scale):
+    """A systemd host: open-autoglm.service (Restart=always) and an unrelated service that must keep running."""
+    hf_repo("/srv/hf/hub", TARGET_REPO, {"d4" * 20: {"model.safetensors": content("system-weights", MIB * scale)}},
+            {"main": "d4" * 20})
+    hf_repo("/srv/hf/hub", SYSTEM_OTHER_REPO, {"e5" * 20: {"model.safetensors": content("minilm", MIB)}}, {"main": "e5" * 20})
+    write("/root/.cache/open-autoglm/sessions/s1.db", content("root-db", 300 * 1024))
+    write("/root/.config/open-autoglm/config.yaml", "model: %s\n" % TARGET_REPO)
+    write("/srv/datasets/corpus.txt", content("corpus", 200 * 1024))
+    write("/usr/local/bin/open-autoglm", DAEMON_SCRIPT, mode=0o755)
+    write("/usr/local/bin/labeler-daemon", "#!/usr/bin/python3\nimport time\nwhile True:\n    time.sleep(3600)\n", mode=0o755)
+    write("/etc/systemd/system/open-autoglm.service", UNIT % ("Open-AutoGLM phone agent", "/usr/local/bin/open-autoglm serve"))
+    write("/etc/systemd/system/labeler.service", UNIT % ("Labeler (unrelated, must keep running)", "/usr/local/bin/labeler-daemon"))
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    subprocess.run(["systemctl", "enable", "--now", "open-autoglm.service", "labeler.service"], check=True)
+
+
 def main():
+    if sys.argv[1] == "--systemd":
+        if not os.path.exists(MARKER):
+            seed_systemd(int(sys.argv[2]))
+            write(MARKER, "seeded\n")
+            print(json.dumps({"changed": True}))
+        else:
+            print(json.dumps({"changed": False}))
+        return
     wheel_dir, scale = sys.argv[1], int(sys.argv[2])
     if os.path.exists(MARKER):
         print(json.dumps({"changed": False}))
