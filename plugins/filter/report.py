@@ -95,8 +95,8 @@ def host_record(results, host, run):
                               "path": item.get("path"), "bytes": int(item.get("bytes") or 0),
                               "files": item.get("files"), "owner": item.get("owner")})
     for item in hf.get("deleted", []):
-        repo_path = os.path.join(item.get("cache") or "", item.get("repo_type", "model") + "s--"
-                                 + (item.get("repo_id") or "").replace("/", "--"))
+        repo_path = item.get("path") or os.path.join(item.get("cache") or "", item.get("repo_type", "model") + "s--"
+                                                     + (item.get("repo_id") or "").replace("/", "--"))
         removed_items.append({"kind": "hf_repo", "target": _target_of(repo_path, residues, default_target),
                               "path": repo_path, "repo_id": item.get("repo_id"), "cache": item.get("cache"),
                               "revisions": item.get("revisions"), "bytes": int(item.get("freed_bytes") or 0)})
@@ -113,9 +113,12 @@ def host_record(results, host, run):
     failed += _failures("preflight", found)
     failed += _failures("stop", reaped, "survivors")
     failed += _failures("stop", autostart, "failed")
-    failed += _failures("sweep", hf)
+    failed += _failures("sweep", hf, "failed")
     failed += _failures("sweep", removed, "failed")
-    failed += _failures("sweep", pip, "failed")
+    failed += _failures("sweep", pip)
+    for env in pip.get("environments", []):
+        if env.get("status") == "failed":
+            failed.append({"phase": "sweep", "item": env.get("path") or "", "error": env.get("error") or "pip failed"})
     failed += _failures("verify", pinned, "survivors")
     failure = results.get("failure")
     if isinstance(failure, dict) and failure.get("msg") and not any(f["error"] == failure["msg"] for f in failed):
@@ -176,7 +179,12 @@ def host_record(results, host, run):
                        "bytes": h.get("bytes")} for h in pinned.get("handles", [])],
         "verified": verified,
         "failed": failed,
-        "problems": sorted(set(found.get("problems", []) + removed.get("problems", []) + hf.get("problems", []))),
+        "held_back": [{"cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
+                       "detail": h.get("detail")} for h in hf.get("held_back", [])],
+        "problems": sorted(set(
+            [str(p) for p in found.get("problems", []) + removed.get("problems", []) + hf.get("problems", [])]
+            + ["%s: %s (%s)" % (e.get("path"), e.get("status"), e.get("error"))
+               for e in pip.get("environments", []) if e.get("status") in ("broken", "externally_managed")])),
     }
 
 

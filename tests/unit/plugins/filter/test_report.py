@@ -154,3 +154,16 @@ def test_bad_input_is_a_filter_error():
         host_record("nope", "h", RUN)
     with pytest.raises(AnsibleFilterError):
         fleet({"not": "a list"})
+
+
+def test_pip_environment_failures_and_held_back_repos_are_reported():
+    results = full_results()
+    results["pip"] = {"changed": True, "environments": [
+        {"path": "/opt/a", "status": "failed", "error": "pip exited 1", "removed": []},
+        {"path": "/opt/b", "status": "broken", "error": "interpreter missing", "removed": []}]}
+    results["hf"] = dict(results["hf"], held_back=[{"cache": "/data/hf/hub", "repo_id": "zai-org/AutoGLM-Phone-9B",
+                                                    "reason": "locked", "detail": "pid 5"}])
+    rec = host_record(results, "h1", RUN)
+    assert {"phase": "sweep", "item": "/opt/a", "error": "pip exited 1"} in rec["failed"]
+    assert any("/opt/b" in p and "broken" in p for p in rec["problems"])
+    assert rec["held_back"][0]["reason"] == "locked"
