@@ -1,0 +1,155 @@
+"""discover end to end: against `du -sB1`, huggingface_hub.scan_cache_dir and ansible.builtin.find, one run.
+
+One generated HF-layout hub cache of >= 160,000 entries (hfgen: many small files, two revisions per repo
+sharing 80% of their blobs). Measured, each in a fresh process so peak memory (ru_maxrss) is its own:
+  - discover's scan (the module's logic, in-process, no Ansible around it) vs `du -sB1` and vs
+    huggingface_hub.scan_cache_dir (per-repo blob_bytes checked equal to size_on_disk first);
+  - the same at a quarter of the size, to show memory does not grow with file count;
+  - end to end through ansible-playbook: residue.purge.discover vs ansible.builtin.find (recurse, hidden,
+    file_type any) on the same tree, with the size of what each task returned.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+COLLECTIONS = os.path.join(TOP, ".build", "collections")
+sys.path.insert(0, COLLECTIONS)
+
+from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
+
+REPOS = int(os.environ.get("BENCH_DISCOVER_REPOS", "420"))
+FILES = int(os.environ.get("BENCH_DISCOVER_FILES", "120"))
+PY = sys.executable
+
+SCAN = r"""
+import json, resource, sys, time
+sys.path.insert(0, %(collections)r)
+from ansible_collections.residue.purge.plugins.module_utils._discover import discover
+t = time.perf_counter()
+r = discover({"targets": ["huggingface"], "homes": [%(home)r], "scan_processes": False,
+              "extra_hf_caches": [%(cache)r], "one_file_system": True})
+s = time.perf_counter() - t
+print(json.dumps({"seconds": s, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "repos": dict((x["repo_id"], x["blob_bytes"]) for x in r["residues"] if x["kind"] == "hf_repo"),
+                  "problems": r["problems"], "output_bytes": len(json.dumps(r))}))
+"""
+
+HF = r"""
+import json, resource, time
+from huggingface_hub import scan_cache_dir
+t = time.perf_counter()
+info = scan_cache_dir(%(cache)r)
+s = time.perf_counter() - t
+print(json.dumps({"seconds": s, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "repos": dict((x.repo_id, x.size_on_disk) for x in info.repos)}))
+"""
+
+BASELINE = r"""
+import json, resource, sys
+sys.path.insert(0, %(collections)r)
+from ansible_collections.residue.purge.plugins.module_utils import _discover
+print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def py(code, **kw):
+    out = subprocess.run([PY, "-c", code % dict(kw, collections=COLLECTIONS)], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def best_of(n, fn):
+    results = [fn() for _ in range(n)]
+    return min(results, key=lambda r: r["seconds"])
+
+
+def du_seconds(path):
+    start = time.perf_counter()
+    subprocess.run(["du", "-sB1", path], capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def playbook(task, workdir, register=False):
+    """Run one task through ansible-playbook on localhost: wall seconds, or the size of its registered result."""
+    out = os.path.join(workdir, "result.json")
+    tasks = [dict(task)]
+    if register:  # measured separately: saving the result is not part of the task's own cost
+        tasks = [dict(task, register="r"), {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": out}}]
+    path = os.path.join(workdir, "play.json")
+    with open(path, "w") as f:
+        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], f)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", PATH=os.path.dirname(PY) + os.pathsep + os.environ["PATH"])
+    start = time.perf_counter()
+    subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + PY,
+                    path], env=env, capture_output=True, check=True)
+    seconds = time.perf_counter() - start
+    return os.path.getsize(out) if register else seconds
+
+
+def make(workdir, name, repos):
+    cache = os.path.join(workdir, name)
+    hfgen.make_cache(cache, repos=repos, revisions_per_repo=2, files_per_revision=FILES, shared_fraction=0.8,
+                     seed=2026, max_file_size=512)
+    return cache, hfgen.count_entries(cache)
+
+
+def run(workdir):
+    home = os.path.join(workdir, "home")
+    os.makedirs(home)
+    cache, entries = make(workdir, "hub", REPOS)
+    small, small_entries = make(workdir, "hub-quarter", max(1, REPOS // 4))
+    subprocess.run(["du", "-sB1", cache], capture_output=True, check=True)  # warm the page cache for everyone
+
+    ours = best_of(3, lambda: py(SCAN, home=home, cache=cache))
+    ours_small = best_of(3, lambda: py(SCAN, home=home, cache=small))
+    baseline = py(BASELINE)
+    hf = best_of(2, lambda: py(HF, cache=cache))
+    du = min(du_seconds(cache) for _ in range(3))
+    assert not ours["problems"], ours["problems"][:3]
+    assert ours["repos"] == hf["repos"] and len(ours["repos"]) == REPOS, "per-repo blob_bytes differ from huggingface_hub"
+
+    discover_task = {"residue.purge.discover": {
+        "targets": ["huggingface"], "homes": [home], "scan_processes": False, "extra_hf_caches": [cache]}}
+    find_task = {"ansible.builtin.find": {"paths": [cache], "recurse": True, "hidden": True, "file_type": "any"}}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        e2e_ours = min(playbook(discover_task, tmp) for _ in range(3))
+        out_ours = playbook(discover_task, tmp, register=True)
+        e2e_find = playbook(find_task, tmp)
+        out_find = playbook(find_task, tmp, register=True)
+
+    mb = 1024.0
+    lines = [
+        "## discover: one pass over a Hugging Face cache",
+        "",
+        "Cache: %d repos x 2 revisions x %d files (80%% of blobs shared), %d entries; a quarter-size copy has %d "
+        "entries. Each measurement in a fresh process, page cache warm, best of 3 (huggingface_hub: best of 2)."
+        % (REPOS, FILES, entries, small_entries),
+        "",
+        "| measurement | seconds | ratio | peak RSS |",
+        "|---|---:|---:|---:|",
+        "| `du -sB1` on the cache | %.2f | 1.00 (reference) | |" % du,
+        "| discover scan (module logic, no Ansible) | %.2f | %.2fx du | %.1f MB |" % (
+            ours["seconds"], ours["seconds"] / du, ours["maxrss_kb"] / mb),
+        "| huggingface_hub `scan_cache_dir` | %.2f | discover is %.1fx faster | %.1f MB |" % (
+            hf["seconds"], hf["seconds"] / ours["seconds"], hf["maxrss_kb"] / mb),
+        "| discover scan, quarter-size cache | %.2f | | %.1f MB |" % (ours_small["seconds"], ours_small["maxrss_kb"] / mb),
+        "| interpreter + imports only | | | %.1f MB |" % (baseline["maxrss_kb"] / mb),
+        "| `ansible-playbook` residue.purge.discover (best of 3) | %.2f | | result %d bytes |" % (e2e_ours, out_ours),
+        "| `ansible-playbook` ansible.builtin.find recurse | %.2f | discover is %.1fx faster | result %d bytes |" % (
+            e2e_find, e2e_find / e2e_ours, out_find),
+        "",
+        "Per-repo `blob_bytes` equal huggingface_hub's `size_on_disk` for all %d repos (checked before timing is "
+        "reported). Memory above the interpreter baseline: %.1f MB at %d entries, %.1f MB at %d entries."
+        % (len(ours["repos"]), (ours["maxrss_kb"] - baseline["maxrss_kb"]) / mb, entries,
+           (ours_small["maxrss_kb"] - baseline["maxrss_kb"]) / mb, small_entries),
+        "",
+        "Reproduce: `make bench` or `.venv/bin/python benchmarks/run.py discover` "
+        "(BENCH_DISCOVER_REPOS / BENCH_DISCOVER_FILES change the size).",
+    ]
+    return "\n".join(lines)
