@@ -144,6 +144,10 @@ def discover(params, now=None):
     users = _profiles.list_users(params.get("homes"), params.get("users", "all"))
     contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
     protected = _profiles.protected_paths(users, contexts)
+    for user in users:
+        if not os.access(user.home, os.R_OK | os.X_OK):
+            problems.add("home %s of user %s is not readable here: its residues are not listed (run with become)"
+                         % (user.home, user.name))
 
     # Resolve every path first, so a bad profile fails the task before any walking.
     resolved = {}
