@@ -123,6 +123,11 @@ def select_handles(handles, roots=None, min_bytes=0):
     return kept
 
 
+def public(handles):
+    """Handles as the module returns them (the filesystem type is given once per filesystem instead)."""
+    return [dict((k, v) for k, v in h.items() if k != "fstype") for h in handles]
+
+
 def summarise(handles):
     """Per filesystem: bytes pinned (allocated blocks, each (device, inode) counted once), files, holders.
 
@@ -182,9 +187,22 @@ class _Names(object):
         return self._cache[uid]
 
 
+def _read_bytes(path):
+    """Whole file through raw os.read (no buffered file object: /proc files are read thousands of times)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 262144)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def _read_text(path):
-    with open(path, "rb") as f:
-        return f.read().decode("utf-8", "surrogateescape")
+    return _read_bytes(path).decode("utf-8", "surrogateescape")
 
 
 class _Mounts(object):
@@ -222,10 +240,9 @@ class _Mounts(object):
         return entry[0] if entry else None
 
 
-def _process_identity(proc, pid, names):
-    base = os.path.join(proc, str(pid))
+def _process_identity(base, names):
     try:
-        name = _read_text(os.path.join(base, "comm")).rstrip("\n")
+        name = _read_text(base + "comm").rstrip("\n")
     except OSError:
         name = ""
     try:
@@ -246,7 +263,7 @@ def _handle(pid, identity, fd, path, st, mounts):
     }
 
 
-def _deleted_link(proc, pid, link, label, identity, mounts):
+def _deleted_link(base, pid, link, label, identity, mounts):
     """A handle when the magic link (an fd, exe, cwd, root) names a deleted file with no links left."""
     try:
         target = os.readlink(link)
@@ -262,32 +279,29 @@ def _deleted_link(proc, pid, link, label, identity, mounts):
     if st.st_nlink != 0:  # renamed over, or still hard-linked elsewhere: pins nothing (lsof +L1 agrees)
         return None
     if identity[0] is None:
-        identity[:] = _process_identity(proc, pid, mounts.names)
+        identity[:] = _process_identity(base, mounts.names)
     return _handle(pid, identity, label, path, st, mounts)
 
 
-def _scan_links(proc, pid, identity, mounts):
-    base = os.path.join(proc, str(pid))
+def _scan_links(base, pid, identity, mounts):
     found = []
     # lsof's names for a deleted working directory, root directory and executable
     for name, label in (("cwd", "cwd"), ("root", "rtd"), ("exe", "txt")):
-        handle = _deleted_link(proc, pid, os.path.join(base, name), label, identity, mounts)
+        handle = _deleted_link(base, pid, base + name, label, identity, mounts)
         if handle:
             found.append(handle)
-    with os.scandir(os.path.join(base, "fd")) as entries:
+    with os.scandir(base + "fd") as entries:
         for entry in entries:
-            handle = _deleted_link(proc, pid, entry.path, entry.name, identity, mounts)
+            handle = _deleted_link(base, pid, entry.path, entry.name, identity, mounts)
             if handle:
                 found.append(handle)
     return found
 
 
-def _scan_maps(proc, pid, identity, mounts, executable=None):
+def _scan_maps(base, pid, identity, mounts, executable=None):
     """Deleted files mapped into memory (no fd needed to pin them), once per (device, inode); the
     executable's own mappings are already its "txt" handle."""
-    base = os.path.join(proc, str(pid))
-    with open(os.path.join(base, "maps"), "rb") as f:
-        data = f.read()
+    data = _read_bytes(base + "maps")
     if b" (deleted)" not in data:
         return []
     found, seen = [], set()
@@ -304,7 +318,7 @@ def _scan_maps(proc, pid, identity, mounts, executable=None):
             continue
         seen.add(key)
         try:
-            st = os.stat(os.path.join(base, "map_files", fields[0].decode("ascii")))
+            st = os.stat(base + "map_files/" + fields[0].decode("ascii"))
         except OSError:
             continue  # unmapped meanwhile, or no ptrace access
         # Shared anonymous memory (/dev/zero, SysV shm) also shows as deleted shmem mappings: those are
@@ -314,7 +328,7 @@ def _scan_maps(proc, pid, identity, mounts, executable=None):
         if st.st_nlink != 0 or not (mounts.known(st.st_dev) or path.startswith(MEMFD_PREFIX)):
             continue
         if identity[0] is None:
-            identity[:] = _process_identity(proc, pid, mounts.names)
+            identity[:] = _process_identity(base, mounts.names)
         found.append(_handle(pid, identity, MAPPED_FD, path, st, mounts))
     return found
 
@@ -324,12 +338,13 @@ def _scan_pid(proc, pid, mounts, include_maps=True):
 
     What was found before the error is kept: PID 1's maps, say, can be closed even to root."""
     identity = [None, None]
+    base = "%s/%d/" % (proc, pid)
     found, error = [], None
     try:
-        found = _scan_links(proc, pid, identity, mounts)
+        found = _scan_links(base, pid, identity, mounts)
         if include_maps:
             executable = [(h["_dev"], h["inode"]) for h in found if h["fd"] == "txt"]
-            found.extend(_scan_maps(proc, pid, identity, mounts, executable[0] if executable else None))
+            found.extend(_scan_maps(base, pid, identity, mounts, executable[0] if executable else None))
     except OSError as exc:
         error = exc
     for handle in found:

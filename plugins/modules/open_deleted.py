@@ -114,12 +114,11 @@ handles:
     filesystem: {description: "Mount point of the filesystem holding the file, or V(dev:MAJOR:MINOR) for a
                    device that is not mounted (memfd)."
                  , type: str}
-    fstype: {description: Filesystem type from the mount table., type: str}
     device: {description: Device of the file as V(MAJOR:MINOR)., type: str}
     inode: {description: Inode number of the file., type: int}
   sample:
     - {pid: 4242, name: open-autoglm, user: alice, fd: "7", path: /srv/models/glm.safetensors, bytes: 5368709120,
-       disk_bytes: 5368709120, filesystem: /srv, fstype: ext4, device: "8:17", inode: 131077}
+       disk_bytes: 5368709120, filesystem: /srv, device: "8:17", inode: 131077}
 pinned_bytes:
   description: Bytes still pinned by deleted files per filesystem (mount point), each file counted once.
   returned: always
@@ -134,11 +133,6 @@ filesystems:
   sample:
     - {filesystem: /srv, device: "8:17", fstype: ext4, pinned_bytes: 5368709120, size_bytes: 5368709120, files: 1,
        processes: 1, free_bytes_before: 1000000, free_bytes_after: 5369709120, freed_bytes: 5368709120}
-holders:
-  description: One entry per holding process (pid, name, user, number of handles, paths).
-  returned: always
-  type: list
-  elements: dict
 terminated:
   description: Processes stopped (in check mode, that would be stopped), with the signal and outcome
     (V(exited), V(killed), V(would_stop)).
@@ -151,7 +145,8 @@ survivors:
   type: list
   elements: dict
 spared:
-  description: Holders that are never signalled (PID 1, kernel threads, this module and its ancestors).
+  description: Holders that are never signalled (PID 1, kernel threads, this module and its ancestors), with
+    their pid, name, user, number of handles, paths and the reason.
   returned: when O(action=terminate)
   type: list
   elements: dict
@@ -260,7 +255,7 @@ def main():
 
     handles, stats = scan(module, roots, min_bytes)
     filesystems = _handles.summarise(handles)
-    result = dict(changed=False, handles=handles, holders=_handles.holders(handles), filesystems=filesystems,
+    result = dict(changed=False, handles=_handles.public(handles), filesystems=filesystems,
                   pinned_bytes=dict((fs["filesystem"], fs["pinned_bytes"]) for fs in filesystems),
                   scan=stats, problems=[])
     if stats["denied"]:
@@ -278,7 +273,7 @@ def main():
                 if fs["filesystem"] in before and fs["filesystem"] in after:
                     fs.update(free_bytes_before=before[fs["filesystem"]], free_bytes_after=after[fs["filesystem"]],
                               freed_bytes=after[fs["filesystem"]] - before[fs["filesystem"]])
-            result["remaining"] = scan(module, roots, min_bytes)[0]
+            result["remaining"] = _handles.public(scan(module, roots, min_bytes)[0])
         if module._diff:
             after_text = describe(result.get("remaining", [])) if not module.check_mode else describe(
                 [h for h in handles if h["pid"] not in set(t["pid"] for t in result["terminated"])])
