@@ -25,9 +25,10 @@ description:
     O(allow_system=true).
   - Running as root, pip runs as the owner of an environment that root does not own, so a crafted C(RECORD)
     file cannot make root delete files that user could not.
-  - Each environment is handled on its own: a broken one is reported and the others are done; the task fails at
+  - Each environment is handled on its own. A broken one is reported and the others are done; the task fails at
     the end when a package that was found could not be removed.
-author: residue.purge contributors
+author:
+  - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:
   - residue.purge.targets
   - residue.purge.attributes
@@ -152,7 +153,7 @@ environments:
       type: bool
     status:
       description:
-        - C(absent) (none of the packages installed), C(unchanged), C(planned) (check mode), C(changed),
+        - One of C(absent) (none of the packages installed), C(unchanged), C(planned) (check mode), C(changed),
           C(externally_managed) (found, not touched), C(broken) (interpreter missing or failing), C(failed).
       type: str
     found:
