@@ -8,9 +8,12 @@ The oracle is lsof itself: `lsof -nP +L1` for deleted files held through descrip
 Every process here is started by the test under a unique name and killed by its PID.
 """
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -67,12 +70,13 @@ class Holders(object):
         self.procs = []
         self.python = os.path.realpath(sys.executable)
 
-    def start(self, *specs):
+    def start(self, *specs, **kwargs):
         name = "odh-" + uuid.uuid4().hex[:10]       # comm is the basename of the executed path
         exe = os.path.join(self.tmp, name)
-        os.symlink(self.python, exe)
+        os.symlink(kwargs.get("python", self.python), exe)
         proc = subprocess.Popen([exe, "-c", HOLDER] + list(specs), stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+                                **kwargs.get("credentials", {}))
         self.procs.append(proc)
         assert proc.stdout.readline().strip() == "ready", "holder %s did not start" % name
         proc.comm = name[:15]
@@ -269,6 +273,37 @@ def test_never_signals_its_own_ancestors(module_runner, tmp_path):
         assert os.fstat(fd).st_nlink == 0                      # still here, still holding it
     finally:
         os.close(fd)
+
+
+def login_user():
+    """A non-root user of this host with a login shell (the lab machine has one), for the unprivileged run."""
+    for entry in pwd.getpwall():
+        if entry.pw_uid >= 1000 and entry.pw_shell.endswith(("/bash", "/sh", "/zsh")):
+            return entry
+    pytest.fail("no unprivileged user with a login shell on this host to run the module as")
+
+
+def test_unprivileged_user_sees_its_own_processes_and_says_what_it_missed(module_runner):
+    user = login_user()
+    shared = tempfile.mkdtemp(prefix="odh-shared-", dir="/tmp")   # pytest's tmp_path is closed to others
+    os.chmod(shared, 0o1777)
+    h = Holders(shared)
+    try:
+        roots = h.start("fd=%s/root.bin:100" % shared)
+        # all of uid, gid and groups: the kernel lets a user read only processes whose credentials all match
+        mine = h.start("fd=%s/mine.bin:200" % shared, python="/usr/bin/python3",
+                       credentials=dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[]))
+        result = module_runner("open_deleted", {"under": [shared]}, become_user=user.pw_name,
+                               interpreter="/usr/bin/python3")
+        assert not result.get("failed"), result.get("msg")
+        assert [(x["pid"], x["user"], x["path"]) for x in result["handles"]] == [
+            (mine.pid, user.pw_name, shared + "/mine.bin")]
+        assert result["scan"]["denied"] > 0 and roots.pid in result["scan"]["denied_pids"]
+        assert any("run with become" in p for p in result["problems"])
+        assert roots.poll() is None and mine.poll() is None
+    finally:
+        h.cleanup()
+        shutil.rmtree(shared)
 
 
 @pytest.mark.parametrize("args,message", [
