@@ -220,8 +220,11 @@ def test_discovers_venvs_user_site_and_reports_broken(module_runner, venv_copy, 
     user, home = throwaway_user.pw_name, throwaway_user.pw_dir
     assert ours(installed(SYSTEM_PYTHON, user, home)) == sorted([A, B, C, D, E, F, S])
 
-    result = module_runner("pip_remove", dict(packages=[A], search_roots=[root], homes=[home],
-                                              include_system=False))
+    # the package comes from a residue profile's pip list, as the purge role passes it
+    args = dict(targets=["agent"], profiles={"agent": {"pip": [A]}}, search_roots=[root], homes=[home],
+                include_system=False)
+    result = module_runner("pip_remove", args)
+    assert result["packages"] == [A]
     envs = by_path(result)
     user_base = os.path.join(home, ".local")
     assert sorted(envs) == sorted([good, broken, user_base])
@@ -249,7 +252,7 @@ def test_discovers_venvs_user_site_and_reports_broken(module_runner, venv_copy, 
             assert os.lstat(os.path.join(dirpath, name)).st_uid == throwaway_user.pw_uid, name
 
     # second run: the user site and the good venv are done; the broken one still holds A and still fails
-    again = module_runner("pip_remove", dict(packages=[A], search_roots=[root], homes=[home], include_system=False))
+    again = module_runner("pip_remove", args)
     assert again["changed"] is False
     assert [by_path(again)[p]["status"] for p in (good, user_base, broken)] == ["absent", "absent", "broken"]
 
