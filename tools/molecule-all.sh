@@ -3,7 +3,7 @@
 # the playbook, checks idempotence, verifies with testinfra and destroys the lab -- also when a step fails
 # (molecule's --destroy=always, and a trap here for a molecule that dies).  Usage: tools/molecule-all.sh [NAME...]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export MOLECULE_GLOB='molecule/*/molecule.yml' ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 PY_COLORS=0
 if [ $# -gt 0 ]; then names=("$@"); else
   names=()

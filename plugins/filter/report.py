@@ -221,7 +221,7 @@ def bar_svg(pairs, title="", width=640):
     pairs = [(str(label), int(value or 0)) for label, value in pairs]
     bar_h, gap, label_w, top = 22, 8, 170, 30
     height = top + len(pairs) * (bar_h + gap) + 10
-    peak = max([v for _, v in pairs] + [1])
+    peak = max([pair[1] for pair in pairs] + [1])
     plot_w = width - label_w - 110
     out = ['<svg xmlns="http://www.w3.org/2000/svg" role="img" width="%d" height="%d" viewBox="0 0 %d %d">'
            % (width, height, width, height),

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # PID 1 of one lab host (started by lab.sh inside fresh PID/mount/UTS/IPC namespaces).
 # Usage: init.sh HOSTNAME STATE_DIR AUTHORIZED_KEY_FILE
 set -euo pipefail
@@ -19,7 +19,8 @@ mount -t sysfs sysfs "$r/sys"
 # Its own name resolves locally (facts gathering otherwise waits on DNS).
 printf '127.0.0.1 localhost %s\n::1 localhost\n' "$name" > "$r/etc/hosts"
 echo "$name" > "$r/etc/hostname"
-mkdir -p -m 700 "$r/root/.ssh" "$r/run/sshd"
+mkdir -p "$r/root/.ssh" "$r/run/sshd"
+chmod 700 "$r/root/.ssh" "$r/run/sshd"
 cp "$pubkey" "$r/root/.ssh/authorized_keys"
 chmod 600 "$r/root/.ssh/authorized_keys"
 # PID 1 stays a tiny reaper (orphans of the host end up here); sshd runs as its child.

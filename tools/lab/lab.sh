@@ -46,7 +46,12 @@ is_gone() {  # a zombie counts as gone (this machine's PID 1 reaps late)
 
 sshd_ready() { ip netns exec "$1" socat -u OPEN:/dev/null TCP:127.0.0.1:22,connect-timeout=1 2>/dev/null; }
 
-hosts() { ls "$state" 2>/dev/null | grep -E "^$lab-[0-9]+$" | sort -t- -k2 -n || true; }
+hosts() {  # the hosts of this lab that have a state dir, in numeric order
+  local d
+  for d in "$state/$lab"-*; do
+    [[ -d "$d" && "${d##*/}" =~ ^$lab-[0-9]+$ ]] && echo "${d##*/}"
+  done | sort -t- -k2 -n
+}
 
 write_inventory() {
   local inv="$state/inventory.yml" h
@@ -68,7 +73,7 @@ write_inventory() {
 
 up() {
   local n=${1:-}
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 50 ] || die "usage: lab.sh up N (1..50)"
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 50 ]; then die "usage: lab.sh up N (1..50)"; fi
   need_root
   mkdir -p "$state"
   [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C residue-purge-lab -f "$key"
@@ -134,7 +139,7 @@ snapshot() {
   echo "{"
   for h in $(hosts); do
     pid=$(host_pid "$h") || die "$h is not up"
-    init=$(cat "/proc/$pid/task/$pid/children" | awk '{print $1}')
+    init=$(awk '{print $1}' "/proc/$pid/task/$pid/children")
     [ -n "$init" ] || die "$h: no init process"
     [ $first = 1 ] || echo ","
     first=0

@@ -20,7 +20,12 @@ rootfs=${RESIDUE_SYSTEMD_ROOTFS:-/var/cache/residue-purge/systemd-bookworm}
 build="$top/tests/integration/systemd/build_rootfs.sh"
 
 die() { echo "nspawn.sh: $*" >&2; exit 1; }
-hosts() { ls "$state" 2>/dev/null | grep -E "^$lab-[0-9]+$" | sort -t- -k2 -n || true; }
+hosts() {  # the hosts of this lab that have a state dir, in numeric order
+  local d
+  for d in "$state/$lab"-*; do
+    [[ -d "$d" && "${d##*/}" =~ ^$lab-[0-9]+$ ]] && echo "${d##*/}"
+  done | sort -t- -k2 -n
+}
 host_pid() {
   local h=$1 pid
   pid=$(cat "$state/$h/pid" 2>/dev/null) || return 1
@@ -33,7 +38,7 @@ sshd_ready() { ip netns exec "$1" socat -u OPEN:/dev/null TCP:127.0.0.1:22,conne
 
 up() {
   local n=${1:-} i h
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 10 ] || die "usage: nspawn.sh up N (1..10)"
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 10 ]; then die "usage: nspawn.sh up N (1..10)"; fi
   [ "$(id -u)" = 0 ] || die "needs root"
   command -v systemd-nspawn >/dev/null || die "missing systemd-nspawn: run tools/bootstrap.sh (systemd-container)"
   [ -x "$build" ] || die "missing $build"

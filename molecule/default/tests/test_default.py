@@ -100,7 +100,6 @@ def test_fleet_report_on_the_controller():
         assert record["verified"]["clean"] is True
 
 
-
 def test_first_run_report_accounts_for_what_was_removed():
     root = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "report")
     runs = sorted(d for d in os.listdir(root) if d != "latest")

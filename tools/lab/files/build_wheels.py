@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the tiny wheels of the lab's Open-AutoGLM installation (no network, no setuptools).
 
 open-autoglm needs autoglm-core (its own, not requested) and tokenkit (shared with labeler,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print a JSON manifest {path: "type mode uid gid size sha256-or-linktarget"} of the trees given.
 
 manifest.py [--exclude REGEX]... ROOT...   Never follows symlinks, stays on each root's filesystem.

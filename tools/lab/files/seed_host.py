@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Seed one lab host with a realistic Open-AutoGLM installation and unrelated data that must survive.
 
 Run as root on the host: seed_host.py WHEEL_DIR SCALE (or seed_host.py --systemd SCALE on a systemd host).  SCALE (1, 2, 3 ...) multiplies the model sizes
@@ -176,8 +175,8 @@ def main():
     seed_user(bob, scale, two_revisions=False)
     # the system cache, known only from the daemon's environment (HF_HOME=/data/hf)
     sys_hub = "/data/hf/hub"
-    hf_repo(sys_hub, TARGET_REPO, {"d4" * 20: {"model.safetensors": content("system-weights", 3 * MIB * scale),
-                                                 "config.json": b'{"hidden_size": 4096}\n'}}, {"main": "d4" * 20})
+    system_files = {"model.safetensors": content("system-weights", 3 * MIB * scale), "config.json": b'{"hidden_size": 4096}\n'}
+    hf_repo(sys_hub, TARGET_REPO, {"d4" * 20: system_files}, {"main": "d4" * 20})
     hf_repo(sys_hub, SYSTEM_OTHER_REPO, {"e5" * 20: {"model.safetensors": content("minilm", MIB)}}, {"main": "e5" * 20})
     # one virtualenv: open-autoglm and labeler share tokenkit
     venv = "/opt/ml/venv"
