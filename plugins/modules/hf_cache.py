@@ -354,7 +354,7 @@ def cache_dirs(params):
     """Given cache dirs (checked), plus those of the users' environments when discovering."""
     dirs = []
     for path in params["cache_dirs"]:
-        if not os.path.isabs(path) or ".." in path.split("/") or os.path.normpath(path) == "/":
+        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
             raise ValueError("cache_dirs: %r must be an absolute path to a hub cache, without '..'" % path)
         dirs.append(os.path.normpath(path))
     discover = params["discover"]
