@@ -301,9 +301,31 @@ def test_unprivileged_user_sees_its_own_processes_and_says_what_it_missed(module
         assert result["scan"]["denied"] > 0 and roots.pid in result["scan"]["denied_pids"]
         assert any("run with become" in p for p in result["problems"])
         assert roots.poll() is None and mine.poll() is None
+
+        result = module_runner("open_deleted", {"under": [shared], "action": "terminate", "grace": 2},
+                               become_user=user.pw_name, interpreter="/usr/bin/python3")
+        assert not result.get("failed"), result.get("msg")
+        assert [(t["pid"], t["outcome"]) for t in result["terminated"]] == [(mine.pid, "exited")]
+        assert mine.wait(5) == -signal.SIGTERM and roots.poll() is None
     finally:
         h.cleanup()
         shutil.rmtree(shared)
+
+
+def test_without_psutil_reports_but_refuses_to_terminate(module_runner, holders, tmp_path):
+    bare = str(tmp_path / "bare-venv")                        # a real interpreter with the stdlib only
+    subprocess.run([os.path.realpath(sys.executable), "-m", "venv", "--without-pip", bare], check=True)
+    python = os.path.join(bare, "bin", "python")
+    assert subprocess.run([python, "-c", "import psutil"], capture_output=True, check=False).returncode != 0
+    p = holders.start("fd=%s/x.bin:100" % tmp_path)
+    result = module_runner("open_deleted", {"under": [str(tmp_path)]}, interpreter=python)
+    assert not result.get("failed"), result.get("msg")
+    assert [h["pid"] for h in result["handles"]] == [p.pid]
+    result = module_runner("open_deleted", {"under": [str(tmp_path)], "action": "terminate"}, interpreter=python)
+    assert result.get("failed") is True
+    assert "psutil" in result["msg"] and "pip install psutil" in result["msg"]
+    assert "terminated" not in result
+    assert p.poll() is None
 
 
 @pytest.mark.parametrize("args,message", [

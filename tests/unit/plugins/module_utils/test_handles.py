@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -206,7 +207,7 @@ def test_mount_of_longest_prefix():
 # --------------------------------------------------------------------------------------- real processes
 
 HOLDER = r"""
-import ctypes, os, sys, time
+import ctypes, os, signal, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
@@ -223,8 +224,14 @@ for spec in sys.argv[1:]:
         keep.append(fd)
     if kind != "linked":
         os.unlink(path)
+def let_go(*_args):
+    for fd in keep:
+        os.close(fd)
+    print("closed", flush=True)
+signal.signal(signal.SIGUSR1, let_go)
 print("ready", flush=True)
-time.sleep(120)
+while True:
+    time.sleep(120)
 """
 
 
@@ -274,3 +281,15 @@ def test_scan_proc_skips_pids_and_free_space(holder, tmp_path):
     handles = [h for h in _handles.scan_proc()[0] if h["pid"] == proc.pid]
     free = _handles.free_space(_handles.summarise(handles))
     assert list(free) == [handles[0]["filesystem"]] and free[handles[0]["filesystem"]] > 0
+
+
+def test_still_holds_is_false_once_the_file_is_let_go(holder, tmp_path):
+    # the terminate guard: a PID is signalled only if it still holds one of the scanned files
+    proc = holder("fd=" + str(tmp_path / "a"))
+    found = [h for h in _handles.scan_proc()[0] if h["pid"] == proc.pid]
+    assert len(found) == 1 and _handles.still_holds(proc.pid, found)
+    os.kill(proc.pid, signal.SIGUSR1)
+    assert proc.stdout.readline().strip() == "closed"
+    assert proc.poll() is None and not _handles.still_holds(proc.pid, found)
+    other = dict(found[0], inode=found[0]["inode"] + 1)
+    assert not _handles.still_holds(proc.pid, [other])
