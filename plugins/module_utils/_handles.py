@@ -464,6 +464,15 @@ def parse_lsof_fields(output, names=None):
     return records
 
 
+def lsof_error(rc, out, err):
+    """The error text when an lsof run failed, else None. lsof exits 1 when it lists nothing, and warns on
+    stderr (lines starting 'lsof: WARNING') about things it could not read without failing."""
+    problems = [line for line in err.splitlines() if line.strip() and not line.startswith("lsof: WARNING")]
+    if rc == 0 or (rc == 1 and (out.strip() or not problems)):
+        return None
+    return "lsof failed (rc %d): %s" % (rc, " ".join(problems) or "no output")
+
+
 def parse_mount_output(text):
     """Output of BSD/macOS `mount` ('/dev/disk1s1 on /System/Volumes/Data (apfs, local, ...)') ->
     [(mount_point, fstype)] longest mount point first."""

@@ -183,9 +183,12 @@ def scan(module, roots, min_bytes):
     else:
         lsof = module.get_bin_path("lsof", required=True)
         rc, out, err = module.run_command([lsof] + _handles.LSOF_COMMAND[1:], errors="surrogate_or_strict")
-        if rc not in (0, 1) or (rc == 1 and err.strip()):  # lsof exits 1 when it lists nothing
-            module.fail_json(msg="lsof failed (rc %d): %s" % (rc, err.strip()))
+        error = _handles.lsof_error(rc, out, err)
+        if error:
+            module.fail_json(msg=error)
         rc, mount_out, err = module.run_command([module.get_bin_path("mount", required=True)])
+        if rc != 0:
+            module.fail_json(msg="mount failed (rc %d): %s" % (rc, err.strip()))
         records = _handles.parse_lsof_fields(out)
         handles = _handles.handles_from_lsof(records, _handles.parse_mount_output(mount_out))
         handles = [h for h in handles if h["pid"] != os.getpid()]

@@ -185,6 +185,14 @@ def test_filters_under_and_min_bytes(module_runner, holders, tmp_path):
     result = module_runner("open_deleted", {"under": [os.path.join(d, "via-link")], "min_bytes": "200K"})
     assert not result.get("failed"), result.get("msg")
     assert [(h["pid"], h["path"]) for h in result["handles"]] == [(p.pid, os.path.join(d, "models", "big.bin"))]
+    # the whole residue directory is gone (rm -rf): the kernel still names the file by its old path
+    gone = os.path.join(d, "removed-cache")
+    os.makedirs(os.path.join(gone, "sub"))
+    q = holders.start("plain=%s/sub/w.bin:4096" % gone)
+    shutil.rmtree(gone)
+    result = module_runner("open_deleted", {"under": [gone]})
+    assert [(h["pid"], h["path"]) for h in result["handles"]] == [(q.pid, os.path.join(gone, "sub", "w.bin"))]
+
     result = module_runner("open_deleted", {"under": [os.path.join(d, "nothing-here")]})
     assert result["handles"] == [] and result["pinned_bytes"] == {} and result["filesystems"] == []
     assert result["changed"] is False

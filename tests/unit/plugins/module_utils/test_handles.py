@@ -197,6 +197,22 @@ def test_parse_lsof_fields_tolerates_empty_and_orphan_lines(output):
     assert _handles.parse_lsof_fields(output) == []
 
 
+@pytest.mark.parametrize("rc,out,err,failed", [
+    (0, "p1\x00\n", "", False),
+    (1, "", "", False),                                           # nothing listed
+    (1, "", "lsof: WARNING: can't stat() fuse file system /run/user/1000/doc\n", False),
+    (1, "p1\x00\n", "lsof: status error on /x: No such file\n", False),   # partial answer is an answer
+    (1, "", "lsof: unsupported option: +L\n", True),
+    (2, "p1\x00\n", "", True),
+    (127, "", "sh: lsof: not found", True),
+])
+def test_lsof_error(rc, out, err, failed):
+    error = _handles.lsof_error(rc, out, err)
+    assert (error is not None) is failed
+    if failed:
+        assert error.startswith("lsof failed (rc %d)" % rc)
+
+
 def test_mount_of_longest_prefix():
     mounts = _handles.parse_mount_output(MOUNT_DARWIN_SAMPLE)
     assert _handles.mount_of("/Users/alice/Library/CachesX/f", mounts) == ("/", "apfs")
