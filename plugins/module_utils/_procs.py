@@ -19,6 +19,9 @@ import signal as _signal
 import sys
 import time
 
+from ansible_collections.residue.purge.plugins.module_utils._profiles import (
+    list_users, load_profiles, parse_users_option, select_targets)
+
 try:
     import psutil
     HAS_PSUTIL = True
@@ -249,13 +252,14 @@ def _wanted_users(users):
     return set(users)
 
 
-def find_processes(names=(), cmdline=(), holding=(), users=None):
+def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
     """Processes matched by exact name, command-line regex or held paths (any of them), optionally only
     those of the given users. Never returns PID 1, kernel threads, zombies, this process or its ancestors.
 
     names: exact process names; cmdline: regex strings or compiled regexes searched in the space-joined argv;
     holding: absolute paths (processes whose exe, cwd, open files or maps lie under them); users: None/"all"
-    or a list of user names. With no selector at all nothing is matched.
+    or a list of user names. With no selector at all nothing is matched. If `spared` is a list, matches that
+    are protected (PID 1, this process, its ancestors) are appended to it instead of being returned.
     """
     require_psutil()
     names = set(names or ())
@@ -270,7 +274,7 @@ def find_processes(names=(), cmdline=(), holding=(), users=None):
                                      "status"]):
         info = proc.info
         pid = info["pid"]
-        if pid in protected or info["status"] == psutil.STATUS_ZOMBIE or is_kernel_thread(pid):
+        if info["status"] == psutil.STATUS_ZOMBIE or is_kernel_thread(pid):
             continue
         if wanted_users is not None and info["username"] not in wanted_users:
             continue
@@ -284,9 +288,13 @@ def find_processes(names=(), cmdline=(), holding=(), users=None):
             root = held_root(proc, roots)
             if root:
                 matched_by = "holding:" + root
-        if matched_by:
-            found.append(ProcInfo(pid, info["ppid"], name, info["username"], argv, info["create_time"],
-                                  matched_by, exe, proc))
+        if not matched_by:
+            continue
+        match = ProcInfo(pid, info["ppid"], name, info["username"], argv, info["create_time"], matched_by, exe, proc)
+        if pid not in protected:
+            found.append(match)
+        elif spared is not None:
+            spared.append(match)
     return found
 
 
@@ -498,7 +506,8 @@ class _Stopper(object):
     def run_round(self, infos):
         """Signal infos, wait for them together, KILL survivors. Returns the respawned (parent, child) pairs."""
         started = time.monotonic()
-        parents = self.respawn_parents(infos)  # their children before the signal are the baseline
+        # their children before the signal are the baseline; supervisors are part of the tree
+        parents = self.respawn_parents(infos) if self.tree else {}
         signalled = []
         for info in infos:
             error = _send(info.proc, self.signum)
@@ -536,11 +545,21 @@ class _Stopper(object):
             watch()
         return respawns
 
+    def rematch_within_window(self, round_started):
+        """Fresh matches not handled yet; a restart by a service manager takes a moment (systemd's RestartSec
+        defaults to 100 ms), so look again until the respawn window since the round's signal has passed."""
+        while True:
+            fresh = [i for i in self.rematch() if self.key(i) not in self.seen and i.pid not in self.protected]
+            if fresh or time.monotonic() - round_started >= self.respawn_window:
+                return fresh
+            time.sleep(0.1)
+
     def run(self, infos):
         pending = self.expand(infos)
         for _round in range(self.max_rounds):
             if not pending:
                 break
+            round_started = time.monotonic()
             respawns = self.run_round(pending)
             nxt = []
             for parent, child in respawns:
@@ -551,7 +570,7 @@ class _Stopper(object):
                         nxt.append(sup)
                 nxt.append(child)
             if self.rematch is not None:
-                nxt.extend(self.rematch())
+                nxt.extend(self.rematch_within_window(round_started))
             pending = self.expand(nxt)
         for info in pending:  # still coming back after the last round
             parent = "pid %d" % info.ppid
@@ -598,3 +617,69 @@ def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=T
     if check_mode:
         return [_entry(i, signum, "would_stop") for i in stopper.expand(infos)], []
     return stopper.run(infos)
+
+
+# ---------------------------------------------------------------------------------------------- reap's plan
+
+class Selection(object):
+    """What reap matches: the union of the chosen profiles' process patterns and the direct selectors, and
+    for every match the profiles it belongs to. Built (and validated) before anything is signalled."""
+
+    def __init__(self, profiles=None, names=(), cmdline=(), holding=(), users=None):
+        self.per_target = {}
+        all_names, all_regexes = set(names or ()), compile_patterns(cmdline, "cmdline")
+        for target, profile in sorted((profiles or {}).items()):
+            target_names, target_cmdline = profile_matchers(profile)
+            compiled = compile_patterns(target_cmdline, "profiles.%s.processes.cmdline" % target)
+            self.per_target[target] = (set(target_names), compiled)
+            all_names.update(target_names)
+            all_regexes.extend(compiled)
+        self.names = sorted(all_names)
+        self.regexes = all_regexes
+        self.roots = normalise_roots(holding) if holding else []
+        self.users = users
+
+    def empty(self):
+        return not (self.names or self.regexes or self.roots)
+
+    def find(self, spared=None):
+        return find_processes(self.names, self.regexes, self.roots, self.users, spared)
+
+    def targets_of(self, entry):
+        """Names of the profiles whose patterns match entry (a ProcInfo or a result dict)."""
+        if isinstance(entry, dict):
+            name, argv, exe = entry.get("name"), entry.get("cmdline"), entry.get("exe")
+        else:
+            name, argv, exe = entry.name, entry.cmdline, entry.exe
+        name, argv, exe = name or "", argv or [], exe or ""
+        return [t for t, (names, regexes) in sorted(self.per_target.items())
+                if match_name(names, name, argv, exe) or match_cmdline(regexes, argv)]
+
+
+def describe_processes(entries):
+    """One line per process for diff output: 'pid user name: argv'."""
+    return "".join("%d %s %s: %s\n" % (e["pid"], e.get("user") or "?", e["name"], " ".join(e.get("cmdline") or []))
+                   for e in sorted(entries, key=lambda e: e["pid"]))
+
+
+def reap_selection(params):
+    """The Selection for reap's parameters (targets, profiles, homes, users, names, cmdline, holding, signal,
+    grace), every one validated first. Raises ValueError (ProfileError is one) with a message naming the option.
+
+    Profiles are used when targets are named, or when no direct selector (names, cmdline, holding) is given."""
+    names, cmdline, holding = params.get("names") or [], params.get("cmdline") or [], params.get("holding") or []
+    for option, values in (("names", names), ("cmdline", cmdline), ("holding", holding)):
+        if not isinstance(values, list) or any(not isinstance(v, str) or not v.strip() for v in values):
+            raise ValueError("%s: expected a list of non-empty strings, got %r" % (option, values))
+    profiles = {}
+    if params.get("targets") or not (names or cmdline or holding):
+        profiles = select_targets(load_profiles(params.get("profiles") or {}), params.get("targets"))
+    if params.get("homes"):
+        users = sorted(set(u.name for u in list_users(homes=params["homes"])))
+    else:
+        users = parse_users_option(params.get("users", "all"))
+    signal_number(params.get("signal", "TERM"))
+    grace = params.get("grace", 10)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        raise ValueError("grace: expected a number of seconds >= 0, got %r" % (grace,))
+    return Selection(profiles, names, cmdline, holding, None if users == "all" else users)

@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: reap
+short_description: Stop the processes of AI tools safely (TERM, wait, KILL; whole trees; respawning supervisors)
+version_added: 0.1.0
+description:
+  - Finds the processes of the chosen residue profiles (their C(processes.names) and C(processes.cmdline)
+    patterns), or the processes given directly by O(names), O(cmdline) and O(holding), and stops them.
+  - Sends O(signal) to all of them at once, waits up to O(grace) seconds for all of them together (200
+    processes take about O(grace), not 200 times it), then sends SIGKILL to those still running.
+  - With O(tree) it also stops their descendants, and a parent seen starting a stopped process again (a
+    supervisor loop). After each round it looks for the targets again; what keeps coming back after three
+    rounds (for example a systemd unit with C(Restart=always)) fails the task, naming the process and its
+    parent. Use M(residue.purge.autostart) first to remove what restarts it.
+  - Never signals PID 1, kernel threads, the module's own process or any of its ancestors (the Ansible worker,
+    the SSH session), or a process that was not matched. A process is signalled only while it is still the
+    process that was matched (same PID and create time), so a reused PID is never hit.
+  - Zombies are already dead and are neither matched nor waited for.
+author:
+  - residue.purge contributors (@residue-purge)
+requirements:
+  - psutil on the managed host (C(apt install python3-psutil), C(dnf install python3-psutil) or
+    C(pip install psutil)).
+options:
+  targets:
+    description:
+      - Names of residue profiles whose processes are stopped, built-in or given in O(profiles).
+      - When empty and none of O(names), O(cmdline) or O(holding) is given, every known profile is used.
+        When one of them is given and O(targets) is empty, only they select processes.
+  users:
+    description:
+      - Only stop processes owned by these users (user names). V(all), the default, means any user.
+  homes:
+    description:
+      - When given, only stop processes owned by the owners of these home directories.
+  names:
+    description:
+      - Exact process names to stop. A process matches when its name, the basename of its C(argv[0]) or the
+        basename of its executable equals one of them.
+    type: list
+    elements: str
+    default: []
+  cmdline:
+    description:
+      - Regular expressions (Python C(re)) searched in the process command line (arguments joined by spaces).
+    type: list
+    elements: str
+    default: []
+  holding:
+    description:
+      - Absolute paths. Processes whose executable, working directory, open files (deleted ones included) or
+        memory-mapped files lie under one of them are stopped.
+      - V(/) is refused, since every process would match.
+    type: list
+    elements: path
+    default: []
+  signal:
+    description:
+      - Signal sent first, by name (V(TERM), V(INT), V(HUP), V(QUIT), V(KILL)) or number.
+    type: str
+    default: TERM
+  grace:
+    description:
+      - Seconds to wait for all processes together after O(signal) before the survivors get SIGKILL.
+    type: float
+    default: 10
+  kill_after_grace:
+    description:
+      - Send SIGKILL to the processes still running after O(grace). When false they are reported as survivors
+        and the task fails.
+    type: bool
+    default: true
+  tree:
+    description:
+      - Also stop the descendants of every matched process, and a parent that is seen respawning a stopped
+        process within O(grace) (one second at most is spent watching). PID 1, ancestors of the module and
+        system managers (systemd, init, launchd, supervisord, sshd, cron, ...) are never stopped this way.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - residue.purge.targets
+  - residue.purge.attributes
+attributes:
+  check_mode:
+    details: In check mode no signal is sent; RV(terminated) lists the matched processes and their descendants
+      with outcome V(would_stop). Respawning supervisors can only be seen by stopping their child, so they are
+      not listed.
+  diff_mode:
+    details: The diff lists the matched processes (pid, user, name, command line) before and after.
+  idempotent:
+    details: Once the processes are gone a second run matches nothing and reports no change.
+notes:
+  - Without root only the connecting user's processes can be signalled; others are reported as survivors
+    (C(permission denied)) and the task fails. Use C(become) to stop every user's processes.
+  - Profiles never match a process by the files it holds (a C(less) reading a log is not the daemon); use
+    O(holding) for that, or M(residue.purge.open_deleted) for deleted files.
+seealso:
+  - module: residue.purge.autostart
+  - module: residue.purge.open_deleted
+  - module: residue.purge.discover
+"""
+
+EXAMPLES = r"""
+- name: Stop Open-AutoGLM's processes of every user, and whatever keeps respawning them
+  residue.purge.reap:
+    targets: [open_autoglm]
+  become: true
+
+- name: See what would be stopped, without sending a signal
+  residue.purge.reap:
+    targets: [open_autoglm, ollama]
+  check_mode: true
+  register: would_stop
+
+- name: Stop every process that holds files under the model directory, giving them 30 seconds
+  residue.purge.reap:
+    holding: [/srv/models/autoglm]
+    grace: 30
+  become: true
+
+- name: Stop a user's own agent by its command line, interrupting it like Ctrl-C first
+  residue.purge.reap:
+    cmdline: ['(^|/)python[0-9.]* -m my_agent( |$)']
+    users: [alice]
+    signal: INT
+    grace: 5
+"""
+
+RETURN = r"""
+matched:
+  description: The processes matched before anything was signalled (children and supervisors are not included).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pid: {description: Process id., type: int}
+    ppid: {description: Parent process id., type: int}
+    name: {description: Process name., type: str}
+    user: {description: Owner of the process., type: str}
+    cmdline: {description: Command line arguments., type: list, elements: str}
+    create_time: {description: Start time (seconds since the epoch) that identifies the process with its pid.,
+                  type: float}
+    matched_by: {description: "Why it was matched: V(name), V(cmdline) or V(holding:<path>).", type: str}
+    targets: {description: Profiles whose patterns match it (empty for direct selectors)., type: list,
+              elements: str}
+  sample:
+    - {pid: 4242, ppid: 1, name: open-autoglm, user: alice, cmdline: [/opt/open-autoglm/bin/open-autoglm, serve],
+       create_time: 1764161234.5, matched_by: name, targets: [open_autoglm]}
+terminated:
+  description:
+    - Processes stopped (in check mode, that would be stopped).
+    - Each has the keys of RV(matched), plus C(signal) (the last signal sent, V(TERM) or V(KILL)) and
+      C(outcome) (V(exited) after O(signal), V(killed) after SIGKILL, V(would_stop) in check mode).
+    - C(matched_by) is V(child-of:<pid>) for descendants, V(supervisor-of:<pid>) for a respawning parent and
+      V(respawned-by:<pid>) for a process it started again.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {pid: 4242, ppid: 1, name: open-autoglm, user: alice, cmdline: [open-autoglm, serve],
+       create_time: 1764161234.5, matched_by: name, targets: [open_autoglm], signal: KILL, outcome: killed}
+survivors:
+  description:
+    - Processes still running, with C(outcome) V(survived) (still running after SIGKILL, or could not be
+      signalled) or V(respawned) (started again after every round) and an C(error) saying why.
+    - The task fails when this list is not empty.
+  returned: always
+  type: list
+  elements: dict
+spared:
+  description:
+    - Processes that match but are never signalled because they are PID 1, this module or one of its
+      ancestors (for example a pattern that also matches the C(ansible-playbook) command line).
+    - Each has the keys of RV(matched) and a C(reason).
+  returned: always
+  type: list
+  elements: dict
+problems:
+  description: Conditions worth knowing that did not fail the task, also given as warnings.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.residue.purge.plugins.module_utils import _procs
+from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
+
+
+def main():
+    argument_spec = dict(TARGET_ARGUMENT_SPEC)
+    argument_spec.update(
+        names=dict(type="list", elements="str", default=[]),
+        cmdline=dict(type="list", elements="str", default=[]),
+        holding=dict(type="list", elements="path", default=[]),
+        signal=dict(type="str", default="TERM"),
+        grace=dict(type="float", default=10),
+        kill_after_grace=dict(type="bool", default=True),
+        tree=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not _procs.HAS_PSUTIL:
+        module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT)
+    params = module.params
+    try:
+        selection = _procs.reap_selection(params)
+    except ValueError as exc:  # ProfileError is a ValueError
+        module.fail_json(msg=str(exc))
+
+    result = dict(changed=False, matched=[], spared=[], terminated=[], survivors=[], problems=[])
+    if selection.empty():
+        result["problems"].append("the chosen targets name no processes, so nothing was matched")
+    spared = []
+    matched = selection.find(spared)
+    result["spared"] = [dict(p.to_dict(), reason="PID 1, this module or one of its ancestors") for p in spared]
+    result["matched"] = [dict(p.to_dict(), targets=selection.targets_of(p)) for p in matched]
+    terminated, survivors = _procs.stop_processes(
+        matched, signal=params["signal"], grace=params["grace"], kill_after_grace=params["kill_after_grace"],
+        tree=params["tree"], check_mode=module.check_mode, rematch=selection.find)
+    for entry in terminated + survivors:
+        entry["targets"] = selection.targets_of(entry)
+    result.update(terminated=terminated, survivors=survivors, changed=bool(terminated))
+    if module._diff and (terminated or survivors):
+        result["diff"] = {"before": _procs.describe_processes(terminated + survivors),
+                          "after": _procs.describe_processes(survivors),
+                          "before_header": "processes", "after_header": "processes"}
+    for problem in result["problems"]:
+        module.warn(problem)
+    if survivors:
+        module.fail_json(msg="%d process(es) still running: %s" % (len(survivors), "; ".join(
+            "%s (pid %d, %s): %s" % (s["name"], s["pid"], s["user"], s.get("error", s["outcome"]))
+            for s in survivors)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
