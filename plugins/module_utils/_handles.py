@@ -474,15 +474,19 @@ def lsof_error(rc, out, err):
 
 
 def parse_mount_output(text):
-    """Output of BSD/macOS `mount` ('/dev/disk1s1 on /System/Volumes/Data (apfs, local, ...)') ->
-    [(mount_point, fstype)] longest mount point first."""
+    """Output of `mount` -> [(mount_point, fstype)], longest mount point first. BSD/macOS lines read
+    '/dev/disk1s1 on /System/Volumes/Data (apfs, local, ...)', util-linux lines 'proc on /proc type proc (rw)'."""
     mounts = []
     for line in text.splitlines():
         left, sep, right = line.rpartition(" (")
         if not sep or " on " not in left:
             continue
         point = left.split(" on ", 1)[1]
-        mounts.append((point, right.split(",")[0].rstrip(")").strip()))
+        point, typed, fstype = point.rpartition(" type ")
+        if typed:
+            mounts.append((point, fstype.strip()))
+        else:
+            mounts.append((fstype, right.split(",")[0].rstrip(")").strip()))
     mounts.sort(key=lambda m: len(m[0]), reverse=True)
     return mounts
 

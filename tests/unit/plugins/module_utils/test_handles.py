@@ -213,6 +213,26 @@ def test_lsof_error(rc, out, err, failed):
         assert error.startswith("lsof failed (rc %d)" % rc)
 
 
+def test_parse_mount_output_util_linux():
+    text = "proc on /proc type proc (rw,relatime)\n/dev/vda on / type ext4 (rw)\ntmpfs on /a b type tmpfs (rw)\n"
+    assert _handles.parse_mount_output(text) == [("/proc", "proc"), ("/a b", "tmpfs"), ("/", "ext4")]
+
+
+def test_lsof_path_agrees_with_proc_scan(holder, tmp_path):
+    # the code path macOS takes (lsof -F + mount), run here against real lsof and mount output
+    proc = holder("fd=" + str(tmp_path / "lsof-a"), "fd=" + str(tmp_path / "lsof-b"))
+    out = subprocess.run(_handles.LSOF_COMMAND + ["-a", "-p", str(proc.pid)], capture_output=True, text=True,
+                         check=False)
+    assert _handles.lsof_error(out.returncode, out.stdout, out.stderr) is None
+    mounts = _handles.parse_mount_output(subprocess.run(["mount"], capture_output=True, text=True,
+                                                        check=True).stdout)
+    via_lsof = _handles.handles_from_lsof(_handles.parse_lsof_fields(out.stdout), mounts)
+    via_proc = [h for h in _handles.scan_proc()[0] if h["pid"] == proc.pid]
+    keys = ("pid", "name", "user", "fd", "path", "bytes", "inode", "filesystem", "fstype")
+    assert len(via_proc) == 2
+    assert [tuple(h[k] for k in keys) for h in via_lsof] == [tuple(h[k] for k in keys) for h in via_proc]
+
+
 def test_mount_of_longest_prefix():
     mounts = _handles.parse_mount_output(MOUNT_DARWIN_SAMPLE)
     assert _handles.mount_of("/Users/alice/Library/CachesX/f", mounts) == ("/", "apfs")
