@@ -30,7 +30,7 @@ def _cpu():
 def best(fn, rounds=ROUNDS):
     """(best wall seconds, best CPU seconds incl. child processes, last result) over rounds."""
     walls, cpus, result = [], [], None
-    for _ in range(rounds):
+    for dummy in range(rounds):
         cpu, start = _cpu(), time.perf_counter()
         result = fn()
         walls.append(time.perf_counter() - start)

@@ -19,7 +19,6 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
-import re
 import stat
 import time
 

@@ -189,7 +189,7 @@ def test_hub_cache_candidates_follow_huggingface_hub_order():
 def test_huggingface_hub_resolution_agrees(monkeypatch, tmp_path):
     """The first candidate is the dir huggingface_hub itself would use with that environment."""
     import importlib
-    import huggingface_hub.constants as constants
+    from huggingface_hub import constants
     env = {"HF_HOME": str(tmp_path / "hfhome"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
