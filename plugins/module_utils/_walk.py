@@ -521,36 +521,60 @@ class _Remover(object):
         return self.cutoff is not None and self.get_time(st) < self.cutoff
 
     def enter(self, name, fd, st):
-        """Push a directory, remove its non-directories now and queue its subdirectories."""
+        """Push a directory, remove its non-directories now and queue its subdirectories (the hot path)."""
         frame = _Frame(name, fd, st)
         self.stack.push(frame)
         if self.mounts:
             frame.mnt = _mount_id(fd)
+        result = self.result
         try:
-            with os.scandir(fd) as it:
-                entries = list(it)  # read the whole directory before changing it
+            names = os.listdir(fd)  # the whole directory is read before it is changed
         except OSError as exc:
-            self.result.fail(self.stack.path(), exc)
+            result.fail(self.stack.path(), exc)
             frame.kept += 1
             return frame
-        keep, path_of = self.keep, self.stack.path
-        for entry in entries:
-            name = entry.name
-            if keep and keep.matches(name, lambda: path_of(name=name)):
-                frame.kept += 1
-                self.result.kept += 1
+        keep, path_of, seen, cutoff, get_time = self.keep, self.stack.path, self.seen, self.cutoff, self.get_time
+        dry_run, pending = self.dry_run, frame.pending
+        lstat, unlink, is_dir, enoent = os.lstat, os.unlink, stat.S_ISDIR, errno.ENOENT
+        total = files = kept = 0
+        for entry in names:
+            if keep and keep.matches(entry, lambda: path_of(name=entry)):
+                kept += 1
+                result.kept += 1
                 continue
             try:
-                est = entry.stat(follow_symlinks=False)
+                est = lstat(entry, dir_fd=fd)
             except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    self.result.fail(path_of(name=name), exc)
-                    frame.kept += 1
+                if exc.errno != enoent:
+                    result.fail(path_of(name=entry), exc)
+                    kept += 1
                 continue
-            if stat.S_ISDIR(est.st_mode):
-                frame.pending.append((name, est))
-            else:
-                self.remove_file(frame, name, est)
+            if is_dir(est.st_mode):
+                pending.append((entry, est))
+                continue
+            if cutoff is not None and not get_time(est) < cutoff:
+                kept += 1
+                continue
+            if not dry_run:
+                try:
+                    unlink(entry, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno != enoent:
+                        result.fail(path_of(name=entry), exc)
+                        kept += 1
+                    continue
+            files += 1
+            if est.st_nlink > 1:
+                key = (est.st_dev, est.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += est.st_blocks
+        frame.kept += kept
+        if files:
+            frame.removed_any = True
+            result.files += files
+            result.bytes += total * 512
         return frame
 
     def remove_file(self, frame, name, est):
