@@ -290,32 +290,39 @@ def system_interpreters(bin_dirs=_SYSTEM_BIN_DIRS):
 
 def search_environments(roots, max_depth=4):
     """venvs (pyvenv.cfg), conda envs (conda-meta) and standalone interpreters under roots, without following
-    symlinks and without descending into environments (except a conda base's envs/)."""
+    symlinks and without descending into environments (except a conda base's envs/).
+
+    Each directory is listed once; only one whose listing shows an environment marker is looked at further."""
     found = []
     stack = [(os.path.abspath(root), 0) for root in reversed(list(roots))]
     while stack:
         path, depth = stack.pop()
-        env = environment_at(path)
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        names = set(e.name for e in entries)
+        env = None
+        if "pyvenv.cfg" in names or "conda-meta" in names or ("bin" in names and "lib" in names):
+            env = environment_at(path)
         if env is not None:
             found.append(env)
-            if env.kind == "conda" and depth < max_depth:
+            if env.kind == "conda" and depth < max_depth and "envs" in names:
                 envs_dir = os.path.join(path, "envs")
                 if os.path.isdir(envs_dir) and not os.path.islink(envs_dir):
                     stack.append((envs_dir, depth + 1))
             continue
         if depth >= max_depth:
             continue
-        try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
-        except OSError:
-            continue
+        subdirs = []
         for entry in entries:
             try:
-                if entry.name in _PRUNE_NAMES or not entry.is_dir(follow_symlinks=False):
-                    continue
+                if entry.name not in _PRUNE_NAMES and entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
             except OSError:
                 continue
-            stack.append((entry.path, depth + 1))
+        stack.extend((sub, depth + 1) for sub in sorted(subdirs, reverse=True))
     return found
 
 
