@@ -437,7 +437,7 @@ class _Keep(object):
 
 
 def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_field="atime", now=None,
-                dry_run=False):
+                dry_run=False, on_entry=None):
     """Remove path (a file, symlink or directory tree) like `rm -rf`, safely.
 
     Never follows symlinks (a symlink is removed, not its target); directories are opened relative to their
@@ -446,7 +446,9 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     keep: globs never removed (a kept directory is not entered). older_than (seconds): only non-directories
     whose time_field is older than now - older_than are removed, and directories left empty by that (or
     empty and old themselves). dry_run: the same walk and decisions, nothing removed. Failures (immutable
-    file, permission) are listed and the walk goes on."""
+    file, permission) are listed and the walk goes on.
+    on_entry(path, st, dir_fd, name): called before each non-directory is removed and for each directory
+    entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely."""
     root = _to_bytes(path)
     get_time = _time_getter(time_field)
     cutoff = _cutoff(older_than, now)
@@ -466,6 +468,8 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
             result.kept += 1
             return result
         try:
+            if on_entry is not None:
+                on_entry(root, st, None, root)
             if not dry_run:
                 os.unlink(root)
             result.files += 1
@@ -474,12 +478,12 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
         except OSError as exc:
             result.fail(root, exc)
         return result
-    _Remover(root, st, one_file_system, keep, cutoff, get_time, dry_run, result).run()
+    _Remover(root, st, one_file_system, keep, cutoff, get_time, dry_run, result, on_entry).run()
     return result
 
 
 class _Remover(object):
-    def __init__(self, root, root_st, one_file_system, keep, cutoff, get_time, dry_run, result):
+    def __init__(self, root, root_st, one_file_system, keep, cutoff, get_time, dry_run, result, on_entry=None):
         self.root = root
         self.root_st = root_st
         self.one_file_system = one_file_system
@@ -488,6 +492,7 @@ class _Remover(object):
         self.get_time = get_time
         self.dry_run = dry_run
         self.result = result
+        self.on_entry = on_entry
         self.seen = set()
         self.stack = _Stack(root)
         self.mounts = _mount_points_under(root) if one_file_system else set()
@@ -500,6 +505,8 @@ class _Remover(object):
             result.fail(self.root, exc)
             return
         try:
+            if self.on_entry is not None:
+                self.on_entry(self.root, self.root_st, None, self.root)
             root_frame = self.enter(self.root, fd, self.root_st)
             root_frame.old = self.is_old(self.root_st)
             while stack.frames:
@@ -534,7 +541,7 @@ class _Remover(object):
             frame.kept += 1
             return frame
         keep, path_of, seen, cutoff, get_time = self.keep, self.stack.path, self.seen, self.cutoff, self.get_time
-        dry_run, pending = self.dry_run, frame.pending
+        dry_run, pending, on_entry = self.dry_run, frame.pending, self.on_entry
         lstat, unlink, is_dir, enoent = os.lstat, os.unlink, stat.S_ISDIR, errno.ENOENT
         total = files = kept = 0
         for entry in names:
@@ -555,6 +562,8 @@ class _Remover(object):
             if cutoff is not None and not get_time(est) < cutoff:
                 kept += 1
                 continue
+            if on_entry is not None:
+                on_entry(path_of(name=entry), est, fd, entry)
             if not dry_run:
                 try:
                     unlink(entry, dir_fd=fd)
@@ -633,6 +642,8 @@ class _Remover(object):
                 result.note("%s: mount point (other filesystem), not entered"
                             % display_path(self.stack.path(name=name)))
                 return
+        if self.on_entry is not None:
+            self.on_entry(self.stack.path(name=name), est, parent.fd, name)
         frame = self.enter(name, fd, est)
         frame.old = self.is_old(est)
 
