@@ -60,10 +60,12 @@ def human_bytes(value):
 
 
 def _failures(phase, result, items_key=None, label=None):
+    """The task's own failure and its per-item failures (a list; Ansible turns a module's `failed` key to a bool)."""
     out = []
-    if result.get("failed"):
+    items = result.get(items_key) if items_key else None
+    if result.get("failed") is True:
         out.append({"phase": phase, "item": label or "", "error": result.get("msg") or "failed"})
-    for item in result.get(items_key, []) if items_key else []:
+    for item in items if isinstance(items, list) else []:
         out.append({"phase": phase, "item": item.get("path") or item.get("name") or str(item.get("pid", "")),
                     "error": item.get("error") or item.get("reason") or "failed"})
     return out
@@ -241,16 +243,6 @@ def bar_svg(pairs, title="", width=640):
     return "\n".join(out)
 
 
-def mount_for(path, mounts):
-    """The ansible_mounts entry whose mount point holds path (longest prefix), or {}."""
-    best = {}
-    for m in mounts or []:
-        point = m.get("mount") or ""
-        if _under(path, point) or point == "/":
-            if len(point) > len(best.get("mount", "")) or not best:
-                best = m
-    return best
-
 
 class FilterModule(object):
     def filters(self):
@@ -259,5 +251,4 @@ class FilterModule(object):
             "residue_fleet": fleet,
             "residue_bar_svg": bar_svg,
             "residue_human_bytes": human_bytes,
-            "residue_mount_for": mount_for,
         }

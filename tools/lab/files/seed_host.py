@@ -183,10 +183,11 @@ def main():
     subprocess.run(["/usr/bin/python3", "-m", "venv", venv], check=True)
     subprocess.run([venv + "/bin/pip", "install", "-q", "--no-index", "--find-links", wheel_dir,
                     "open-autoglm", "labeler"], check=True)
-    # the supervisor that brings the daemon back
+    # the supervisor that brings the daemon back (a tight restart loop: reap recognises a supervisor by seeing
+    # it respawn within its 1 s window; a slower loop survives reap, see docs/lab.md)
     write("/usr/local/bin/open-autoglm-supervisor",
           "#!/bin/bash\n# keeps the phone agent up\nexport HF_HOME=/data/hf\n"
-          "while true; do %s/bin/open-autoglm serve; sleep 1; done\n" % venv, mode=0o755)
+          "while true; do %s/bin/open-autoglm serve; sleep 0.2; done\n" % venv, mode=0o755)
     # cron: the target's lines among others
     crontab = ("# m h dom mon dow command\nMAILTO=\"\"\n*/10 * * * * /usr/bin/find /tmp -name '*.tmp' -delete\n"
                "@reboot %s/bin/open-autoglm serve --quiet\n0 3 * * * %s/bin/labeler --reindex\n" % (venv, venv))

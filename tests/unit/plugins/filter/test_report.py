@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.residue.purge.plugins.filter.report import bar_svg, fleet, host_record, human_bytes, mount_for
+from ansible_collections.residue.purge.plugins.filter.report import bar_svg, fleet, host_record, human_bytes
 
 RUN = {"run_id": "20261126T140000Z-purge-1", "started": "2026-11-26 14:00:00", "targets": ["open_autoglm"],
        "check_mode": False, "completed": True, "reachable": True}
@@ -140,14 +140,6 @@ def test_human_bytes_rejects_garbage():
         human_bytes("lots")
 
 
-def test_mount_for_picks_longest_prefix_on_a_path_boundary():
-    mounts = [{"mount": "/", "size_available": 1}, {"mount": "/data", "size_available": 2},
-              {"mount": "/data/hf", "size_available": 3}]
-    assert mount_for("/data/hf/backups", mounts)["size_available"] == 3
-    assert mount_for("/data2/backups", mounts)["size_available"] == 1
-    assert mount_for("/var/backups", mounts)["mount"] == "/"
-    assert mount_for("/x", []) == {}
-
 
 def test_bad_input_is_a_filter_error():
     with pytest.raises(AnsibleFilterError):
@@ -167,3 +159,10 @@ def test_pip_environment_failures_and_held_back_repos_are_reported():
     assert {"phase": "sweep", "item": "/opt/a", "error": "pip exited 1"} in rec["failed"]
     assert any("/opt/b" in p and "broken" in p for p in rec["problems"])
     assert rec["held_back"][0]["reason"] == "locked"
+
+
+def test_ansible_coerced_failed_flag_is_not_an_item_list():
+    results = full_results()
+    results["hf"] = dict(results["hf"], failed=False)  # Ansible replaces a module's `failed` list with its flag
+    results["removed"] = dict(results["removed"], failed=False)
+    assert host_record(results, "h1", RUN)["failed"] == []
