@@ -29,6 +29,8 @@ options:
       - Only report files whose original path was under one of these directories (absolute paths).
       - Symlinks in these paths are resolved too, because the kernel names a deleted file by its real path.
       - Empty means any deleted file on the host.
+      - Required with O(action=terminate), and V(/) is refused there, so that only the holders of residue files
+        are stopped, never every service that happens to hold a deleted file.
     type: list
     elements: path
     default: []
@@ -196,6 +198,26 @@ def scan(module, roots, min_bytes):
     return _handles.select_handles(handles, roots, min_bytes), stats
 
 
+def check_terminate_roots(roots):
+    """terminate stops processes: only those holding files of named residue directories, never 'any'."""
+    if not roots:
+        raise ValueError("under: action=terminate needs the residue directories in under; stopping every process "
+                         "that holds any deleted file would stop system services")
+    if "/" in roots:
+        raise ValueError("under: '/' would stop every process that holds any deleted file; name the residue "
+                         "directories instead")
+
+
+def holds_again(module, pid, handles):
+    """Does pid still hold one of these files? /proc where there is one, else lsof for that pid."""
+    if os.path.isdir("/proc/self/fd"):
+        return _handles.still_holds(pid, handles)
+    rc, out, err = module.run_command([module.get_bin_path("lsof", required=True)] + _handles.LSOF_COMMAND[1:]
+                                      + ["-a", "-p", str(pid)], errors="surrogate_or_strict")
+    wanted = set((h["device"], h["inode"]) for h in handles if h["pid"] == pid)
+    return any((r["device"], r["inode"]) in wanted for r in _handles.parse_lsof_fields(out) if r["pid"] == pid)
+
+
 def describe(handles):
     return "".join("%d %s fd=%s %s\n" % (h["pid"], h["name"], h["fd"], h["path"]) for h in handles)
 
@@ -217,7 +239,7 @@ def terminate(module, handles, result):
         except _procs.psutil.Error:
             continue  # exited since the scan
         # the file must still be held after the psutil handle was taken: then a reused PID is never signalled
-        if info is None or not _handles.still_holds(pid, handles):
+        if info is None or not holds_again(module, pid, handles):
             continue
         targets.append(info)
     result["spared"] = spared
@@ -253,6 +275,7 @@ def main():
             raise ValueError("grace: expected a number of seconds >= 0, got %r" % (params["grace"],))
         if params["action"] == "terminate":
             _procs.signal_number(params["signal"])
+            check_terminate_roots(roots)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
 

@@ -343,6 +343,8 @@ def test_without_psutil_reports_but_refuses_to_terminate(module_runner, holders,
     ({"action": "terminate", "signal": "NOPE"}, "signal: unknown signal 'NOPE'"),
     ({"action": "terminate", "signal": "0"}, "signal: '0'"),
     ({"action": "terminate", "grace": -1}, "grace: expected a number of seconds >= 0"),
+    ({"action": "terminate", "under": []}, "under: action=terminate needs the residue directories"),
+    ({"action": "terminate", "under": ["/tmp/.."]}, "under: '/' would stop every process"),
 ])
 def test_bad_input_fails_cleanly_and_stops_nothing(module_runner, holders, tmp_path, args, message):
     p = holders.start("fd=%s/x.bin:100" % tmp_path)
