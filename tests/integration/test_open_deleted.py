@@ -43,6 +43,9 @@ for spec in sys.argv[1:]:
     if kind == "open":             # the test creates and unlinks it (shared by several holders)
         keep.append(os.open(path, os.O_RDONLY))
         continue
+    if kind == "cwd":              # the test removes the directory
+        os.chdir(path)
+        continue
     create(path, size)
     fd = os.open(path, os.O_RDONLY)
     if kind == "linked":           # another hard link remains: nothing is pinned, nothing reported
@@ -73,12 +76,17 @@ class Holders(object):
     def start(self, *specs, **kwargs):
         name = "odh-" + uuid.uuid4().hex[:10]       # comm is the basename of the executed path
         exe = os.path.join(self.tmp, name)
-        os.symlink(kwargs.get("python", self.python), exe)
+        if kwargs.get("copy"):     # a private copy of the interpreter, deleted once running: lsof's "txt"
+            shutil.copy2(kwargs.get("python", self.python), exe)
+        else:
+            os.symlink(kwargs.get("python", self.python), exe)
         proc = subprocess.Popen([exe, "-c", HOLDER] + list(specs), stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
                                 **kwargs.get("credentials", {}))
         self.procs.append(proc)
         assert proc.stdout.readline().strip() == "ready", "holder %s did not start" % name
+        if kwargs.get("copy"):
+            os.unlink(exe)
         proc.comm = name[:15]
         return proc
 
@@ -140,8 +148,11 @@ def test_report_matches_lsof(module_runner, holders, tmp_path):
     a = holders.start("fd=%s/a.bin:123457" % d, "open=%s:0" % shared, "plain=%s/plain.bin:10" % d)
     b = holders.start("map=%s/b.safetensors:65536" % d, "open=%s:0" % shared, "both=%s/c.bin:5000" % d,
                       "linked=%s/linked.bin:999" % d)
+    os.mkdir(os.path.join(d, "workdir"))
+    c = holders.start("cwd=%s/workdir:0" % d, copy=True)       # deleted executable and working directory
+    os.rmdir(os.path.join(d, "workdir"))
     os.unlink(shared)
-    pids = {a.pid, b.pid}
+    pids = {a.pid, b.pid, c.pid}
 
     result = module_runner("open_deleted", {"under": [d]})
     assert not result.get("failed"), result.get("msg")
@@ -156,23 +167,26 @@ def test_report_matches_lsof(module_runner, holders, tmp_path):
                   if h["pid"] in pids) == sorted([
                       (a.pid, "a.bin", False), (a.pid, "shared weights.bin", False),
                       (b.pid, "b.safetensors", True), (b.pid, "shared weights.bin", False),
-                      (b.pid, "c.bin", False), (b.pid, "c.bin", True)])
-    assert {h["name"] for h in result["handles"] if h["pid"] in pids} == {a.comm, b.comm}
+                      (b.pid, "c.bin", False), (b.pid, "c.bin", True),
+                      (c.pid, "workdir", False), (c.pid, c.comm, False)])
+    assert {(h["fd"], h["path"]) for h in result["handles"] if h["pid"] == c.pid} == {
+        ("cwd", os.path.join(d, "workdir")), ("txt", os.path.join(d, c.comm))}   # its mappings are "txt" too
+    assert {h["name"] for h in result["handles"] if h["pid"] in pids} == {a.comm, b.comm, c.comm}
     assert {h["user"] for h in result["handles"]} == {"root"} if os.geteuid() == 0 else True
 
     # pinned bytes: each file once (shared is held by two processes, c.bin by an fd and a mapping)
     fs = result["handles"][0]["filesystem"]
-    sizes = {"a.bin": 123457, "shared weights.bin": 70000, "b.safetensors": 65536, "c.bin": 5000}
-    files = set((h["device"], h["inode"]) for h in result["handles"])
-    assert len(files) == 4
-    assert sum(h["bytes"] for h in {(h["device"], h["inode"]): h for h in result["handles"]}.values()) == sum(
-        sizes.values())
-    assert result["pinned_bytes"] == {fs: sum(h["disk_bytes"] for h in {
-        (h["device"], h["inode"]): h for h in result["handles"]}.values())}
+    sizes = {"a.bin": 123457, "shared weights.bin": 70000, "b.safetensors": 65536, "c.bin": 5000,
+             c.comm: os.path.getsize(holders.python)}
+    unique = dict(((h["device"], h["inode"]), h) for h in result["handles"] if h["fd"] != "cwd")
+    assert len(unique) == 5
+    assert sum(h["bytes"] for h in unique.values()) == sum(sizes.values())
+    workdir = [h for h in result["handles"] if h["fd"] == "cwd"][0]
+    assert result["pinned_bytes"] == {fs: sum(h["disk_bytes"] for h in unique.values()) + workdir["disk_bytes"]}
     assert result["pinned_bytes"][fs] >= sum(sizes.values())
     assert "fstype" not in result["handles"][0] and result["filesystems"][0]["fstype"]
     # report never signals
-    assert a.poll() is None and b.poll() is None
+    assert a.poll() is None and b.poll() is None and c.poll() is None
 
 
 def test_filters_under_and_min_bytes(module_runner, holders, tmp_path):
