@@ -1,0 +1,454 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What would start a target again: systemd units (system and per user), cron lines, XDG autostart entries and
+launchd jobs. plan_autostart() finds them (read-only, the same plan for check mode and a real run);
+apply_plan() removes them.
+
+Every path is built under `root` (default "/"), so the planner runs unchanged against a copy of a host's files.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fnmatch
+import os
+import plistlib
+import re
+import stat
+import tempfile
+
+SYSTEMD_SYSTEM_DIRS = ("etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system",
+                       "usr/lib/systemd/system", "lib/systemd/system")
+SYSTEMD_GLOBAL_USER_DIRS = ("etc/systemd/user", "usr/local/lib/systemd/user", "usr/lib/systemd/user",
+                            "lib/systemd/user")
+USER_UNIT_DIR = ".config/systemd/user"
+CRON_SPOOLS = ("var/spool/cron/crontabs", "var/spool/cron", "var/cron/tabs", "usr/lib/cron/tabs", "var/at/tabs")
+CRON_SYSTEM_FILES = ("etc/crontab",)
+CRON_SYSTEM_DIRS = ("etc/cron.d",)
+XDG_SYSTEM_DIRS = ("etc/xdg/autostart",)
+USER_XDG_DIR = ".config/autostart"
+LAUNCHD_SYSTEM_DIRS = (("Library/LaunchDaemons", "system"), ("Library/LaunchAgents", "gui"))
+USER_LAUNCHD_DIR = "Library/LaunchAgents"
+_UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount")
+# a crontab line that sets a variable rather than running a job
+_CRON_ENV_LINE = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
+
+
+class AutostartError(ValueError):
+    """Bad input (a pattern that is not valid, a glob that would match everything); nothing was changed."""
+
+
+def _join(root, *parts):
+    return os.path.join(root, *[p.lstrip("/") for p in parts])
+
+
+# ---------------------------------------------------------------------------------------------- patterns
+
+def compile_cron_patterns(patterns, where="cron"):
+    compiled = []
+    for pattern in patterns or ():
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise AutostartError("%s: every pattern must be a non-empty string, got %r" % (where, pattern))
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise AutostartError("%s: %r is not a valid regular expression: %s" % (where, pattern, exc))
+    return compiled
+
+
+_GLOB_SUFFIXES = _UNIT_SUFFIXES + (".desktop", ".plist")
+
+
+def check_globs(globs, where):
+    """Unit, label and desktop-file globs must name something: '*' (or '*.service') would take every entry."""
+    checked = []
+    for glob in globs or ():
+        if not isinstance(glob, str) or not glob.strip() or "/" in glob:
+            raise AutostartError("%s: %r is not a unit, label or file name (glob)" % (where, glob))
+        core = glob
+        for suffix in _GLOB_SUFFIXES:
+            if core.endswith(suffix):
+                core = core[:-len(suffix)]
+        if not core.strip("*?[]!.-_@ "):
+            raise AutostartError("%s: %r would match every entry; name the tool" % (where, glob))
+        checked.append(glob)
+    return checked
+
+
+def unit_matches(name, globs):
+    """'open-autoglm' in a profile also means 'open-autoglm.service'."""
+    for glob in globs:
+        if fnmatch.fnmatchcase(name, glob):
+            return True
+        if not glob.endswith(_UNIT_SUFFIXES) and fnmatch.fnmatchcase(name, glob + ".service"):
+            return True
+    return False
+
+
+def is_cron_job_line(text):
+    stripped = text.strip()
+    return bool(stripped) and not stripped.startswith("#") and not _CRON_ENV_LINE.match(stripped)
+
+
+def filter_cron(data, regexes):
+    """(new_bytes, removed_lines) with every job line matching one of regexes dropped; all other bytes kept,
+    line endings and a missing final newline included. Comments and variable lines are never removed."""
+    kept, removed = [], []
+    for raw in data.splitlines(True):
+        text = raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+        if is_cron_job_line(text) and any(r.search(text) for r in regexes):
+            removed.append(text)
+        else:
+            kept.append(raw)
+    return b"".join(kept), removed
+
+
+# ---------------------------------------------------------------------------------------------- file helpers
+
+def _is_regular(path):
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def read_nofollow(path):
+    """Bytes of a regular file, never through a symlink (a crontab that is a link is reported, not followed)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def rewrite_atomically(path, data, expected_st):
+    """Replace path with data keeping mode, owner and group: write a temp file beside it, then rename over it.
+    Refuses if path changed (inode or mtime) since it was read, so a concurrent `crontab -e` is not lost."""
+    current = os.lstat(path)
+    if (current.st_ino, current.st_mtime_ns, current.st_size) != (
+            expected_st.st_ino, expected_st.st_mtime_ns, expected_st.st_size):
+        raise OSError(errno.EAGAIN, "changed while being edited; run again", path)
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".residue-purge-", dir=directory)
+    try:
+        os.fchmod(fd, stat.S_IMODE(expected_st.st_mode))
+        if hasattr(os, "fchown") and (expected_st.st_uid, expected_st.st_gid) != (os.geteuid(), os.getegid()):
+            os.fchown(fd, expected_st.st_uid, expected_st.st_gid)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, path)
+
+
+def remove_entry(path):
+    """Remove a file or symlink (never following it), or a drop-in directory with its files."""
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        for name in os.listdir(path):
+            remove_entry(os.path.join(path, name))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+class Plan(object):
+    """Everything to change, grouped by kind. Items are plain dicts (they go into the module result)."""
+
+    def __init__(self):
+        self.systemd = []   # {scope: system|user|global-user, unit, user, paths: [...], targets: [...]}
+        self.cron = []      # {path, user, removed: [lines], before: bytes, after: bytes, st}
+        self.xdg = []       # {path, user, targets}
+        self.launchd = []   # {label, path, domain, user, targets}
+        self.problems = []
+
+    def empty(self):
+        return not (self.systemd or self.cron or self.xdg or self.launchd)
+
+
+def _unit_files(dirs, globs):
+    """{unit name: [paths]} for unit files, drop-in dirs and *.wants/*.requires links named by globs."""
+    found = {}
+    for directory in dirs:
+        for entry in _listdir(directory):
+            path = os.path.join(directory, entry)
+            if entry.endswith((".wants", ".requires", ".upholds")) and os.path.isdir(path) \
+                    and not os.path.islink(path):
+                for link in _listdir(path):
+                    if unit_matches(link, globs):
+                        found.setdefault(link, []).append(os.path.join(path, link))
+                continue
+            name = entry[:-2] if entry.endswith(".d") else entry
+            if unit_matches(name, globs) and (os.path.islink(path) or os.path.exists(path)):
+                found.setdefault(name, []).append(path)
+    return found
+
+
+def _add_units(plan, scope, dirs, globs_by_target, user=None):
+    merged = {}
+    for target, globs in sorted(globs_by_target.items()):
+        for unit, paths in _unit_files(dirs, globs).items():
+            entry = merged.setdefault(unit, {"scope": scope, "unit": unit, "user": user, "paths": [],
+                                             "targets": []})
+            entry["targets"].append(target)
+            for path in paths:
+                if path not in entry["paths"]:
+                    entry["paths"].append(path)
+    plan.systemd.extend(merged[u] for u in sorted(merged))
+
+
+def _targets_matching(text, regexes_by_target):
+    return [t for t, regexes in sorted(regexes_by_target.items()) if any(r.search(text) for r in regexes)]
+
+
+def _plan_cron_file(plan, path, user, regexes_by_target):
+    try:
+        data, st = read_nofollow(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            plan.problems.append("cron: %s is a symlink; not followed, not changed" % path)
+        elif exc.errno not in (errno.ENOENT,):
+            plan.problems.append("cron: cannot read %s: %s" % (path, exc.strerror or exc))
+        return
+    all_regexes = [r for regexes in regexes_by_target.values() for r in regexes]
+    after, removed = filter_cron(data, all_regexes)
+    if removed:
+        targets = sorted(set(t for line in removed for t in _targets_matching(line, regexes_by_target)))
+        plan.cron.append({"path": path, "user": user, "removed": removed, "targets": targets,
+                          "before": data, "after": after, "st": st})
+
+
+def _plan_cron(plan, root, regexes_by_target, users, system):
+    for relative in CRON_SYSTEM_FILES if system else ():
+        path = _join(root, relative)
+        if os.path.lexists(path):
+            _plan_cron_file(plan, path, None, regexes_by_target)
+    for relative in CRON_SYSTEM_DIRS if system else ():
+        directory = _join(root, relative)
+        for entry in _listdir(directory):
+            if not entry.startswith(".") and not entry.endswith(("~", ".dpkg-old", ".dpkg-dist")):
+                _plan_cron_file(plan, os.path.join(directory, entry), None, regexes_by_target)
+    seen = set()
+    for relative in CRON_SPOOLS:
+        spool = _join(root, relative)
+        for entry in _listdir(spool):
+            path = os.path.join(spool, entry)
+            if entry.startswith(".") or path in seen or os.path.isdir(path) and not os.path.islink(path):
+                continue
+            if users is not None and entry not in users:
+                continue
+            seen.add(path)
+            _plan_cron_file(plan, path, entry, regexes_by_target)
+
+
+def _plan_xdg(plan, dirs_by_user, globs_by_target):
+    for directory, user in dirs_by_user:
+        for entry in _listdir(directory):
+            path = os.path.join(directory, entry)
+            targets = [t for t, globs in sorted(globs_by_target.items())
+                       if any(fnmatch.fnmatchcase(entry, g) for g in globs)]
+            if targets and entry.endswith(".desktop") and (os.path.islink(path) or _is_regular(path)):
+                plan.xdg.append({"path": path, "user": user, "targets": targets})
+
+
+def launchd_label(path):
+    """The Label of a launchd plist (XML or binary); the file name without .plist if it has none."""
+    try:
+        with open(path, "rb") as f:
+            label = plistlib.load(f).get("Label")
+        if isinstance(label, str) and label:
+            return label
+    except Exception:  # pylint: disable=broad-except  # any unreadable plist still has a file name
+        pass
+    name = os.path.basename(path)
+    return name[:-len(".plist")] if name.endswith(".plist") else name
+
+
+def _plan_launchd(plan, dirs, globs_by_target):
+    for directory, domain, user, uid in dirs:
+        for entry in _listdir(directory):
+            path = os.path.join(directory, entry)
+            if not entry.endswith(".plist") or not (os.path.islink(path) or _is_regular(path)):
+                continue
+            label = launchd_label(path)
+            targets = [t for t, globs in sorted(globs_by_target.items())
+                       if any(fnmatch.fnmatchcase(label, g) or fnmatch.fnmatchcase(entry[:-6], g) for g in globs)]
+            if targets:
+                plan.launchd.append({"label": label, "path": path, "domain": domain, "user": user, "uid": uid,
+                                     "targets": targets})
+
+
+def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, macos=False):
+    """The Plan for the given profiles ({target: normalised profile}) and users ([_profiles.User]).
+
+    system: also cover system-wide locations (system units, /etc/cron.d, /etc/crontab, /etc/xdg/autostart,
+    /Library). all_crontabs: every crontab in the spool (service accounts too), not only those of `users`.
+    Raises AutostartError on bad patterns before anything is looked at."""
+    units, xdg, launchd, cron = {}, {}, {}, {}
+    for target, profile in sorted(profiles.items()):
+        services = profile.get("services") or {}
+        units[target] = check_globs(services.get("systemd"), "profiles.%s.services.systemd" % target)
+        xdg[target] = check_globs(services.get("xdg"), "profiles.%s.services.xdg" % target)
+        launchd[target] = check_globs(services.get("launchd"), "profiles.%s.services.launchd" % target)
+        cron[target] = compile_cron_patterns(profile.get("cron"), "profiles.%s.cron" % target)
+    plan = Plan()
+    units = dict((t, g) for t, g in units.items() if g)
+    xdg = dict((t, g) for t, g in xdg.items() if g)
+    launchd = dict((t, g) for t, g in launchd.items() if g)
+    cron = dict((t, r) for t, r in cron.items() if r)
+    if units:
+        if system:
+            _add_units(plan, "system", [_join(root, d) for d in SYSTEMD_SYSTEM_DIRS], units)
+            _add_units(plan, "global-user", [_join(root, d) for d in SYSTEMD_GLOBAL_USER_DIRS], units)
+        for user in users or ():
+            _add_units(plan, "user", [os.path.join(user.home, USER_UNIT_DIR)], units, user=user.name)
+    if cron:
+        _plan_cron(plan, root, cron, None if all_crontabs else set(u.name for u in users or ()), system)
+    if xdg:
+        dirs = [(_join(root, d), None) for d in XDG_SYSTEM_DIRS] if system else []
+        dirs += [(os.path.join(u.home, USER_XDG_DIR), u.name) for u in users or ()]
+        _plan_xdg(plan, dirs, xdg)
+    if launchd and macos:
+        dirs = [(_join(root, d), domain, None, None) for d, domain in LAUNCHD_SYSTEM_DIRS] if system else []
+        dirs += [(os.path.join(u.home, USER_LAUNCHD_DIR), "gui", u.name, u.uid) for u in users or ()]
+        _plan_launchd(plan, dirs, launchd)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------- applying
+
+def systemd_running(root="/"):
+    """sd_booted(): systemd is PID 1 of this host."""
+    return root == "/" and os.path.isdir("/run/systemd/system")
+
+
+def linger_users(root="/"):
+    return set(_listdir(_join(root, "var/lib/systemd/linger")))
+
+
+def systemctl_commands(entry, lingering):
+    """systemctl invocations for one unit, before its files go: stop and disable it in its manager."""
+    unit = entry["unit"]
+    if entry["scope"] == "system":
+        return [["systemctl", "stop", unit], ["systemctl", "disable", unit]]
+    if entry["scope"] == "user" and entry["user"] in lingering:
+        manager = ["systemctl", "--user", "-M", "%s@" % entry["user"]]
+        return [manager + ["stop", unit], manager + ["disable", unit]]
+    return []
+
+
+def launchctl_commands(entry):
+    """launchctl bootout for a job: system/<label> for daemons, gui/<uid>/<label> for agents."""
+    if entry["domain"] == "system":
+        return [["launchctl", "bootout", "system/%s" % entry["label"]]]
+    if entry.get("uid") is not None:
+        return [["launchctl", "bootout", "gui/%d/%s" % (entry["uid"], entry["label"])]]
+    return []
+
+
+def apply_plan(plan, run, root="/"):
+    """Carry out the plan. run(argv) -> (rc, stdout, stderr) runs a command (AnsibleModule.run_command).
+
+    Returns a list of failures ({what, path or unit, error}); everything else went as planned. A unit whose
+    manager cannot be asked (no systemd running, user manager not lingering) still loses its files."""
+    failures = []
+    managed = systemd_running(root)
+    lingering = linger_users(root) if managed else set()
+    reload_system, reload_users = False, set()
+    for entry in plan.systemd:
+        if managed:
+            for argv in systemctl_commands(entry, lingering):
+                rc, out, err = run(argv)
+                # stopping or disabling a unit that is not loaded is not an error: its files still go
+                if rc != 0 and "not loaded" not in err and "does not exist" not in err and "No such" not in err:
+                    failures.append({"what": "systemd", "unit": entry["unit"], "user": entry["user"],
+                                     "error": "%s: rc %d: %s" % (" ".join(argv), rc, (err or out).strip())})
+        for path in entry["paths"]:
+            _remove(path, failures, "systemd")
+        if entry["scope"] == "system":
+            reload_system = True
+        elif entry["scope"] == "user" and entry["user"] in lingering:
+            reload_users.add(entry["user"])
+    if managed and reload_system:
+        for argv in (["systemctl", "daemon-reload"], ["systemctl", "reset-failed"]):
+            rc, out, err = run(argv)
+            if rc != 0 and argv[1] == "daemon-reload":
+                failures.append({"what": "systemd", "unit": None, "user": None,
+                                 "error": "systemctl daemon-reload: rc %d: %s" % (rc, (err or out).strip())})
+    for user in sorted(reload_users):
+        run(["systemctl", "--user", "-M", "%s@" % user, "daemon-reload"])
+    for entry in plan.cron:
+        try:
+            rewrite_atomically(entry["path"], entry["after"], entry["st"])
+        except OSError as exc:
+            failures.append({"what": "cron", "path": entry["path"], "error": exc.strerror or str(exc)})
+    for entry in plan.xdg:
+        _remove(entry["path"], failures, "xdg")
+    for entry in plan.launchd:
+        for argv in launchctl_commands(entry):
+            run(argv)  # bootout of a job that is not loaded fails harmlessly; the plist goes either way
+        _remove(entry["path"], failures, "launchd")
+    return failures
+
+
+def _remove(path, failures, what):
+    try:
+        remove_entry(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            failures.append({"what": what, "path": path, "error": exc.strerror or str(exc)})
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+
+def plan_result(plan):
+    """The plan as module result lists (no bytes, no stat objects)."""
+    return {
+        "units": [dict(e) for e in plan.systemd],
+        "cron": [{"path": e["path"], "user": e["user"], "removed_lines": list(e["removed"]),
+                  "targets": e["targets"]} for e in plan.cron],
+        "xdg": [dict(e) for e in plan.xdg],
+        "launchd": [dict((k, v) for k, v in e.items() if k != "uid") for e in plan.launchd],
+    }
+
+
+def plan_diff(plan):
+    """Ansible diff entries: each cron file before/after, and the list of files removed."""
+    diffs = []
+    for entry in plan.cron:
+        diffs.append({"before_header": entry["path"], "after_header": entry["path"],
+                      "before": entry["before"].decode("utf-8", "replace"),
+                      "after": entry["after"].decode("utf-8", "replace")})
+    removed = [p for e in plan.systemd for p in e["paths"]] + [e["path"] for e in plan.xdg] + \
+        [e["path"] for e in plan.launchd]
+    if removed:
+        diffs.append({"before_header": "autostart files", "after_header": "autostart files",
+                      "before": "".join(p + "\n" for p in removed), "after": ""})
+    return diffs

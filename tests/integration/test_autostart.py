@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""residue.purge.autostart through real ansible-playbook on this machine's real cron, systemd and XDG paths.
+
+Everything created here carries a random tag (a throwaway user, /etc/cron.d/<tag>, /etc/systemd/system/<tag>...),
+the profile only names the tag, and everything is removed at the end. This machine has no systemd as PID 1, so
+units lose their files without systemctl; test_autostart_systemd.py covers a real systemd.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import uuid
+
+import pytest
+
+CRON_D = "/etc/cron.d"
+SYSTEM_UNITS = "/etc/systemd/system"
+
+
+def digest(paths):
+    out = {}
+    for top in paths:
+        for dirpath, _dirs, files in os.walk(top):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode):
+                    with open(path, "rb") as f:
+                        out[path] = (hashlib.sha256(f.read()).hexdigest(), st.st_mode, st.st_uid, st.st_gid)
+                else:
+                    out[path] = ("link", os.readlink(path)) if stat.S_ISLNK(st.st_mode) else ("other",)
+    return out
+
+
+def write(path, data, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+@pytest.fixture
+def lab():
+    """A throwaway user with a crontab, user units and autostart entries, and system files, all tagged."""
+    tag = "rp-test-" + uuid.uuid4().hex[:8]
+    user = "rpa" + uuid.uuid4().hex[:8]
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", user], check=True)
+    home = pwd.getpwnam(user).pw_dir
+    crontab = ("# %s's jobs\nMAILTO=nobody\n*/10 * * * * /usr/bin/keep --me\n@reboot /opt/%s/bin/%s serve\n"
+               "# @reboot %s   (comment: stays)\n5 4 * * * /usr/bin/%sish-report\n" % (user, tag, tag, tag, tag))
+    subprocess.run(["crontab", "-u", user, "-"], input=crontab.encode(), check=True)
+    cron_d = os.path.join(CRON_D, tag)
+    write(cron_d, ("SHELL=/bin/sh\n* * * * * root /usr/bin/%s --tick\n0 * * * * root /bin/true\n" % tag).encode())
+    os.makedirs(SYSTEM_UNITS, exist_ok=True)
+    unit = os.path.join(SYSTEM_UNITS, tag + ".service")
+    write(unit, ("[Service]\nExecStart=/usr/bin/%s\nRestart=always\n" % tag).encode())
+    write(unit + ".d/10-env.conf", b"[Service]\nEnvironment=A=1\n")
+    wants = os.path.join(SYSTEM_UNITS, "multi-user.target.wants")
+    os.makedirs(wants, exist_ok=True)
+    os.symlink(unit, os.path.join(wants, tag + ".service"))
+    user_units = os.path.join(home, ".config/systemd/user")
+    write(os.path.join(user_units, tag + ".service"), b"[Service]\nExecStart=/bin/true\n")
+    os.makedirs(os.path.join(user_units, "default.target.wants"))
+    os.symlink(os.path.join(user_units, tag + ".service"), os.path.join(user_units, "default.target.wants",
+                                                                        tag + ".service"))
+    write(os.path.join(home, ".config/autostart", tag + ".desktop"), b"[Desktop Entry]\nExec=x\n")
+    write(os.path.join(home, ".config/autostart/keep.desktop"), b"[Desktop Entry]\nExec=keep\n")
+    for dirpath, dirs, files in os.walk(os.path.join(home, ".config")):
+        for name in dirs + files:
+            os.lchown(os.path.join(dirpath, name), pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
+    profile = {"services": {"systemd": [tag], "xdg": [tag + "*.desktop"]}, "cron": ["/%s( |$)" % tag]}
+    yield dict(tag=tag, user=user, home=home, crontab=crontab, cron_d=cron_d, unit=unit, wants=wants,
+               user_units=user_units, args={"targets": ["rp_lab"], "profiles": {"rp_lab": profile},
+                                            "users": [user]})
+    subprocess.run(["crontab", "-u", user, "-r"], capture_output=True, check=False)
+    subprocess.run(["userdel", "--remove", user], capture_output=True, check=False)
+    for path in (cron_d, unit, os.path.join(wants, tag + ".service")):
+        if os.path.lexists(path):
+            os.unlink(path)
+    shutil.rmtree(unit + ".d", ignore_errors=True)
+
+
+def spool_path(user):
+    for spool in ("/var/spool/cron/crontabs", "/var/spool/cron"):
+        if os.path.exists(os.path.join(spool, user)):
+            return os.path.join(spool, user)
+    raise AssertionError("no crontab for %s" % user)
+
+
+def test_check_mode_then_real_run_then_idempotent(module_runner, lab):
+    watched = [CRON_D, SYSTEM_UNITS, os.path.dirname(spool_path(lab["user"])), "/etc/crontab", lab["home"]]
+    before = digest(watched)
+
+    r = module_runner("autostart", lab["args"], check=True, diff=True)
+    assert not r.get("failed"), r.get("msg")
+    assert r["changed"] is True
+    assert digest(watched) == before  # check mode changed nothing
+    assert "@reboot /opt/%s/bin/%s serve" % (lab["tag"], lab["tag"]) in r["_stdout"]  # the crontab diff
+    assert lab["unit"] + ".d" in r["_stdout"]
+
+    r = module_runner("autostart", lab["args"], diff=True)
+    assert not r.get("failed"), r.get("msg")
+    assert r["changed"] is True and r["failures"] == []
+    units = dict(((u["scope"], u["unit"]), sorted(u["paths"])) for u in r["units"])
+    assert units == {
+        ("system", lab["tag"] + ".service"): sorted([lab["unit"], lab["unit"] + ".d",
+                                                     os.path.join(lab["wants"], lab["tag"] + ".service")]),
+        ("user", lab["tag"] + ".service"): sorted([os.path.join(lab["user_units"], lab["tag"] + ".service"),
+                                                   os.path.join(lab["user_units"], "default.target.wants",
+                                                                lab["tag"] + ".service")]),
+    }
+    cron = dict((c["path"], c["removed_lines"]) for c in r["cron"])
+    assert cron == {spool_path(lab["user"]): ["@reboot /opt/%s/bin/%s serve" % (lab["tag"], lab["tag"])],
+                    lab["cron_d"]: ["* * * * * root /usr/bin/%s --tick" % lab["tag"]]}
+    assert [x["path"] for x in r["xdg"]] == [os.path.join(lab["home"], ".config/autostart", lab["tag"] + ".desktop")]
+
+    after = digest(watched)
+    removed = [lab["unit"], lab["unit"] + ".d/10-env.conf",
+               os.path.join(lab["wants"], lab["tag"] + ".service"), r["xdg"][0]["path"]] + \
+        [p for u in r["units"] if u["scope"] == "user" for p in u["paths"]]
+    changed = [spool_path(lab["user"]), lab["cron_d"]]
+    for path in before:
+        if path in removed:
+            assert path not in after, path
+        elif path in changed:
+            assert after[path][1:] == before[path][1:], path  # mode, owner, group kept
+        else:
+            assert after[path] == before[path], path  # every other file byte for byte
+    listed = subprocess.run(["crontab", "-u", lab["user"], "-l"], capture_output=True, check=True).stdout.decode()
+    assert listed == lab["crontab"].replace("@reboot /opt/%s/bin/%s serve\n" % (lab["tag"], lab["tag"]), "")
+    with open(lab["cron_d"]) as f:
+        assert f.read() == "SHELL=/bin/sh\n0 * * * * root /bin/true\n"
+
+    again = module_runner("autostart", lab["args"])
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False
+    assert again["units"] == [] and again["cron"] == [] and again["xdg"] == []
+
+
+@pytest.mark.parametrize("services,message", [
+    ({"systemd": ["*"]}, "would match every entry"),
+    ({"xdg": ["*.desktop"]}, "would match every entry"),
+])
+def test_globs_that_match_everything_are_refused(module_runner, lab, services, message):
+    before = digest([CRON_D, SYSTEM_UNITS, lab["home"]])
+    args = dict(lab["args"], profiles={"rp_lab": {"services": services}})
+    r = module_runner("autostart", args)
+    assert r.get("failed") is True and message in r["msg"]
+    assert "Traceback (most recent call last)" not in r["_stdout"]
+    assert digest([CRON_D, SYSTEM_UNITS, lab["home"]]) == before
+
+
+def test_bad_cron_regex_is_refused(module_runner, lab):
+    args = dict(lab["args"], profiles={"rp_lab": {"cron": ["(unclosed"]}})
+    r = module_runner("autostart", args)
+    assert r.get("failed") is True and "cron" in r["msg"] and "(unclosed" in r["msg"]
