@@ -6,6 +6,7 @@ Markdown section (figures, ratios, the command that reproduces them).
 Usage: python benchmarks/run.py [name ...]   (default: all)
 """
 import datetime
+import fcntl
 import importlib.util
 import os
 import platform
@@ -29,22 +30,26 @@ def main(names):
     if unknown:
         sys.exit("unknown benchmark(s): %s (have: %s)" % (", ".join(unknown), ", ".join(available)))
     results_path = os.path.join(HERE, "RESULTS.md")
-    sections = {}
-    if os.path.exists(results_path) and names:
-        sections = parse_sections(results_path)
+    fresh = {}
     for name in chosen:
         workdir = os.path.join(HERE, "work", name)
         shutil.rmtree(workdir, ignore_errors=True)
         os.makedirs(workdir)
         print("== benchmark %s" % name, flush=True)
-        sections[name] = load(os.path.join(HERE, "bench_%s.py" % name)).run(workdir).strip() + "\n"
+        fresh[name] = load(os.path.join(HERE, "bench_%s.py" % name)).run(workdir).strip() + "\n"
         shutil.rmtree(workdir, ignore_errors=True)
-    with open(results_path, "w") as f:
-        f.write("# Benchmark results\n\n")
-        f.write("Written by `make bench` (`python benchmarks/run.py [name ...]`). Each section was measured in one run,\n")
-        f.write("ours against the peer tool on the same data; ratios are ours / peer unless a section says otherwise.\n\n")
-        for name in sorted(sections):
-            f.write("<!-- bench:%s -->\n%s\n" % (name, sections[name]))
+    # Benchmarks may run concurrently: merge under a lock, re-reading the sections others wrote meanwhile.
+    with open(results_path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sections = parse_sections(results_path) if (names and os.path.exists(results_path)) else {}
+        sections.update(fresh)
+        with open(results_path, "w") as f:
+            f.write("# Benchmark results\n\n")
+            f.write("Written by `make bench` (`python benchmarks/run.py [name ...]`). Each section was measured in one "
+                    "run,\nours against the peer tool on the same data; ratios are ours / peer unless a section says "
+                    "otherwise.\n\n")
+            for name in sorted(sections):
+                f.write("<!-- bench:%s -->\n%s\n" % (name, sections[name]))
     print("wrote %s" % results_path)
 
 
