@@ -52,11 +52,13 @@ def _to_bytes(path):
     return os.fsencode(path)
 
 
+_TIME_GETTERS = {"atime": lambda st: st.st_atime, "mtime": lambda st: st.st_mtime, "ctime": lambda st: st.st_ctime}
+
+
 def _time_getter(time_field):
     if time_field not in TIME_FIELDS:
         raise WalkError("time_field must be one of %s, got %r" % (", ".join(TIME_FIELDS), time_field))
-    return {"atime": lambda st: st.st_atime, "mtime": lambda st: st.st_mtime,
-            "ctime": lambda st: st.st_ctime}[time_field]
+    return _TIME_GETTERS[time_field]
 
 
 def _cutoff(older_than, now):
@@ -445,7 +447,7 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     one_file_system another filesystem (including a bind mount) is not entered and its mount point stays.
     keep: globs never removed (a kept directory is not entered). older_than (seconds): only non-directories
     whose time_field is older than now - older_than are removed, and directories left empty by that (or
-    empty and old themselves). dry_run: the same walk and decisions, nothing removed. Failures (immutable
+    empty and old themselves: by mtime when time_field is atime, since listing a directory sets its atime). dry_run: the same walk and decisions, nothing removed. Failures (immutable
     file, permission) are listed and the walk goes on.
     on_entry(path, st, dir_fd, name): called before each non-directory is removed and for each directory
     entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely."""
@@ -490,6 +492,7 @@ class _Remover(object):
         self.keep = keep
         self.cutoff = cutoff
         self.get_time = get_time
+        self.get_dir_time = _TIME_GETTERS["mtime"] if get_time is _TIME_GETTERS["atime"] else get_time
         self.dry_run = dry_run
         self.result = result
         self.on_entry = on_entry
@@ -525,7 +528,8 @@ class _Remover(object):
             stack.close_all()
 
     def is_old(self, st):
-        return self.cutoff is not None and self.get_time(st) < self.cutoff
+        """A directory's own age: its atime changes whenever anyone lists it (this walk too), so use mtime."""
+        return self.cutoff is not None and self.get_dir_time(st) < self.cutoff
 
     def enter(self, name, fd, st):
         """Push a directory, remove its non-directories now and queue its subdirectories (the hot path)."""

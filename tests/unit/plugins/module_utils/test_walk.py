@@ -158,8 +158,24 @@ def test_usage_one_file_system_matches_du_x(tmp_path):
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_usage_deep_tree_with_few_descriptors(tmp_path):
+@pytest.fixture
+def fast_dir(tmp_path):
+    """A tmpfs when root (deep trees on this disk take tens of seconds to delete), else tmp_path."""
+    if not IS_ROOT:
+        yield tmp_path
+        return
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_usage_deep_tree_with_few_descriptors(fast_dir):
     """10,000 levels, walked in a child process limited to 100 open files: no recursion or fd limit hit."""
+    tmp_path = fast_dir
     make_deep(str(tmp_path), 10000)
     try:
         code = (
