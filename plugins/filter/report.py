@@ -87,6 +87,7 @@ def host_record(results, host, run):
     pip = _result(results.get("pip"))
     after = _result(results.get("after"))
     pinned = _result(results.get("pinned"))
+    restored = _result(results.get("restored"))
     residues = found.get("residues", [])
     targets = run.get("targets") or []
     default_target = targets[0] if len(targets) == 1 else "unattributed"
@@ -177,6 +178,7 @@ def host_record(results, host, run):
         "freed_by_target": freed_by_target,
         "filesystems": removed.get("filesystems", []),
         "backed_up": backup,
+        "restored": ({"archive": restored.get("src"), "files": len(restored.get("files") or [])} if restored else None),
         "held_open": [{"pid": h.get("pid"), "name": h.get("name"), "user": h.get("user"), "path": h.get("path"),
                        "bytes": h.get("bytes")} for h in pinned.get("handles", [])],
         "verified": verified,

@@ -166,3 +166,10 @@ def test_ansible_coerced_failed_flag_is_not_an_item_list():
     results["hf"] = dict(results["hf"], failed=False)  # Ansible replaces a module's `failed` list with its flag
     results["removed"] = dict(results["removed"], failed=False)
     assert host_record(results, "h1", RUN)["failed"] == []
+
+
+def test_restore_is_recorded():
+    rec = host_record({"restored": {"changed": True, "src": "/var/backups/r.tar.gz", "files": ["a", "b"]}}, "h1",
+                      dict(RUN, targets=[]))
+    assert rec["restored"] == {"archive": "/var/backups/r.tar.gz", "files": 2}
+    assert rec["status"] == "ok"
