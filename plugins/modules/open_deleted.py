@@ -73,6 +73,10 @@ notes:
     beyond Python (and C(lsof) on hosts without C(/proc)).
   - Bytes pinned are counted once per file (device and inode) however many processes hold it, and are the
     allocated blocks of the file, which is what the filesystem gets back.
+  - Compared with C(lsof -nP +L1), the Linux scan lists the same descriptors (including C(txt), C(cwd) and C(rtd))
+    and in addition deleted files held only through a memory mapping, which C(+L1) misses because a mapping has
+    no link count (plain C(lsof) shows them with fd C(DEL)).
+  - Paths are those the holding process sees; a process in a container reports paths inside its own root.
 seealso:
   - module: residue.purge.reap
   - module: residue.purge.remove
