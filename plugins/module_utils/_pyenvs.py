@@ -366,8 +366,13 @@ def find_environments(search_roots=(), users=None, include_system=True, max_dept
     result.extend(search_environments(roots, max_depth=max_depth))
     for user in users:
         result.extend(user_site_environments(user, interpreters))
+    return unique_environments(result)
+
+
+def unique_environments(envs):
+    """envs without repeats (the same prefix and site dirs reached by two names)."""
     unique, seen = [], set()
-    for env in result:
+    for env in envs:
         key = (os.path.realpath(env.path), tuple(os.path.realpath(s) for s in env.site_dirs))
         if key not in seen:
             seen.add(key)
@@ -384,7 +389,7 @@ def resolve_environment(path, interpreters=None):
         if env is not None:
             return env
         sites = sorted(glob.glob(os.path.join(glob.escape(path), "lib", "python3.*", "site-packages")))
-        if sites and not os.path.isdir(os.path.join(path, "bin")):
+        if sites:  # a user base (~/.local): site-packages without an interpreter of its own (bin/ holds scripts)
             owner = _owner_name(path)
             envs = user_site_environments(_HomeOf(owner, os.path.dirname(path)),
                                           interpreters if interpreters is not None else system_interpreters())

@@ -220,7 +220,7 @@ from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     TARGET_ARGUMENT_SPEC, ProfileError, list_users, load_profiles, select_targets,
 )
 from ansible_collections.residue.purge.plugins.module_utils._pyenvs import (
-    check_names, find_environments, purge_environment, resolve_environment,
+    check_names, find_environments, purge_environment, resolve_environment, unique_environments,
 )
 
 
@@ -239,7 +239,7 @@ def wanted_packages(params):
 
 def environments(params):
     if params["environments"]:
-        return [resolve_environment(path) for path in params["environments"]]
+        return unique_environments([resolve_environment(path) for path in params["environments"]])
     users = list_users(params["homes"], params["users"])
     roots = params["search_roots"]
     if roots is None:

@@ -180,6 +180,15 @@ def test_resolve_environment(tmp_path):
         resolve_environment(str(tmp_path / "nothing"))
     with pytest.raises(ValueError, match="not a Python environment"):
         resolve_environment(str(tmp_path))
+    # a user base with scripts in bin/ is still a user site, used with the system interpreter of its version
+    base = tmp_path / "home" / ".local"
+    os.makedirs(str(base / "bin"))
+    os.makedirs(str(base / "lib" / "python3.11" / "site-packages"))
+    user_site = resolve_environment(str(base))
+    assert (user_site.kind, user_site.path) == ("user-site", str(base))
+    assert user_site.site_dirs == [str(base / "lib" / "python3.11" / "site-packages")]
+    assert os.path.basename(os.path.realpath(user_site.python)) == "python3.11"
+    assert len(_pyenvs.unique_environments([env, resolve_environment(venv + "/"), user_site])) == 2
     system = resolve_environment("/usr/bin/python3")
     assert system.kind == "system" and system.path == "/usr"
 
