@@ -365,3 +365,24 @@ def test_command_environment_drops_leaking_variables(monkeypatch):
     user_site = PyEnv("/home/u/.local", "/usr/bin/python3", "user-site", "u", ["/home/u/.local/lib"], False)
     env = _pyenvs.command_environment(user_site, "/home/u")
     assert env["PYTHONUSERBASE"] == "/home/u/.local" and "PYTHONNOUSERSITE" not in env and env["HOME"] == "/home/u"
+
+
+def test_break_system_packages_only_where_pip_checks_the_marker(tmp_path):
+    """Read from this host's files (nothing runs): Debian's Python is EXTERNALLY-MANAGED and its pip (>= 23.0.1)
+    refuses uninstalls there, in its user sites too, unless told; a venv never needs the flag."""
+    system = resolve_environment("/usr/bin/python3")
+    pip = _pyenvs.pip_version(installed_distributions(system))
+    expected = system.externally_managed and pip is not None and pip >= (23, 0, 1)
+    if os.path.exists("/etc/debian_version"):
+        assert expected, "Debian 12's python3 is EXTERNALLY-MANAGED with pip 23.0.1"
+    assert _pyenvs.needs_break_system_packages(system) is expected
+    user_site = PyEnv(str(tmp_path), "/usr/bin/python3", "user-site", "u", [str(tmp_path)], False)
+    assert _pyenvs.needs_break_system_packages(user_site) is expected
+    venv = PyEnv(str(tmp_path), "/usr/bin/python3", "venv", "u", [str(tmp_path)], False)
+    assert _pyenvs.needs_break_system_packages(venv) is False
+
+
+@pytest.mark.parametrize("version,expected", [("23.0.1", (23, 0, 1)), ("24.2", (24, 2)), ("9.0.3", (9, 0, 3))])
+def test_pip_version(version, expected):
+    assert _pyenvs.pip_version([Dist("pip", version, False, [], "/s")]) == expected
+    assert _pyenvs.pip_version([Dist("other", version, False, [], "/s")]) is None
