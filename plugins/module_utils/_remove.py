@@ -161,12 +161,19 @@ class BackupWriter(object):
 
     def __init__(self, directory, fmt, now=None):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        base = os.path.join(directory, "residue-purge-%s-%d" % (stamp, os.getpid()))
-        self.archive = base + "." + fmt
-        self.manifest = base + ".manifest.jsonl"
         self.entries = 0
         self.problems = []
-        self._file = self._create(self.archive)
+        for attempt in range(1000):
+            base = os.path.join(directory, "residue-purge-%s-%d-%d" % (stamp, os.getpid(), attempt))
+            self.archive = base + "." + fmt
+            self.manifest = base + ".manifest.jsonl"
+            try:
+                self._file = self._create(self.archive)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                raise
+            break
         self._manifest = self._create(self.manifest)
         self._tar = tarfile.open(fileobj=self._file, mode="w:" + BACKUP_FORMATS[fmt], format=tarfile.PAX_FORMAT)
 
@@ -332,7 +339,7 @@ def run(params, check_mode=False, environ=None, before_verify=None):
         plans.append((path, target, st, res))
     to_remove = [p for p in plans if p[3].changed]
 
-    result = {"removed": [], "freed_bytes": 0, "failed": [], "failed_count": 0, "problems": [], "backup": None,
+    result = {"removed": [], "freed_bytes": 0, "failures": [], "failed_count": 0, "problems": [], "backup": None,
               "changed": bool(to_remove)}
     for _p, _t, _s, res in plans:
         result["problems"].extend(res.problems)
@@ -363,8 +370,8 @@ def run(params, check_mode=False, environ=None, before_verify=None):
 def _add_failures(result, res):
     result["failed_count"] += res.failed_count
     for path, error in res.failed:
-        if len(result["failed"]) < MAX_LISTED:
-            result["failed"].append({"path": path, "error": error})
+        if len(result["failures"]) < MAX_LISTED:
+            result["failures"].append({"path": path, "error": error})
 
 
 def _backup(directory, fmt, sizer, to_remove, walk, check_mode, before_verify, problems):

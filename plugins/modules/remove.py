@@ -23,7 +23,7 @@ description:
   - With O(backup), the entries to be removed are archived first, the archive is read back and compared with
     its manifest (path, type, size, sha256), and only then is anything removed. Not enough free space for the
     backup fails the task before anything is written or removed.
-  - An entry that cannot be removed (an immutable file, a permission) is listed in RV(failed); everything else
+  - An entry that cannot be removed (an immutable file, a permission) is listed in RV(failures); everything else
     is removed, and the task then fails. A re-run picks up what is left.
 author:
   - residue.purge contributors (@residue-purge)
@@ -161,11 +161,20 @@ filesystems:
     freed:
       description: free_after - free_before (includes a backup written to the same filesystem).
       type: int
-failed:
-  description: Entries that could not be removed, with the error (first 200; see RV(failed_count)).
+failures:
+  description:
+    - Entries that could not be removed (first 200; see RV(failed_count)), each with C(path) and C(error).
+    - Not named C(failed), which is Ansible's own task status.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The entry.
+      type: str
+    error:
+      description: Why it could not be removed.
+      type: str
 failed_count:
   description: Number of entries that could not be removed.
   returned: always
@@ -231,12 +240,14 @@ def main():
         result = run(module.params, check_mode=module.check_mode)
     except (RemoveError, ProfileError, WalkError, ValueError) as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="%s: %s; nothing more was removed" % (exc.filename or "remove", exc.strerror or exc))
     if module._diff:
         result["diff"] = diff_of(result)
     for problem in result["problems"][:20]:
         module.warn(problem)
     if result["failed_count"]:
-        first = result["failed"][0]
+        first = result["failures"][0]
         module.fail_json(msg="%d entries could not be removed (first: %s: %s); the rest was removed"
                          % (result["failed_count"], first["path"], first["error"]), **result)
     module.exit_json(**result)

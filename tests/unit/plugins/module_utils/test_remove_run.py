@@ -143,7 +143,7 @@ def test_check_mode_lists_exactly_what_the_real_run_removes(tmp_path, residue):
     assert done["changed"] and planned["changed"]
     assert (other / "x" / "keep.yaml").exists()
     again = run(p)
-    assert not again["changed"] and again["removed"] == [] and again["failed"] == []
+    assert not again["changed"] and again["removed"] == [] and again["failures"] == []
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="a private tmpfs (free space nobody else changes) needs root")
