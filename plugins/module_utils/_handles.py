@@ -29,6 +29,18 @@ class HandleError(ValueError):
 # Pure helpers
 
 
+def printable(text):
+    """Text safe to return to Ansible: bytes that are not UTF-8 (kept by surrogateescape) become \\xNN.
+
+    Ansible refuses a whole module result that carries one such name, and a hostile file name must not
+    be able to hide everything else."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def strip_deleted(target):
     """'/x/y (deleted)' -> '/x/y'; None when the text does not end in the kernel's marker."""
     if target.endswith(DELETED_SUFFIX):
@@ -242,7 +254,7 @@ class _Mounts(object):
 
 def _process_identity(base, names):
     try:
-        name = _read_text(base + "comm").rstrip("\n")
+        name = printable(_read_text(base + "comm").rstrip("\n"))
     except OSError:
         name = ""
     try:
@@ -255,7 +267,7 @@ def _process_identity(base, names):
 def _handle(pid, identity, fd, path, st, mounts):
     filesystem, fstype = mounts.lookup(st.st_dev, pid)
     return {
-        "pid": pid, "name": identity[0], "user": identity[1], "fd": fd, "path": path,
+        "pid": pid, "name": identity[0], "user": identity[1], "fd": fd, "path": printable(path),
         "bytes": st.st_size, "disk_bytes": st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size,
         "filesystem": filesystem, "fstype": fstype,
         "device": "%d:%d" % (os.major(st.st_dev), os.minor(st.st_dev)), "inode": st.st_ino,
@@ -442,7 +454,7 @@ def parse_lsof_fields(output, names=None):
             continue
         values = dict((field[0], field[1:]) for field in fields)
         if "p" in values:
-            process = {"pid": int(values["p"]), "name": values.get("c", ""), "user": values.get("L", "")}
+            process = {"pid": int(values["p"]), "name": printable(values.get("c", "")), "user": values.get("L", "")}
             if not process["user"] and values.get("u", "").isdigit():
                 process["user"] = names.user(int(values["u"]))
             elif not process["user"]:
@@ -456,7 +468,7 @@ def parse_lsof_fields(output, names=None):
         size = values.get("s")
         records.append({
             "pid": process["pid"], "name": process["name"], "user": process["user"],
-            "fd": values["f"], "path": stripped if stripped is not None else path,
+            "fd": values["f"], "path": printable(stripped if stripped is not None else path),
             "bytes": int(size) if size and size.isdigit() else None,
             "device": values.get("D", ""), "inode": int(values["i"]) if values.get("i", "").isdigit() else None,
             "type": values.get("t", ""),

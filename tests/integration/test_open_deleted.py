@@ -212,12 +212,15 @@ def test_filters_under_and_min_bytes(module_runner, holders, tmp_path):
     assert result["changed"] is False
 
 
-def test_newline_in_name(module_runner, holders, tmp_path):
+def test_hostile_names(module_runner, holders, tmp_path):
     d = str(tmp_path)
-    p = holders.start("fd=%s/evil\nname.bin:10" % d, "map=%s/evil\nmap.bin:4096" % d)
+    not_utf8 = b"/bad\xffname.bin".decode("utf-8", "surrogateescape")   # raw bytes through argv
+    p = holders.start("fd=%s/evil\nname.bin:10" % d, "map=%s/evil\nmap.bin:4096" % d, "fd=%s%s:10" % (d, not_utf8))
     result = module_runner("open_deleted", {"under": [d]})
-    assert sorted((h["pid"], h["fd"] == "DEL", h["path"]) for h in result["handles"]) == [
-        (p.pid, False, d + "/evil\nname.bin"), (p.pid, True, d + "/evil\nmap.bin")]
+    assert not result.get("failed"), result.get("msg")      # one such name must not sink the whole result
+    assert sorted((h["pid"], h["fd"] == "DEL", h["path"]) for h in result["handles"]) == sorted([
+        (p.pid, False, d + "/evil\nname.bin"), (p.pid, True, d + "/evil\nmap.bin"),
+        (p.pid, False, d + "/bad\\xffname.bin")])
 
 
 @pytest.fixture

@@ -85,6 +85,15 @@ def test_strip_deleted(text, expected):
     assert _handles.strip_deleted(text) == expected
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("/plain/ascii", "/plain/ascii"), ("/caf\u00e9/\u6a21\u578b", "/caf\u00e9/\u6a21\u578b"),
+    (b"/bad/\xff\xfename".decode("utf-8", "surrogateescape"), "/bad/\\xff\\xfename"),
+])
+def test_printable(text, expected):
+    assert _handles.printable(text) == expected
+    _handles.printable(text).encode("utf-8")
+
+
 def test_normalise_roots_resolves_symlinks():
     with tempfile.TemporaryDirectory() as tmp:
         real = os.path.join(tmp, "real")
