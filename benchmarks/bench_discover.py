@@ -64,7 +64,7 @@ def py(code, **kw):
 
 
 def best_of(n, fn):
-    results = [fn() for _ in range(n)]
+    results = [fn() for dummy in range(n)]
     return min(results, key=lambda r: r["seconds"])
 
 
@@ -110,7 +110,7 @@ def run(workdir):
     ours_small = best_of(3, lambda: py(SCAN, home=home, cache=small))
     baseline = py(BASELINE)
     hf = best_of(2, lambda: py(HF, cache=cache))
-    du = min(du_seconds(cache) for _ in range(3))
+    du = min(du_seconds(cache) for dummy in range(3))
     assert not ours["problems"], ours["problems"][:3]
     assert ours["repos"] == hf["repos"] and len(ours["repos"]) == REPOS, "per-repo blob_bytes differ from huggingface_hub"
 
@@ -118,7 +118,7 @@ def run(workdir):
         "targets": ["huggingface"], "homes": [home], "scan_processes": False, "extra_hf_caches": [cache]}}
     find_task = {"ansible.builtin.find": {"paths": [cache], "recurse": True, "hidden": True, "file_type": "any"}}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        e2e_ours = min(playbook(discover_task, tmp) for _ in range(3))
+        e2e_ours = min(playbook(discover_task, tmp) for dummy in range(3))
         out_ours = playbook(discover_task, tmp, register=True)
         e2e_find = playbook(find_task, tmp)
         out_find = playbook(find_task, tmp, register=True)

@@ -7,17 +7,17 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 debs="openssh-server socat iproute2 lsof rsync e2fsprogs procps cron python3-venv python3-pip"
-missing=""
+missing=()
 for p in $debs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ -n "$missing" ]; then
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "bootstrap: installing Debian packages:$missing"
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "bootstrap: missing Debian packages (need root to install):$missing" >&2
+    echo "bootstrap: missing Debian packages (need root to install): ${missing[*]}" >&2
   fi
 fi
 
