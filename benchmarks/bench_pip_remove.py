@@ -34,7 +34,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 def best(fn, rounds=ROUNDS):
     times, value = [], None
-    for _ in range(rounds):
+    for _round in range(rounds):
         t = time.perf_counter()
         value = fn()
         times.append(time.perf_counter() - t)
