@@ -447,8 +447,9 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     one_file_system another filesystem (including a bind mount) is not entered and its mount point stays.
     keep: globs never removed (a kept directory is not entered). older_than (seconds): only non-directories
     whose time_field is older than now - older_than are removed, and directories left empty by that (or
-    empty and old themselves: by mtime when time_field is atime, since listing a directory sets its atime). dry_run: the same walk and decisions, nothing removed. Failures (immutable
-    file, permission) are listed and the walk goes on.
+    empty and old themselves: by mtime when time_field is atime, since listing a directory sets its atime).
+    dry_run: the same walk and decisions, nothing removed. Failures (immutable file, permission) are listed
+    and the walk goes on.
     on_entry(path, st, dir_fd, name): called before each non-directory is removed and for each directory
     entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely."""
     root = _to_bytes(path)

@@ -3,6 +3,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ast
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def make_deep(base, depth, leaf_size=5000):
     flags = os.O_RDONLY | os.O_DIRECTORY
     fd = os.open(base, flags)
     try:
-        for _ in range(depth):
+        for _level in range(depth):
             os.mkdir("d", dir_fd=fd)
             child = os.open("d", flags, dir_fd=fd)
             os.close(fd)
@@ -227,6 +228,11 @@ def as_user(uid, func, *args):
     return b"".join(chunks).decode()
 
 
+def bytes_and_problems(path):
+    walked = usage(path)
+    return walked.bytes, walked.problems
+
+
 @pytest.fixture
 def world_tmp():
     """A temp dir other users can traverse (pytest's tmp_path lives under a 0700 dir)."""
@@ -247,8 +253,8 @@ def test_usage_unreadable_dir_is_a_problem_and_matches_du(world_tmp):
     write(os.path.join(root, "closed", "inner", "secret"), 50000)
     write(os.path.join(root, "open", "visible"), 7000)
     os.chmod(os.path.join(root, "closed"), 0o700)
-    out = as_user(NOBODY, lambda p: (lambda u: (u.bytes, u.problems))(usage(p)), root)
-    result = eval(out)  # our own repr of (int, [str]) from the child
+    out = as_user(NOBODY, bytes_and_problems, root)
+    result = ast.literal_eval(out)
     assert isinstance(result, tuple), result
     nobody_bytes, problems = result
     nobody_du = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
@@ -289,7 +295,7 @@ def test_usage_is_not_confused_by_concurrent_changes(tmp_path):
     worker = threading.Thread(target=churn)
     worker.start()
     try:
-        for _ in range(5):
+        for _round in range(5):
             result = usage(str(root))
             assert 0 < result.bytes <= full
             assert all(p.startswith(str(root) + "/") for p in result.problems)

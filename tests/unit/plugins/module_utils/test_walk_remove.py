@@ -305,7 +305,7 @@ def make_deep(base, depth):
     """A chain of `depth` nested dirs named d (longer than PATH_MAX), built with dir fds, a file at the bottom."""
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in range(depth):
+        for _level in range(depth):
             os.mkdir("d", dir_fd=fd)
             child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
