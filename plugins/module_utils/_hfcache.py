@@ -30,6 +30,7 @@ IGNORED_NAMES = frozenset((".DS_Store", "Thumbs.db", "desktop.ini"))
 _ROOT_NON_REPOS = frozenset((".locks", "CACHEDIR.TAG", "version.txt", "version_diffusers_cache.txt"))
 _SHARED_STORE_MARKER = ".huggingface-shared-blobs"
 INCOMPLETE_SUFFIX = ".incomplete"
+MAX_PROBLEMS_PER_REPO = 20
 
 
 class HFRevision(object):
@@ -584,6 +585,11 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
         repo.last_access = max(atime, copies.copy_atime)
     else:
         repo.last_modified, repo.last_access = top.st_mtime, top.st_atime
+    if len(problems) > MAX_PROBLEMS_PER_REPO:
+        # output size must not grow with the number of broken files
+        more = len(problems) - MAX_PROBLEMS_PER_REPO
+        del problems[MAX_PROBLEMS_PER_REPO:]
+        problems.append("... and %d more problems in %s" % (more, repo_path))
     repo.disk_bytes = tally.disk
     repo.files = tally.files
     repo.newest_mtime = tally.newest

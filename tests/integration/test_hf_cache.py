@@ -144,3 +144,23 @@ def test_missing_and_broken_caches_are_reported(module_runner, tmp_path):
     assert res["changed"] is False and not res.get("failed")
     text = "\n".join(res["problems"])
     assert "does not exist" in text and "missing snapshot" in text and "broken snapshot link" in text
+
+
+def test_default_caches_are_found_through_the_users_homes(module_runner, tmp_path):
+    """No cache_dirs: the cache under a home (and one under that user's HF_HOME) is found and worked on.
+
+    The repo name is unique to this test, so any other cache the discovery finds on this machine (other
+    users, other processes' HF_HOME) has nothing that matches, and check mode comes first.
+    """
+    home = tmp_path / "home"
+    default_root = str(home / ".cache" / "huggingface" / "hub")
+    unique = "hftest-%d/model-%d" % (os.getpid(), int(time.time()))
+    repo = hfgen.add_repo(default_root, unique, "model", revisions=1)
+    env_root = str(tmp_path / "hfhome" / "hub")
+    other = hfgen.add_repo(env_root, unique, "model", revisions=1)
+    args = {"homes": [str(home)], "repos": [unique]}
+    res = module_runner("hf_cache", args, check=True, env={"HF_HOME": str(tmp_path / "hfhome")})
+    assert sorted(d["cache"] for d in res["deleted"]) == sorted([default_root, env_root]), res
+    assert os.path.isdir(repo.path) and os.path.isdir(other.path)
+    res = module_runner("hf_cache", args, env={"HF_HOME": str(tmp_path / "hfhome")})
+    assert res["changed"] and not os.path.exists(repo.path) and not os.path.exists(other.path)

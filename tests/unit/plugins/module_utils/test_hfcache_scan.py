@@ -201,3 +201,13 @@ def test_huggingface_hub_resolution_agrees(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         importlib.reload(constants)
+
+
+def test_problems_are_capped_per_repo(tmp_path):
+    root = str(tmp_path / "hub")
+    repo = hfgen.make_cache(root, repos=1, seed=2)[0]
+    for i in range(_hfcache.MAX_PROBLEMS_PER_REPO + 15):
+        hfgen.add_broken_symlink(repo, name="broken%d.bin" % i)
+    scanned = _hfcache.scan_cache(root).repos[0]
+    assert len(scanned.problems) == _hfcache.MAX_PROBLEMS_PER_REPO + 1
+    assert scanned.problems[-1].startswith("... and 15 more problems")
