@@ -298,6 +298,33 @@ def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
     return found
 
 
+def children_map():
+    """{ppid: [pid, ...]} for the whole process table, read once."""
+    kids = {}
+    for proc in psutil.process_iter(["ppid"]):
+        kids.setdefault(proc.info["ppid"], []).append(proc.pid)
+    return kids
+
+
+def descendants(proc, kids):
+    """psutil.Process objects of every descendant of proc, from a children_map()."""
+    out, todo, seen = [], list(kids.get(proc.pid, ())), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            child = psutil.Process(pid)
+            if child.ppid() not in seen and child.ppid() != proc.pid:
+                continue  # reparented since the map was read
+        except psutil.Error:
+            continue
+        out.append(child)
+        todo.extend(kids.get(pid, ()))
+    return out
+
+
 def snapshot(proc, matched_by):
     """ProcInfo for a psutil.Process (children and supervisors found while stopping), or None if it is gone."""
     try:
@@ -455,13 +482,10 @@ class _Stopper(object):
                 continue
             self.seen.add(self.key(info))
             out.append(info)
-        if self.tree:
+        if self.tree and out:
+            kids = children_map()  # one pass over the process table, not one per process
             for info in list(out):
-                try:
-                    children = info.proc.children(recursive=True)
-                except psutil.Error:
-                    continue
-                for child in children:
+                for child in descendants(info.proc, kids):
                     snap = snapshot(child, "child-of:%d" % info.pid)
                     if snap and not is_gone(child) and snap.pid not in self.protected and self.key(snap) not in self.seen:
                         self.seen.add(self.key(snap))
@@ -474,15 +498,17 @@ class _Stopper(object):
         children it has now, so that a child born later is recognised (create times are not comparable with
         time.time(): psutil derives them from the boot time, which can be off by a second)."""
         parents = {}
+        kids = None
         for info in round_infos:
             if info.ppid in parents or info.ppid in self.protected or info.ppid <= 1:
                 continue
             try:
                 parent = psutil.Process(info.ppid)
                 name = parent.name()
-                existing = set((c.pid, c.create_time()) for c in parent.children())
             except psutil.Error:
                 continue
+            kids = kids if kids is not None else children_map()
+            existing = set(kids.get(info.ppid, ()))
             if name in SYSTEM_MANAGERS or is_kernel_thread(parent.pid):
                 continue
             parents[info.ppid] = (parent, existing)
@@ -491,15 +517,19 @@ class _Stopper(object):
     def new_children(self, parents, stopped):
         """Children of the candidate parents, born since the round started, that look like what was stopped."""
         found = []
+        kids = children_map()
         for ppid, (parent, existing) in parents.items():
-            try:
-                children = parent.children()
-            except psutil.Error:
+            if not parent.is_running():
                 continue
-            for child in children:
+            for pid in kids.get(ppid, ()):
+                if pid in existing:  # there before the signal (pids of live children are not reused)
+                    continue
+                try:
+                    child = psutil.Process(pid)
+                except psutil.Error:
+                    continue
                 snap = snapshot(child, "respawned-by:%d" % ppid)
-                if snap and self.key(snap) not in existing and _looks_like(snap, stopped) \
-                        and self.key(snap) not in self.seen:
+                if snap and _looks_like(snap, stopped) and self.key(snap) not in self.seen:
                     found.append((parent, snap))
         return found
 
@@ -518,8 +548,12 @@ class _Stopper(object):
         respawns = []
         noted = set()
 
+        last_watch = [0.0]
+
         def watch():
-            if parents:
+            # listing a parent's children scans the whole process table: a few times a second is enough
+            if parents and time.monotonic() - last_watch[0] >= 0.1:
+                last_watch[0] = time.monotonic()
                 for parent, child in self.new_children(parents, signalled):
                     if self.key(child) not in noted:
                         noted.add(self.key(child))

@@ -18,6 +18,8 @@ import pwd
 import shutil
 import stat
 import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -163,3 +165,83 @@ def test_bad_cron_regex_is_refused(module_runner, lab):
     args = dict(lab["args"], profiles={"rp_lab": {"cron": ["(unclosed"]}})
     r = module_runner("autostart", args)
     assert r.get("failed") is True and "cron" in r["msg"] and "(unclosed" in r["msg"]
+
+
+# ---------------------------------------------------------------------------------------------- real systemd
+
+@pytest.fixture(scope="module")
+def systemd_host():
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "systemd"))
+    import nspawn_host  # pylint: disable=import-error,import-outside-toplevel
+    collections = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               ".build", "collections")
+    with nspawn_host.SystemdHost(collections) as host:
+        yield host
+
+
+UNIT = """[Unit]
+Description=residue.purge test daemon that systemd keeps restarting
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=/usr/local/bin/{tag} 600
+Restart=always
+RestartSec=200ms
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def running(host, tag):
+    """PIDs of the tagged daemon inside the container (its own PID namespace: nothing else can match)."""
+    out = host.ssh("ps -C %s -o pid= || true" % tag[:15]).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_restart_always_unit_beats_reap_alone_but_not_autostart_then_reap(systemd_host):
+    host = systemd_host
+    tag = "rp-test-" + uuid.uuid4().hex[:6]
+    setup = ("ln -s /bin/sleep /usr/local/bin/{tag} && cat > /etc/systemd/system/{tag}.service <<'UNIT'\n{unit}UNIT\n"
+             "systemctl daemon-reload && systemctl enable --now {tag}.service")
+    host.ssh(setup.format(tag=tag, unit=UNIT.format(tag=tag)))
+    host.ssh("printf '* * * * * root /usr/local/bin/%s 1\\n0 * * * * root /bin/true\\n' > /etc/cron.d/%s" % (tag, tag))
+    assert host.ssh("systemctl is-active %s.service" % tag).stdout.strip() == "active"
+    first = running(host, tag)
+    assert len(first) == 1
+    profile = {"processes": {"names": [tag]}, "services": {"systemd": [tag]}, "cron": ["/%s( |$)" % tag]}
+    args = {"targets": ["rp_sd"], "profiles": {"rp_sd": profile}}
+
+    # reap alone: systemd (PID 1, never signalled) restarts it every time; the task fails and says so
+    r = host.run_module("reap", dict(args, grace=2))
+    assert r.get("failed") is True
+    assert len(r["terminated"]) == 3 and {t["outcome"] for t in r["terminated"]} == {"exited"}
+    assert [s["outcome"] for s in r["survivors"]] == ["respawned"]
+    assert "started again by systemd (pid 1)" in r["msg"]
+    time.sleep(1)
+    back = running(host, tag)
+    assert len(back) == 1 and back[0] not in first + [t["pid"] for t in r["terminated"]]
+    assert host.ssh("systemctl is-active %s.service" % tag, check=False).stdout.strip() == "active"
+
+    # autostart (check mode first: nothing changes), then autostart and reap
+    r = host.run_module("autostart", args, check=True, diff=True)
+    assert r["changed"] is True and not r.get("failed")
+    assert host.ssh("test -f /etc/systemd/system/%s.service" % tag, check=False).returncode == 0
+    assert running(host, tag) == back
+
+    r = host.run_module("autostart", args, diff=True)
+    assert not r.get("failed"), r.get("msg")
+    assert [(u["scope"], u["unit"], sorted(u["paths"])) for u in r["units"]] == [
+        ("system", tag + ".service", sorted(["/etc/systemd/system/%s.service" % tag,
+                                             "/etc/systemd/system/multi-user.target.wants/%s.service" % tag]))]
+    assert [(c["path"], c["removed_lines"]) for c in r["cron"]] == [
+        ("/etc/cron.d/" + tag, ["* * * * * root /usr/local/bin/%s 1" % tag])]
+    r = host.run_module("reap", dict(args, grace=2))
+    assert not r.get("failed"), r.get("msg")
+    time.sleep(2)
+    assert running(host, tag) == []
+    assert host.ssh("systemctl is-active %s.service" % tag, check=False).stdout.strip() in ("inactive", "unknown")
+    assert host.ssh("systemctl list-unit-files --no-legend %s.service" % tag, check=False).stdout.strip() == ""
+    assert host.ssh("cat /etc/cron.d/" + tag).stdout == "0 * * * * root /bin/true\n"
+    again = host.run_module("autostart", args)
+    assert again["changed"] is False and not again.get("failed")
