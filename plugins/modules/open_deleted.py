@@ -157,7 +157,8 @@ spared:
   type: list
   elements: dict
 remaining:
-  description: Handles found by a second scan after the holders were stopped (not in check mode).
+  description: Handles found by a second scan after the holders were stopped (not in check mode). Any that is not
+    held by a spared process fails the task.
   returned: when O(action=terminate)
   type: list
   elements: dict
@@ -226,12 +227,8 @@ def describe(handles):
     return "".join("%d %s fd=%s %s\n" % (h["pid"], h["name"], h["fd"], h["path"]) for h in handles)
 
 
-def terminate(module, handles, result):
-    """Stop the holders with reap's machinery; verify each is still the process holding the file."""
-    if not _procs.HAS_PSUTIL:
-        module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT,
-                         exception=str(_procs.PSUTIL_IMPORT_ERROR), **result)
-    protected = _procs.protected_pids()
+def holder_targets(module, handles, protected):
+    """(targets, spared): ProcInfo of each holder still holding its files, and the holders never signalled."""
     targets, spared = [], []
     for holder in _handles.holders(handles):
         pid = holder["pid"]
@@ -243,9 +240,19 @@ def terminate(module, handles, result):
         except _procs.psutil.Error:
             continue  # exited since the scan
         # the file must still be held after the psutil handle was taken: then a reused PID is never signalled
-        if info is None or not holds_again(module, pid, handles):
-            continue
-        targets.append(info)
+        if info is not None and holds_again(module, pid, handles):
+            targets.append(info)
+    return targets, spared
+
+
+def terminate(module, handles, result, rescan):
+    """Stop the holders with reap's machinery. A holder that appears meanwhile (a supervisor forking a new
+    child that inherits the descriptor) is found by a fresh scan and stopped in the next round."""
+    if not _procs.HAS_PSUTIL:
+        module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT,
+                         exception=str(_procs.PSUTIL_IMPORT_ERROR), **result)
+    protected = _procs.protected_pids()
+    targets, spared = holder_targets(module, handles, protected)
     result["spared"] = spared
     for entry in spared:
         result["problems"].append("pid %d (%s) holds deleted files but is never signalled: %s"
@@ -253,7 +260,7 @@ def terminate(module, handles, result):
     try:
         terminated, survivors = _procs.stop_processes(
             targets, signal=module.params["signal"], grace=module.params["grace"], tree=False,
-            check_mode=module.check_mode)
+            check_mode=module.check_mode, rematch=lambda: holder_targets(module, rescan(), protected)[0])
     except ValueError as exc:
         module.fail_json(msg=str(exc), **result)
     result["terminated"], result["survivors"] = terminated, survivors
@@ -296,7 +303,7 @@ def main():
 
     if params["action"] == "terminate" and handles:
         before = _handles.free_space(filesystems)
-        terminate(module, handles, result)
+        terminate(module, handles, result, lambda: scan(module, roots, min_bytes)[0])
         if not module.check_mode:
             after = _handles.free_space(filesystems)
             for fs in filesystems:
@@ -304,6 +311,11 @@ def main():
                     fs.update(free_bytes_before=before[fs["filesystem"]], free_bytes_after=after[fs["filesystem"]],
                               freed_bytes=after[fs["filesystem"]] - before[fs["filesystem"]])
             result["remaining"] = _handles.public(scan(module, roots, min_bytes)[0])
+            spared = set(entry["pid"] for entry in result["spared"])
+            unexplained = [h for h in result["remaining"] if h["pid"] not in spared]
+            if unexplained:
+                result["problems"].append("still held after terminate: %s" % "; ".join(
+                    "pid %d (%s) %s" % (h["pid"], h["name"], h["path"]) for h in unexplained[:20]))
         if module._diff:
             after_text = describe(result.get("remaining", [])) if not module.check_mode else describe(
                 [h for h in handles if h["pid"] not in set(t["pid"] for t in result["terminated"])])
@@ -314,6 +326,10 @@ def main():
 
     for problem in result["problems"]:
         module.warn(problem)
+    held = [h for h in result.get("remaining", []) if h["pid"] not in set(e["pid"] for e in result.get("spared", []))]
+    if held and not result.get("survivors"):
+        module.fail_json(msg="%d deleted file handle(s) are still held after terminate (see remaining)" % len(held),
+                         **result)
     if result.get("survivors"):
         stuck = ", ".join("pid %d (%s)" % (s["pid"], s.get("error", s["outcome"])) for s in result["survivors"])
         module.fail_json(msg="%d holder(s) of deleted files could not be stopped: %s"

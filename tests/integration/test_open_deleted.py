@@ -37,6 +37,8 @@ for spec in sys.argv[1:]:
     if spec == "noterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         continue
+    if spec.startswith("respawn="):
+        continue
     kind, rest = spec.split("=", 1)
     path, _, size = rest.rpartition(":")
     size = int(size)
@@ -58,6 +60,24 @@ for spec in sys.argv[1:]:
         keep.append(fd)
     if kind != "plain":            # plain: still linked, never reported
         os.unlink(path)
+respawn = [a.split("=", 1)[1].rpartition(":")[0] for a in sys.argv if a.startswith("respawn=")]
+if respawn:                        # a supervisor: ignores TERM, keeps one child alive; both hold the fds
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    def child():
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            while True:
+                time.sleep(60)
+        with open(respawn[0], "a") as f:   # so that the test can clean up by PID whatever happens
+            f.write("%d\n" % pid)
+        return pid
+    child()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True:
+        os.wait()
+        child()
 sys.stdout.write("ready\n")
 sys.stdout.flush()
 while True:
@@ -279,6 +299,34 @@ def test_terminate_frees_the_pinned_space(module_runner, holders, tmpfs):
     again = module_runner("open_deleted", args)
     assert not again.get("failed") and again["changed"] is False
     assert again["handles"] == [] and again["terminated"] == []
+
+
+def test_terminate_outlasts_a_respawning_supervisor(module_runner, holders, tmp_path):
+    # the supervisor ignores TERM; when its child dies it forks a new one that inherits the deleted file,
+    # which only a fresh scan after the first round can find
+    pidfile = str(tmp_path / "children.pids")
+    sup = holders.start("respawn=%s:0" % pidfile, "fd=%s/held.bin:65536" % tmp_path)
+    try:
+        result = module_runner("open_deleted", {"under": [str(tmp_path)], "action": "terminate", "grace": 1})
+        assert not result.get("failed"), result.get("msg")
+        with open(pidfile) as f:
+            children = [int(line) for line in f]
+        stopped = dict((t["pid"], t["outcome"]) for t in result["terminated"])
+        assert stopped.pop(sup.pid) == "killed"
+        assert len(children) >= 2 and sorted(stopped) == sorted(children)   # first and respawned children
+        assert set(stopped.values()) == {"exited"}
+        assert result["remaining"] == [] and result["survivors"] == []
+        assert sup.wait(5) == -signal.SIGKILL
+    finally:
+        with open(pidfile) as f:
+            for pid in (int(line) for line in f):
+                try:
+                    with open("/proc/%d/comm" % pid) as comm:
+                        if comm.read().strip() != sup.comm:
+                            continue                      # gone, and the PID now belongs to someone else
+                    os.kill(pid, signal.SIGKILL)
+                except (OSError, ProcessLookupError):
+                    pass
 
 
 def test_never_signals_its_own_ancestors(module_runner, tmp_path):
