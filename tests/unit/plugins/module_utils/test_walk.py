@@ -186,8 +186,9 @@ def test_usage_deep_tree_with_few_descriptors(fast_dir):
             "u = usage(sys.argv[1])\n"
             "print(u.bytes, u.files, u.dirs, len(u.problems))\n"
         )
+        child_env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # ansible-test's paths
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True, text=True,
-                             check=True, timeout=120).stdout.split()
+                             check=True, timeout=120, env=child_env).stdout.split()
         assert [int(x) for x in out] == [du(str(tmp_path / "d")), 1, 10000, 0]
     finally:
         subprocess.run(["rm", "-rf", "--", str(tmp_path / "d")], check=True)

@@ -282,8 +282,9 @@ def _run_limited(code, *args):
     """Run code in a child with at most 100 open files; return stdout."""
     prelude = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))\n"
                "from ansible_collections.residue.purge.plugins.module_utils._walk import remove_tree, usage\n")
+    child_env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # ansible-test's paths
     return subprocess.run([sys.executable, "-c", prelude + code] + list(args), capture_output=True, text=True,
-                          check=True, timeout=300).stdout
+                          check=True, timeout=300, env=child_env).stdout
 
 
 @pytest.fixture
