@@ -11,7 +11,7 @@ import pytest
 LAB = "/usr/local/lib/residue-lab"
 USERS = ["alice", "bob"]
 TARGET_DIR = "models--zai-org--AutoGLM-Phone-9B"
-UNRELATED_EXCLUDES = ["/open-autoglm(/|$)", "models--zai-org--AutoGLM-", "/(open_autoglm|autoglm_core)[-/]",
+UNRELATED_EXCLUDES = ["/open-autoglm(/|$)", "models--zai-org--AutoGLM-", "/(open_autoglm|autoglm_core)([-/]|$)",
                       "^/etc/cron.d/ml-jobs$"]
 
 
