@@ -166,8 +166,34 @@ def rewrite_atomically(path, data, expected_st):
     os.rename(tmp, path)
 
 
+_FD_REMOVAL = os.unlink in os.supports_dir_fd and os.rmdir in os.supports_dir_fd and os.stat in os.supports_dir_fd
+
+
+def _remove_at(dir_fd, name):
+    """Remove name inside the open directory dir_fd; a directory is opened with O_NOFOLLOW and emptied through
+    its own fd, so swapping it for a symlink mid-way cannot redirect the removal elsewhere."""
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            for entry in os.listdir(fd):
+                _remove_at(fd, entry)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+
+
 def remove_entry(path):
     """Remove a file or symlink (never following it), or a drop-in directory with its files."""
+    if _FD_REMOVAL:
+        parent = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _remove_at(parent, os.path.basename(path))
+        finally:
+            os.close(parent)
+        return
     st = os.lstat(path)
     if stat.S_ISDIR(st.st_mode):
         for name in os.listdir(path):
@@ -305,6 +331,19 @@ def _plan_launchd(plan, dirs, globs_by_target):
                                      "targets": targets})
 
 
+def _inside_home(plan, user, relative):
+    """user's home/relative, unless a symlink on the way leads out of the home (then it is reported and
+    skipped: a user must not steer root into removing files elsewhere)."""
+    path = os.path.join(user.home, relative)
+    if not os.path.lexists(path):
+        return None
+    home = os.path.realpath(user.home)
+    if not os.path.realpath(path).startswith(home.rstrip(os.sep) + os.sep):
+        plan.problems.append("%s: %s leads out of the home directory (symlink); skipped" % (user.name, path))
+        return None
+    return path
+
+
 def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, macos=False):
     """The Plan for the given profiles ({target: normalised profile}) and users ([_profiles.User]).
 
@@ -328,16 +367,19 @@ def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, m
             _add_units(plan, "system", [_join(root, d) for d in SYSTEMD_SYSTEM_DIRS], units)
             _add_units(plan, "global-user", [_join(root, d) for d in SYSTEMD_GLOBAL_USER_DIRS], units)
         for user in users or ():
-            _add_units(plan, "user", [os.path.join(user.home, USER_UNIT_DIR)], units, user=user.name)
+            directory = _inside_home(plan, user, USER_UNIT_DIR)
+            if directory:
+                _add_units(plan, "user", [directory], units, user=user.name)
     if cron:
         _plan_cron(plan, root, cron, None if all_crontabs else set(u.name for u in users or ()), system)
     if xdg:
         dirs = [(_join(root, d), None) for d in XDG_SYSTEM_DIRS] if system else []
-        dirs += [(os.path.join(u.home, USER_XDG_DIR), u.name) for u in users or ()]
+        dirs += [(d, u.name) for u in users or () for d in [_inside_home(plan, u, USER_XDG_DIR)] if d]
         _plan_xdg(plan, dirs, xdg)
     if launchd and macos:
         dirs = [(_join(root, d), domain, None, None) for d, domain in LAUNCHD_SYSTEM_DIRS] if system else []
-        dirs += [(os.path.join(u.home, USER_LAUNCHD_DIR), "gui", u.name, u.uid) for u in users or ()]
+        dirs += [(d, "gui", u.name, u.uid) for u in users or () for d in [_inside_home(plan, u, USER_LAUNCHD_DIR)]
+                 if d]
         _plan_launchd(plan, dirs, launchd)
     return plan
 

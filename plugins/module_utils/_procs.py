@@ -438,7 +438,9 @@ def _send(proc, signum):
     """Send signum if proc is still the same process. Returns None on success or when already gone,
     else the error text."""
     try:
-        proc.send_signal(signum)  # psutil refuses (NoSuchProcess) if the PID was reused since matching
+        if not proc.is_running():  # gone, or the PID now belongs to another process (create time differs)
+            return None
+        proc.send_signal(signum)  # psutil checks the create time again right before kill()
         return None
     except psutil.NoSuchProcess:
         return None

@@ -268,3 +268,31 @@ def test_system_wide_false_touches_only_users(host):
     assert {u["scope"] for u in plan.systemd} == {"user"}
     assert [os.path.relpath(c["path"], root) for c in plan.cron] == ["var/spool/cron/crontabs/alice"]
     assert [x["user"] for x in plan.xdg] == ["alice"]
+
+
+def test_drop_in_dir_swapped_for_a_symlink_after_planning_is_unlinked_not_emptied(host, tmp_path):
+    root, users = host
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    write(str(precious / "override.conf"), b"keep\n")
+    plan = _autostart.plan_autostart({"rp_tool": PROFILE}, users, root=root)
+    drop_in = os.path.join(root, "etc/systemd/system/rp-tool.service.d")
+    assert drop_in in [p for u in plan.systemd for p in u["paths"]]
+    os.rename(drop_in, drop_in + ".moved")
+    os.symlink(str(precious), drop_in)  # the attacker's swap between plan and apply
+    assert _autostart.apply_plan(plan, lambda argv: (0, "", ""), root=root) == []
+    assert not os.path.lexists(drop_in)
+    assert (precious / "override.conf").read_bytes() == b"keep\n"
+
+
+def test_user_config_dir_symlinked_out_of_the_home_is_skipped(host, tmp_path):
+    root, users = host
+    home = users[0].home
+    elsewhere = tmp_path / "elsewhere"
+    write(str(elsewhere / "rp-tool.desktop"), b"[Desktop Entry]\n")
+    autostart = os.path.join(home, ".config/autostart")
+    os.rename(autostart, autostart + ".real")
+    os.symlink(str(elsewhere), autostart)
+    plan = _autostart.plan_autostart({"rp_tool": PROFILE}, users, root=root)
+    assert str(elsewhere / "rp-tool.desktop") not in [x["path"] for x in plan.xdg]
+    assert [p for p in plan.problems if "leads out of the home" in p]
