@@ -611,25 +611,43 @@ def _run_as(uid, gid):
     return demote
 
 
+def environment_owner(env):
+    """uid the environment's code should run as: the one non-root owner of its site dir and interpreter, or 0.
+
+    Both are code root would run (an interpreter, and .pth files/sitecustomize in the site dir): a user who owns
+    either could run anything as root. Owned by two different users: EnvError."""
+    owners = set()
+    for path in ([env.site_dirs[0]] if env.site_dirs else []) + [os.path.realpath(env.python)]:
+        try:
+            owners.add(os.stat(path).st_uid)
+        except OSError:
+            continue
+    owners.discard(0)
+    if len(owners) > 1:
+        raise EnvError("%s: site dir and interpreter belong to different users (uids %s); not running it"
+                       % (env.path, ", ".join(str(u) for u in sorted(owners))))
+    return owners.pop() if owners else 0
+
+
 def run_in_environment(env, args, stdin=None, timeout=600):
-    """Run env's interpreter with args; as the owner of env's site dir when we are root and it is not (so a
-    user's crafted RECORD cannot make root delete files that user could not). Returns (rc, stdout, stderr)."""
+    """Run env's interpreter with args; as the environment's owner when we are root and it is not (so a user's
+    crafted RECORD or .pth file cannot make root delete or run anything). Returns (rc, stdout, stderr)."""
     if not env.python or not os.path.exists(env.python):
         raise EnvError("interpreter %s does not exist (broken environment)" % (env.python or "(none found)"))
     if not os.access(env.python, os.X_OK):
         raise EnvError("interpreter %s is not executable" % env.python)
     preexec, home = None, None
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and env.site_dirs:
-        st = os.stat(env.site_dirs[0])
-        if st.st_uid != 0:
-            gid = st.st_gid
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        uid = environment_owner(env)
+        if uid != 0:
+            gid = uid
             if pwd is not None:
                 try:
-                    entry = pwd.getpwuid(st.st_uid)
+                    entry = pwd.getpwuid(uid)
                     gid, home = entry.pw_gid, entry.pw_dir
                 except KeyError:
-                    pass
-            preexec = _run_as(st.st_uid, gid)
+                    gid = os.stat(env.site_dirs[0]).st_gid if env.site_dirs else uid
+            preexec = _run_as(uid, gid)
     try:
         proc = subprocess.Popen([env.python] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd="/", env=command_environment(env, home),

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
 import sys
 import sysconfig
 from collections import namedtuple
@@ -386,3 +387,34 @@ def test_break_system_packages_only_where_pip_checks_the_marker(tmp_path):
 def test_pip_version(version, expected):
     assert _pyenvs.pip_version([Dist("pip", version, False, [], "/s")]) == expected
     assert _pyenvs.pip_version([Dist("other", version, False, [], "/s")]) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_root_runs_a_users_environment_as_that_user(tmp_path):
+    """A site dir owned by nobody: its interpreter runs as nobody (it could hold a .pth file that runs code)."""
+    nobody = __import__("pwd").getpwnam("nobody")
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    os.chown(str(site), nobody.pw_uid, nobody.pw_gid)
+    os.chmod(str(tmp_path), 0o755)
+    env = PyEnv(str(tmp_path), "/usr/bin/python3", "venv", "nobody", [str(site)], False)
+    rc, out, _err = _pyenvs.run_in_environment(env, ["-c", "import os; print(os.getuid(), os.getgid())"])
+    assert (rc, out.split()) == (0, [str(nobody.pw_uid), str(nobody.pw_gid)])
+    # root-owned: runs as root
+    os.chown(str(site), 0, 0)
+    rc, out, _err = _pyenvs.run_in_environment(env, ["-c", "import os; print(os.getuid())"])
+    assert out.split() == ["0"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership by two users needs root to set up")
+def test_environment_owned_by_two_users_is_refused(tmp_path):
+    nobody = __import__("pwd").getpwnam("nobody")
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    os.chown(str(site), nobody.pw_uid, nobody.pw_gid)
+    python = tmp_path / "python"
+    shutil.copy("/bin/true", str(python))
+    os.chown(str(python), 1, 1)  # daemon
+    env = PyEnv(str(tmp_path), str(python), "venv", "nobody", [str(site)], False)
+    with pytest.raises(_pyenvs.EnvError, match="belong to different users"):
+        _pyenvs.run_in_environment(env, ["-c", "pass"])
