@@ -66,8 +66,8 @@ def _failures(phase, result, items_key=None, label=None):
     if result.get("failed") is True:
         out.append({"phase": phase, "item": label or "", "error": result.get("msg") or "failed"})
     for item in items if isinstance(items, list) else []:
-        out.append({"phase": phase, "item": item.get("path") or item.get("name") or str(item.get("pid", "")),
-                    "error": item.get("error") or item.get("reason") or "failed"})
+        where = item.get("path") or item.get("unit") or item.get("name") or str(item.get("pid", ""))
+        out.append({"phase": phase, "item": where, "error": item.get("error") or item.get("reason") or "failed"})
     return out
 
 
@@ -94,7 +94,8 @@ def host_record(results, host, run):
 
     removed_items = []
     for item in removed.get("removed", []):
-        removed_items.append({"kind": "path", "target": _target_of(item.get("path", ""), residues, default_target),
+        removed_items.append({"kind": "path",
+                              "target": item.get("target") or _target_of(item.get("path", ""), residues, default_target),
                               "path": item.get("path"), "bytes": int(item.get("bytes") or 0),
                               "files": item.get("files"), "owner": item.get("owner")})
     for item in hf.get("deleted", []):
@@ -115,9 +116,9 @@ def host_record(results, host, run):
     failed = []
     failed += _failures("preflight", found)
     failed += _failures("stop", reaped, "survivors")
-    failed += _failures("stop", autostart, "failed")
+    failed += _failures("stop", autostart, "failures")
     failed += _failures("sweep", hf, "failed")
-    failed += _failures("sweep", removed, "failed")
+    failed += _failures("sweep", removed, "failures")
     failed += _failures("sweep", pip)
     for env in pip.get("environments", []):
         if env.get("status") == "failed":
@@ -172,7 +173,10 @@ def host_record(results, host, run):
         },
         "stopped": [{"pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"), "outcome": p.get("outcome")}
                     for p in reaped.get("terminated", [])],
-        "autostart": autostart.get("changes", autostart.get("removed", [])),
+        "autostart": ([dict(u, kind="systemd") for u in autostart.get("units", [])]
+                      + [dict(c, kind="cron") for c in autostart.get("cron", [])]
+                      + [dict(x, kind="xdg") for x in autostart.get("xdg", [])]
+                      + [dict(x, kind="launchd") for x in autostart.get("launchd", [])]),
         "removed": removed_items,
         "freed_bytes": sum(i["bytes"] for i in removed_items),
         "freed_by_target": freed_by_target,

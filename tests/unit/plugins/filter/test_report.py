@@ -39,12 +39,15 @@ def full_results():
         "found": FOUND,
         "reaped": {"changed": True, "terminated": [{"pid": 42, "name": "open-autoglm", "user": "root", "outcome": "exited"}],
                    "survivors": []},
-        "autostart": {"changed": True, "changes": [{"kind": "cron", "path": "/var/spool/cron/crontabs/alice"}]},
+        "autostart": {"changed": True, "units": [{"scope": "system", "unit": "open-autoglm.service", "paths": []}],
+                      "cron": [{"path": "/var/spool/cron/crontabs/alice", "removed_lines": ["@reboot open-autoglm"]}],
+                      "xdg": [], "launchd": [], "failures": []},
         "hf": {"changed": True, "deleted": [{"cache": "/data/hf/hub", "repo_id": "zai-org/AutoGLM-Phone-9B", "repo_type": "model",
                                              "revisions": ["d4" * 20], "freed_bytes": 3145728}], "freed_bytes": 3145728},
-        "removed": {"changed": True, "removed": [{"path": "/home/alice/.cache/open-autoglm", "bytes": 4096, "files": 1, "owner": "alice"},
+        "removed": {"changed": True, "removed": [{"path": "/home/alice/.cache/open-autoglm", "bytes": 4096, "files": 1, "owner": "alice",
+                                                  "target": "open_autoglm"},
                                                  {"path": "/home/alice/.ollama/models/x", "bytes": 100, "files": 1, "owner": "alice"}],
-                    "freed_bytes": 4196, "failed": [], "backup": {"path": "/var/backups/r.tar.gz", "bytes": 900}},
+                    "freed_bytes": 4196, "failures": [], "backup": {"path": "/var/backups/r.tar.gz", "bytes": 900}},
         "pip": {"changed": True, "environments": [{"path": "/opt/ml/venv", "removed": [{"name": "open-autoglm", "version": "0.4.0"}],
                                                    "orphans_removed": [{"name": "autoglm-core", "version": "0.4.1"}]}]},
         "pinned": {"changed": True, "handles": [{"pid": 7, "name": "tail", "path": "/home/bob/x.log", "bytes": 10}], "remaining": []},
@@ -63,6 +66,7 @@ def test_record_of_a_clean_purge_attributes_bytes_to_targets():
     assert rec["backed_up"]["path"] == "/var/backups/r.tar.gz"
     assert rec["stopped"] == [{"pid": 42, "name": "open-autoglm", "user": "root", "outcome": "exited"}]
     assert rec["failed"] == []
+    assert [a["kind"] for a in rec["autostart"]] == ["systemd", "cron"]
     json.dumps(rec)  # the record is written as JSON
 
 
@@ -74,13 +78,15 @@ def test_leftovers_make_verification_not_clean():
 
 def test_partial_failures_are_listed_item_by_item():
     results = full_results()
-    results["removed"] = dict(results["removed"], failed=[{"path": "/home/alice/.cache/open-autoglm/immutable", "error": "EPERM"}])
+    results["removed"] = dict(results["removed"], failures=[{"path": "/home/alice/.cache/open-autoglm/immutable", "error": "EPERM"}])
+    results["autostart"] = dict(results["autostart"], failures=[{"unit": "open-autoglm.service", "error": "mask failed"}])
     results["reaped"] = dict(results["reaped"], survivors=[{"pid": 99, "name": "open-autoglm", "error": "still alive after KILL"}])
     results["failure"] = {"phase": "stop", "task": "Fail the host", "msg": "1 process survived"}
     rec = host_record(results, "h1", dict(RUN, completed=False))
     assert rec["status"] == "failed"
     assert {"phase": "sweep", "item": "/home/alice/.cache/open-autoglm/immutable", "error": "EPERM"} in rec["failed"]
     assert {"phase": "stop", "item": "open-autoglm", "error": "still alive after KILL"} in rec["failed"]
+    assert {"phase": "stop", "item": "open-autoglm.service", "error": "mask failed"} in rec["failed"]
     assert {"phase": "stop", "item": "Fail the host", "error": "1 process survived"} in rec["failed"]
 
 
