@@ -216,19 +216,15 @@ def test_filters_under_and_min_bytes(module_runner, holders, tmp_path):
     os.symlink(os.path.join(d, "models"), os.path.join(d, "via-link"))
     p = holders.start("fd=%s/models/big.bin:300000" % d, "fd=%s/models/small.bin:100" % d,
                       "fd=%s/models-not/big.bin:300000" % d)
-    result = module_runner("open_deleted", {"under": [os.path.join(d, "via-link")], "min_bytes": "200K"})
-    assert not result.get("failed"), result.get("msg")
-    assert [(h["pid"], h["path"]) for h in result["handles"]] == [(p.pid, os.path.join(d, "models", "big.bin"))]
-    # the whole residue directory is gone (rm -rf): the kernel still names the file by its old path
+    # a whole residue directory removed with rm -rf: the kernel still names the file by its old path
     gone = os.path.join(d, "removed-cache")
     os.makedirs(os.path.join(gone, "sub"))
-    q = holders.start("plain=%s/sub/w.bin:4096" % gone)
+    q = holders.start("plain=%s/sub/w.bin:300000" % gone, "plain=%s/sub/tiny.bin:10" % gone)
     shutil.rmtree(gone)
-    result = module_runner("open_deleted", {"under": [gone]})
-    assert [(h["pid"], h["path"]) for h in result["handles"]] == [(q.pid, os.path.join(gone, "sub", "w.bin"))]
-
-    result = module_runner("open_deleted", {"under": [os.path.join(d, "nothing-here")]})
-    assert result["handles"] == [] and result["pinned_bytes"] == {} and result["filesystems"] == []
+    result = module_runner("open_deleted", {"under": [os.path.join(d, "via-link"), gone], "min_bytes": "200K"})
+    assert not result.get("failed"), result.get("msg")
+    assert [(h["pid"], h["path"]) for h in result["handles"]] == [
+        (p.pid, os.path.join(d, "models", "big.bin")), (q.pid, os.path.join(gone, "sub", "w.bin"))]
     assert result["changed"] is False
 
 
