@@ -230,21 +230,20 @@ class _Mounts(object):
             self._mine = {}
         self._theirs = {}
 
-    def known(self, dev):
-        return (os.major(dev), os.minor(dev)) in self._mine
-
-    def lookup(self, dev, pid):
+    def find(self, dev, pid):
+        """(mount point, fstype) of dev in this mount namespace, else in the holder's; None if neither has it."""
         key = (os.major(dev), os.minor(dev))
         if key in self._mine:
             return self._mine[key]
         if pid not in self._theirs:
             try:
-                self._theirs[pid] = parse_mountinfo(_read_text(os.path.join(self._proc, str(pid), "mountinfo")))
+                self._theirs[pid] = parse_mountinfo(_read_text("%s/%d/mountinfo" % (self._proc, pid)))
             except OSError:
                 self._theirs[pid] = {}
-        if key in self._theirs[pid]:
-            return self._theirs[pid][key]
-        return ("dev:%d:%d" % key, "")
+        return self._theirs[pid].get(key)
+
+    def lookup(self, dev, pid):
+        return self.find(dev, pid) or ("dev:%d:%d" % (os.major(dev), os.minor(dev)), "")
 
     def mount_point(self, dev):
         """This namespace's mount point of dev, or None."""
@@ -337,7 +336,7 @@ def _scan_maps(base, pid, identity, mounts, executable=None):
         # not files. memfd files are (lsof lists them), though they live on no mounted filesystem.
         if (st.st_dev, st.st_ino) == executable:
             continue
-        if st.st_nlink != 0 or not (mounts.known(st.st_dev) or path.startswith(MEMFD_PREFIX)):
+        if st.st_nlink != 0 or not (mounts.find(st.st_dev, pid) or path.startswith(MEMFD_PREFIX)):
             continue
         if identity[0] is None:
             identity[:] = _process_identity(base, mounts.names)

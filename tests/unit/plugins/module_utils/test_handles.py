@@ -338,3 +338,23 @@ def test_still_holds_is_false_once_the_file_is_let_go(holder, tmp_path):
     assert proc.poll() is None and not _handles.still_holds(proc.pid, found)
     other = dict(found[0], inode=found[0]["inode"] + 1)
     assert not _handles.still_holds(proc.pid, [other])
+
+
+def test_scan_proc_names_the_filesystem_of_another_mount_namespace(tmp_path):
+    # a process in its own mount namespace maps a deleted file of a tmpfs that only it can see
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a mount namespace")
+    inner = str(tmp_path / "inner")
+    os.mkdir(inner)
+    script = 'mount -t tmpfs -o size=8m tmpfs "$1" && exec "$2" -c "$3" "map=$1/m.bin" "fd=$1/f.bin"'
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", inner,
+                             sys.executable, HOLDER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert not os.path.ismount(inner)                       # not in this namespace
+        found = sorted((h["fd"] == "DEL", h["path"], h["filesystem"], h["fstype"], h["bytes"])
+                       for h in _handles.scan_proc()[0] if h["pid"] == proc.pid)
+        assert found == [(False, inner + "/f.bin", inner, "tmpfs", 9000), (True, inner + "/m.bin", inner, "tmpfs", 9000)]
+    finally:
+        proc.kill()
+        proc.wait()
