@@ -676,7 +676,8 @@ def evaluate_requirements(env, dists):
         raise EnvError("%s could not evaluate requirement markers (exit %s): %s"
                        % (env.python, rc, (err.strip().splitlines() or ["no output"])[-1]))
     if "error" in data:
-        raise EnvError("%s: %s" % (env.python, data["error"]))
+        raise EnvError("%s: %s: this environment has no pip to uninstall with (made by uv or --without-pip?); "
+                       "install pip into it, or remove the packages with its own tool" % (env.python, data["error"]))
     missing = [d for d in env.site_dirs if os.path.realpath(d) not in data.get("sys_path", ())]
     if missing:
         raise EnvError("%s does not use %s (its pip would act on another environment)"

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 from collections import namedtuple
@@ -418,3 +419,16 @@ def test_environment_owned_by_two_users_is_refused(tmp_path):
     env = PyEnv(str(tmp_path), str(python), "venv", "nobody", [str(site)], False)
     with pytest.raises(_pyenvs.EnvError, match="belong to different users"):
         _pyenvs.run_in_environment(env, ["-c", "pass"])
+
+
+def test_environment_without_pip_is_reported_not_guessed(tmp_path):
+    """A real venv made --without-pip (as uv makes them) holding a target: nothing can evaluate or uninstall."""
+    venv = str(tmp_path / "nopip")
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", venv], check=True)
+    env = resolve_environment(venv)
+    dist_info(env.site_dirs[0], "target", "1.0", requires=["dep"], requested=True)
+    dist_info(env.site_dirs[0], "dep", "1.0")
+    result = _pyenvs.purge_environment(env, ["target"], orphans=True)
+    assert result["status"] == "broken" and "has no pip" in result["error"]
+    assert result["found"] == [{"name": "target", "version": "1.0"}] and result["removed"] == []
+    assert sorted(d.name for d in installed_distributions(env)) == ["dep", "target"]
