@@ -332,14 +332,20 @@ def test_plan_never_breaks_a_remaining_distribution(data):
     requested = data.draw(st.lists(st.sampled_from(names_), unique=True))
     targets = data.draw(st.lists(st.sampled_from(names_), min_size=1, unique=True))
     keep = data.draw(st.lists(st.sampled_from(names_), max_size=2, unique=True))
+    remove_required = data.draw(st.booleans())
     dists, edges = graph(spec, requested=requested)
-    plan = plan_removal(dists, edges, targets, keep=keep, orphans=True)
+    plan = plan_removal(dists, edges, targets, keep=keep, orphans=True, remove_required=remove_required)
     gone = set(names(plan.remove)) | set(names(plan.orphans))
     for name in set(names_) - gone:
-        assert not (edges[name] - {name}) & gone, (name, spec, targets)
+        # an orphan is never required by what remains; a named package only when remove_required says so
+        assert not (edges[name] - {name}) & set(names(plan.orphans)), (name, spec, targets)
+        if not remove_required:
+            assert not (edges[name] - {name}) & gone, (name, spec, targets)
     assert not gone & set(keep)
     assert set(names(plan.orphans)).isdisjoint(requested)
     assert set(names(plan.remove)) <= set(targets)
+    if remove_required:
+        assert set(names(plan.remove)) == set(targets) - set(keep)
 
 
 # ---------------------------------------------------------------- input checks
