@@ -497,6 +497,7 @@ class _Remover(object):
         self.dry_run = dry_run
         self.result = result
         self.on_entry = on_entry
+        self.ancestors = set()  # (dev, ino) of the directories from the root to the current one
         self.seen = set()
         self.stack = _Stack(root)
         self.mounts = _mount_points_under(root) if one_file_system else set()
@@ -519,6 +520,7 @@ class _Remover(object):
                     self.descend(top, *top.pending.pop())
                     continue
                 done = stack.pop()
+                self.ancestors.discard((done.dev, done.ino))
                 if stack.frames:
                     self.finish_dir(stack.frames[-1], done)
                 else:
@@ -536,6 +538,7 @@ class _Remover(object):
         """Push a directory, remove its non-directories now and queue its subdirectories (the hot path)."""
         frame = _Frame(name, fd, st)
         self.stack.push(frame)
+        self.ancestors.add((frame.dev, frame.ino))
         if self.mounts:
             frame.mnt = _mount_id(fd)
         result = self.result
@@ -617,6 +620,10 @@ class _Remover(object):
         if self.one_file_system and est.st_dev != self.root_st.st_dev:
             parent.kept += 1
             result.note("%s: on another filesystem, not entered" % display_path(self.stack.path(name=name)))
+            return
+        if (est.st_dev, est.st_ino) in self.ancestors:
+            parent.kept += 1  # a bind mount of an ancestor (cross_filesystems): never walk in circles
+            result.note("%s: directory loop (bind mount), not entered" % display_path(self.stack.path(name=name)))
             return
         try:
             fd = _open_child(parent.fd, name, est.st_dev, est.st_ino)

@@ -329,3 +329,21 @@ def test_deep_tree_removed_with_few_descriptors(fast_dir):
 def test_missing_path_is_nothing_to_do(tmp_path):
     result = remove_tree(str(tmp_path / "absent"))
     assert not result.changed and result.failed == []
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mount --bind needs root")
+def test_cross_filesystems_never_walks_in_circles(lab):
+    """A bind mount of the target inside itself, with cross_filesystems: the loop is noticed, not walked."""
+    base, target = lab
+    loop = target / "a" / "loop"
+    loop.mkdir()
+    outside_before = snapshot(base, skip=target)
+    subprocess.run(["mount", "--bind", str(target), str(loop)], check=True)
+    try:
+        result = remove_tree(str(target), one_file_system=False)
+        assert any("directory loop" in p and str(loop) in p for p in result.problems)
+        assert sorted(os.listdir(str(target))) == ["a"] and os.listdir(str(target / "a")) == ["loop"]
+        assert result.failed == []
+    finally:
+        subprocess.run(["umount", str(loop)], check=True)
+    assert snapshot(base, skip=target) == outside_before
