@@ -42,9 +42,11 @@ ORPHAN_INSTALLERS = frozenset(("pip", "uv"))
 _SYSTEM_BIN_DIRS = ("/usr/bin", "/usr/local/bin", "/opt/homebrew/bin", "/opt/local/bin")
 _INTERPRETER_NAME = re.compile(r"^python3(\.\d+)?$")
 _LIB_VERSION = re.compile(r"^python(3\.\d+)$")
-# Directories that never hold an environment, skipped by the search walk (some hold millions of files).
-_PRUNE_NAMES = frozenset(("site-packages", "dist-packages", "node_modules", ".git", "__pycache__", "pkgs",
-                          "blobs", "snapshots", "proc", "sys", "dev"))
+# Directories that never hold an environment, skipped by the search walk (some hold millions of files):
+# by name anywhere, Hugging Face repo dirs by prefix, kernel file systems by path.
+_PRUNE_NAMES = frozenset(("site-packages", "dist-packages", "node_modules", ".git", "__pycache__", "pkgs"))
+_PRUNE_PREFIXES = ("models--", "datasets--", "spaces--")
+_PRUNE_PATHS = frozenset(("/proc", "/sys", "/dev", "/run"))
 _PIP_ENV_VARS = re.compile(r"^(PIP_|PYTHON(PATH|HOME|STARTUP|USERBASE|NOUSERSITE|SAFEPATH|EXECUTABLE)$)")
 
 
@@ -318,7 +320,10 @@ def search_environments(roots, max_depth=4):
         subdirs = []
         for entry in entries:
             try:
-                if entry.name not in _PRUNE_NAMES and entry.is_dir(follow_symlinks=False):
+                if (entry.name in _PRUNE_NAMES or entry.name.startswith(_PRUNE_PREFIXES)
+                        or entry.path in _PRUNE_PATHS):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
             except OSError:
                 continue

@@ -137,6 +137,9 @@ def test_find_environments_layouts(tmp_path):
     os.symlink(str(outside), str(root / "link"))
     # deeper than max_depth
     make_venv(str(root / "a" / "b" / "c" / "d" / "deep"))
+    # a developer's ~/dev is searched (only /dev, /proc, /sys, /run are skipped); an HF repo dir is not
+    make_venv(str(root / "dev" / "tool"))
+    make_venv(str(root / "hub" / "models--org--name"))
     home = tmp_path / "home" / "alice"
     write(str(home / ".local" / "lib" / "python3.11" / "site-packages" / "x.py"))
     make_venv(str(home / ".virtualenvs" / "tools"))
@@ -148,6 +151,7 @@ def test_find_environments_layouts(tmp_path):
         ("conda", "srv/miniconda3/envs/ml", True),
         ("user-site", "home/alice/.local", False),
         ("venv", "home/alice/.virtualenvs/tools", False),
+        ("venv", "srv/dev/tool", False),
         ("venv", "srv/team/proj/.venv", False),
     ]
     venv = [e for e in envs if e.kind == "venv" and "proj" in e.path][0]
