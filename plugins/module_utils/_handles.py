@@ -16,6 +16,8 @@ __metaclass__ = type
 import os
 import pwd
 
+from ansible_collections.residue.purge.plugins.module_utils import _procs
+
 DELETED_SUFFIX = " (deleted)"
 MAPPED_FD = "DEL"
 MEMFD_PREFIX = "/memfd:"
@@ -96,7 +98,8 @@ def parse_mountinfo(text):
 
 def normalise_roots(under):
     """Validate the `under` option: absolute paths, normalised; also their real paths (the kernel
-    names a deleted file by its resolved path)."""
+    names a deleted file by its resolved path). Unlike _procs.normalise_roots (reap's `holding`), '/'
+    is allowed: reporting every deleted file is harmless; open_deleted refuses it for terminate."""
     roots = []
     for root in under or []:
         if not isinstance(root, str) or not root.strip():
@@ -114,13 +117,8 @@ def normalise_roots(under):
 
 
 def is_under(path, roots):
-    """True when path is one of roots or inside one of them (on a path-component boundary)."""
-    if not roots:
-        return True
-    for root in roots:
-        if root == "/" or path == root or path.startswith(root + "/"):
-            return True
-    return False
+    """True when path is one of roots or inside one of them (on a path-component boundary); no roots: True."""
+    return not roots or _procs.is_under(path, roots) is not None
 
 
 def select_handles(handles, roots=None, min_bytes=0):
