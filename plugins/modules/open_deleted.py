@@ -43,7 +43,9 @@ options:
     description:
       - V(report) only lists the handles.
       - V(terminate) also stops every process holding one of the reported files, then scans again and reports
-        what is left and how much free space each filesystem gained.
+        what is left and how much free space each filesystem gained. A holder that appears meanwhile (a
+        supervisor forking a child that inherits the descriptor) is stopped in a further round; a file still
+        held at the end by a process that may be signalled fails the task.
     type: str
     choices: [report, terminate]
     default: report
