@@ -237,11 +237,11 @@ def _unit_files(dirs, globs):
     return found
 
 
-def _add_units(plan, scope, dirs, globs_by_target, user=None):
+def _add_units(plan, scope, dirs, globs_by_target, user=None, uid=None):
     merged = {}
     for target, globs in sorted(globs_by_target.items()):
         for unit, paths in _unit_files(dirs, globs).items():
-            entry = merged.setdefault(unit, {"scope": scope, "unit": unit, "user": user, "paths": [],
+            entry = merged.setdefault(unit, {"scope": scope, "unit": unit, "user": user, "uid": uid, "paths": [],
                                              "targets": []})
             entry["targets"].append(target)
             for path in paths:
@@ -369,7 +369,7 @@ def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, m
         for user in users or ():
             directory = _inside_home(plan, user, USER_UNIT_DIR)
             if directory:
-                _add_units(plan, "user", [directory], units, user=user.name)
+                _add_units(plan, "user", [directory], units, user=user.name, uid=user.uid)
     if cron:
         _plan_cron(plan, root, cron, None if all_crontabs else set(u.name for u in users or ()), system)
     if xdg:
@@ -391,18 +391,27 @@ def systemd_running(root="/"):
     return root == "/" and os.path.isdir("/run/systemd/system")
 
 
-def linger_users(root="/"):
-    return set(_listdir(_join(root, "var/lib/systemd/linger")))
+def user_manager(entry, runtime_root="/run/user"):
+    """The command prefix that reaches entry's user's running systemd manager (lingering or logged in), or None.
+
+    runuser + XDG_RUNTIME_DIR works without systemd-machined, which `systemctl --user -M user@` needs."""
+    uid = entry.get("uid")
+    if uid is None:
+        return None
+    runtime = os.path.join(runtime_root, str(uid))
+    if not os.path.exists(os.path.join(runtime, "systemd", "private")):
+        return None
+    return ["runuser", "-u", entry["user"], "--", "env", "XDG_RUNTIME_DIR=" + runtime, "systemctl", "--user"]
 
 
-def systemctl_commands(entry, lingering):
+def systemctl_commands(entry, runtime_root="/run/user"):
     """systemctl invocations for one unit, before its files go: stop and disable it in its manager."""
     unit = entry["unit"]
     if entry["scope"] == "system":
         return [["systemctl", "stop", unit], ["systemctl", "disable", unit]]
-    if entry["scope"] == "user" and entry["user"] in lingering:
-        manager = ["systemctl", "--user", "-M", "%s@" % entry["user"]]
-        return [manager + ["stop", unit], manager + ["disable", unit]]
+    prefix = user_manager(entry, runtime_root) if entry["scope"] == "user" else None
+    if prefix:
+        return [prefix + ["stop", unit], prefix + ["disable", unit]]
     return []
 
 
@@ -419,14 +428,13 @@ def apply_plan(plan, run, root="/"):
     """Carry out the plan. run(argv) -> (rc, stdout, stderr) runs a command (AnsibleModule.run_command).
 
     Returns a list of failures ({what, path or unit, error}); everything else went as planned. A unit whose
-    manager cannot be asked (no systemd running, user manager not lingering) still loses its files."""
+    manager cannot be asked (no systemd running, no user manager running) still loses its files."""
     failures = []
     managed = systemd_running(root)
-    lingering = linger_users(root) if managed else set()
     reload_system, reload_users = False, set()
     for entry in plan.systemd:
         if managed:
-            for argv in systemctl_commands(entry, lingering):
+            for argv in systemctl_commands(entry):
                 rc, out, err = run(argv)
                 # stopping or disabling a unit that is not loaded is not an error: its files still go
                 if rc != 0 and "not loaded" not in err and "does not exist" not in err and "No such" not in err:
@@ -436,16 +444,16 @@ def apply_plan(plan, run, root="/"):
             _remove(path, failures, "systemd")
         if entry["scope"] == "system":
             reload_system = True
-        elif entry["scope"] == "user" and entry["user"] in lingering:
-            reload_users.add(entry["user"])
+        elif managed and entry["scope"] == "user" and user_manager(entry):
+            reload_users.add(tuple(user_manager(entry)))
     if managed and reload_system:
         for argv in (["systemctl", "daemon-reload"], ["systemctl", "reset-failed"]):
             rc, out, err = run(argv)
             if rc != 0 and argv[1] == "daemon-reload":
                 failures.append({"what": "systemd", "unit": None, "user": None,
                                  "error": "systemctl daemon-reload: rc %d: %s" % (rc, (err or out).strip())})
-    for user in sorted(reload_users):
-        run(["systemctl", "--user", "-M", "%s@" % user, "daemon-reload"])
+    for prefix in sorted(reload_users):
+        run(list(prefix) + ["daemon-reload"])
     for entry in plan.cron:
         try:
             rewrite_atomically(entry["path"], entry["after"], entry["st"])
@@ -473,7 +481,7 @@ def _remove(path, failures, what):
 def plan_result(plan):
     """The plan as module result lists (no bytes, no stat objects)."""
     return {
-        "units": [dict(e) for e in plan.systemd],
+        "units": [dict((k, v) for k, v in e.items() if k != "uid") for e in plan.systemd],
         "cron": [{"path": e["path"], "user": e["user"], "removed_lines": list(e["removed"]),
                   "targets": e["targets"]} for e in plan.cron],
         "xdg": [dict(e) for e in plan.xdg],

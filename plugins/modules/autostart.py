@@ -19,8 +19,9 @@ description:
     C(/usr/lib/systemd/system), C(/lib/systemd/system), ...) and global user units (C(/etc/systemd/user), ...)
     are stopped and disabled with C(systemctl) when systemd runs the host; then the unit files, their drop-in
     directories (C(<unit>.d)) and their C(*.wants)/C(*.requires) links are removed, and systemd is reloaded.
-  - systemd B(user units) of every covered user (C(~/.config/systemd/user)). For lingering users the user
-    manager is asked first (C(systemctl --user -M <user>@ stop/disable)); the files and links go in every case.
+  - systemd B(user units) of every covered user (C(~/.config/systemd/user)). Where the user's manager runs
+    (lingering or logged-in users) it is asked first (C(runuser -u <user> -- systemctl --user stop/disable));
+    the files and links go in every case.
   - B(cron) lines matching the profile's C(cron) regular expressions, in user crontabs
     (C(/var/spool/cron/crontabs), C(/var/spool/cron), ...), C(/etc/cron.d/*) and C(/etc/crontab). Only the
     matching job lines are removed; every other byte of the file stays, and its mode, owner and group are kept

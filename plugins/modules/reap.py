@@ -100,6 +100,9 @@ attributes:
 notes:
   - Without root only the connecting user's processes can be signalled; others are reported as survivors
     (C(permission denied)) and the task fails. Use C(become) to stop every user's processes.
+  - O(users) and O(homes) select the matched processes; descendants and a respawning supervisor stopped because
+    of O(tree) are stopped whoever owns them (they are reported with C(matched_by) V(child-of:<pid>) or
+    V(supervisor-of:<pid>)).
   - Profiles never match a process by the files it holds (a C(less) reading a log is not the daemon); use
     O(holding) for that, or M(residue.purge.open_deleted) for deleted files.
 seealso:

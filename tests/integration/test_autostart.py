@@ -245,3 +245,35 @@ def test_restart_always_unit_beats_reap_alone_but_not_autostart_then_reap(system
     assert host.ssh("cat /etc/cron.d/" + tag).stdout == "0 * * * * root /bin/true\n"
     again = host.run_module("autostart", args)
     assert again["changed"] is False and not again.get("failed")
+
+
+def test_lingering_users_unit_is_stopped_by_its_own_manager(systemd_host):
+    host = systemd_host
+    tag = "rp-test-" + uuid.uuid4().hex[:6]
+    user = "rpl" + uuid.uuid4().hex[:6]
+    host.ssh("useradd --create-home --shell /bin/sh %s && loginctl enable-linger %s && ln -s /bin/sleep "
+             "/usr/local/bin/%s" % (user, user, tag))
+    uid = int(host.ssh("id -u " + user).stdout)
+    manager = "runuser -u %s -- env XDG_RUNTIME_DIR=/run/user/%d systemctl --user " % (user, uid)
+    deadline = time.monotonic() + 30
+    while host.ssh(manager + "is-system-running", check=False).stdout.strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, "the user manager of %s did not start" % user
+        time.sleep(0.5)
+    unit = "[Service]\nExecStart=/usr/local/bin/%s 600\nRestart=always\nRestartSec=200ms\n\n" \
+           "[Install]\nWantedBy=default.target\n" % tag
+    host.ssh("su -s /bin/sh -c 'mkdir -p ~/.config/systemd/user && cat > ~/.config/systemd/user/%s.service' %s "
+             "<<'UNIT'\n%sUNIT\n%sdaemon-reload && %senable --now %s.service" % (tag, user, unit, manager, manager,
+                                                                                 tag))
+    assert host.ssh(manager + "is-active %s.service" % tag).stdout.strip() == "active"
+    assert len(running(host, tag)) == 1
+    args = {"targets": ["rp_sd"], "profiles": {"rp_sd": {"services": {"systemd": [tag]}}}, "users": [user],
+            "system_wide": False}
+    r = host.run_module("autostart", args)
+    assert not r.get("failed"), r.get("msg")
+    home = "/home/" + user
+    assert [(u["scope"], u["user"], sorted(u["paths"])) for u in r["units"]] == [
+        ("user", user, sorted(["%s/.config/systemd/user/%s.service" % (home, tag),
+                               "%s/.config/systemd/user/default.target.wants/%s.service" % (home, tag)]))]
+    time.sleep(1)
+    assert running(host, tag) == []  # stopped by the user's manager, not restarted
+    assert host.ssh(manager + "is-active %s.service" % tag, check=False).stdout.strip() in ("inactive", "unknown")

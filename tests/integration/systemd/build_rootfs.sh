@@ -4,7 +4,7 @@
 # Usage: build_rootfs.sh [CACHE_DIR]   (default /var/cache/residue-purge/systemd-bookworm)
 set -euo pipefail
 rootfs=${1:-/var/cache/residue-purge/systemd-bookworm}
-stamp="$rootfs/.residue-purge-rootfs-v1"
+stamp="$rootfs/.residue-purge-rootfs-v2"
 [ -f "$stamp" ] && exit 0
 mkdir -p "$(dirname "$rootfs")"
 exec 9>"$rootfs.lock"
@@ -13,7 +13,7 @@ flock 9
 work="$rootfs.partial"
 rm -rf "$work"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,python3,python3-psutil,cron,openssh-server,procps \
+  --include=systemd,systemd-sysv,dbus,libpam-systemd,python3,python3-psutil,cron,openssh-server,procps \
   bookworm "$work" http://deb.debian.org/debian >"$rootfs.log" 2>&1
 # no console login prompts, a known hostname, and a root key slot for ssh
 chroot "$work" systemctl mask console-getty.service getty@tty1.service systemd-networkd-wait-online.service >/dev/null 2>&1 || true

@@ -227,13 +227,17 @@ def test_unit_matches(name, matches):
     assert _autostart.unit_matches(name, ["rp-tool", "rp-tool-*.service"]) is matches
 
 
-def test_systemctl_commands_by_scope():
-    assert _autostart.systemctl_commands({"scope": "system", "unit": "a.service", "user": None}, set()) == [
+def test_systemctl_commands_by_scope(tmp_path):
+    assert _autostart.systemctl_commands({"scope": "system", "unit": "a.service", "user": None, "uid": None}) == [
         ["systemctl", "stop", "a.service"], ["systemctl", "disable", "a.service"]]
-    entry = {"scope": "user", "unit": "a.service", "user": "alice"}
-    assert _autostart.systemctl_commands(entry, {"alice"})[0] == ["systemctl", "--user", "-M", "alice@", "stop",
-                                                                  "a.service"]
-    assert _autostart.systemctl_commands(entry, set()) == []
+    entry = {"scope": "user", "unit": "a.service", "user": "alice", "uid": 4242}
+    runtime = tmp_path / "run-user"
+    assert _autostart.systemctl_commands(entry, str(runtime)) == []  # no user manager running: files only
+    write(str(runtime / "4242" / "systemd" / "private"))
+    assert _autostart.systemctl_commands(entry, str(runtime)) == [
+        ["runuser", "-u", "alice", "--", "env", "XDG_RUNTIME_DIR=%s/4242" % runtime, "systemctl", "--user", verb,
+         "a.service"] for verb in ("stop", "disable")]
+    assert _autostart.systemctl_commands(dict(entry, scope="global-user"), str(runtime)) == []
 
 
 def test_launchd_plan_and_commands(host):
