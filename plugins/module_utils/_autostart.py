@@ -214,6 +214,7 @@ class Plan(object):
         self.xdg = []       # {path, user, targets}
         self.launchd = []   # {label, path, domain, user, targets}
         self.problems = []
+        self.unreadable_spools = []  # cron spools this (unprivileged) user cannot list
 
     def empty(self):
         return not (self.systemd or self.cron or self.xdg or self.launchd)
@@ -284,6 +285,9 @@ def _plan_cron(plan, root, regexes_by_target, users, system):
     seen = set()
     for relative in CRON_SPOOLS:
         spool = _join(root, relative)
+        if os.path.isdir(spool) and not os.access(spool, os.R_OK | os.X_OK):
+            plan.unreadable_spools.append(spool)
+            continue
         for entry in _listdir(spool):
             path = os.path.join(spool, entry)
             if entry.startswith(".") or path in seen or os.path.isdir(path) and not os.path.islink(path):
@@ -292,6 +296,23 @@ def _plan_cron(plan, root, regexes_by_target, users, system):
                 continue
             seen.add(path)
             _plan_cron_file(plan, path, entry, regexes_by_target)
+
+
+def _plan_own_crontab(plan, regexes_by_target, user, run):
+    """Without root the spool cannot be listed: read the connecting user's own crontab with `crontab -l`
+    (it is written back with `crontab -`, the only way an unprivileged user may change it)."""
+    rc, out, err = run(["crontab", "-l"])
+    if rc != 0:
+        if "no crontab" not in (err or "").lower():
+            plan.problems.append("cron: crontab -l failed (rc %d): %s" % (rc, (err or out).strip()))
+        return
+    data = out.encode("utf-8", "surrogateescape") if not isinstance(out, bytes) else out
+    all_regexes = [r for regexes in regexes_by_target.values() for r in regexes]
+    after, removed = filter_cron(data, all_regexes)
+    if removed:
+        targets = sorted(set(t for line in removed for t in _targets_matching(line, regexes_by_target)))
+        plan.cron.append({"path": "crontab -l (%s)" % user, "user": user, "removed": removed, "targets": targets,
+                          "before": data, "after": after, "st": None, "via": "crontab"})
 
 
 def _plan_xdg(plan, dirs_by_user, globs_by_target):
@@ -344,7 +365,8 @@ def _inside_home(plan, user, relative):
     return path
 
 
-def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, macos=False):
+def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, macos=False, run=None,
+                   me=None):
     """The Plan for the given profiles ({target: normalised profile}) and users ([_profiles.User]).
 
     system: also cover system-wide locations (system units, /etc/cron.d, /etc/crontab, /etc/xdg/autostart,
@@ -372,6 +394,14 @@ def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, m
                 _add_units(plan, "user", [directory], units, user=user.name, uid=user.uid)
     if cron:
         _plan_cron(plan, root, cron, None if all_crontabs else set(u.name for u in users or ()), system)
+        if plan.unreadable_spools:
+            covered = all_crontabs or me in set(u.name for u in users or ())
+            if run is not None and me and covered:
+                _plan_own_crontab(plan, cron, me, run)
+            plan.problems.append("cron: %s cannot be listed without root; only %s checked (use become for "
+                                 "every user's crontab)" % (", ".join(plan.unreadable_spools),
+                                                            "the own crontab of %s was" % me if covered and run
+                                                            else "no user crontab was"))
     if xdg:
         dirs = [(_join(root, d), None) for d in XDG_SYSTEM_DIRS] if system else []
         dirs += [(d, u.name) for u in users or () for d in [_inside_home(plan, u, USER_XDG_DIR)] if d]
@@ -425,7 +455,8 @@ def launchctl_commands(entry):
 
 
 def apply_plan(plan, run, root="/"):
-    """Carry out the plan. run(argv) -> (rc, stdout, stderr) runs a command (AnsibleModule.run_command).
+    """Carry out the plan. run(argv, data=None) -> (rc, stdout, stderr) runs a command (AnsibleModule.run_command;
+    data is what the command reads on stdin).
 
     Returns a list of failures ({what, path or unit, error}); everything else went as planned. A unit whose
     manager cannot be asked (no systemd running, no user manager running) still loses its files."""
@@ -455,6 +486,12 @@ def apply_plan(plan, run, root="/"):
     for prefix in sorted(reload_users):
         run(list(prefix) + ["daemon-reload"])
     for entry in plan.cron:
+        if entry.get("via") == "crontab":
+            rc, out, err = run(["crontab", "-"], data=entry["after"])
+            if rc != 0:
+                failures.append({"what": "cron", "path": entry["path"], "error": "crontab -: rc %d: %s" % (
+                    rc, (err or out).strip())})
+            continue
         try:
             rewrite_atomically(entry["path"], entry["after"], entry["st"])
         except OSError as exc:

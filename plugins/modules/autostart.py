@@ -52,6 +52,8 @@ attributes:
   idempotent:
     details: Once the entries are gone a second run finds nothing and reports no change.
 notes:
+  - Without root the cron spool cannot be listed; then the connecting user's own crontab is read with
+    C(crontab -l) and written back with C(crontab -), and a problem says that the other users' were not checked.
   - User crontabs are covered for every user with O(users=all) (every crontab in the spool, service accounts
     included); with a list of O(users) or O(homes), only those users' crontabs.
   - The processes these entries started are still running afterwards; M(residue.purge.reap) stops them.
@@ -129,13 +131,22 @@ problems:
   elements: str
 """
 
+import os
 import platform
+import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _autostart
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     TARGET_ARGUMENT_SPEC, list_users, load_profiles, parse_users_option, select_targets)
+
+
+def run_command(module):
+    """argv (+ bytes for stdin) -> (rc, stdout, stderr), keeping crontab bytes that are not UTF-8 intact."""
+    def run(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=data is not None, errors="surrogate_or_strict")
+    return run
 
 
 def main():
@@ -148,7 +159,8 @@ def main():
         every_user = not params["homes"] and parse_users_option(params["users"]) == "all"
         users = list_users(homes=params["homes"], users=params["users"])
         plan = _autostart.plan_autostart(profiles, users, system=params["system_wide"], all_crontabs=every_user,
-                                         macos=platform.system() == "Darwin")
+                                         macos=platform.system() == "Darwin", run=run_command(module),
+                                         me=pwd.getpwuid(os.geteuid()).pw_name)
     except ValueError as exc:  # ProfileError and AutostartError are ValueErrors
         module.fail_json(msg=str(exc))
 
@@ -156,7 +168,7 @@ def main():
     if module._diff and not plan.empty():
         result["diff"] = _autostart.plan_diff(plan)
     if not module.check_mode and not plan.empty():
-        result["failures"] = _autostart.apply_plan(plan, module.run_command)
+        result["failures"] = _autostart.apply_plan(plan, run_command(module))
     for problem in result["problems"]:
         module.warn(problem)
     if result["failures"]:

@@ -148,6 +148,24 @@ def test_check_mode_then_real_run_then_idempotent(module_runner, lab):
     assert again["units"] == [] and again["cron"] == [] and again["xdg"] == []
 
 
+def test_unprivileged_user_edits_own_crontab_with_the_crontab_command(module_runner, lab):
+    """As the user (no root): the spool cannot be listed, so the module goes through crontab -l / crontab -."""
+    if os.access(os.path.dirname(spool_path(lab["user"])), os.R_OK) and os.stat(
+            os.path.dirname(spool_path(lab["user"]))).st_mode & 0o005:
+        pytest.fail("the cron spool is world-readable here; this test needs the Debian default (1730)")
+    system_before = digest([CRON_D, SYSTEM_UNITS])
+    args = dict(lab["args"], system_wide=False)
+    r = module_runner("autostart", args, become_user=lab["user"], interpreter="/usr/bin/python3")
+    assert not r.get("failed"), r.get("msg")
+    assert [(c["path"], c["removed_lines"]) for c in r["cron"]] == [
+        ("crontab -l (%s)" % lab["user"], ["@reboot /opt/%s/bin/%s serve" % (lab["tag"], lab["tag"])])]
+    assert [p for p in r["problems"] if "cannot be listed without root" in p]
+    listed = subprocess.run(["crontab", "-u", lab["user"], "-l"], capture_output=True, check=True).stdout.decode()
+    assert listed == lab["crontab"].replace("@reboot /opt/%s/bin/%s serve\n" % (lab["tag"], lab["tag"]), "")
+    assert {u["scope"] for u in r["units"]} == {"user"} and len(r["xdg"]) == 1
+    assert digest([CRON_D, SYSTEM_UNITS]) == system_before
+
+
 @pytest.mark.parametrize("services,message", [
     ({"systemd": ["*"]}, "would match every entry"),
     ({"xdg": ["*.desktop"]}, "would match every entry"),

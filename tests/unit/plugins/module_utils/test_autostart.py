@@ -300,3 +300,32 @@ def test_user_config_dir_symlinked_out_of_the_home_is_skipped(host, tmp_path):
     plan = _autostart.plan_autostart({"rp_tool": PROFILE}, users, root=root)
     assert str(elsewhere / "rp-tool.desktop") not in [x["path"] for x in plan.xdg]
     assert [p for p in plan.problems if "leads out of the home" in p]
+
+
+def test_own_crontab_via_crontab_command(host):
+    """What an unprivileged user gets (the spool cannot be listed): `crontab -l` in, `crontab -` out.
+    The real unprivileged run is in tests/integration/test_autostart.py."""
+    root, users = host
+    calls = []
+
+    def run(argv, data=None):
+        calls.append((argv, data))
+        if argv == ["crontab", "-l"]:
+            return 0, CRONTAB.decode("utf-8", "surrogateescape"), ""
+        return 0, "", ""
+
+    plan = _autostart.Plan()
+    regexes = {"rp_tool": _autostart.compile_cron_patterns(PROFILE["cron"])}
+    _autostart._plan_own_crontab(plan, regexes, "alice", run)  # pylint: disable=protected-access
+    assert [(c["path"], c["removed"]) for c in plan.cron] == [
+        ("crontab -l (alice)", ["@reboot /opt/rp-tool/bin/rp-tool serve",
+                                "30 2 * * * rp-tool --gc \udcff\udcfe odd bytes"])]
+    assert _autostart.apply_plan(plan, run, root=root) == []
+    assert calls[-1][0] == ["crontab", "-"] and calls[-1][1].endswith(b"/usr/bin/keep-me")
+    assert b"rp-tool serve" not in calls[-1][1] and b"MAILTO=ops@example.org\n" in calls[-1][1]
+    assert b"\xff\xfe odd bytes" not in calls[-1][1]  # that line matched too, so it went
+
+    empty = _autostart.Plan()
+    _autostart._plan_own_crontab(empty, regexes, "alice",  # pylint: disable=protected-access
+                                 lambda argv, data=None: (1, "", "no crontab for alice\n"))
+    assert empty.cron == [] and empty.problems == []
