@@ -18,7 +18,7 @@ from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: 
 
 REPOS = int(os.environ.get("BENCH_HF_REPOS", "420"))
 FILES = int(os.environ.get("BENCH_HF_FILES", "120"))
-ROUNDS = 5
+ROUNDS = 4
 
 
 def _cpu():
@@ -56,7 +56,7 @@ def run(workdir):
     repo_entries = sum(hfgen.count_entries(d) + 1 for d in repo_dirs)
 
     w_ours, c_ours, cache = best(lambda: _hfcache.scan_cache(cache_dir))
-    w_hf, c_hf, info = best(lambda: huggingface_hub.scan_cache_dir(cache_dir), rounds=3)
+    w_hf, c_hf, info = best(lambda: huggingface_hub.scan_cache_dir(cache_dir), rounds=2)
     w_du, c_du, du = best(lambda: du_repos(repo_dirs))
 
     # identical numbers, or no timing is reported

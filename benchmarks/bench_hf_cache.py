@@ -1,0 +1,110 @@
+"""hf_cache: deleting one repo from a >= 160,000-entry hub cache, ours vs huggingface_hub, same result.
+
+Ours: `_hfcache.run` (what the module runs: scan, plan, lock probes, /proc open-file check, fd-based
+deletion). Peer: `huggingface_hub.scan_cache_dir(...).delete_revisions(<every revision of the repo>).execute()`.
+Each round works on two fresh identical copies of the generated cache (cp -a); after it, the two trees
+must list the same files (huggingface_hub leaves the repo's .locks entry, which hf_cache removes too: that
+folder is excluded from the comparison) and the freed bytes must agree, or no time is reported.
+"""
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), ".build", "collections"))
+
+from ansible_collections.residue.purge.plugins.module_utils import _hfcache  # noqa: E402
+from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
+
+REPOS = int(os.environ.get("BENCH_HF_REPOS", "420"))
+FILES = int(os.environ.get("BENCH_HF_FILES", "120"))
+ROUNDS = 2
+
+
+def _cpu():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def timed(fn):
+    cpu, start = _cpu(), time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, _cpu() - cpu, result
+
+
+def listing_without_locks(root):
+    return [p for p in hfgen.tree_listing(root) if not p.startswith(".locks" + os.sep)]
+
+
+def run(workdir):
+    import huggingface_hub
+
+    source = os.path.join(workdir, "source")
+    made = hfgen.make_cache(source, repos=REPOS, revisions_per_repo=2, files_per_revision=FILES,
+                            shared_fraction=0.8, seed=2026, max_file_size=512)
+    entries = hfgen.count_entries(source)
+    victim = made[len(made) // 2]
+    ours_w, ours_c, hf_w, hf_c = [], [], [], []
+    for dummy in range(ROUNDS):
+        a, b = os.path.join(workdir, "ours"), os.path.join(workdir, "theirs")
+        for path in (a, b):
+            shutil.rmtree(path, ignore_errors=True)
+            subprocess.run(["cp", "-a", source, path], check=True)
+
+        selection = _hfcache.Selection(patterns=[victim.repo_id], revisions="all")
+        wall, cpu, result = timed(lambda: _hfcache.run([a], selection))
+        assert not result["failed"] and not result["held_back"], result
+        ours_w.append(wall)
+        ours_c.append(cpu)
+
+        def theirs():
+            info = huggingface_hub.scan_cache_dir(b)
+            commits = [rev.commit_hash for r in info.repos if r.repo_id == victim.repo_id for rev in r.revisions]
+            strategy = info.delete_revisions(*commits)
+            strategy.execute()
+            return strategy
+        wall, cpu, strategy = timed(theirs)
+        hf_w.append(wall)
+        hf_c.append(cpu)
+
+        assert [d["repo_id"] for d in result["deleted"]] == [victim.repo_id]
+        assert result["freed_bytes"] == strategy.expected_freed_size
+        assert listing_without_locks(a) == listing_without_locks(b)
+        assert not os.path.exists(os.path.join(a, ".locks", victim.folder))
+    shutil.rmtree(os.path.join(workdir, "ours"))
+    shutil.rmtree(os.path.join(workdir, "theirs"))
+
+    return "\n".join([
+        "## hf_cache: deleting one repo from a large hub cache",
+        "",
+        "Cache: %d repos x 2 revisions x %d files (80%% of blobs shared between revisions), %d entries; one "
+        "repo (%s, %d blobs) removed whole. Machine: %s. Load average when measured: %.1f." % (
+            REPOS, FILES, entries, victim.repo_id, FILES + int(FILES * 0.2), machine(), os.getloadavg()[0]),
+        "Checked each round: both trees list the same files afterwards (the repo's .locks folder aside, which "
+        "hf_cache also removes) and freed bytes equal huggingface_hub %s's expected_freed_size." % (
+            huggingface_hub.__version__),
+        "",
+        "| tool | wall (best of %d) | CPU user+sys (best of %d) | ratio (CPU; wall) |" % (ROUNDS, ROUNDS),
+        "|---|---|---|---|",
+        "| residue.purge `_hfcache.run` (scan, plan, lock and open-file checks, delete) | %.3f s | %.3f s | 1.00 |" % (
+            min(ours_w), min(ours_c)),
+        "| huggingface_hub `scan_cache_dir` + `delete_revisions().execute()` | %.3f s | %.3f s | "
+        "ours is %.1fx faster (wall %.1fx) |" % (min(hf_w), min(hf_c), min(hf_c) / min(ours_c),
+                                                 min(hf_w) / min(ours_w)),
+        "",
+        "Reproduce: `.venv/bin/python benchmarks/run.py hf_cache` (env BENCH_HF_REPOS, BENCH_HF_FILES resize it).",
+    ])
+
+
+def machine():
+    import platform
+    return "%s, Python %s, %d cores" % (platform.platform(), platform.python_version(), os.cpu_count())
+
+
+if __name__ == "__main__":
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        print(run(tmp))
