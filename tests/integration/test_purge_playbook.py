@@ -1,0 +1,83 @@
+"""playbooks/purge.yml end to end on localhost: a sandbox residue purged, plus a host that cannot be reached
+and one whose Python is broken -- both must appear in the fleet report, and the run must fail.
+
+The profile is made up for the test (a random name under a throwaway home), so nothing of the machine matches.
+"""
+import json
+import os
+import subprocess
+import uuid
+
+from conftest import REPO, VENV_PYTHON, ansible_env
+
+
+def run_purge(tmp_path, extra_args=()):
+    tag = uuid.uuid4().hex[:10]
+    home = tmp_path / "home" / "tester"
+    residue = home / ".cache" / ("labtest-" + tag)
+    (residue / "sub").mkdir(parents=True)
+    (residue / "sub" / "weights.bin").write_bytes(b"w" * 200000)
+    keep = home / ".cache" / ("labtest-" + tag + "-keep")
+    keep.mkdir()
+    (keep / "data").write_text("must stay")
+    report = tmp_path / "report"
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "good ansible_connection=local ansible_python_interpreter=%s\n"
+        "broken ansible_connection=local ansible_python_interpreter=/nonexistent/python3\n"
+        "gone ansible_host=residue-lab-no-such-host.invalid ansible_connection=ssh ansible_ssh_common_args='-o ConnectTimeout=2'\n"
+        % VENV_PYTHON)
+    extra = {
+        "residue_targets": ["labtest_" + tag],
+        "residue_profiles": {"labtest_" + tag: {"paths": ["{user_cache}/labtest-" + tag]}},
+        "residue_homes": [str(home)],
+        "residue_report_dir": str(report),
+    }
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), os.path.join(REPO, "playbooks", "purge.yml"),
+                           "-e", json.dumps(extra)] + list(extra_args),
+                          env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+    return proc, residue, keep, report
+
+
+def load_run(report):
+    latest = report / "latest"
+    fleet = json.loads((latest / "fleet.json").read_text())
+    return fleet, {r["host"]: r for r in fleet["hosts"]}, latest
+
+
+def test_every_host_is_reported_and_the_run_fails(tmp_path):
+    proc, residue, keep, report = run_purge(tmp_path)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    fleet, hosts, latest = load_run(report)
+    assert set(hosts) == {"good", "broken", "gone"}
+    assert hosts["good"]["status"] == "ok", hosts["good"]["failed"]
+    assert hosts["broken"]["status"] == "failed"
+    assert hosts["gone"]["status"] == "unreachable"
+    assert not residue.exists() and (keep / "data").read_text() == "must stay"
+    removed = hosts["good"]["removed"]
+    assert [i["path"] for i in removed] == [str(residue)]
+    assert removed[0]["bytes"] >= 200000
+    assert hosts["good"]["verified"]["clean"] is True
+    failing = {f["host"] for f in fleet["summary"]["failures"]}
+    assert failing == {"broken", "gone"}
+    html = (latest / "fleet.html").read_text()
+    md = (latest / "fleet.md").read_text()
+    for name in ("good", "broken", "gone"):
+        assert name in html and name in md
+    assert "unreachable" in html and "<svg" in html
+    for name in hosts:
+        assert json.loads((latest / "hosts" / (name + ".json")).read_text())["host"] == name
+    assert "2 of 3 host(s) not done" in proc.stdout
+
+
+def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
+    # --limit would also drop the controller-side report play; residue_hosts narrows the hosts instead
+    proc, residue, keep, report = run_purge(tmp_path, ["--check", "-e", "residue_hosts=good"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (residue / "sub" / "weights.bin").stat().st_size == 200000
+    fleet, hosts, _ = load_run(report)
+    assert fleet["run"]["check_mode"] is True
+    assert set(hosts) == {"good"}
+    assert hosts["good"]["status"] == "preview"
+    assert [i["path"] for i in hosts["good"]["removed"]] == [str(residue)]
+    assert "check mode: the plan, nothing changed" in proc.stdout
