@@ -368,9 +368,12 @@ def find_environments(search_roots=(), users=None, include_system=True, max_dept
     roots = list(search_roots)
     for user in users:
         roots.extend(os.path.join(user.home, d) for d in _USER_ENV_DIRS if os.path.isdir(os.path.join(user.home, d)))
-    result.extend(search_environments(roots, max_depth=max_depth))
+    found = search_environments(roots, max_depth=max_depth)
+    result.extend(found)
+    # a user site of a version only a standalone interpreter has (pyenv, /opt/python3.X) is used with that one
+    standalone = interpreters + [e for e in found if e.kind == "system" and e.python]
     for user in users:
-        result.extend(user_site_environments(user, interpreters))
+        result.extend(user_site_environments(user, standalone))
     return unique_environments(result)
 
 

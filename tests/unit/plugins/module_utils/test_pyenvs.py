@@ -140,8 +140,12 @@ def test_find_environments_layouts(tmp_path):
     # a developer's ~/dev is searched (only /dev, /proc, /sys, /run are skipped); an HF repo dir is not
     make_venv(str(root / "dev" / "tool"))
     make_venv(str(root / "hub" / "models--org--name"))
+    # a standalone interpreter prefix (as pyenv or a source build makes), the only Python 3.9 here
+    write(str(root / "py39" / "lib" / "python3.9" / "os.py"))
+    write(str(root / "py39" / "bin" / "python3.9"))
     home = tmp_path / "home" / "alice"
     write(str(home / ".local" / "lib" / "python3.11" / "site-packages" / "x.py"))
+    write(str(home / ".local" / "lib" / "python3.9" / "site-packages" / "y.py"))
     make_venv(str(home / ".virtualenvs" / "tools"))
 
     envs = find_environments([str(root)], users=[User("alice", str(home))], include_system=False, max_depth=4)
@@ -149,6 +153,8 @@ def test_find_environments_layouts(tmp_path):
     assert got == [
         ("conda", "srv/miniconda3", False),
         ("conda", "srv/miniconda3/envs/ml", True),
+        ("system", "srv/py39", False),
+        ("user-site", "home/alice/.local", False),
         ("user-site", "home/alice/.local", False),
         ("venv", "home/alice/.virtualenvs/tools", False),
         ("venv", "srv/dev/tool", False),
@@ -157,8 +163,11 @@ def test_find_environments_layouts(tmp_path):
     venv = [e for e in envs if e.kind == "venv" and "proj" in e.path][0]
     assert venv.site_dirs == [venv_site]
     assert venv.python == os.path.join(venv.path, "bin", "python")
-    user_site = [e for e in envs if e.kind == "user-site"][0]
-    assert user_site.user == "alice" and user_site.site_dirs == [str(home / ".local/lib/python3.11/site-packages")]
+    user_sites = dict((e.site_dirs[0], e) for e in envs if e.kind == "user-site")
+    user_site = user_sites[str(home / ".local/lib/python3.11/site-packages")]
+    assert user_site.user == "alice"
+    # its Python 3.9 user site goes with the one interpreter of that version
+    assert user_sites[str(home / ".local/lib/python3.9/site-packages")].python == str(root / "py39/bin/python3.9")
     deeper = find_environments([str(root)], include_system=False, max_depth=6)
     assert any(e.path.endswith("/deep") for e in deeper)
 
