@@ -96,6 +96,18 @@ def parse_mountinfo(text):
     return dict((dev, value[:2]) for dev, value in mounts.items())
 
 
+def mountinfo_points(text):
+    """Text of /proc/PID/mountinfo -> [(mount_point, fstype)], longest mount point first (for mount_of)."""
+    points = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if sep and len(fields) >= 5 and right.split():
+            points.append((_unescape_mountinfo(fields[4]), right.split()[0]))
+    points.sort(key=lambda m: len(m[0]), reverse=True)
+    return points
+
+
 def normalise_roots(under):
     """Validate the `under` option: absolute paths, normalised; also their real paths (the kernel
     names a deleted file by its resolved path). Unlike _procs.normalise_roots (reap's `holding`), '/'
@@ -216,32 +228,47 @@ def _read_text(path):
 
 
 class _Mounts(object):
-    """Device -> (mount point, fstype): this process's mount table, then the holder's own (another
-    mount namespace); a device found in neither is named 'dev:MAJOR:MINOR'."""
+    """Where a deleted file lived: the mount of its device in this mount namespace, else in the holder's
+    (another namespace). A device in neither table (overlayfs and btrfs subvolumes report the device of the
+    layer or subvolume) is placed by its path on the holder's longest matching mount point; memfd files live
+    on no mount and are named 'dev:MAJOR:MINOR'."""
 
     def __init__(self, proc):
         self._proc = proc
         self.names = _Names()
         try:
-            self._mine = parse_mountinfo(_read_text(os.path.join(proc, "self", "mountinfo")))
+            text = _read_text(os.path.join(proc, "self", "mountinfo"))
         except OSError:
-            self._mine = {}
+            text = ""
+        self._mine = parse_mountinfo(text)
+        self.my_points = mountinfo_points(text)
         self._theirs = {}
+
+    def _their_tables(self, pid):
+        if pid not in self._theirs:
+            try:
+                text = _read_text("%s/%d/mountinfo" % (self._proc, pid))
+            except OSError:
+                text = ""
+            self._theirs[pid] = (parse_mountinfo(text), mountinfo_points(text))
+        return self._theirs[pid]
 
     def find(self, dev, pid):
         """(mount point, fstype) of dev in this mount namespace, else in the holder's; None if neither has it."""
         key = (os.major(dev), os.minor(dev))
         if key in self._mine:
             return self._mine[key]
-        if pid not in self._theirs:
-            try:
-                self._theirs[pid] = parse_mountinfo(_read_text("%s/%d/mountinfo" % (self._proc, pid)))
-            except OSError:
-                self._theirs[pid] = {}
-        return self._theirs[pid].get(key)
+        return self._their_tables(pid)[0].get(key)
 
-    def lookup(self, dev, pid):
-        return self.find(dev, pid) or ("dev:%d:%d" % (os.major(dev), os.minor(dev)), "")
+    def lookup(self, dev, pid, path):
+        found = self.find(dev, pid)
+        if found:
+            return found
+        if path.startswith("/") and not path.startswith(MEMFD_PREFIX):
+            found = mount_of(path, self._their_tables(pid)[1] or self.my_points)
+            if found[0]:
+                return found
+        return ("dev:%d:%d" % (os.major(dev), os.minor(dev)), "")
 
     def mount_point(self, dev):
         """This namespace's mount point of dev, or None."""
@@ -262,7 +289,7 @@ def _process_identity(base, names):
 
 
 def _handle(pid, identity, fd, path, st, mounts):
-    filesystem, fstype = mounts.lookup(st.st_dev, pid)
+    filesystem, fstype = mounts.lookup(st.st_dev, pid, path)
     return {
         "pid": pid, "name": identity[0], "user": identity[1], "fd": fd, "path": printable(path),
         "bytes": st.st_size, "disk_bytes": st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size,
@@ -412,6 +439,7 @@ def free_bytes(mount_point):
 def free_space(filesystems, proc="/proc"):
     """{filesystem: free bytes} for the filesystems of a summary that are mounted in this namespace."""
     mounts = _Mounts(proc)
+    my_points = set(point for point, _fstype in mounts.my_points)
     result = {}
     for fs in filesystems:
         try:
@@ -419,11 +447,14 @@ def free_space(filesystems, proc="/proc"):
         except ValueError:
             continue  # lsof's hex devices (macOS): no statvfs comparison there
         point = mounts.mount_point(dev)
-        if point is None:
-            continue
         try:
-            if os.stat(point).st_dev != dev:
-                continue  # over-mounted: statvfs would describe another filesystem
+            if point is not None:
+                if os.stat(point).st_dev != dev:
+                    continue  # over-mounted: statvfs would describe another filesystem
+            elif fs["filesystem"] in my_points:
+                point = fs["filesystem"]  # placed by path (overlayfs, btrfs subvolume): its statvfs is the one
+            else:
+                continue
             result[fs["filesystem"]] = free_bytes(point)
         except OSError:
             continue

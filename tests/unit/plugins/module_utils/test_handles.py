@@ -358,3 +358,20 @@ def test_scan_proc_names_the_filesystem_of_another_mount_namespace(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_mount_lookup_by_device_then_by_path(tmp_path):
+    # a proc-like tree with this namespace's and a holder's mount tables (real files, read by the real code)
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "mountinfo").write_text(MOUNTINFO_SAMPLE)
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "mountinfo").write_text(
+        "1 0 0:60 / / rw - overlay overlay rw,lowerdir=/,upperdir=/u\n90 1 8:16 / /srv rw - xfs /dev/sdb rw\n")
+    mounts = _handles._Mounts(str(tmp_path))
+    assert mounts.lookup(os.makedev(254, 0), 42, "/x") == ("/", "ext4")                 # our table, by device
+    assert mounts.lookup(os.makedev(8, 16), 42, "/srv/x") == ("/srv", "xfs")            # the holder's, by device
+    # overlayfs: the open file reports the upper layer's device, which neither table lists: placed by path
+    assert mounts.lookup(os.makedev(0, 43), 42, "/srv/models/w.bin") == ("/srv", "xfs")
+    assert mounts.lookup(os.makedev(0, 43), 42, "/opt/w.bin") == ("/", "overlay")
+    assert mounts.lookup(os.makedev(0, 1), 42, "/memfd:x") == ("dev:0:1", "")           # on no mount at all
+    assert mounts.lookup(os.makedev(0, 43), 7, "/mnt/with space/f") == ("/mnt/with space", "tmpfs")  # holder gone
