@@ -18,7 +18,9 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
+import pickle
 import stat
+import threading
 import time
 
 _O_DIR = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -233,12 +235,13 @@ class Usage(object):
         return "Usage(%r)" % self.to_dict()
 
 
-def usage(path, one_file_system=True, older_than=None, time_field="atime", now=None):
+def usage(path, one_file_system=True, older_than=None, time_field="atime", now=None, parallel=True):
     """Walk path once and size it: bytes (st_blocks*512, hard links once, directories included), regular
     files, dirs, newest_mtime/last_access (over non-directories; the root's own times when it has none),
     and with older_than (seconds) old_bytes/old_files: regular files whose time_field is older than
     now - older_than. Never follows symlinks; with one_file_system, like `du -x`, a directory on another
-    device is not counted or entered. Unreadable entries are listed in problems ("path: error")."""
+    device is not counted or entered. Unreadable entries are listed in problems ("path: error").
+    parallel: a forked child walks half of the top-level subdirectories (same result, less wall time)."""
     root = _to_bytes(path)
     get_time = _time_getter(time_field)
     cutoff = _cutoff(older_than, now)
@@ -259,7 +262,7 @@ def usage(path, one_file_system=True, older_than=None, time_field="atime", now=N
         result.newest_mtime, result.last_access = st.st_mtime, st.st_atime
         return result
     result.bytes, result.dirs = st.st_blocks * 512, 1
-    _UsageWalk(root, st, one_file_system, cutoff, get_time, result).run()
+    _UsageWalk(root, st, one_file_system, cutoff, get_time, result).run(parallel)
     if result.newest_mtime is None:
         result.newest_mtime, result.last_access = st.st_mtime, st.st_atime
     return result
@@ -273,19 +276,40 @@ class _UsageWalk(object):
         self.cutoff = cutoff
         self.get_time = get_time
         self.result = result
-        self.seen = set()  # (dev, ino) of files with st_nlink > 1 already counted
+        # files with st_nlink > 1: (dev, ino) -> (blocks, is_regular, is_old), added to the totals once at the end
+        self.linked = {}
         self.stack = _Stack(root)
         self.ancestors = set()  # (dev, ino) of the open chain: a bind-mount loop is not walked twice
 
-    def run(self):
+    def run(self, parallel):
+        """Walk the tree; with parallel, a forked child walks every other top-level subdirectory (du is
+        single-threaded C; one Python process needs about 1.7x its time, two processes on two cores less)."""
+        result, child = self.result, None
+        try:
+            fd = _open_root(self.root, self.root_st)
+        except OSError as exc:
+            result.problems.append("%s: %s" % (display_path(self.root), _error_text(exc)))
+            return
+        try:
+            root_frame = self.enter(self.root, fd, self.root_st)
+            if parallel and root_frame is not None and len(root_frame.pending) >= 2 and _can_fork():
+                child = self.fork_half(root_frame)
+            self.loop()
+        finally:
+            self.stack.close_all()
+        if child is not None:
+            self.join(*child)
+        for blocks, regular, old in self.linked.values():
+            result.bytes += blocks * 512
+            if regular:
+                result.files += 1
+                if old:
+                    result.old_files += 1
+                    result.old_bytes += blocks * 512
+
+    def loop(self):
         stack, result = self.stack, self.result
         try:
-            try:
-                fd = _open_root(self.root, self.root_st)
-            except OSError as exc:
-                result.problems.append("%s: %s" % (display_path(self.root), _error_text(exc)))
-                return
-            self.enter(self.root, fd, self.root_st)
             while stack.frames:
                 top = stack.frames[-1]
                 if not top.pending:
@@ -309,15 +333,91 @@ class _UsageWalk(object):
                 self.enter(name, fd, os.fstat(fd))
         except _Moved as exc:
             result.problems.append("%s: moved during the walk; walk stopped" % display_path(exc.args[0]))
+
+    def fork_half(self, root_frame):
+        """Give every other top-level subdirectory to a forked child; (pid, read fd, its names) or None."""
+        half = root_frame.pending[::2]
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return None
+        if pid == 0:  # child: walk `half` from the inherited root fd, send the counts, never return
+            status = 1
+            try:
+                os.close(read_end)
+                root_frame.pending = half
+                self.result = Usage()
+                self.result.old_bytes = self.result.old_files = 0
+                self.linked = {}
+                self.loop()
+                r = self.result
+                data = pickle.dumps((r.bytes, r.files, r.dirs, r.old_bytes, r.old_files, r.newest_mtime,
+                                     r.last_access, r.problems, self.linked), 2)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_end, view):]
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        root_frame.pending = root_frame.pending[1::2]
+        return pid, read_end, half
+
+    def join(self, pid, read_end, half):
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(read_end, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
         finally:
-            stack.close_all()
+            os.close(read_end)
+        _pid, status = os.waitpid(pid, 0)
+        if status != 0 or not chunks:
+            self.walk_names(half)  # the child failed: walk its half here
+            return
+        (nbytes, files, dirs, old_bytes, old_files, newest_m, newest_a, problems,
+         linked) = pickle.loads(b"".join(chunks))
+        r = self.result
+        r.bytes += nbytes
+        r.files += files
+        r.dirs += dirs
+        if r.old_bytes is not None:
+            r.old_bytes += old_bytes
+            r.old_files += old_files
+        if newest_m is not None and (r.newest_mtime is None or newest_m > r.newest_mtime):
+            r.newest_mtime = newest_m
+        if newest_a is not None and (r.last_access is None or newest_a > r.last_access):
+            r.last_access = newest_a
+        r.problems.extend(problems)
+        for key, value in linked.items():
+            self.linked.setdefault(key, value)
+
+    def walk_names(self, names):
+        try:
+            fd = _open_root(self.root, self.root_st)
+        except OSError as exc:
+            self.result.problems.append("%s: %s" % (display_path(self.root), _error_text(exc)))
+            return
+        self.stack = _Stack(self.root)
+        frame = _Frame(self.root, fd, self.root_st)
+        frame.pending = list(names)
+        self.stack.push(frame)
+        try:
+            self.loop()
+        finally:
+            self.stack.close_all()
 
     def enter(self, name, fd, st):
         """Push a directory and count everything in it; subdirectories are queued (this loop is the hot path)."""
         frame = _Frame(name, fd, st)
         self.stack.push(frame)
         self.ancestors.add((frame.dev, frame.ino))
-        result, seen, cutoff, get_time = self.result, self.seen, self.cutoff, self.get_time
+        result, linked, cutoff, get_time = self.result, self.linked, self.cutoff, self.get_time
         root_dev = self.root_st.st_dev if self.one_file_system else None
         pending = frame.pending
         lstat, is_dir, is_reg = os.lstat, stat.S_ISDIR, stat.S_ISREG
@@ -329,7 +429,7 @@ class _UsageWalk(object):
             names = os.listdir(fd)
         except OSError as exc:
             result.problems.append("%s: %s" % (display_path(self.stack.path()), _error_text(exc)))
-            return
+            return frame
         for entry in names:
             try:
                 est = lstat(entry, dir_fd=fd)
@@ -343,17 +443,18 @@ class _UsageWalk(object):
                 dirs += 1
                 pending.append((entry, est.st_dev, est.st_ino))
                 continue
-            if est.st_nlink > 1:
-                key = (est.st_dev, est.st_ino)
-                if key in seen:
-                    continue
-                seen.add(key)
-            total += est.st_blocks
             any_file = True
             if est.st_mtime > newest_m:
                 newest_m = est.st_mtime
             if est.st_atime > newest_a:
                 newest_a = est.st_atime
+            if est.st_nlink > 1:
+                key = (est.st_dev, est.st_ino)
+                if key not in linked:
+                    linked[key] = (est.st_blocks, is_reg(est.st_mode),
+                                   cutoff is not None and get_time(est) < cutoff)
+                continue
+            total += est.st_blocks
             if is_reg(est.st_mode):
                 files += 1
                 if cutoff is not None and get_time(est) < cutoff:
@@ -367,6 +468,12 @@ class _UsageWalk(object):
         if cutoff is not None:
             result.old_files += old_files
             result.old_bytes += old_bytes * 512
+        return frame
+
+
+def _can_fork():
+    """Fork only from a single-threaded process (forking with threads running can deadlock the child)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 # ---------------------------------------------------------------------------------------------- removal

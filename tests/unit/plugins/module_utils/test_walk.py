@@ -303,3 +303,19 @@ def test_usage_is_not_confused_by_concurrent_changes(tmp_path):
     finally:
         stop.append(True)
         worker.join()
+
+
+def test_parallel_walk_equals_serial_and_du(hostile_tree):
+    """The forked half and the parent's half share hard links: still counted once, same answer as du."""
+    root = hostile_tree
+    for d in ("x1", "x2", "x3"):
+        os.mkdir(os.path.join(root, d))
+    write(os.path.join(root, "x1", "big"), 200000)
+    os.link(os.path.join(root, "x1", "big"), os.path.join(root, "x2", "big_link"))
+    os.link(os.path.join(root, "x1", "big"), os.path.join(root, "x3", "big_link"))
+    os.utime(os.path.join(root, "x3", "big_link"), (1000, 1000))
+    serial = usage(root, parallel=False, older_than=86400)
+    parallel = usage(root, parallel=True, older_than=86400)
+    assert parallel.to_dict() == serial.to_dict()
+    assert parallel.bytes == du(root)
+    assert parallel.old_files == 1 and parallel.old_bytes == os.lstat(os.path.join(root, "x1", "big")).st_blocks * 512
