@@ -798,6 +798,9 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
     plan = plan_removal(dists, dependency_edges(dists, evaluated), packages, keep=keep, orphans=orphans,
                         remove_required=remove_required)
     result.update(kept_shared=plan.kept_shared, kept=plan.kept)
+    result["problems"].extend("%s not removed: required by %s (remove_required: true removes it anyway)"
+                              % (e["name"], ", ".join(e["required_by"]))
+                              for e in plan.kept_shared if e["name"] in packages)
     planned = plan.remove + plan.orphans
     if not planned:
         result["status"] = "unchanged"

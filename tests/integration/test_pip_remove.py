@@ -196,6 +196,8 @@ def test_named_package_others_need_is_kept_unless_forced(module_runner, venv_cop
     assert entry["status"] == "unchanged" and entry["removed"] == []
     assert entry["kept_shared"] == [{"name": B, "version": "1.0", "required_by": [A, D]}]
     assert B in installed(venv_python(venv))
+    assert kept["problems"] == ["%s: %s not removed: required by %s, %s (remove_required: true removes it anyway)"
+                                % (venv, B, A, D)]
 
     forced = module_runner("pip_remove", dict(packages=[B], environments=[venv], remove_required=True))
     entry = forced["environments"][0]
