@@ -7,6 +7,7 @@ The oracle is lsof itself: `lsof -nP +L1` for deleted files held through descrip
 (FD "DEL") for deleted files that are only mapped (+L1 does not list those: a mapping has no link count).
 Every process here is started by the test under a unique name and killed by its PID.
 """
+import json
 import os
 import pwd
 import shutil
@@ -18,6 +19,8 @@ import time
 import uuid
 
 import pytest
+import yaml
+from conftest import REPO, ansible_env
 
 LSOF = "/usr/bin/lsof"
 
@@ -418,3 +421,46 @@ def test_bad_input_fails_cleanly_and_stops_nothing(module_runner, holders, tmp_p
     assert "Traceback (most recent call last)" not in result["_stdout"]
     time.sleep(0.1)
     assert p.poll() is None
+
+
+def test_over_ssh_on_a_lab_host_with_an_overlay_root(tmp_path):
+    """A lab host (own PID/mount/network namespaces, overlay root, sshd; tools/lab/lab.sh): the file lives on
+    the overlay's upper layer, whose device no mount table of the host lists; after terminate the free space of
+    / as the host sees it grows by exactly the pinned bytes."""
+    lab = [os.path.join(REPO, "tools", "lab", "lab.sh"), "--lab", "od" + uuid.uuid4().hex[:6]]
+    subprocess.run(lab + ["up", "1"], check=True, capture_output=True, timeout=120)
+    try:
+        inventory = subprocess.run(lab + ["inventory"], check=True, capture_output=True, text=True).stdout.strip()
+        setup = ("mkdir -p /srv/models && head -c 3000000 /dev/urandom > /srv/models/w.bin && "
+                 "(setsid sh -c 'exec 3</srv/models/w.bin; exec sleep 300' >/dev/null 2>&1 &) && sleep 0.5 && "
+                 "rm /srv/models/w.bin")
+        free_cmd = "python3 -c 'import os; s = os.statvfs(\"/\"); print(s.f_bavail * s.f_frsize)'"
+        play = [{"name": "lab", "hosts": "all", "gather_facts": False, "tasks": [
+            {"name": "hold a deleted file", "ansible.builtin.shell": setup, "changed_when": True},
+            {"name": "free before", "ansible.builtin.command": free_cmd, "register": "before",
+             "changed_when": False},
+            {"name": "terminate", "residue.purge.open_deleted": {"under": ["/srv/models"], "action": "terminate",
+                                                                  "grace": 2}, "register": "r"},
+            {"name": "free after", "ansible.builtin.command": free_cmd, "register": "after", "changed_when": False},
+            {"name": "save", "ansible.builtin.copy": {"content": "{{ {'r': r, 'before': before.stdout, "
+                                                                  "'after': after.stdout} | to_json }}",
+                                                      "dest": str(tmp_path / "out.json")},
+             "delegate_to": "localhost"},
+        ]}]
+        playbook = tmp_path / "play.yml"
+        playbook.write_text(yaml.safe_dump(play))
+        proc = subprocess.run(["ansible-playbook", "-i", inventory, str(playbook)], env=ansible_env(),
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = json.loads((tmp_path / "out.json").read_text())
+        r = out["r"]
+        [handle] = r["handles"]
+        assert (handle["path"], handle["bytes"], handle["filesystem"], handle["name"]) == (
+            "/srv/models/w.bin", 3000000, "/", "sleep")
+        assert r["filesystems"][0]["fstype"] == "overlay"
+        pinned = r["pinned_bytes"]["/"]
+        assert [(t["pid"], t["outcome"]) for t in r["terminated"]] == [(handle["pid"], "exited")]
+        assert r["remaining"] == [] and r["filesystems"][0]["freed_bytes"] == pinned
+        assert int(out["after"]) - int(out["before"]) == pinned        # measured by the play itself
+    finally:
+        subprocess.run(lab + ["down"], check=False, capture_output=True, timeout=120)
