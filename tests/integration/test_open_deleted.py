@@ -435,16 +435,15 @@ def test_over_ssh_on_a_lab_host_with_an_overlay_root(tmp_path):
                  "(setsid sh -c 'exec 3</srv/models/w.bin; exec sleep 300' >/dev/null 2>&1 &) && sleep 0.5 && "
                  "rm /srv/models/w.bin")
         free_cmd = "python3 -c 'import os; s = os.statvfs(\"/\"); print(s.f_bavail * s.f_frsize)'"
+        terminate = {"under": ["/srv/models"], "action": "terminate", "grace": 2}
+        save = "{{ {'r': r, 'before': before.stdout, 'after': after.stdout} | to_json }}"
         play = [{"name": "lab", "hosts": "all", "gather_facts": False, "tasks": [
             {"name": "hold a deleted file", "ansible.builtin.shell": setup, "changed_when": True},
             {"name": "free before", "ansible.builtin.command": free_cmd, "register": "before",
              "changed_when": False},
-            {"name": "terminate", "residue.purge.open_deleted": {"under": ["/srv/models"], "action": "terminate",
-                                                                  "grace": 2}, "register": "r"},
+            {"name": "terminate", "residue.purge.open_deleted": terminate, "register": "r"},
             {"name": "free after", "ansible.builtin.command": free_cmd, "register": "after", "changed_when": False},
-            {"name": "save", "ansible.builtin.copy": {"content": "{{ {'r': r, 'before': before.stdout, "
-                                                                  "'after': after.stdout} | to_json }}",
-                                                      "dest": str(tmp_path / "out.json")},
+            {"name": "save", "ansible.builtin.copy": {"content": save, "dest": str(tmp_path / "out.json")},
              "delegate_to": "localhost"},
         ]}]
         playbook = tmp_path / "play.yml"
