@@ -81,6 +81,7 @@ options:
     type: bool
     default: true
 notes:
+  - Archive members are the absolute paths without the leading C(/); C(tar -xf ARCHIVE -C /) restores them in place.
   - Files created in a residue between the backup and the removal are removed without being archived; stop the
     writers first (M(residue.purge.reap)).
   - Sockets and device files are removed but not archived (listed in RV(problems)).
