@@ -8,10 +8,10 @@ import os
 import subprocess
 import uuid
 
-from conftest import REPO, VENV_PYTHON, ansible_env
+from conftest import REPO, SYSTEM_PYTHON, VENV_PYTHON, ansible_env
 
 
-def run_purge(tmp_path, extra_args=()):
+def run_purge(tmp_path, extra_args=(), with_bare_python=False):
     tag = uuid.uuid4().hex[:10]
     home = tmp_path / "home" / "tester"
     residue = home / ".cache" / ("labtest-" + tag)
@@ -22,11 +22,15 @@ def run_purge(tmp_path, extra_args=()):
     (keep / "data").write_text("must stay")
     report = tmp_path / "report"
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text(
-        "good ansible_connection=local ansible_python_interpreter=%s\n"
-        "broken ansible_connection=local ansible_python_interpreter=/nonexistent/python3\n"
-        "gone ansible_host=residue-lab-no-such-host.invalid ansible_connection=ssh ansible_ssh_common_args='-o ConnectTimeout=2'\n"
-        % VENV_PYTHON)
+    hosts = ("good ansible_connection=local ansible_python_interpreter=%s\n"
+             "broken ansible_connection=local ansible_python_interpreter=/nonexistent/python3\n"
+             "gone ansible_host=residue-lab-no-such-host.invalid ansible_connection=ssh"
+             " ansible_ssh_common_args='-o ConnectTimeout=2'\n" % VENV_PYTHON)
+    if with_bare_python:  # a Python without psutil: preflight must stop and say how to install it
+        bare = tmp_path / "bare-venv"
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(bare)], check=True)
+        hosts += "nopsutil ansible_connection=local ansible_python_interpreter=%s\n" % (bare / "bin" / "python3")
+    inventory.write_text(hosts)
     extra = {
         "residue_targets": ["labtest_" + tag],
         "residue_profiles": {"labtest_" + tag: {"paths": ["{user_cache}/labtest-" + tag]}},
@@ -46,10 +50,12 @@ def load_run(report):
 
 
 def test_every_host_is_reported_and_the_run_fails(tmp_path):
-    proc, residue, keep, report = run_purge(tmp_path)
+    proc, residue, keep, report = run_purge(tmp_path, with_bare_python=True)
     assert proc.returncode != 0, proc.stdout[-3000:]
     fleet, hosts, latest = load_run(report)
-    assert set(hosts) == {"good", "broken", "gone"}
+    assert set(hosts) == {"good", "broken", "gone", "nopsutil"}
+    assert hosts["nopsutil"]["status"] == "failed"
+    assert any("psutil is missing" in f["error"] and "install" in f["error"] for f in hosts["nopsutil"]["failed"])
     assert hosts["good"]["status"] == "ok", hosts["good"]["failed"]
     assert hosts["broken"]["status"] == "failed"
     assert hosts["gone"]["status"] == "unreachable"
@@ -59,7 +65,7 @@ def test_every_host_is_reported_and_the_run_fails(tmp_path):
     assert removed[0]["bytes"] >= 200000
     assert hosts["good"]["verified"]["clean"] is True
     failing = {f["host"] for f in fleet["summary"]["failures"]}
-    assert failing == {"broken", "gone"}
+    assert failing == {"broken", "gone", "nopsutil"}
     html = (latest / "fleet.html").read_text()
     md = (latest / "fleet.md").read_text()
     for name in ("good", "broken", "gone"):
@@ -67,7 +73,7 @@ def test_every_host_is_reported_and_the_run_fails(tmp_path):
     assert "unreachable" in html and "<svg" in html
     for name in hosts:
         assert json.loads((latest / "hosts" / (name + ".json")).read_text())["host"] == name
-    assert "2 of 3 host(s) not done" in proc.stdout
+    assert "3 of 4 host(s) not done" in proc.stdout
 
 
 def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
