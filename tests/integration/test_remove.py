@@ -231,3 +231,32 @@ def test_racing_swaps_during_module_run(module_runner, tmp_path):
         thread.join()
     assert swaps[0] > 0
     assert snapshot(outside) == before
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a tmpfs for the deep tree needs root (this disk deletes 10,000 dirs slowly)")
+def test_ten_thousand_levels_through_the_module(module_runner, tmp_path):
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mnt)], check=True)
+    try:
+        (mnt / "outside").mkdir()
+        write(mnt / "outside" / "keep", "outside")
+        (mnt / "deep").mkdir()
+        fd = os.open(str(mnt / "deep"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for _level in range(10000):
+                os.mkdir("d", dir_fd=fd)
+                child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = child
+            os.symlink(str(mnt / "outside"), "to_outside", dir_fd=fd)
+        finally:
+            os.close(fd)
+        before = snapshot(mnt / "outside")
+        result = module_runner("remove", {"paths": [str(mnt / "deep")], "scan_processes": False})
+        assert not result.get("failed") and result["changed"]
+        assert result["removed"][0]["dirs"] == 10001 and result["removed"][0]["files"] == 1
+        assert os.listdir(str(mnt)) == ["outside"]
+        assert snapshot(mnt / "outside") == before
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
