@@ -251,6 +251,34 @@ def _add_units(plan, scope, dirs, globs_by_target, user=None, uid=None):
     plan.systemd.extend(merged[u] for u in sorted(merged))
 
 
+def parse_list_units(text):
+    """Unit names and active states from `systemctl list-units --all --plain --no-legend --full`."""
+    units = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] not in ("\u25cf", "*"):
+            units.append((fields[0], fields[2]))
+        elif len(fields) >= 5:  # a leading failure marker
+            units.append((fields[1], fields[3]))
+    return units
+
+
+def _add_loaded_units(plan, run, globs_by_target):
+    """Units systemd has loaded without a unit file in the usual directories (transient units from
+    systemd-run, generated ones): they are stopped, there is nothing to remove."""
+    rc, out, err = run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--full", "--no-pager"])
+    if rc != 0:
+        plan.problems.append("systemd: systemctl list-units failed (rc %d): %s" % (rc, (err or out).strip()))
+        return
+    planned = set(e["unit"] for e in plan.systemd if e["scope"] == "system")
+    for unit, active in parse_list_units(out):
+        targets = [t for t, globs in sorted(globs_by_target.items()) if unit_matches(unit, globs)]
+        if targets and unit not in planned and active != "inactive":
+            plan.systemd.append({"scope": "system", "unit": unit, "user": None, "uid": None, "paths": [],
+                                 "targets": targets})
+            planned.add(unit)
+
+
 def _targets_matching(text, regexes_by_target):
     return [t for t, regexes in sorted(regexes_by_target.items()) if any(r.search(text) for r in regexes)]
 
@@ -388,6 +416,8 @@ def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, m
         if system:
             _add_units(plan, "system", [_join(root, d) for d in SYSTEMD_SYSTEM_DIRS], units)
             _add_units(plan, "global-user", [_join(root, d) for d in SYSTEMD_GLOBAL_USER_DIRS], units)
+            if run is not None and systemd_running(root):
+                _add_loaded_units(plan, run, units)
         for user in users or ():
             directory = _inside_home(plan, user, USER_UNIT_DIR)
             if directory:

@@ -19,6 +19,7 @@ description:
     C(/usr/lib/systemd/system), C(/lib/systemd/system), ...) and global user units (C(/etc/systemd/user), ...)
     are stopped and disabled with C(systemctl) when systemd runs the host; then the unit files, their drop-in
     directories (C(<unit>.d)) and their C(*.wants)/C(*.requires) links are removed, and systemd is reloaded.
+    Loaded units without a unit file there (transient units from C(systemd-run), generated units) are stopped.
   - systemd B(user units) of every covered user (C(~/.config/systemd/user)). Where the user's manager runs
     (lingering or logged-in users) it is asked first (C(runuser -u <user> -- systemctl --user stop/disable));
     the files and links go in every case.

@@ -227,7 +227,7 @@ def test_restart_always_unit_beats_reap_alone_but_not_autostart_then_reap(system
     assert host.ssh("systemctl is-active %s.service" % tag).stdout.strip() == "active"
     first = running(host, tag)
     assert len(first) == 1
-    profile = {"processes": {"names": [tag]}, "services": {"systemd": [tag]}, "cron": ["/%s( |$)" % tag]}
+    profile = {"processes": {"names": [tag]}, "services": {"systemd": [tag, tag + "-*"]}, "cron": ["/%s( |$)" % tag]}
     args = {"targets": ["rp_sd"], "profiles": {"rp_sd": profile}}
 
     # reap alone: systemd (PID 1, never signalled) restarts it every time; the task fails and says so
@@ -247,11 +247,15 @@ def test_restart_always_unit_beats_reap_alone_but_not_autostart_then_reap(system
     assert host.ssh("test -f /etc/systemd/system/%s.service" % tag, check=False).returncode == 0
     assert running(host, tag) == back
 
+    # a transient unit (systemd-run) has no file to remove: it is found among the loaded units and stopped
+    host.ssh("systemd-run --unit=%s-transient /usr/local/bin/%s 900" % (tag, tag))
     r = host.run_module("autostart", args, diff=True)
     assert not r.get("failed"), r.get("msg")
-    assert [(u["scope"], u["unit"], sorted(u["paths"])) for u in r["units"]] == [
+    assert sorted((u["scope"], u["unit"], sorted(u["paths"])) for u in r["units"]) == [
+        ("system", tag + "-transient.service", []),
         ("system", tag + ".service", sorted(["/etc/systemd/system/%s.service" % tag,
                                              "/etc/systemd/system/multi-user.target.wants/%s.service" % tag]))]
+    assert host.ssh("systemctl is-active %s-transient.service" % tag, check=False).stdout.strip() != "active"
     assert [(c["path"], c["removed_lines"]) for c in r["cron"]] == [
         ("/etc/cron.d/" + tag, ["* * * * * root /usr/local/bin/%s 1" % tag])]
     r = host.run_module("reap", dict(args, grace=2))

@@ -329,3 +329,11 @@ def test_own_crontab_via_crontab_command(host):
     _autostart._plan_own_crontab(empty, regexes, "alice",  # pylint: disable=protected-access
                                  lambda argv, data=None: (1, "", "no crontab for alice\n"))
     assert empty.cron == [] and empty.problems == []
+
+
+def test_parse_list_units():
+    text = ("rp-tool-run.service loaded active running /usr/local/bin/rp-tool 600\n"
+            "\u25cf rp-tool-bad.service loaded failed failed rp-tool\n"
+            "other.service loaded inactive dead Other\n")
+    assert _autostart.parse_list_units(text) == [("rp-tool-run.service", "active"), ("rp-tool-bad.service", "failed"),
+                                                 ("other.service", "inactive")]
