@@ -698,6 +698,18 @@ def describe_processes(entries):
                    for e in sorted(entries, key=lambda e: e["pid"]))
 
 
+def _user_exists(name):
+    try:
+        import pwd  # pylint: disable=import-outside-toplevel  # POSIX only; Windows has its own module
+    except ImportError:
+        return True
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 def reap_selection(params):
     """The Selection for reap's parameters (targets, profiles, homes, users, names, cmdline, holding, signal,
     grace), every one validated first. Raises ValueError (ProfileError is one) with a message naming the option.
@@ -714,6 +726,9 @@ def reap_selection(params):
         users = sorted(set(u.name for u in list_users(homes=params["homes"])))
     else:
         users = parse_users_option(params.get("users", "all"))
+        unknown = [] if users == "all" else [u for u in users if not _user_exists(u)]
+        if unknown:
+            raise ValueError("users: no such user(s) %s" % ", ".join(unknown))
     signal_number(params.get("signal", "TERM"))
     grace = params.get("grace", 10)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:

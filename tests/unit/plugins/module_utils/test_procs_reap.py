@@ -36,7 +36,8 @@ def params(**kwargs):
     (dict(holding=[""]), "holding"),
     (dict(targets=["no_such_profile_rp"]), "unknown target(s) no_such_profile_rp"),
     (dict(names=["x"], users=5), "users"),
-    (dict(names=["x"], users=["no-such-user-rp"]), None),  # a filter, not an error: matches nobody
+    (dict(names=["x"], users=["no-such-user-rp"]), "users: no such user(s) no-such-user-rp"),
+    (dict(names=["rp-no-such-process-zz"], users=["root"]), None),  # a valid filter
     (dict(targets=["bad"], profiles={"bad": {"processes": {"cmdline": ["(oops"]}}}), "bad"),
     (dict(targets=["bad"], profiles={"bad": {"processes": {"nmes": ["x"]}}}), "bad"),
     (dict(names=["x"], homes=["relative"]), "homes"),
