@@ -249,7 +249,6 @@ def bar_svg(pairs, title="", width=520):
     return "\n".join(out)
 
 
-
 class FilterModule(object):
     def filters(self):
         return {

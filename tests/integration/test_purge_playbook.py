@@ -81,7 +81,7 @@ def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
     proc, residue, keep, report = run_purge(tmp_path, ["--check", "-e", "residue_hosts=good"])
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (residue / "sub" / "weights.bin").stat().st_size == 200000
-    fleet, hosts, _ = load_run(report)
+    fleet, hosts, _latest = load_run(report)
     assert fleet["run"]["check_mode"] is True
     assert set(hosts) == {"good"}
     assert hosts["good"]["status"] == "preview"

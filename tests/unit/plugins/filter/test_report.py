@@ -146,7 +146,6 @@ def test_human_bytes_rejects_garbage():
         human_bytes("lots")
 
 
-
 def test_bad_input_is_a_filter_error():
     with pytest.raises(AnsibleFilterError):
         host_record("nope", "h", RUN)
