@@ -471,7 +471,6 @@ class _Stopper(object):
         self.survivors = []
         self.seen = set()           # (pid, create_time) of everything already handled
         self.escalated = set()      # parent pids stopped as supervisors
-        self.respawned_by = {}      # pid of a protected parent -> its name, for the failure message
 
     def key(self, info):
         return (info.pid, info.create_time)
@@ -489,7 +488,8 @@ class _Stopper(object):
             for info in list(out):
                 for child in descendants(info.proc, kids):
                     snap = snapshot(child, "child-of:%d" % info.pid)
-                    if snap and not is_gone(child) and snap.pid not in self.protected and self.key(snap) not in self.seen:
+                    if snap and not is_gone(child) and snap.pid not in self.protected \
+                            and self.key(snap) not in self.seen:
                         self.seen.add(self.key(snap))
                         out.append(snap)
         out.sort(key=lambda i: 0 if i.matched_by.startswith("supervisor") else 1)
