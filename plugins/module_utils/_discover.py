@@ -224,7 +224,7 @@ def find_packages(selected, users, search_roots, problems):
             wanted.setdefault(_pyenvs.normalize_name(dist), []).append(name)
     if not wanted:
         return []
-    roots = search_roots if search_roots else [u.home for u in users]
+    roots = search_roots if search_roots else _pyenvs.default_search_roots(users)
     found = []
     for env in _pyenvs.find_environments(search_roots=roots, users=users):
         try:

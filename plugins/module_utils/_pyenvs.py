@@ -359,6 +359,11 @@ def user_site_environments(user, interpreters):
     return envs
 
 
+def default_search_roots(users):
+    """Where environments are looked for when no roots are given: the users' homes, /opt and /srv."""
+    return [u.home for u in users] + ["/opt", "/srv"]
+
+
 def find_environments(search_roots=(), users=None, include_system=True, max_depth=4):
     """Every Python environment found: system interpreters, venvs/conda envs under search_roots and in the
     users' usual places, and each user's user-site installs. users: objects with .name and .home."""

@@ -56,8 +56,8 @@ options:
   search_roots:
     description:
       - Directories searched for virtual and conda environments when looking for the targets' pip packages.
-      - Defaults to the home directories covered. System interpreters and per-user C(~/.local) installs are
-        always included.
+      - Defaults to the home directories covered, C(/opt) and C(/srv) (as M(residue.purge.pip_remove) does).
+        System interpreters and per-user C(~/.local) installs are always included.
     type: list
     elements: path
     default: []

@@ -220,7 +220,7 @@ from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     TARGET_ARGUMENT_SPEC, ProfileError, list_users, load_profiles, select_targets,
 )
 from ansible_collections.residue.purge.plugins.module_utils._pyenvs import (
-    check_names, find_environments, purge_environment, resolve_environment, unique_environments,
+    check_names, default_search_roots, find_environments, purge_environment, resolve_environment, unique_environments,
 )
 
 
@@ -243,7 +243,7 @@ def environments(params):
     users = list_users(params["homes"], params["users"])
     roots = params["search_roots"]
     if roots is None:
-        roots = [u.home for u in users] + ["/opt", "/srv"]
+        roots = default_search_roots(users)
     return find_environments(roots, users=users, include_system=params["include_system"],
                              max_depth=params["max_depth"])
 
