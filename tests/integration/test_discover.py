@@ -323,18 +323,18 @@ def test_bad_options_fail_clearly(module_batch_runner, sandbox):
 
 
 def test_psutil_missing_is_a_warning_for_discover(module_runner, sandbox):
+    bare = str(sandbox / "bare-venv")  # a real interpreter with the stdlib only
+    subprocess.run([os.path.realpath(sys.executable), "-m", "venv", "--without-pip", bare], check=True)
+    python = os.path.join(bare, "bin", "python")
+    assert subprocess.run([python, "-c", "import psutil"], capture_output=True, check=False).returncode != 0
     home = sandbox / "h"
     write(str(home / ".cache/open-autoglm/a.bin"))
     result = module_runner("discover", {"targets": ["open_autoglm"], "homes": [str(home)], "scan_processes": False},
-                           interpreter="/usr/bin/python3")
-    probe = subprocess.run(["/usr/bin/python3", "-c", "import psutil"], capture_output=True, check=False)
+                           interpreter=python)
     assert not result.get("failed"), result.get("msg")
-    assert len(result["residues"]) == 1
-    if probe.returncode != 0:
-        assert result["processes"] == []
-        assert any("psutil" in p for p in result["problems"])
-    else:  # a host that has psutil lists processes normally
-        assert not any("psutil" in p for p in result["problems"])
+    assert [r["path"] for r in result["residues"]] == [str(home / ".cache/open-autoglm")]
+    assert result["processes"] == []
+    assert any("processes not listed" in p and "psutil" in p for p in result["problems"]), result["problems"]
 
 
 if __name__ == "__main__":
