@@ -546,7 +546,7 @@ class _Keep(object):
 
 
 def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_field="atime", now=None,
-                dry_run=False, on_entry=None):
+                dry_run=False, on_entry=None, parallel=True):
     """Remove path (a file, symlink or directory tree) like `rm -rf`, safely.
 
     Never follows symlinks (a symlink is removed, not its target); directories are opened relative to their
@@ -558,7 +558,8 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     dry_run: the same walk and decisions, nothing removed. Failures (immutable file, permission) are listed
     and the walk goes on.
     on_entry(path, st, dir_fd, name): called before each non-directory is removed and for each directory
-    entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely."""
+    entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely.
+    parallel: without on_entry, a forked child removes half of the top-level subdirectories."""
     root = _to_bytes(path)
     get_time = _time_getter(time_field)
     cutoff = _cutoff(older_than, now)
@@ -588,7 +589,7 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
         except OSError as exc:
             result.fail(root, exc)
         return result
-    _Remover(root, st, one_file_system, keep, cutoff, get_time, dry_run, result, on_entry).run()
+    _Remover(root, st, one_file_system, keep, cutoff, get_time, dry_run, result, on_entry).run(parallel)
     return result
 
 
@@ -605,12 +606,14 @@ class _Remover(object):
         self.result = result
         self.on_entry = on_entry
         self.ancestors = set()  # (dev, ino) of the directories from the root to the current one
-        self.seen = set()
+        self.seen = {}  # (dev, ino) -> st_blocks of removed files with st_nlink > 1, counted once
         self.stack = _Stack(root)
         self.mounts = _mount_points_under(root) if one_file_system else set()
 
-    def run(self):
-        result, stack = self.result, self.stack
+    def run(self, parallel=False):
+        """Remove the tree; with parallel (and no on_entry), a forked child removes every other top-level
+        subdirectory with the same fd-based walk, and the parent merges its counts before the root."""
+        result, stack, child = self.result, self.stack, None
         try:
             fd = _open_root(self.root, self.root_st)
         except OSError as exc:
@@ -621,21 +624,103 @@ class _Remover(object):
                 self.on_entry(self.root, self.root_st, None, self.root)
             root_frame = self.enter(self.root, fd, self.root_st)
             root_frame.old = self.is_old(self.root_st)
-            while stack.frames:
-                top = stack.frames[-1]
-                if top.pending:
-                    self.descend(top, *top.pending.pop())
-                    continue
-                done = stack.pop()
-                self.ancestors.discard((done.dev, done.ino))
-                if stack.frames:
-                    self.finish_dir(stack.frames[-1], done)
-                else:
-                    self.finish_root(done)
+            if parallel and self.on_entry is None and len(root_frame.pending) >= 2 and _can_fork():
+                child = self.fork_half(root_frame)
+            while True:
+                self.drain()
+                if child is None:
+                    break
+                self.join(root_frame, *child)  # may hand the child's half back to us
+                child = None
+            done = stack.pop()
+            self.finish_root(done)
         except _Moved as exc:
             result.fail(exc.args[0], "moved during removal; removal of this tree stopped")
         finally:
             stack.close_all()
+            if child is not None:
+                self.join(None, *child)
+
+    def drain(self):
+        """Process everything queued until only the root frame is left."""
+        stack = self.stack
+        while True:
+            top = stack.frames[-1]
+            if top.pending:
+                self.descend(top, *top.pending.pop())
+                continue
+            if len(stack.frames) == 1:
+                return
+            done = stack.pop()
+            self.ancestors.discard((done.dev, done.ino))
+            self.finish_dir(stack.frames[-1], done)
+
+    def fork_half(self, root_frame):
+        half = root_frame.pending[::2]
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return None
+        if pid == 0:  # child: remove `half` below the inherited root fd, send the counts, never return
+            status = 1
+            try:
+                os.close(read_end)
+                root_frame.pending, root_frame.kept, root_frame.removed_any = half, 0, False
+                self.result, self.seen = RemovalResult(), {}
+                try:
+                    self.drain()
+                except _Moved as exc:
+                    self.result.fail(exc.args[0], "moved during removal; removal of this tree stopped")
+                r = self.result
+                data = pickle.dumps((r.bytes, r.files, r.dirs, r.kept, r.failed, r.failed_count, r.problems,
+                                     root_frame.kept, root_frame.removed_any, self.seen), 2)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_end, view):]
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        root_frame.pending = root_frame.pending[1::2]
+        return pid, read_end, half
+
+    def join(self, root_frame, pid, read_end, half):
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(read_end, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(read_end)
+        _pid, status = os.waitpid(pid, 0)
+        if status != 0 or not chunks:
+            if root_frame is not None:
+                root_frame.pending.extend(half)  # the child failed: what it left is done here
+            return
+        (nbytes, files, dirs, kept, failed, failed_count, problems, root_kept, root_removed_any,
+         seen) = pickle.loads(b"".join(chunks))
+        r = self.result
+        r.bytes += nbytes
+        r.files += files
+        r.dirs += dirs
+        r.kept += kept
+        r.failed.extend(failed[:max(0, MAX_LISTED - len(r.failed))])
+        r.failed_count += failed_count
+        for text in problems:
+            r.note(text)
+        for key, blocks in seen.items():
+            if key in self.seen:
+                r.bytes -= blocks * 512  # a hard link both halves removed: count its blocks once
+            else:
+                self.seen[key] = blocks
+        if root_frame is not None:
+            root_frame.kept += root_kept
+            root_frame.removed_any = root_frame.removed_any or root_removed_any
 
     def is_old(self, st):
         """A directory's own age: its atime changes whenever anyone lists it (this walk too), so use mtime."""
@@ -692,7 +777,7 @@ class _Remover(object):
                 key = (est.st_dev, est.st_ino)
                 if key in seen:
                     continue
-                seen.add(key)
+                seen[key] = est.st_blocks
             total += est.st_blocks
         frame.kept += kept
         if files:
@@ -719,7 +804,7 @@ class _Remover(object):
             key = (est.st_dev, est.st_ino)
             if key in self.seen:
                 return
-            self.seen.add(key)
+            self.seen[key] = est.st_blocks
         self.result.bytes += est.st_blocks * 512
 
     def descend(self, parent, name, est):

@@ -347,3 +347,34 @@ def test_cross_filesystems_never_walks_in_circles(lab):
     finally:
         subprocess.run(["umount", str(loop)], check=True)
     assert snapshot(base, skip=target) == outside_before
+
+
+def _twin_tree(root):
+    for top in ("p", "q", "r", "s"):
+        for sub in range(3):
+            os.makedirs(os.path.join(root, top, str(sub)))
+            write(os.path.join(root, top, str(sub), "f"), top * (1000 * (sub + 1)))
+    write(os.path.join(root, "p", "shared"), "z" * 50000)
+    for top in ("q", "r", "s"):  # hard links across the halves the parent and the child take
+        os.link(os.path.join(root, "p", "shared"), os.path.join(root, top, "shared"))
+    write(os.path.join(root, "top_file"), "t")
+
+
+def test_parallel_removal_matches_serial(tmp_path):
+    results = {}
+    for parallel in (False, True):
+        root = str(tmp_path / ("tree-%s" % parallel))
+        _twin_tree(root)
+        expected = usage(root, parallel=False)
+        planned = remove_tree(root, dry_run=True, parallel=parallel)
+        stuck = os.path.join(root, "s", "1", "f")
+        subprocess.run(["chattr", "+i", stuck], check=True)
+        try:
+            done = remove_tree(root, parallel=parallel)
+        finally:
+            subprocess.run(["chattr", "-i", stuck], check=True)
+        assert planned.bytes == expected.bytes and planned.dirs == expected.dirs and planned.root_removed
+        assert done.failed == [(stuck, "Operation not permitted")] and done.failed_count == 1
+        assert not done.root_removed and sorted(os.listdir(root)) == ["s"]
+        results[parallel] = (planned.to_dict(), done.bytes, done.files, done.dirs)
+    assert results[True] == results[False]
