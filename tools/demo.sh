@@ -27,8 +27,11 @@ print("== %s: %d host(s) %s; found %s, %s %s, %d process(es) %s" % (
 for r in fleet["hosts"]:
     for i in r["removed"]:
         what = {"hf_repo": lambda: "%s in %s" % (i["repo_id"], i["cache"]),
-                "pip": lambda: "pip %s in %s" % (i["package"], i["path"])}.get(i["kind"], lambda: i["path"])()
+                "pip": lambda: "%s in %s" % (i["package"], i["path"])}.get(i["kind"], lambda: i["path"])()
         print("   %-8s %10s  %s" % (i["kind"], h(i["bytes"]) if i["bytes"] else "", what))
+    for b in r.get("held_back", []):
+        print("   held back: %s in %s (%s: %s)%s" % (b["repo_id"], b["cache"], b["reason"], b.get("detail") or "",
+              " -- its holder is stopped first in a real run" if fleet["run"]["check_mode"] else ""))
     if r["verified"]:
         print("   verified: %s" % ("nothing of the target left, nothing pinned" if r["verified"]["clean"] else "NOT clean"))
 for f in s["failures"]:
