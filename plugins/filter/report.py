@@ -224,7 +224,7 @@ def fleet(records):
     }
 
 
-def bar_svg(pairs, title="", width=520):
+def bar_svg(pairs, title="", width=480):
     """A horizontal bar chart as self-contained inline SVG: one bar per (label, bytes) pair."""
     pairs = [(str(label), int(value or 0)) for label, value in pairs]
     bar_h, gap, label_w, top = 22, 8, 170, 30
