@@ -149,7 +149,7 @@ def host_record(results, host, run):
         status = "preview"
     else:
         status = "ok"
-    if status == "unreachable":
+    if status == "unreachable" and not failed:
         failed.append({"phase": "connect", "item": "", "error": "host unreachable: no phase ran"})
     if status == "failed" and not failed:
         failed.append({"phase": "?", "item": "", "error": "the host stopped before the report (see the play output)"})
