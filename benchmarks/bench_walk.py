@@ -95,7 +95,8 @@ def run(workdir):
         "All rounds (wall s): du %s; usage %s." % (", ".join("%.3f" % x for x in du_wall),
                                                    ", ".join("%.3f" % x for x in our_wall)),
         "",
-        "Checked in every round: `usage().bytes` equals `du -sB1` (%d bytes), no problems." % du_bytes,
+        "Checked in every round: `usage().bytes` equals `du -sB1` (%d bytes), no problems. Target (median wall"
+        " within 2x of `du -sB1`): %s in this run." % (du_bytes, "met" if med(our_wall) <= 2 * med(du_wall) else "NOT met"),
         "",
         "Reproduce: `.venv/bin/python benchmarks/run.py walk` (BENCH_WALK_ROUNDS=n).",
     ]
