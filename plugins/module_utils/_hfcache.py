@@ -31,6 +31,7 @@ _ROOT_NON_REPOS = frozenset((".locks", "CACHEDIR.TAG", "version.txt", "version_d
 _SHARED_STORE_MARKER = ".huggingface-shared-blobs"
 INCOMPLETE_SUFFIX = ".incomplete"
 MAX_PROBLEMS_PER_REPO = 20
+MAX_LISTED_FAILURES = 50
 
 
 class HFRevision(object):
@@ -1232,6 +1233,11 @@ def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=Fal
                             "out of scope (%s)" % (cache.path, plan.bytes_after, plan.max_size,
                                                    ", ".join(plan.kept_over_budget) or "nothing"))
     problems.extend(guard.problems)
+    failed = result["failed"]
+    if len(failed) > MAX_LISTED_FAILURES:  # output size must not grow with the number of files
+        more = len(failed) - MAX_LISTED_FAILURES
+        del failed[MAX_LISTED_FAILURES:]
+        failed.append("... and %d more failures" % more)
     result["changed"] = bool(result["deleted"])
     result["diff"] = {"before": "\n".join(before_all) + ("\n" if before_all else ""),
                       "after": "\n".join(after_all) + ("\n" if after_all else "")}

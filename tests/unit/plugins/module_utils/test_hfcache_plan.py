@@ -370,3 +370,53 @@ def test_second_run_changes_nothing(tmp_path):
     assert first.repos
     second = plan_and_run(root, sel)
     assert second.repos == [] and second.held_back == []
+
+
+NOBODY_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, %(path)r)
+from ansible_collections.residue.purge.plugins.module_utils import _hfcache
+sel = _hfcache.Selection(patterns=["*"], revisions="all", incomplete_older_than=None)
+print(json.dumps(_hfcache.run([%(root)r], sel)))
+"""
+
+
+def test_unreadable_and_unwritable_parts_are_reported_as_nobody(tmp_path):
+    """As an unprivileged user: an unreadable snapshot is a problem, removals that are refused are listed
+    as failures, and what could not be read is not removed."""
+    import json
+    import pwd
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run a scan as another user")
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="hfnobody-")
+    try:
+        os.chmod(top, 0o755)
+        root = os.path.join(top, "hub")
+        mine, theirs = hfgen.make_cache(root, repos=2, seed=13)
+        for dirpath, dirnames, filenames in os.walk(root):
+            os.lchown(dirpath, nobody.pw_uid, nobody.pw_gid)
+            for name in filenames:
+                os.lchown(os.path.join(dirpath, name), nobody.pw_uid, nobody.pw_gid)
+        os.chmod(root, 0o755)
+        # theirs belongs to root and is read-only for nobody; one snapshot of mine is unreadable
+        for dirpath, dirnames, filenames in os.walk(theirs.path):
+            os.lchown(dirpath, 0, 0)
+        secret = os.path.join(mine.path, "snapshots", mine.commits[0])
+        os.lchown(secret, 0, 0)
+        os.chmod(secret, 0o700)
+        before_theirs = hfgen.tree_listing(theirs.path)
+        collections = os.path.join(os.path.dirname(os.path.abspath(_hfcache.__file__)), "..", "..", "..", "..", "..")
+        code = NOBODY_SCRIPT % {"path": os.path.realpath(collections), "root": root}
+        out = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
+                              "--clear-groups", sys.executable, "-c", code],
+                             capture_output=True, text=True, check=True).stdout
+        result = json.loads(out)
+        assert any("cannot read" in p and mine.commits[0] in p for p in result["problems"]), result["problems"]
+        assert result["failed"], result
+        assert any(theirs.folder in f and "Permission denied" in f for f in result["failed"])
+        assert any(mine.commits[0] in f for f in result["failed"])
+        assert hfgen.tree_listing(theirs.path) == before_theirs
+        assert os.path.isdir(secret)  # what nobody could not read is still there
+    finally:
+        shutil.rmtree(top)
