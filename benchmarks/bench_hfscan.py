@@ -38,6 +38,16 @@ def best(fn, rounds=ROUNDS):
     return min(walls), min(cpus), result
 
 
+def traced_peak(fn):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def du_repos(repo_dirs):
     out = subprocess.run(["du", "-sB1"] + repo_dirs, capture_output=True, text=True, check=True).stdout
     return dict((os.path.basename(line.split("\t", 1)[1]), int(line.split("\t", 1)[0])) for line in out.splitlines())
@@ -58,6 +68,9 @@ def run(workdir):
     w_ours, c_ours, cache = best(lambda: _hfcache.scan_cache(cache_dir))
     w_hf, c_hf, info = best(lambda: huggingface_hub.scan_cache_dir(cache_dir), rounds=2)
     w_du, c_du, du = best(lambda: du_repos(repo_dirs))
+
+    peak_ours = traced_peak(lambda: _hfcache.scan_cache(cache_dir))
+    peak_hf = traced_peak(lambda: huggingface_hub.scan_cache_dir(cache_dir))
 
     # identical numbers, or no timing is reported
     assert not cache.problems, cache.problems[:5]
@@ -89,6 +102,10 @@ def run(workdir):
             w_hf, c_hf, c_hf / c_ours, w_hf / w_ours),
         "| `du -sB1` on the repo dirs (sizes only) | %.3f s | %.3f s | ours takes %.2fx du's time (wall %.2fx) |" % (
             w_du, c_du, c_ours / c_du, w_ours / w_du),
+        "",
+        "Peak Python memory during one scan (tracemalloc, separate untimed run): ours %.1f MiB, "
+        "huggingface_hub %.1f MiB. Ours keeps one repo's blob table at a time plus one small object per repo "
+        "and revision; huggingface_hub keeps an object per file." % (peak_ours / 2.0 ** 20, peak_hf / 2.0 ** 20),
         "",
         "CPU time is the fairer figure on this shared machine (other jobs inflate wall time); both are shown. "
         "Load average when measured: %.1f." % os.getloadavg()[0],
