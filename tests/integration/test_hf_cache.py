@@ -164,3 +164,14 @@ def test_default_caches_are_found_through_the_users_homes(module_runner, tmp_pat
     assert os.path.isdir(repo.path) and os.path.isdir(other.path)
     res = module_runner("hf_cache", args, env={"HF_HOME": str(tmp_path / "hfhome")})
     assert res["changed"] and not os.path.exists(repo.path) and not os.path.exists(other.path)
+
+
+OLDEST_PYTHON = "/root/.pyenv/versions/3.8.18/bin/python"
+
+
+@pytest.mark.skipif(not os.access(OLDEST_PYTHON, os.X_OK), reason="no Python 3.8 interpreter on this machine")
+def test_runs_on_the_oldest_supported_python(module_runner, cache):
+    root, made = cache
+    res = module_runner("hf_cache", {"cache_dirs": [root], "repos": ["zai-org/AutoGLM-*"]}, interpreter=OLDEST_PYTHON)
+    assert res["changed"] and not res.get("failed"), res
+    assert sorted(d["repo_id"] for d in res["deleted"]) == ["zai-org/AutoGLM-Other", "zai-org/AutoGLM-Phone-9B"]
