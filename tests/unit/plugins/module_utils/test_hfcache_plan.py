@@ -420,3 +420,38 @@ def test_unreadable_and_unwritable_parts_are_reported_as_nobody(tmp_path):
         assert os.path.isdir(secret)  # what nobody could not read is still there
     finally:
         shutil.rmtree(top)
+
+
+def test_blob_only_memory_mapped_is_in_use(tmp_path):
+    """A model loaded with mmap (safetensors) keeps no fd open, only a mapping: still in use."""
+    root = str(tmp_path / "hub")
+    repo = hfgen.make_cache(root, repos=1, seed=16, max_file_size=8192)[0]
+    blobs = os.path.join(repo.path, "blobs")
+    blob = max((os.path.join(blobs, n) for n in os.listdir(blobs)), key=os.path.getsize)
+    # libc's mmap, then close: Python's mmap module would keep a duplicate fd open
+    holder = _spawn("import ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                    "libc.mmap.restype = ctypes.c_void_p\n"
+                    "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,"
+                    " ctypes.c_long]\n"
+                    "fd = os.open(%r, os.O_RDONLY)\naddr = libc.mmap(None, os.fstat(fd).st_size, 1, 1, fd, 0)\n"
+                    "assert addr not in (None, ctypes.c_void_p(-1).value)\nos.close(fd)\n"
+                    "print('ready', flush=True)\ntime.sleep(120)\n" % blob)
+    try:
+        assert not any(os.path.realpath(blob) == os.path.realpath(os.path.join("/proc", str(holder.pid), "fd", fd))
+                       for fd in os.listdir("/proc/%d/fd" % holder.pid))
+        found = _hfcache.open_paths_under([os.path.realpath(root)])
+        assert [pid for pid, _name in found[os.path.realpath(blob)]] == [holder.pid]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_cache_reached_through_a_link_is_worked_on_in_place(tmp_path):
+    """HF_HOME is often a link to a data disk: the cache behind it is scanned and changed, the link stays."""
+    real = str(tmp_path / "data" / "hub")
+    made = hfgen.make_cache(real, repos=2, seed=17)
+    link = str(tmp_path / "hub-link")
+    os.symlink(real, link)
+    result = _hfcache.run([link], _hfcache.Selection(patterns=[made[0].repo_id], revisions="all"))
+    assert [d["repo_id"] for d in result["deleted"]] == [made[0].repo_id] and result["failed"] == []
+    assert os.path.islink(link) and not os.path.exists(made[0].path) and os.path.isdir(made[1].path)
