@@ -87,3 +87,23 @@ def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
     assert hosts["good"]["status"] == "preview"
     assert [i["path"] for i in hosts["good"]["removed"]] == [str(residue)]
     assert "check mode: the plan, nothing changed" in proc.stdout
+
+
+def test_backup_then_restore_puts_the_files_back(tmp_path):
+    backups = tmp_path / "backups"
+    proc, residue, keep, report = run_purge(
+        tmp_path, ["-e", "residue_hosts=good", "-e", "residue_backup_dir=%s" % backups])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert not residue.exists()
+    _fleet, hosts, _latest = load_run(report)
+    archive = hosts["good"]["backed_up"]["path"]
+    assert archive.startswith(str(backups)) and os.path.isfile(archive)
+    inventory = tmp_path / "inventory.ini"
+    restore = subprocess.run(["ansible-playbook", "-i", str(inventory), os.path.join(REPO, "playbooks", "restore.yml"),
+                              "-e", "residue_hosts=good", "-e", "residue_report_dir=%s" % report],
+                             env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert restore.returncode == 0, restore.stdout[-3000:]
+    assert (residue / "sub" / "weights.bin").read_bytes() == b"w" * 200000
+    _fleet, hosts, _latest = load_run(report)
+    assert hosts["good"]["restored"]["archive"] == archive
+    assert hosts["good"]["restored"]["files"] >= 1
