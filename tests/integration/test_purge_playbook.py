@@ -5,13 +5,14 @@ The profile is made up for the test (a random name under a throwaway home), so n
 """
 import json
 import os
+import re
 import subprocess
 import uuid
 
 from conftest import REPO, SYSTEM_PYTHON, VENV_PYTHON, ansible_env
 
 
-def run_purge(tmp_path, extra_args=(), with_bare_python=False):
+def run_purge(tmp_path, extra_args=(), with_bare_python=False, env=None):
     tag = uuid.uuid4().hex[:10]
     home = tmp_path / "home" / "tester"
     residue = home / ".cache" / ("labtest-" + tag)
@@ -39,7 +40,7 @@ def run_purge(tmp_path, extra_args=(), with_bare_python=False):
     }
     proc = subprocess.run(["ansible-playbook", "-i", str(inventory), os.path.join(REPO, "playbooks", "purge.yml"),
                            "-e", json.dumps(extra)] + list(extra_args),
-                          env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+                          env=ansible_env(env), capture_output=True, text=True, timeout=300, check=False)
     return proc, residue, keep, report
 
 
@@ -92,9 +93,15 @@ def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
 def test_backup_then_restore_puts_the_files_back(tmp_path):
     backups = tmp_path / "backups"
     proc, residue, keep, report = run_purge(
-        tmp_path, ["-e", "residue_hosts=good", "-e", "residue_backup_dir=%s" % backups])
+        tmp_path, ["-vvv", "-e", "residue_hosts=good", "-e", "residue_backup_dir=%s" % backups],
+        env={"ANSIBLE_PIPELINING": "0"})  # without pipelining -vvv names every module file it runs
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not residue.exists()
+    # at most about 10 module runs on a host for a whole purge (the Python that runs each module, not its chmod)
+    runs = [m.group(1) for m in re.finditer(r"<good> EXEC /bin/sh -c '(?!chmod)[^\n]*?(AnsiballZ_\w+|probe)\.py", proc.stdout)]
+    assert runs == ["AnsiballZ_setup", "probe", "AnsiballZ_discover", "AnsiballZ_autostart", "AnsiballZ_reap",
+                    "AnsiballZ_hf_cache", "AnsiballZ_remove", "AnsiballZ_pip_remove", "AnsiballZ_open_deleted",
+                    "AnsiballZ_discover"], runs
     _fleet, hosts, _latest = load_run(report)
     archive = hosts["good"]["backed_up"]["path"]
     assert archive.startswith(str(backups)) and os.path.isfile(archive)
