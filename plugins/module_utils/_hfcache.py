@@ -1204,7 +1204,7 @@ def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=Fal
         return layouts[repo.path]
 
     result = {"changed": False, "deleted": [], "held_back": [], "caches": [], "freed_bytes": 0,
-              "blobs_deleted": 0, "blobs_kept_shared": 0, "problems": problems, "failed": [],
+              "blobs_deleted": 0, "blobs_kept_shared": 0, "problems": problems, "failures": [],
               "diff": {"before": "", "after": ""}}
     before_all, after_all = [], []
     for cache in caches:
@@ -1212,7 +1212,7 @@ def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=Fal
         if not check_mode and plan.repos:
             failures, late = execute_plan(
                 plan, recheck=None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)))
-            result["failed"].extend(failures)
+            result["failures"].extend(failures)
             for rp, reason in late:
                 plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id,
                                        "repo_type": rp.repo.repo_type, "reason": reason[0], "detail": reason[1]})
@@ -1233,7 +1233,7 @@ def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=Fal
                             "out of scope (%s)" % (cache.path, plan.bytes_after, plan.max_size,
                                                    ", ".join(plan.kept_over_budget) or "nothing"))
     problems.extend(guard.problems)
-    failed = result["failed"]
+    failed = result["failures"]
     if len(failed) > MAX_LISTED_FAILURES:  # output size must not grow with the number of files
         more = len(failed) - MAX_LISTED_FAILURES
         del failed[MAX_LISTED_FAILURES:]

@@ -290,7 +290,7 @@ problems:
   returned: always
   type: list
   elements: str
-failed:
+failures:
   description: Removals that failed; the task fails when this is not empty.
   returned: always
   type: list
@@ -388,8 +388,8 @@ def main():
         if cache["over_budget"]:
             module.warn("hf_cache: %s is still over its budget of %d bytes (%d bytes)" % (
                 cache["path"], cache["max_size"], cache["bytes_after"]))
-    if result["failed"]:
-        module.fail_json(msg="hf_cache: %d removal(s) failed, first: %s" % (len(result["failed"]), result["failed"][0]),
+    if result["failures"]:
+        module.fail_json(msg="hf_cache: %d removal(s) failed, first: %s" % (len(result["failures"]), result["failures"][0]),
                          **result)
     module.exit_json(**result)
 

@@ -413,9 +413,9 @@ def test_unreadable_and_unwritable_parts_are_reported_as_nobody(tmp_path):
                              capture_output=True, text=True, check=True).stdout
         result = json.loads(out)
         assert any("cannot read" in p and mine.commits[0] in p for p in result["problems"]), result["problems"]
-        assert result["failed"], result
-        assert any(theirs.folder in f and "Permission denied" in f for f in result["failed"])
-        assert any(mine.commits[0] in f for f in result["failed"])
+        assert result["failures"], result
+        assert any(theirs.folder in f and "Permission denied" in f for f in result["failures"])
+        assert any(mine.commits[0] in f for f in result["failures"])
         assert hfgen.tree_listing(theirs.path) == before_theirs
         assert os.path.isdir(secret)  # what nobody could not read is still there
     finally:
@@ -453,5 +453,5 @@ def test_cache_reached_through_a_link_is_worked_on_in_place(tmp_path):
     link = str(tmp_path / "hub-link")
     os.symlink(real, link)
     result = _hfcache.run([link], _hfcache.Selection(patterns=[made[0].repo_id], revisions="all"))
-    assert [d["repo_id"] for d in result["deleted"]] == [made[0].repo_id] and result["failed"] == []
+    assert [d["repo_id"] for d in result["deleted"]] == [made[0].repo_id] and result["failures"] == []
     assert os.path.islink(link) and not os.path.exists(made[0].path) and os.path.isdir(made[1].path)
