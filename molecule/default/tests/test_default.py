@@ -83,8 +83,11 @@ def test_every_unrelated_file_is_byte_identical(host):
 
 
 def test_backup_archive_holds_what_was_removed(host):
-    backups = host.check_output("find /var/backups/residue -type f 2>/dev/null || true").split()
-    assert backups, "residue_backup_dir was set: an archive must exist"
+    archives = host.check_output("find /var/backups/residue -name '*.tar.*' -type f 2>/dev/null || true").split()
+    assert archives, "residue_backup_dir was set: an archive must exist"
+    members = host.check_output("tar -tf %s" % archives[0]).splitlines()
+    assert "home/alice/.cache/open-autoglm/sessions/s1.db" in members
+    assert "home/bob/.config/open-autoglm/config.yaml" in members
 
 
 def test_fleet_report_on_the_controller():
