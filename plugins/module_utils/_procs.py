@@ -646,6 +646,8 @@ def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=T
     signum = signal_number(signal)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
         raise ValueError("grace: expected a number of seconds >= 0, got %r" % (grace,))
+    if isinstance(respawn_window, bool) or not isinstance(respawn_window, (int, float)) or respawn_window < 0:
+        raise ValueError("respawn_window: expected a number of seconds >= 0, got %r" % (respawn_window,))
     if not isinstance(max_rounds, int) or max_rounds < 1:
         raise ValueError("max_rounds: expected an integer >= 1, got %r" % (max_rounds,))
     stopper = _Stopper(signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window)

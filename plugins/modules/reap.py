@@ -78,6 +78,13 @@ options:
         and the task fails.
     type: bool
     default: true
+  respawn_window:
+    description:
+      - Seconds to keep watching, after each signal, for a parent that starts the target again (a supervisor
+        loop that sleeps before restarting). Such a parent is then stopped too when O(tree) is true.
+      - Capped at O(grace). Each reap that has a parent to watch takes at least this long.
+    type: float
+    default: 3
   tree:
     description:
       - Also stop the descendants of every matched process, and a parent that is seen respawning a stopped
@@ -208,6 +215,7 @@ def main():
         signal=dict(type="str", default="TERM"),
         grace=dict(type="float", default=10),
         kill_after_grace=dict(type="bool", default=True),
+        respawn_window=dict(type="float", default=3.0),
         tree=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -228,7 +236,8 @@ def main():
     result["matched"] = [dict(p.to_dict(), targets=selection.targets_of(p)) for p in matched]
     terminated, survivors = _procs.stop_processes(
         matched, signal=params["signal"], grace=params["grace"], kill_after_grace=params["kill_after_grace"],
-        tree=params["tree"], check_mode=module.check_mode, rematch=selection.find)
+        tree=params["tree"], check_mode=module.check_mode, rematch=selection.find,
+        respawn_window=params["respawn_window"])
     for entry in terminated + survivors:
         entry["targets"] = selection.targets_of(entry)
     result.update(terminated=terminated, survivors=survivors, changed=bool(terminated))

@@ -194,10 +194,11 @@ def test_zombies_are_ignored(module_runner, procs):
     assert psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_respawning_supervisor_loop_is_stopped(module_runner, procs):
+@pytest.mark.parametrize("restart_delay", ["0.2", "1.5"])  # a quick loop, and one that waits like `sleep 1`
+def test_respawning_supervisor_loop_is_stopped(module_runner, procs, restart_delay):
     target = procs.link("daemon")
-    supervisor = procs.start(["/bin/bash", "-c", "exec -a %s /bin/bash -c 'while true; do %s 600; sleep 0.2; done'"
-                              % (procs.name("loop"), target)], expect_name=procs.name("daemon"))
+    supervisor = procs.start(["/bin/bash", "-c", "exec -a %s /bin/bash -c 'while true; do %s 600; sleep %s; done'"
+                              % (procs.name("loop"), target, restart_delay)], expect_name=procs.name("daemon"))
     r = module_runner("reap", {"names": [procs.name("daemon")], "grace": 3})
     assert not r.get("failed"), r.get("msg")
     kinds = [t["matched_by"].split(":")[0] for t in r["terminated"]]
