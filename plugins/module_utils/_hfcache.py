@@ -19,8 +19,11 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
+import pickle
 import stat
 import time
+
+from ansible_collections.residue.purge.plugins.module_utils._walk import _can_fork
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 REPO_PREFIXES = dict((v, k) for k, v in REPO_TYPES.items())
@@ -601,8 +604,10 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
     return repo
 
 
-def scan_cache(cache_dir, one_file_system=True):
-    """Scan a hub cache dir: every repo in it, with sizes and problems. Never raises for cache content."""
+def scan_cache(cache_dir, one_file_system=True, parallel=True):
+    """Scan a hub cache dir: every repo in it, with sizes and problems. Never raises for cache content.
+
+    parallel: a forked child scans every other repo (same result, about half the wall time on two cores)."""
     cache = HFCache(os.path.abspath(cache_dir))
     try:
         root = os.stat(cache.path)  # the cache dir itself may be a link (HF_HOME -> /data/hf)
@@ -619,6 +624,7 @@ def scan_cache(cache_dir, one_file_system=True):
     except OSError as e:
         cache.problems.append("cannot read cache %s: %s" % (cache.path, e.strerror or e))
         return cache
+    folders = []
     for entry in entries:
         name = entry.name
         if name in _ROOT_NON_REPOS or name in IGNORED_NAMES:
@@ -628,11 +634,64 @@ def scan_cache(cache_dir, one_file_system=True):
         if parse_repo_folder(name) is None or not entry.is_dir(follow_symlinks=False):
             cache.problems.append("not a hub repo: %s" % entry.path)
             continue
-        repo = scan_repo(entry.path, one_file_system=one_file_system, cache_root=cache.path,
-                         dev=cache.dev if one_file_system else None)
+        folders.append(entry.path)
+
+    def scan(paths):
+        return [scan_repo(path, one_file_system=one_file_system, cache_root=cache.path,
+                          dev=cache.dev if one_file_system else None) for path in paths]
+
+    if parallel and len(folders) >= _PARALLEL_MIN_REPOS and _can_fork():
+        repos = _scan_in_two(folders, scan)
+    else:
+        repos = scan(folders)
+    for repo in repos:
         cache.repos.append(repo)
         cache.problems.extend(repo.problems)
     return cache
+
+
+_PARALLEL_MIN_REPOS = 16  # below this a fork costs more than it saves
+
+
+def _scan_in_two(folders, scan):
+    """scan(folders) with every other folder scanned by a forked child; the parent redoes the child's share
+    itself if the child fails for any reason, so the result never depends on the fork."""
+    theirs_paths = folders[1::2]
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: scan, send, leave without running the parent's cleanup handlers
+        status = 1
+        try:
+            os.close(read_fd)
+            data = pickle.dumps(scan(theirs_paths), protocol=2)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    mine = scan(folders[0::2])
+    chunks = []
+    with os.fdopen(read_fd, "rb") as pipe:
+        while True:
+            chunk = pipe.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    status = os.waitpid(pid, 0)[1]
+    theirs = None
+    if status == 0:
+        try:
+            theirs = pickle.loads(b"".join(chunks))
+        except Exception:  # a truncated stream: scan that share here instead
+            theirs = None
+    if theirs is None or len(theirs) != len(theirs_paths):
+        theirs = scan(theirs_paths)
+    merged = []
+    for i in range(len(folders)):
+        merged.append(mine[i // 2] if i % 2 == 0 else theirs[i // 2])
+    return merged
 
 
 # ------------------------------------------------------------------------------------------ in use
