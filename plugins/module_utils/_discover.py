@@ -59,7 +59,7 @@ def owner_name(path):
         uid = os.lstat(path).st_uid
     except OSError:
         return None
-    return _profiles._owner_name(uid)
+    return _profiles.user_name(uid)
 
 
 def last_use(item):

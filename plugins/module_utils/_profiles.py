@@ -261,7 +261,8 @@ def parse_users_option(value):
     return value
 
 
-def _owner_name(uid):
+def user_name(uid):
+    """The passwd name of uid, or the number as text when it has none."""
     if pwd is not None:
         try:
             return pwd.getpwuid(uid).pw_name
@@ -290,7 +291,7 @@ def list_users(homes=None, users="all", system=None):
                 st = os.stat(home)
             except OSError as e:
                 raise ProfileError("homes: %s: %s" % (home, e.strerror))
-            result.append(User(_owner_name(st.st_uid), st.st_uid, st.st_gid, home))
+            result.append(User(user_name(st.st_uid), st.st_uid, st.st_gid, home))
         return result
     if pwd is None:
         raise ProfileError("this host has no passwd database: give homes explicitly")

@@ -19,6 +19,8 @@ import re
 import subprocess
 from collections import namedtuple
 
+from ansible_collections.residue.purge.plugins.module_utils._profiles import user_name
+
 try:
     import pwd
 except ImportError:  # Windows
@@ -63,15 +65,9 @@ def normalize_name(name):
 
 def _owner_name(path):
     try:
-        uid = os.stat(path).st_uid
+        return user_name(os.stat(path).st_uid)
     except OSError:
         return ""
-    if pwd is not None:
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            pass
-    return str(uid)
 
 
 def _read_headers(path):
