@@ -18,6 +18,8 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
 from ansible_collections.residue.purge.plugins.module_utils import _handles  # noqa: E402
+sys.path.insert(0, HERE)
+from _ansible import PING, playbook  # noqa: E402
 
 PROCESSES = 1000
 ROUNDS = 7
@@ -104,9 +106,17 @@ def run(workdir):
         theirs = lsof_findings(lsof_out, pids)
         module_result = json.loads(module_out)
         module_ours = set((h["pid"], h["fd"], h["path"], h["bytes"], h["inode"]) for h in module_result["handles"])
+        # what a user runs instead: the same check as one task of a playbook, ours vs lsof through the command module
+        via_ansible = {"ours": [], "lsof": [], "ping": []}
+        for dummy in range(3):
+            via_ansible["ours"].append(playbook({"residue.purge.open_deleted": {"under": [workdir]}}, workdir))
+            via_ansible["lsof"].append(playbook({"ansible.builtin.command": {"argv": lsof_cmd}, "changed_when": False,
+                                                 "failed_when": False}, workdir))
+            via_ansible["ping"].append(playbook(PING, workdir))
     finally:
         stop_holders(procs)
     med = dict((k, statistics.median(v)) for k, v in times.items())
+    play = dict((k, statistics.median(v)) for k, v in via_ansible.items())
     same = ours == theirs == module_ours and len(ours) == PROCESSES
     lines = [
         "## open_deleted vs `lsof -nP +L1`",
@@ -132,6 +142,11 @@ def run(workdir):
         "and its sanitising of a %d-entry result cost more than the scan itself."
         % (PROCESSES, len(ours), len(module_ours), len(theirs), "yes" if same else "NO",
            med["lsof"] / med["scan"], med["module"] / med["lsof"], len(module_ours)),
+        "",
+        "Through Ansible, as a playbook task (median of 3 `ansible-playbook` runs each, same 1000 holders): "
+        "`residue.purge.open_deleted` %.2f s, `ansible.builtin.command: lsof -nP +L1` %.2f s (ours / lsof = %.2fx); "
+        "an `ansible.builtin.ping` playbook takes %.2f s, the fixed cost both carry."
+        % (play["ours"], play["lsof"], play["ours"] / play["lsof"], play["ping"]),
         "",
         "Reproduce: `.venv/bin/python benchmarks/run.py open_deleted` (as root, with lsof installed).",
     ]
