@@ -347,16 +347,19 @@ def test_never_signals_its_own_ancestors(module_runner, tmp_path):
         os.close(fd)
 
 
+@pytest.fixture
 def login_user():
-    """A non-root user of this host with a login shell (the lab machine has one), for the unprivileged run."""
-    for entry in pwd.getpwall():
-        if entry.pw_uid >= 1000 and entry.pw_shell.endswith(("/bash", "/sh", "/zsh")):
-            return entry
-    pytest.fail("no unprivileged user with a login shell on this host to run the module as")
+    """A throwaway non-root user with a login shell, for the unprivileged run; removed afterwards."""
+    name = "rpod" + uuid.uuid4().hex[:8]
+    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", name], check=True)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], check=False)
 
 
-def test_unprivileged_user_sees_its_own_processes_and_says_what_it_missed(module_runner):
-    user = login_user()
+def test_unprivileged_user_sees_its_own_processes_and_says_what_it_missed(module_runner, login_user):
+    user = login_user
     shared = tempfile.mkdtemp(prefix="odh-shared-", dir="/tmp")   # pytest's tmp_path is closed to others
     os.chmod(shared, 0o1777)
     h = Holders(shared)
