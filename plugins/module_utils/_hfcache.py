@@ -19,11 +19,10 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
-import pickle
 import stat
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils._walk import _can_fork
+from ansible_collections.residue.purge.plugins.module_utils._walk import _can_fork, fork_call, fork_result
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 REPO_PREFIXES = dict((v, k) for k, v in REPO_TYPES.items())
@@ -657,35 +656,9 @@ def _scan_in_two(folders, scan):
     """scan(folders) with every other folder scanned by a forked child; the parent redoes the child's share
     itself if the child fails for any reason, so the result never depends on the fork."""
     theirs_paths = folders[1::2]
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: scan, send, leave without running the parent's cleanup handlers
-        status = 1
-        try:
-            os.close(read_fd)
-            data = pickle.dumps(scan(theirs_paths), protocol=2)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_fd, view):]
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_fd)
+    handle = fork_call(lambda: scan(theirs_paths))
     mine = scan(folders[0::2])
-    chunks = []
-    with os.fdopen(read_fd, "rb") as pipe:
-        while True:
-            chunk = pipe.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    status = os.waitpid(pid, 0)[1]
-    theirs = None
-    if status == 0:
-        try:
-            theirs = pickle.loads(b"".join(chunks))
-        except Exception:  # a truncated stream: scan that share here instead
-            theirs = None
+    theirs = fork_result(handle) if handle is not None else None
     if theirs is None or len(theirs) != len(theirs_paths):
         theirs = scan(theirs_paths)
     merged = []

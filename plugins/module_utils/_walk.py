@@ -335,53 +335,31 @@ class _UsageWalk(object):
             result.problems.append("%s: moved during the walk; walk stopped" % display_path(exc.args[0]))
 
     def fork_half(self, root_frame):
-        """Give every other top-level subdirectory to a forked child; (pid, read fd, its names) or None."""
+        """Give every other top-level subdirectory to a forked child; (handle, its names) or None."""
         half = root_frame.pending[::2]
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return None
-        if pid == 0:  # child: walk `half` from the inherited root fd, send the counts, never return
-            status = 1
-            try:
-                os.close(read_end)
-                root_frame.pending = half
-                self.result = Usage()
-                self.result.old_bytes = self.result.old_files = 0
-                self.linked = {}
-                self.loop()
-                r = self.result
-                data = pickle.dumps((r.bytes, r.files, r.dirs, r.old_bytes, r.old_files, r.newest_mtime,
-                                     r.last_access, r.problems, self.linked), 2)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(write_end, view):]
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        root_frame.pending = root_frame.pending[1::2]
-        return pid, read_end, half
 
-    def join(self, pid, read_end, half):
-        chunks = []
-        try:
-            while True:
-                chunk = os.read(read_end, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        finally:
-            os.close(read_end)
-        _pid, status = os.waitpid(pid, 0)
-        if status != 0 or not chunks:
+        def walk_half():  # in the child: walk `half` from the inherited root fd
+            root_frame.pending = half
+            self.result = Usage()
+            self.result.old_bytes = self.result.old_files = 0
+            self.linked = {}
+            self.loop()
+            r = self.result
+            return (r.bytes, r.files, r.dirs, r.old_bytes, r.old_files, r.newest_mtime, r.last_access, r.problems,
+                    self.linked)
+
+        handle = fork_call(walk_half)
+        if handle is None:
+            return None
+        root_frame.pending = root_frame.pending[1::2]
+        return handle, half
+
+    def join(self, handle, half):
+        counts = fork_result(handle)
+        if counts is None:
             self.walk_names(half)  # the child failed: walk its half here
             return
-        (nbytes, files, dirs, old_bytes, old_files, newest_m, newest_a, problems,
-         linked) = pickle.loads(b"".join(chunks))
+        nbytes, files, dirs, old_bytes, old_files, newest_m, newest_a, problems, linked = counts
         r = self.result
         r.bytes += nbytes
         r.files += files
@@ -474,6 +452,50 @@ class _UsageWalk(object):
 def _can_fork():
     """Fork only from a single-threaded process (forking with threads running can deadlock the child)."""
     return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def fork_call(work):
+    """Run work() in a forked child. Returns a handle for fork_result(), or None when fork failed."""
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # child: compute, send, leave without running the parent's cleanup handlers
+        status = 1
+        try:
+            os.close(read_end)
+            view = memoryview(pickle.dumps(work(), 2))
+            while view:
+                view = view[os.write(write_end, view):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def fork_result(handle):
+    """What the child's work() returned, or None when the child failed (the caller then does that share itself)."""
+    pid, read_end = handle
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    status = os.waitpid(pid, 0)[1]
+    if status != 0 or not chunks:
+        return None
+    try:
+        return pickle.loads(b"".join(chunks))
+    except Exception:  # a truncated stream counts as a failed child
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- removal
@@ -657,53 +679,32 @@ class _Remover(object):
 
     def fork_half(self, root_frame):
         half = root_frame.pending[::2]
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return None
-        if pid == 0:  # child: remove `half` below the inherited root fd, send the counts, never return
-            status = 1
-            try:
-                os.close(read_end)
-                root_frame.pending, root_frame.kept, root_frame.removed_any = half, 0, False
-                self.result, self.seen = RemovalResult(), {}
-                try:
-                    self.drain()
-                except _Moved as exc:
-                    self.result.fail(exc.args[0], "moved during removal; removal of this tree stopped")
-                r = self.result
-                data = pickle.dumps((r.bytes, r.files, r.dirs, r.kept, r.failed, r.failed_count, r.problems,
-                                     root_frame.kept, root_frame.removed_any, self.seen), 2)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(write_end, view):]
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        root_frame.pending = root_frame.pending[1::2]
-        return pid, read_end, half
 
-    def join(self, root_frame, pid, read_end, half):
-        chunks = []
-        try:
-            while True:
-                chunk = os.read(read_end, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        finally:
-            os.close(read_end)
-        _pid, status = os.waitpid(pid, 0)
-        if status != 0 or not chunks:
+        def remove_half():  # in the child: remove `half` below the inherited root fd
+            root_frame.pending, root_frame.kept, root_frame.removed_any = half, 0, False
+            self.result, self.seen = RemovalResult(), {}
+            try:
+                self.drain()
+            except _Moved as exc:
+                self.result.fail(exc.args[0], "moved during removal; removal of this tree stopped")
+            r = self.result
+            return (r.bytes, r.files, r.dirs, r.kept, r.failed, r.failed_count, r.problems, root_frame.kept,
+                    root_frame.removed_any, self.seen)
+
+        handle = fork_call(remove_half)
+        if handle is None:
+            return None
+        root_frame.pending = root_frame.pending[1::2]
+        return handle, half
+
+    def join(self, root_frame, handle, half):
+        counts = fork_result(handle)
+        if counts is None:
             if root_frame is not None:
                 root_frame.pending.extend(half)  # the child failed: what it left is done here
             return
         (nbytes, files, dirs, kept, failed, failed_count, problems, root_kept, root_removed_any,
-         seen) = pickle.loads(b"".join(chunks))
+         seen) = counts
         r = self.result
         r.bytes += nbytes
         r.files += files
