@@ -223,7 +223,8 @@ def test_restart_always_unit_beats_reap_alone_but_not_autostart_then_reap(system
     setup = ("ln -s /bin/sleep /usr/local/bin/{tag} && cat > /etc/systemd/system/{tag}.service <<'UNIT'\n{unit}UNIT\n"
              "systemctl daemon-reload && systemctl enable --now {tag}.service")
     host.ssh(setup.format(tag=tag, unit=UNIT.format(tag=tag)))
-    host.ssh("printf '* * * * * root /usr/local/bin/%s 1\\n0 * * * * root /bin/true\\n' > /etc/cron.d/%s" % (tag, tag))
+    # a schedule that never fires (31 February): a real cron job starting the target mid-test would race the counts
+    host.ssh("printf '0 0 31 2 * root /usr/local/bin/%s 1\\n0 * * * * root /bin/true\\n' > /etc/cron.d/%s" % (tag, tag))
     assert host.ssh("systemctl is-active %s.service" % tag).stdout.strip() == "active"
     first = running(host, tag)
     assert len(first) == 1
@@ -257,7 +258,7 @@ def test_restart_always_unit_beats_reap_alone_but_not_autostart_then_reap(system
                                              "/etc/systemd/system/multi-user.target.wants/%s.service" % tag]))]
     assert host.ssh("systemctl is-active %s-transient.service" % tag, check=False).stdout.strip() != "active"
     assert [(c["path"], c["removed_lines"]) for c in r["cron"]] == [
-        ("/etc/cron.d/" + tag, ["* * * * * root /usr/local/bin/%s 1" % tag])]
+        ("/etc/cron.d/" + tag, ["0 0 31 2 * root /usr/local/bin/%s 1" % tag])]
     r = host.run_module("reap", dict(args, grace=2))
     assert not r.get("failed"), r.get("msg")
     time.sleep(2)
