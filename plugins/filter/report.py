@@ -66,6 +66,9 @@ def _failures(phase, result, items_key=None, label=None):
     if result.get("failed") is True:
         out.append({"phase": phase, "item": label or "", "error": result.get("msg") or "failed"})
     for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):  # hf_cache lists its failed removals as "path: error" lines
+            out.append({"phase": phase, "item": "", "error": str(item)})
+            continue
         where = item.get("path") or item.get("unit") or item.get("name") or str(item.get("pid", ""))
         out.append({"phase": phase, "item": where, "error": item.get("error") or item.get("reason") or "failed"})
     return out
@@ -117,7 +120,7 @@ def host_record(results, host, run):
     failed += _failures("preflight", found)
     failed += _failures("stop", reaped, "survivors")
     failed += _failures("stop", autostart, "failures")
-    failed += _failures("sweep", hf, "failed")
+    failed += _failures("sweep", hf, "failures")
     failed += _failures("sweep", removed, "failures")
     failed += _failures("sweep", pip)
     for env in pip.get("environments", []):

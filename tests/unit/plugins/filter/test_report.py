@@ -178,3 +178,19 @@ def test_restore_is_recorded():
                       dict(RUN, targets=[]))
     assert rec["restored"] == {"archive": "/var/backups/r.tar.gz", "files": 2}
     assert rec["status"] == "ok"
+
+
+def test_hf_cache_failures_reach_the_record_one_by_one():
+    # the shape hf_cache returns when removals fail: `failures` is a list of "path: error" lines (Ansible
+    # overwrites a module's own `failed` key with the task status, so the module never returns it as a list)
+    results = full_results()
+    lines = ["/data/hf/hub/models--zai-org--AutoGLM-Phone-9B/blobs/%s: Operation not permitted" % ("a" * 64),
+             "/data/hf/hub/models--zai-org--AutoGLM-Phone-9B/snapshots/%s: Operation not permitted" % ("d4" * 20),
+             "/data/hf/hub/models--zai-org--AutoGLM-Phone-9B: Directory not empty"]
+    results["hf"] = dict(results["hf"], failed=True, failures=lines,
+                         msg="hf_cache: 3 removal(s) failed, first: " + lines[0])
+    rec = host_record(results, "h1", RUN)
+    assert rec["status"] == "failed"
+    errors = [f["item"] + ": " + f["error"] if f["item"] else f["error"] for f in rec["failed"] if f["phase"] == "sweep"]
+    for line in lines:
+        assert line in errors, (line, rec["failed"])
