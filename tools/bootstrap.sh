@@ -34,7 +34,9 @@ fi
 mkdir -p .build/collections/ansible_collections/residue
 ln -sfn "$top" .build/collections/ansible_collections/residue/purge
 
-# ... ansible-test needs a real directory named ansible_collections/residue/purge.
-mkdir -p "$HOME/.ansible/test/cache"
+# ... ansible-test needs a real directory named ansible_collections/residue/purge, and finds its offline pip
+# bootstrap in ~/.ansible/test/cache (the Makefile gives ansible-test its own HOME, ATEST_HOME, under /tmp).
+atest_home=${ATEST_HOME:-$HOME}
+mkdir -p "$atest_home/.ansible/test/cache"
 pip_version=$(grep -ohE "pip='[0-9.]+'" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1 | grep -oE "[0-9.]+")
-cp tools/get_pip_standin.py "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+cp tools/get_pip_standin.py "$atest_home/.ansible/test/cache/get_pip_${pip_version//./_}.py"
