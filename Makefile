@@ -18,7 +18,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 # runs once, in ansible-test units (make unit is the same tests, for a quick loop).
 TEST_STAGES := sanity units lint integration molecule
 
-.PHONY: help bootstrap demo test unit sanity units lint integration molecule bench atest-tree
+.PHONY: help bootstrap demo test unit sanity units lint integration molecule bench atest-tree ee
 
 help:
 	@echo "make demo   - seed a disposable sandbox and run residue.purge on it"
@@ -61,3 +61,7 @@ bench: bootstrap
 
 demo: bootstrap
 	tools/demo.sh
+
+# execution environment build contexts (ansible-builder create; no container engine): .build/ee/{collection,awx}
+ee: bootstrap
+	tools/ee.sh
