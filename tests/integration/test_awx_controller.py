@@ -50,8 +50,8 @@ def module_spec(name):
     argument_spec, kwargs = captured.value.args
     spec = dict(ControllerModule.AUTH_ARGSPEC)  # ControllerModule.__init__ adds these to every module
     spec.update(argument_spec)
-    return spec, {k: v for k, v in kwargs.items() if k in ("mutually_exclusive", "required_together",
-                                                          "required_one_of", "required_if", "required_by")}
+    checks = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+    return spec, {k: v for k, v in kwargs.items() if k in checks}
 
 
 def validate(module, params):
@@ -118,8 +118,8 @@ def rendered_calls(apply_play):
 
 def test_every_call_of_apply_yml_passes_the_module_argument_spec(apply_play):
     calls = rendered_calls(apply_play)
-    assert sorted(set(c[0] for c in calls)) == ["execution_environment", "job_template", "project",
-                                                 "workflow_job_template"]
+    modules = sorted(set(c[0] for c in calls))
+    assert modules == ["execution_environment", "job_template", "project", "workflow_job_template"]
     assert len([c for c in calls if c[0] == "job_template"]) == 4
     for module, task, item, params in calls:
         assert validate(module, params) == [], (task["name"], item and item.get("name"))
