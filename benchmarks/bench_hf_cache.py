@@ -1,6 +1,6 @@
 """hf_cache: deleting one repo from a >= 160,000-entry hub cache, ours vs huggingface_hub, same result.
 
-Ours: `_hfcache.run` (what the module runs: scan, plan, lock probes, /proc open-file check, fd-based
+Ours: `hf_run.run` (what the module runs: scan, plan, lock probes, /proc open-file check, fd-based
 deletion). Peer: `huggingface_hub.scan_cache_dir(...).delete_revisions(<every revision of the repo>).execute()`.
 Each round works on two fresh identical copies of the generated cache (cp -a); after it, the two trees
 must list the same files (huggingface_hub leaves the repo's .locks entry, which hf_cache removes too: that
@@ -16,7 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), ".build", "collections"))
 
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache  # noqa: E402
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run  # noqa: E402
 from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
 
 REPOS = int(os.environ.get("BENCH_HF_REPOS", "420"))
@@ -54,8 +54,8 @@ def run(workdir):
             shutil.rmtree(path, ignore_errors=True)
             subprocess.run(["cp", "-a", source, path], check=True)
 
-        selection = _hfcache.Selection(patterns=[victim.repo_id], revisions="all")
-        wall, cpu, result = timed(lambda: _hfcache.run([a], selection))
+        selection = hf_plan.Selection(patterns=[victim.repo_id], revisions="all")
+        wall, cpu, result = timed(lambda: hf_run.run([a], selection))
         assert not result["failed"] and not result["held_back"], result
         ours_w.append(wall)
         ours_c.append(cpu)
@@ -89,7 +89,7 @@ def run(workdir):
         "",
         "| tool | wall (best of %d) | CPU user+sys (best of %d) | ratio (CPU; wall) |" % (ROUNDS, ROUNDS),
         "|---|---|---|---|",
-        "| residue.purge `_hfcache.run` (scan, plan, lock and open-file checks, delete) | %.3f s | %.3f s | 1.00 |" % (
+        "| residue.purge `hf_run.run` (scan, plan, lock and open-file checks, delete) | %.3f s | %.3f s | 1.00 |" % (
             min(ours_w), min(ours_c)),
         "| huggingface_hub `scan_cache_dir` + `delete_revisions().execute()` | %.3f s | %.3f s | "
         "ours is %.1fx faster (wall %.1fx) |" % (min(hf_w), min(hf_c), min(hf_c) / min(ours_c),

@@ -4,7 +4,7 @@
 """discover: resolve the targets' profiles on this host and inventory every residue, read-only.
 
 Sizes come from one walk per residue location (_walk.usage) and one pass per HF hub cache
-(_hfcache.scan_cache); the result grows with the number of residues, never with the number of files.
+(hf_scan.scan_cache); the result grows with the number of residues, never with the number of files.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,7 +14,8 @@ __metaclass__ = type
 import os
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache, _procs, _profiles, _pyenvs, _walk
+from ansible_collections.residue.purge.plugins.module_utils import _procs, _profiles, _pyenvs, _walk
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 PROBLEM_LIMIT = 100
@@ -171,7 +172,7 @@ def discover(params, now=None):
     repo_targets = dict((n, p["hf_repos"]) for n, p in selected.items() if p["hf_repos"])
     if repo_targets:
         for cache in caches:
-            scan = _hfcache.scan_cache(cache["path"], one_file_system=one_fs)
+            scan = hf_scan.scan_cache(cache["path"], one_file_system=one_fs)
             problems.extend(scan.problems)
             for repo in scan.repos:
                 for name in sorted(repo_targets):

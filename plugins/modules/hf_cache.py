@@ -301,7 +301,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache, _profiles, _units
+from ansible_collections.residue.purge.plugins.module_utils import _profiles, _units
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import (
+    model as hf_model, plan as hf_plan, run as hf_run)
 
 
 def argument_spec():
@@ -345,9 +347,9 @@ def build_selection(params):
     if revisions == "all" and not patterns and older_than is None and params["repo_type"] == "any":
         raise ValueError("revisions=all with no repos and no older_than would empty every cache; "
                          "name the repos (repos: ['*'] for all of them)")
-    return _hfcache.Selection(patterns=patterns, repo_type=params["repo_type"], keep=params["keep"],
-                              revisions=revisions, older_than=older_than, age_by=params["age_by"],
-                              max_size=max_size, incomplete_older_than=incomplete)
+    return hf_plan.Selection(patterns=patterns, repo_type=params["repo_type"], keep=params["keep"],
+                             revisions=revisions, older_than=older_than, age_by=params["age_by"],
+                             max_size=max_size, incomplete_older_than=incomplete)
 
 
 def cache_dirs(params):
@@ -364,7 +366,7 @@ def cache_dirs(params):
         users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
         for context in _profiles.user_environments(users):
             for path, _source in _profiles.hub_cache_locations(context):
-                if path not in dirs and _hfcache.is_hub_cache(path):
+                if path not in dirs and hf_model.is_hub_cache(path):
                     dirs.append(path)
     return dirs
 
@@ -376,8 +378,8 @@ def main():
         dirs = cache_dirs(module.params)
     except ValueError as e:  # ProfileError is a ValueError too
         module.fail_json(msg=str(e))
-    result = _hfcache.run(dirs, selection, force=module.params["force"],
-                          one_file_system=module.params["one_file_system"], check_mode=module.check_mode)
+    result = hf_run.run(dirs, selection, force=module.params["force"],
+                        one_file_system=module.params["one_file_system"], check_mode=module.check_mode)
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

@@ -4,7 +4,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
 from ansible_collections.residue.purge.tests.unit.support import hfgen
 
 
@@ -19,8 +19,8 @@ def test_forked_scan_gives_the_serial_result(tmp_path):
     hfgen.add_missing_ref(repos[3])
     hfgen.add_broken_symlink(repos[7])
     os.makedirs(os.path.join(root, "not-a-repo"))
-    serial = _hfcache.scan_cache(root, parallel=False)
-    forked = _hfcache.scan_cache(root, parallel=True)
+    serial = hf_scan.scan_cache(root, parallel=False)
+    forked = hf_scan.scan_cache(root, parallel=True)
     assert len(serial.repos) == 40
     assert [r.folder for r in forked.repos] == sorted(r.folder for r in forked.repos)
     assert as_data(forked) == as_data(serial)

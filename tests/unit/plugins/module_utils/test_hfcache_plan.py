@@ -22,11 +22,12 @@ huggingface_hub = pytest.importorskip("huggingface_hub")
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache  # noqa: E402
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import (  # noqa: E402
+    delete as hf_delete, inuse as hf_inuse, plan as hf_plan, run as hf_run, scan as hf_scan)
 from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
 
 
-class PickCommits(_hfcache.Selection):
+class PickCommits(hf_plan.Selection):
     """A selection of explicit commits, as huggingface_hub's delete_revisions takes them."""
 
     __slots__ = ("commits",)
@@ -44,13 +45,13 @@ def never_held(repo, whole):
 
 
 def layout_of(repo):
-    return _hfcache.scan_repo(repo.path, detail=True)[1]
+    return hf_scan.scan_repo(repo.path, detail=True)[1]
 
 
 def plan_and_run(root, selection, held=never_held):
-    cache = _hfcache.scan_cache(root)
-    plan = _hfcache.plan_cache(cache, selection, layout_of, held)
-    failures, late = _hfcache.execute_plan(plan)
+    cache = hf_scan.scan_cache(root)
+    plan = hf_plan.plan_cache(cache, selection, layout_of, held)
+    failures, late = hf_delete.execute_plan(plan)
     assert failures == [] and late == []
     return plan
 
@@ -94,7 +95,7 @@ def test_shared_blobs_stay_and_are_counted(tmp_path):
     plan = plan_and_run(root, PickCommits([old]))
     (rp,) = plan.repos
     assert rp.blobs_kept_shared == 8 and len(rp.blobs) == 2 and not rp.whole
-    left = _hfcache.scan_cache(root)
+    left = hf_scan.scan_cache(root)
     assert left.problems == []  # no broken link: the shared blobs are still there
     assert [r.commit for r in left.repos[0].revisions] == [repo.commits[1]]
 
@@ -114,14 +115,14 @@ def test_budget_evicts_least_recently_used_first(tmp_path):
     _repo_with_atime(root, "a/oldest", now - 3000, seed=1)
     _repo_with_atime(root, "b/middle", now - 2000, seed=2)
     _repo_with_atime(root, "c/newest", now - 1000, seed=3)
-    sizes = dict((r.repo_id, r.blob_bytes) for r in _hfcache.scan_cache(root).repos)
+    sizes = dict((r.repo_id, r.blob_bytes) for r in hf_scan.scan_cache(root).repos)
     total = sum(sizes.values())
     budget = total - sizes["a/oldest"] - 1  # one byte too many without the middle one as well
-    plan = plan_and_run(root, _hfcache.Selection(max_size=budget, now=now))
+    plan = plan_and_run(root, hf_plan.Selection(max_size=budget, now=now))
     assert [rp.repo.repo_id for rp in plan.repos] == ["a/oldest", "b/middle"]
     assert all(rp.reason == ["budget"] and rp.whole for rp in plan.repos)
     assert plan.bytes_after == sizes["c/newest"] <= budget
-    assert [r.repo_id for r in _hfcache.scan_cache(root).repos] == ["c/newest"]
+    assert [r.repo_id for r in hf_scan.scan_cache(root).repos] == ["c/newest"]
 
 
 def test_budget_never_evicts_kept_repos_and_says_so(tmp_path):
@@ -129,11 +130,11 @@ def test_budget_never_evicts_kept_repos_and_says_so(tmp_path):
     now = time.time()
     _repo_with_atime(root, "keep/me", now - 9000, seed=1)
     _repo_with_atime(root, "b/middle", now - 2000, seed=2)
-    plan = plan_and_run(root, _hfcache.Selection(max_size=0, keep=["keep/*"], now=now))
+    plan = plan_and_run(root, hf_plan.Selection(max_size=0, keep=["keep/*"], now=now))
     assert [rp.repo.repo_id for rp in plan.repos] == ["b/middle"]
     summary = plan.summary()
     assert summary["over_budget"] and summary["kept_over_budget"] == ["keep/me"]
-    assert [r.repo_id for r in _hfcache.scan_cache(root).repos] == ["keep/me"]
+    assert [r.repo_id for r in hf_scan.scan_cache(root).repos] == ["keep/me"]
 
 
 def test_budget_drops_old_revision_before_newer_repo(tmp_path):
@@ -142,10 +143,10 @@ def test_budget_drops_old_revision_before_newer_repo(tmp_path):
     repo = hfgen.make_cache(root, repos=1, revisions_per_repo=2, files_per_revision=6, shared_fraction=0.5,
                             now=now, time_spread=10000, seed=4)[0]
     _repo_with_atime(root, "z/recent", now - 10, seed=9)
-    cache = _hfcache.scan_cache(root)
+    cache = hf_scan.scan_cache(root)
     gen = [r for r in cache.repos if r.repo_id == repo.repo_id][0]
     assert gen.revisions  # the older revision of the generated repo is the least recently used
-    plan = plan_and_run(root, _hfcache.Selection(max_size=cache.blob_bytes - 1, now=now))
+    plan = plan_and_run(root, hf_plan.Selection(max_size=cache.blob_bytes - 1, now=now))
     (rp,) = plan.repos
     assert rp.repo.repo_id == repo.repo_id and rp.revisions == [repo.commits[0]] and not rp.whole
     assert rp.blobs_kept_shared == 3
@@ -156,23 +157,23 @@ def test_selection_by_age_pattern_type_and_unreferenced(tmp_path):
     now = time.time()
     made = hfgen.make_cache(root, repos=3, revisions_per_repo=2, ref_fraction=0.0, now=now, time_spread=100 * 86400,
                             seed=12)
-    cache = _hfcache.scan_cache(root)
-    sel = _hfcache.Selection(revisions="unreferenced", now=now)
-    plan = _hfcache.plan_cache(cache, sel, layout_of, never_held)
+    cache = hf_scan.scan_cache(root)
+    sel = hf_plan.Selection(revisions="unreferenced", now=now)
+    plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     # every repo's older revision is detached (ref_fraction 0): exactly those are picked
     assert sorted(c for rp in plan.repos for c in rp.revisions) == sorted(r.commits[0] for r in made)
-    sel = _hfcache.Selection(patterns=[made[1].repo_id], revisions="all", now=now)
-    plan = _hfcache.plan_cache(cache, sel, layout_of, never_held)
+    sel = hf_plan.Selection(patterns=[made[1].repo_id], revisions="all", now=now)
+    plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert [rp.repo.repo_id for rp in plan.repos] == [made[1].repo_id] and plan.repos[0].whole
-    sel = _hfcache.Selection(repo_type="dataset", revisions="all", now=now)
-    plan = _hfcache.plan_cache(cache, sel, layout_of, never_held)
+    sel = hf_plan.Selection(repo_type="dataset", revisions="all", now=now)
+    plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert [rp.repo.repo_type for rp in plan.repos] == ["dataset"]
-    sel = _hfcache.Selection(revisions="all", older_than=0, now=now + 10 ** 9, keep=[made[0].repo_id])
-    plan = _hfcache.plan_cache(cache, sel, layout_of, never_held)
+    sel = hf_plan.Selection(revisions="all", older_than=0, now=now + 10 ** 9, keep=[made[0].repo_id])
+    plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert sorted(rp.repo.repo_id for rp in plan.repos) == sorted(r.repo_id for r in made[1:])
     oldest = min(r.last_access for rev in cache.repos for r in rev.revisions)
-    sel = _hfcache.Selection(revisions="all", older_than=int(now - oldest) - 1, now=now)
-    plan = _hfcache.plan_cache(cache, sel, layout_of, never_held)
+    sel = hf_plan.Selection(revisions="all", older_than=int(now - oldest) - 1, now=now)
+    plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert [len(rp.revisions) for rp in plan.repos] == [1]
 
 
@@ -181,15 +182,15 @@ def test_stale_incomplete_goes_fresh_one_stays(tmp_path):
     repo = hfgen.make_cache(root, repos=1, seed=3)[0]
     stale = hfgen.add_incomplete(repo, name="a" * 64 + ".incomplete", age=3 * 86400)
     fresh = hfgen.add_incomplete(repo, name="b" * 64 + ".incomplete", age=60)
-    plan = plan_and_run(root, _hfcache.Selection(incomplete_older_than=86400))
+    plan = plan_and_run(root, hf_plan.Selection(incomplete_older_than=86400))
     assert [rp.incomplete for rp in plan.repos] == [[(os.path.basename(stale), 1000)]]
     assert not os.path.exists(stale) and os.path.exists(fresh)
 
 
 def guard_for(root, force=False, **kw):
-    cache = _hfcache.scan_cache(root)
-    sel = _hfcache.Selection(patterns=["*"], revisions="all", **kw)
-    guard = _hfcache._Guard([cache], sel, force)
+    cache = hf_scan.scan_cache(root)
+    sel = hf_plan.Selection(patterns=["*"], revisions="all", **kw)
+    guard = hf_run._Guard([cache], sel, force)
     return cache, sel, guard
 
 
@@ -198,7 +199,7 @@ def test_fresh_download_holds_a_whole_repo_back_even_with_force(tmp_path):
     repo = hfgen.make_cache(root, repos=1, seed=3)[0]
     hfgen.add_incomplete(repo, age=5)
     cache, sel, guard = guard_for(root, force=True)
-    plan = _hfcache.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
+    plan = hf_plan.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
     assert plan.repos == [] and plan.held_back[0]["reason"] == "in_use"
     assert "partial download" in plan.held_back[0]["detail"]
 
@@ -217,37 +218,37 @@ def test_repo_locked_by_a_running_download_is_held_back(tmp_path):
     holder = _spawn("import sys, time\nfrom filelock import FileLock\nl = FileLock(%r)\nl.acquire()\n"
                     "print('ready', flush=True)\ntime.sleep(120)\n" % lock)
     try:
-        assert _hfcache.held_lock(os.path.join(root, ".locks", repo.folder)) == os.path.basename(lock)
+        assert hf_inuse.held_lock(os.path.join(root, ".locks", repo.folder)) == os.path.basename(lock)
         cache, sel, guard = guard_for(root)
-        plan = _hfcache.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
+        plan = hf_plan.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
         assert [rp.repo.repo_id for rp in plan.repos] == [other.repo_id]
         assert plan.held_back == [{"cache": cache.path, "repo_id": repo.repo_id, "repo_type": repo.repo_type,
                                    "reason": "locked", "detail": plan.held_back[0]["detail"]}]
         assert lock in plan.held_back[0]["detail"]
-        _hfcache.execute_plan(plan)
+        hf_delete.execute_plan(plan)
         assert os.path.isdir(repo.path) and not os.path.exists(other.path)
         # force takes it anyway
         cache, sel, guard = guard_for(root, force=True)
-        plan = _hfcache.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
+        plan = hf_plan.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
         assert [rp.repo.repo_id for rp in plan.repos] == [repo.repo_id]
     finally:
         holder.kill()
         holder.wait()
     # released lock: the probe gets it and lets it go
-    assert _hfcache.held_lock(os.path.join(root, ".locks", repo.folder)) is None
+    assert hf_inuse.held_lock(os.path.join(root, ".locks", repo.folder)) is None
 
 
 def test_probe_creates_no_lock_file_and_ignores_links(tmp_path):
     root = str(tmp_path / "hub")
     repo = hfgen.make_cache(root, repos=1, seed=5, locks=False)[0]
-    assert _hfcache.held_lock(os.path.join(root, ".locks", repo.folder)) is None
+    assert hf_inuse.held_lock(os.path.join(root, ".locks", repo.folder)) is None
     assert not os.path.exists(os.path.join(root, ".locks"))
     lock_dir = os.path.join(root, ".locks", repo.folder)
     os.makedirs(lock_dir)
     fifo = os.path.join(lock_dir, "pipe.lock")
     os.mkfifo(fifo)  # opening a FIFO would block: it must be skipped
     os.symlink("/etc/passwd", os.path.join(lock_dir, "link.lock"))
-    assert _hfcache.held_lock(lock_dir) is None
+    assert hf_inuse.held_lock(lock_dir) is None
 
 
 def test_repo_with_an_open_blob_is_in_use(tmp_path):
@@ -256,10 +257,10 @@ def test_repo_with_an_open_blob_is_in_use(tmp_path):
     blob = os.path.join(repo.path, "blobs", sorted(os.listdir(os.path.join(repo.path, "blobs")))[0])
     holder = _spawn("import time\nf = open(%r, 'rb')\nprint('ready', flush=True)\ntime.sleep(120)\n" % blob)
     try:
-        found = _hfcache.open_paths_under([os.path.realpath(root)])
+        found = hf_inuse.open_paths_under([os.path.realpath(root)])
         assert os.path.realpath(blob) in found and found[os.path.realpath(blob)][0][0] == holder.pid
         cache, sel, guard = guard_for(root)
-        plan = _hfcache.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
+        plan = hf_plan.plan_cache(cache, sel, layout_of, lambda r, whole: guard.held(cache, r, whole))
         assert plan.repos == [] and plan.held_back[0]["reason"] == "in_use"
         assert str(holder.pid) in plan.held_back[0]["detail"]
     finally:
@@ -321,9 +322,9 @@ def test_dir_swapped_for_a_link_after_planning(tmp_path, victim, swap):
     with open(os.path.join(victim, "refs", "pr", "1"), "w") as f:
         f.write(old)
     before = checksum_tree(victim)
-    cache = _hfcache.scan_cache(root)
-    plan = _hfcache.plan_cache(cache, PickCommits([old]) if swap != "repo" else PickCommits(repo.commits),
-                               layout_of, never_held)
+    cache = hf_scan.scan_cache(root)
+    plan = hf_plan.plan_cache(cache, PickCommits([old]) if swap != "repo" else PickCommits(repo.commits),
+                              layout_of, never_held)
     target = {"snapshot": os.path.join(repo.path, "snapshots", old),
               "snapshots": os.path.join(repo.path, "snapshots"),
               "repo": repo.path,
@@ -331,7 +332,7 @@ def test_dir_swapped_for_a_link_after_planning(tmp_path, victim, swap):
               "refs": os.path.join(repo.path, "refs")}[swap]
     os.rename(target, target + ".moved")
     os.symlink(victim, target)
-    failures, _late = _hfcache.execute_plan(plan)
+    failures, _late = hf_delete.execute_plan(plan)
     assert checksum_tree(victim) == before
     if swap in ("snapshot", "repo"):
         assert not os.path.lexists(target) and failures == []  # the link itself went, nothing behind it
@@ -350,9 +351,9 @@ def test_other_file_system_inside_a_repo_is_not_removed(tmp_path):
     try:
         with open(os.path.join(mnt, "keep"), "w") as f:
             f.write("other fs")
-        cache = _hfcache.scan_cache(root)
-        plan = _hfcache.plan_cache(cache, PickCommits(repo.commits), layout_of, never_held)
-        failures, _late = _hfcache.execute_plan(plan)
+        cache = hf_scan.scan_cache(root)
+        plan = hf_plan.plan_cache(cache, PickCommits(repo.commits), layout_of, never_held)
+        failures, _late = hf_delete.execute_plan(plan)
         assert any("another file system" in f for f in failures)
         with open(os.path.join(mnt, "keep")) as f:
             assert f.read() == "other fs"
@@ -365,7 +366,7 @@ def test_second_run_changes_nothing(tmp_path):
     root = str(tmp_path / "hub")
     made = hfgen.make_cache(root, repos=3, seed=21)
     hfgen.add_incomplete(made[0], age=5 * 86400)
-    sel = _hfcache.Selection(patterns=[made[0].repo_id], revisions="all")
+    sel = hf_plan.Selection(patterns=[made[0].repo_id], revisions="all")
     first = plan_and_run(root, sel)
     assert first.repos
     second = plan_and_run(root, sel)
@@ -375,9 +376,9 @@ def test_second_run_changes_nothing(tmp_path):
 NOBODY_SCRIPT = r"""
 import json, sys
 sys.path.insert(0, %(path)r)
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache
-sel = _hfcache.Selection(patterns=["*"], revisions="all", incomplete_older_than=None)
-print(json.dumps(_hfcache.run([%(root)r], sel)))
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run
+sel = hf_plan.Selection(patterns=["*"], revisions="all", incomplete_older_than=None)
+print(json.dumps(hf_run.run([%(root)r], sel)))
 """
 
 
@@ -406,7 +407,7 @@ def test_unreadable_and_unwritable_parts_are_reported_as_nobody(tmp_path):
         os.lchown(secret, 0, 0)
         os.chmod(secret, 0o700)
         before_theirs = hfgen.tree_listing(theirs.path)
-        collections = os.path.join(os.path.dirname(os.path.abspath(_hfcache.__file__)), "..", "..", "..", "..", "..")
+        collections = os.path.join(os.path.dirname(os.path.abspath(hf_run.__file__)), "..", "..", "..", "..", "..", "..")
         code = NOBODY_SCRIPT % {"path": os.path.realpath(collections), "root": root}
         out = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
                               "--clear-groups", sys.executable, "-c", code],
@@ -439,7 +440,7 @@ def test_blob_only_memory_mapped_is_in_use(tmp_path):
     try:
         assert not any(os.path.realpath(blob) == os.path.realpath(os.path.join("/proc", str(holder.pid), "fd", fd))
                        for fd in os.listdir("/proc/%d/fd" % holder.pid))
-        found = _hfcache.open_paths_under([os.path.realpath(root)])
+        found = hf_inuse.open_paths_under([os.path.realpath(root)])
         assert [pid for pid, _name in found[os.path.realpath(blob)]] == [holder.pid]
     finally:
         holder.kill()
@@ -452,6 +453,6 @@ def test_cache_reached_through_a_link_is_worked_on_in_place(tmp_path):
     made = hfgen.make_cache(real, repos=2, seed=17)
     link = str(tmp_path / "hub-link")
     os.symlink(real, link)
-    result = _hfcache.run([link], _hfcache.Selection(patterns=[made[0].repo_id], revisions="all"))
+    result = hf_run.run([link], hf_plan.Selection(patterns=[made[0].repo_id], revisions="all"))
     assert [d["repo_id"] for d in result["deleted"]] == [made[0].repo_id] and result["failures"] == []
     assert os.path.islink(link) and not os.path.exists(made[0].path) and os.path.isdir(made[1].path)

@@ -14,7 +14,8 @@ import pytest
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
 
-from ansible_collections.residue.purge.plugins.module_utils import _hfcache  # noqa: E402
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import (  # noqa: E402
+    model as hf_model, scan as hf_scan)
 from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def test_numbers_match_huggingface_hub_and_du(tmp_path, seed, windows_style):
                      windows_style=windows_style)
     expected, warnings = oracle(root)
     assert not warnings and len(expected) == 5
-    cache = _hfcache.scan_cache(root)
+    cache = hf_scan.scan_cache(root)
     assert cache.problems == []
     assert_same_as_oracle(cache, expected)
     for repo in cache.repos:
@@ -75,7 +76,7 @@ def test_detached_revision_no_exist_incomplete_and_hard_links(tmp_path):
     os.link(os.path.join(blobs, first), os.path.join(repos[2].path, "hardlinked-copy"))
     expected, warnings = oracle(root)
     assert not warnings
-    cache = _hfcache.scan_cache(root)
+    cache = hf_scan.scan_cache(root)
     assert cache.problems == []
     assert_same_as_oracle(cache, expected)
     by_folder = dict((r.folder, r) for r in cache.repos)
@@ -90,7 +91,7 @@ def test_detached_revision_no_exist_incomplete_and_hard_links(tmp_path):
 def test_broken_entries_are_problems_not_crashes(tmp_path):
     root = str(tmp_path / "hub")
     repos = hfgen.make_cache(root, repos=3, seed=11)
-    sizes_before = dict((r.folder, r.blob_bytes) for r in _hfcache.scan_cache(root).repos)
+    sizes_before = dict((r.folder, r.blob_bytes) for r in hf_scan.scan_cache(root).repos)
     missing = hfgen.add_missing_ref(repos[0], "refs/pr/77", "e" * 40)
     link = hfgen.add_broken_symlink(repos[1])
     os.makedirs(os.path.join(root, "models--nosnapshots--x", "blobs"))
@@ -98,7 +99,7 @@ def test_broken_entries_are_problems_not_crashes(tmp_path):
         f.write("x")
     expected, warnings = oracle(root)
     assert len(warnings) == 4  # huggingface_hub drops these repos; we keep them, with problems
-    cache = _hfcache.scan_cache(root)
+    cache = hf_scan.scan_cache(root)
     by_folder = dict((r.folder, r) for r in cache.repos)
     assert by_folder[repos[0].folder].dangling_refs == [("refs/pr/77", missing)]
     assert any("missing snapshot" in p for p in by_folder[repos[0].folder].problems)
@@ -118,11 +119,11 @@ def test_link_out_of_the_tree_is_not_followed(tmp_path):
     outside.mkdir()
     (outside / "secret").write_bytes(b"s" * 100000)
     repos = hfgen.make_cache(root, repos=1, seed=5)
-    before = _hfcache.scan_cache(root).repos[0].blob_bytes
+    before = hf_scan.scan_cache(root).repos[0].blob_bytes
     snap = os.path.join(repos[0].path, "snapshots", repos[0].commits[-1])
     os.symlink(str(outside / "secret"), os.path.join(snap, "escape.bin"))
     os.symlink("../../blobs/../../../outside/secret", os.path.join(snap, "escape2.bin"))
-    cache = _hfcache.scan_cache(root)
+    cache = hf_scan.scan_cache(root)
     repo = cache.repos[0]
     assert repo.blob_bytes == before
     assert sum("outside blobs/" in p for p in repo.problems) == 2
@@ -139,10 +140,10 @@ def test_other_file_system_is_not_entered(tmp_path):
     try:
         with open(os.path.join(mnt, "big"), "wb") as f:
             f.write(b"x" * 500000)
-        repo = _hfcache.scan_cache(root).repos[0]
+        repo = hf_scan.scan_cache(root).repos[0]
         assert any("another file system" in p for p in repo.problems)
         assert repo.disk_bytes == int(subprocess.check_output(["du", "-xsB1", repos[0].path]).split()[0])
-        crossing = _hfcache.scan_cache(root, one_file_system=False).repos[0]
+        crossing = hf_scan.scan_cache(root, one_file_system=False).repos[0]
         assert crossing.disk_bytes > repo.disk_bytes
     finally:
         subprocess.check_call(["umount", mnt])
@@ -150,14 +151,14 @@ def test_other_file_system_is_not_entered(tmp_path):
 
 def test_is_hub_cache(tmp_path):
     root = str(tmp_path / "hub")
-    assert not _hfcache.is_hub_cache(root)
+    assert not hf_model.is_hub_cache(root)
     os.makedirs(root)
-    assert not _hfcache.is_hub_cache(root)
+    assert not hf_model.is_hub_cache(root)
     os.makedirs(os.path.join(root, "notes--x"))
-    assert not _hfcache.is_hub_cache(root)
+    assert not hf_model.is_hub_cache(root)
     hfgen.make_cache(root, repos=1, repo_types=("dataset",))
-    assert _hfcache.is_hub_cache(root)
-    assert not _hfcache.is_hub_cache(os.path.join(root, "missing"))
+    assert hf_model.is_hub_cache(root)
+    assert not hf_model.is_hub_cache(os.path.join(root, "missing"))
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -169,21 +170,21 @@ def test_is_hub_cache(tmp_path):
     (".locks", None),
 ])
 def test_parse_repo_folder(name, expected):
-    assert _hfcache.parse_repo_folder(name) == expected
+    assert hf_model.parse_repo_folder(name) == expected
     if expected:
-        assert _hfcache.repo_folder(*expected) == name
+        assert hf_model.repo_folder(*expected) == name
 
 
 def test_hub_cache_candidates_follow_huggingface_hub_order():
     env = {"HF_HUB_CACHE": "/data/hub", "HUGGINGFACE_HUB_CACHE": "~/legacy", "HF_HOME": "/srv/hf",
            "XDG_CACHE_HOME": "/xdg", "TRANSFORMERS_CACHE": "/t/cache", "PYTORCH_TRANSFORMERS_CACHE": "rel/ignored"}
-    assert _hfcache.hub_cache_candidates(env, "/home/u") == [
+    assert hf_model.hub_cache_candidates(env, "/home/u") == [
         "/data/hub", "/home/u/legacy", "/srv/hf/hub", "/xdg/huggingface/hub", "/home/u/.cache/huggingface/hub",
         "/t/cache"]
-    assert _hfcache.hub_cache_candidates({}, "/home/u") == ["/home/u/.cache/huggingface/hub"]
-    assert _hfcache.hub_cache_candidates({"HF_HOME": "/home/u/.cache/huggingface/"}, "/home/u") == [
+    assert hf_model.hub_cache_candidates({}, "/home/u") == ["/home/u/.cache/huggingface/hub"]
+    assert hf_model.hub_cache_candidates({"HF_HOME": "/home/u/.cache/huggingface/"}, "/home/u") == [
         "/home/u/.cache/huggingface/hub"]
-    assert _hfcache.hub_cache_candidates({}, None) == []
+    assert hf_model.hub_cache_candidates({}, None) == []
 
 
 def test_huggingface_hub_resolution_agrees(monkeypatch, tmp_path):
@@ -197,7 +198,7 @@ def test_huggingface_hub_resolution_agrees(monkeypatch, tmp_path):
         monkeypatch.setenv(k, v)
     try:
         fresh = importlib.reload(constants)
-        assert _hfcache.hub_cache_candidates(env, os.path.expanduser("~"))[0] == fresh.HF_HUB_CACHE
+        assert hf_model.hub_cache_candidates(env, os.path.expanduser("~"))[0] == fresh.HF_HUB_CACHE
     finally:
         monkeypatch.undo()
         importlib.reload(constants)
@@ -206,8 +207,8 @@ def test_huggingface_hub_resolution_agrees(monkeypatch, tmp_path):
 def test_problems_are_capped_per_repo(tmp_path):
     root = str(tmp_path / "hub")
     repo = hfgen.make_cache(root, repos=1, seed=2)[0]
-    for i in range(_hfcache.MAX_PROBLEMS_PER_REPO + 15):
+    for i in range(hf_model.MAX_PROBLEMS_PER_REPO + 15):
         hfgen.add_broken_symlink(repo, name="broken%d.bin" % i)
-    scanned = _hfcache.scan_cache(root).repos[0]
-    assert len(scanned.problems) == _hfcache.MAX_PROBLEMS_PER_REPO + 1
+    scanned = hf_scan.scan_cache(root).repos[0]
+    assert len(scanned.problems) == hf_model.MAX_PROBLEMS_PER_REPO + 1
     assert scanned.problems[-1].startswith("... and 15 more problems")

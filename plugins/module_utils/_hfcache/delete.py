@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Carrying out a deletion plan, descriptor-based from the cache dir, never through a link."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _IFDIR, _IFMT, _O_DIR, _err
+
+
+# ------------------------------------------------------------------------------------------ deletion
+
+class DeletionError(Exception):
+    pass
+
+
+def _open_below(root_fd, parts):
+    """Open parts (dir names) one by one from root_fd, never through a link. Caller closes the fd."""
+    fd = os.dup(root_fd)
+    for part in parts:
+        try:
+            nfd = os.open(part, _O_DIR, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nfd
+    return fd
+
+
+def _rmtree_at(parent_fd, name, dev, failures, path, depth=0):
+    """rm -rf of parent_fd/name without following links or leaving the file system (dev)."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            failures.append("%s: %s" % (path, _err(e)))
+        return
+    if st.st_mode & _IFMT != _IFDIR:
+        try:
+            os.unlink(name, dir_fd=parent_fd)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                failures.append("%s: %s" % (path, _err(e)))
+        return
+    if st.st_dev != dev:
+        failures.append("%s: on another file system, not removed" % path)
+        return
+    if depth > 256:
+        failures.append("%s: nested too deep, not removed" % path)
+        return
+    try:
+        fd = os.open(name, _O_DIR, dir_fd=parent_fd)
+    except OSError as e:
+        failures.append("%s: %s" % (path, _err(e)))
+        return
+    try:
+        fst = os.fstat(fd)
+        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            failures.append("%s: replaced during removal, not removed" % path)
+            return
+        with os.scandir(fd) as it:
+            names = [e.name for e in it]
+        for child in names:
+            _rmtree_at(fd, child, dev, failures, path + "/" + child, depth + 1)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            failures.append("%s: %s" % (path, _err(e)))
+
+
+def _unlink_at(parent_fd, name, failures, path):
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        if st.st_mode & _IFMT == _IFDIR:
+            failures.append("%s: is a directory, not removed" % path)
+            return
+        os.unlink(name, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            failures.append("%s: %s" % (path, _err(e)))
+
+
+def execute_plan(plan, recheck=None):
+    """Carry out a CachePlan. Every path is opened from the cache dir's descriptor, one component at a
+    time without following links, so nothing outside the cache can be reached. Order as huggingface_hub:
+    snapshots and refs before the blobs they point to. recheck(repo, whole) -> None or (reason, detail) is
+    asked again right before each repo (a download may have started since the plan was made).
+    Returns (failures, held_back): failures is empty when everything planned went."""
+    failures = []
+    late = []
+    cache = plan.cache
+    try:
+        root_fd = os.open(cache.path, _O_DIR & ~getattr(os, "O_NOFOLLOW", 0))
+    except OSError as e:
+        return ["%s: %s" % (cache.path, _err(e))], late
+    try:
+        if cache.dev is not None and os.fstat(root_fd).st_dev != cache.dev:
+            return ["%s: changed since it was scanned, nothing removed" % cache.path], late
+        dev = os.fstat(root_fd).st_dev
+        for rp in plan.repos:
+            folder = rp.repo.folder
+            base = cache.path + "/" + folder
+            reason = recheck(rp.repo, rp.whole) if recheck else None
+            if reason:
+                late.append((rp, reason))
+                continue
+            if rp.whole:
+                _rmtree_at(root_fd, folder, dev, failures, base)
+                try:
+                    locks_fd = _open_below(root_fd, [".locks"])
+                except OSError:
+                    locks_fd = None
+                if locks_fd is not None:
+                    try:
+                        _rmtree_at(locks_fd, folder, dev, failures, cache.path + "/.locks/" + folder)
+                    finally:
+                        os.close(locks_fd)
+                continue
+            try:
+                repo_fd = _open_below(root_fd, [folder])
+            except OSError as e:
+                failures.append("%s: %s" % (base, _err(e)))
+                continue
+            try:
+                if rp.revisions:
+                    try:
+                        snaps_fd = _open_below(repo_fd, ["snapshots"])
+                    except OSError as e:
+                        failures.append("%s/snapshots: %s" % (base, _err(e)))
+                        continue
+                    try:
+                        for commit in rp.revisions:
+                            _rmtree_at(snaps_fd, commit, dev, failures, base + "/snapshots/" + commit)
+                    finally:
+                        os.close(snaps_fd)
+                for ref in rp.refs:
+                    parts = ref.split("/")
+                    try:
+                        ref_fd = _open_below(repo_fd, ["refs"] + parts[:-1])
+                    except OSError as e:
+                        failures.append("%s/refs/%s: %s" % (base, ref, _err(e)))
+                        continue
+                    try:
+                        _unlink_at(ref_fd, parts[-1], failures, base + "/refs/" + ref)
+                    finally:
+                        os.close(ref_fd)
+                if rp.blobs or rp.incomplete:
+                    snapshot_failed = any(f.startswith(base + "/snapshots/") for f in failures)
+                    try:
+                        blobs_fd = _open_below(repo_fd, ["blobs"])
+                    except OSError as e:
+                        failures.append("%s/blobs: %s" % (base, _err(e)))
+                        continue
+                    try:
+                        # a snapshot that could not go may still point at these blobs: keep them then
+                        for name in ([] if snapshot_failed else rp.blobs):
+                            _unlink_at(blobs_fd, name, failures, base + "/blobs/" + name)
+                        for name, _size in rp.incomplete:
+                            _unlink_at(blobs_fd, name, failures, base + "/blobs/" + name)
+                    finally:
+                        os.close(blobs_fd)
+            finally:
+                os.close(repo_fd)
+    finally:
+        os.close(root_fd)
+    return failures, late

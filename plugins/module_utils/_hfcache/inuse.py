@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Whether a hub cache repo is in use: held download locks, files open or mapped by a process."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _O_DIR, _O_FILE
+
+
+# ------------------------------------------------------------------------------------------ in use
+
+def held_lock(lock_dir):
+    """Name of the first lock file under lock_dir that a live process holds (flock), else None.
+
+    Each lock is probed with a non-blocking exclusive flock on a read-only descriptor and released at
+    once: huggingface_hub's filelock takes exactly that lock for the whole of a download. No lock file
+    is ever created, and links or special files are not opened.
+    """
+    try:
+        fd = os.open(lock_dir, _O_DIR)
+    except OSError:
+        return None
+    try:
+        return _held_in(fd, "", 0)
+    finally:
+        os.close(fd)
+
+
+def _held_in(dir_fd, rel, depth):
+    import fcntl
+    try:
+        with os.scandir(dir_fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)) for e in it]
+    except OSError:
+        return None
+    for name, is_dir, is_file in sorted(entries):
+        if is_dir and depth < 8:
+            try:
+                sub = os.open(name, _O_DIR, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                found = _held_in(sub, rel + name + "/", depth + 1)
+            finally:
+                os.close(sub)
+            if found:
+                return found
+            continue
+        if not is_file:
+            continue
+        try:
+            lfd = os.open(name, _O_FILE, dir_fd=dir_fd)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return rel + name
+        finally:
+            os.close(lfd)  # closing releases our probe lock, if we got it
+    return None
+
+
+def open_paths_under(roots, proc="/proc", own_pid=None):
+    """{path: [(pid, process name)]} of files under any of roots that a process has open or mapped.
+
+    Reads /proc/<pid>/fd/* links and /proc/<pid>/maps (Linux). Returns None where /proc is not
+    available, so the caller can say it could not check. roots must be real paths (no links).
+    """
+    if not os.path.isdir(os.path.join(proc, "self", "fd")):
+        return None
+    own_pid = os.getpid() if own_pid is None else own_pid
+    prefixes = tuple(r.rstrip("/") + "/" for r in roots)
+    found = {}
+    for pid in os.listdir(proc):
+        if not pid.isdigit() or int(pid) == own_pid:
+            continue
+        base = os.path.join(proc, pid)
+        paths = set()
+        try:
+            for fd in os.listdir(os.path.join(base, "fd")):
+                try:
+                    target = os.readlink(os.path.join(base, "fd", fd))
+                except OSError:
+                    continue
+                if target.startswith(prefixes):
+                    paths.add(target[:-len(" (deleted)")] if target.endswith(" (deleted)") else target)
+        except OSError:
+            pass
+        try:
+            with open(os.path.join(base, "maps"), "rb") as f:
+                for line in f:
+                    part = line.split(None, 5)
+                    if len(part) == 6:
+                        path = part[5].rstrip(b"\n").decode("utf-8", "surrogateescape")
+                        if path.startswith(prefixes):
+                            paths.add(path[:-len(" (deleted)")] if path.endswith(" (deleted)") else path)
+        except (IOError, OSError):
+            pass
+        if paths:
+            try:
+                with open(os.path.join(base, "comm")) as f:
+                    name = f.read().strip()
+            except (IOError, OSError):
+                name = "?"
+            for path in paths:
+                found.setdefault(path, []).append((int(pid), name))
+    return found
