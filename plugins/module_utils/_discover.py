@@ -16,6 +16,7 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _procs, _profiles, _pyenvs, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
+from ansible_collections.residue.purge.plugins.module_utils._text import printable
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 PROBLEM_LIMIT = 100
@@ -48,21 +49,6 @@ class Problems(object):
         return list(self.items)
 
 
-def printable(value):
-    """Text safe for JSON: undecodable bytes of file names become \\x escapes, never an exception."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "surrogateescape")
-    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def owner_name(path):
-    try:
-        uid = os.lstat(path).st_uid
-    except OSError:
-        return None
-    return _profiles.user_name(uid)
-
-
 def last_use(item):
     return max(item.get("last_access") or 0, item.get("newest_mtime") or 0)
 
@@ -72,7 +58,7 @@ def _path_residue(target, path, usage):
         "target": target,
         "kind": "path",
         "path": path,
-        "user": owner_name(path),
+        "user": _profiles.owner_name(path),
         "bytes": usage.bytes,
         "files": usage.files,
         "newest_mtime": usage.newest_mtime,
@@ -85,7 +71,7 @@ def _repo_residue(target, repo):
         "target": target,
         "kind": "hf_repo",
         "path": repo.path,
-        "user": owner_name(repo.path),
+        "user": _profiles.owner_name(repo.path),
         "bytes": repo.disk_bytes,
         "files": repo.files,
         "newest_mtime": repo.newest_mtime,
@@ -117,7 +103,7 @@ def find_hub_caches(contexts, extra_caches, problems):
         real = os.path.realpath(path)
         entry = found.get(real)
         if entry is None:
-            found[real] = {"path": real, "user": owner_name(real), "source": source, "sources": [source],
+            found[real] = {"path": real, "user": _profiles.owner_name(real), "source": source, "sources": [source],
                            "configured_as": [path]}
         else:
             if source not in entry["sources"]:

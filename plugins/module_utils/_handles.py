@@ -14,13 +14,22 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import pwd
 
-from ansible_collections.residue.purge.plugins.module_utils import _procs
+from ansible_collections.residue.purge.plugins.module_utils import _paths, _procfs
+from ansible_collections.residue.purge.plugins.module_utils._mounts import (
+    device_numbers, free_bytes, mountinfo_points, parse_mountinfo)
+from ansible_collections.residue.purge.plugins.module_utils._procfs import strip_deleted
+from ansible_collections.residue.purge.plugins.module_utils._profiles import user_name
+from ansible_collections.residue.purge.plugins.module_utils._text import printable
 
-DELETED_SUFFIX = " (deleted)"
 MAPPED_FD = "DEL"
 MEMFD_PREFIX = "/memfd:"
+
+
+def _user_name(uid, _cache={}):  # pylint: disable=dangerous-default-value  # a scan meets the same few users
+    if uid not in _cache:
+        _cache[uid] = user_name(uid)
+    return _cache[uid]
 
 
 class HandleError(ValueError):
@@ -31,106 +40,15 @@ class HandleError(ValueError):
 # Pure helpers
 
 
-def printable(text):
-    """Text safe to return to Ansible: bytes that are not UTF-8 (kept by surrogateescape) become \\xNN.
-
-    Ansible refuses a whole module result that carries one such name, and a hostile file name must not
-    be able to hide everything else."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def strip_deleted(target):
-    """'/x/y (deleted)' -> '/x/y'; None when the text does not end in the kernel's marker."""
-    if target.endswith(DELETED_SUFFIX):
-        return target[:-len(DELETED_SUFFIX)]
-    return None
-
-
-def _unescape_mountinfo(field):
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        digits = field[i + 1:i + 4]
-        if field[i] == "\\" and len(digits) == 3 and all(c in "01234567" for c in digits):
-            out.append(chr(int(digits, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def device_numbers(text):
-    """'254:0' -> (254, 0); ValueError for anything else."""
-    major, sep, minor = text.partition(":")
-    if not sep:
-        raise ValueError("not a MAJOR:MINOR device: %r" % (text,))
-    return int(major), int(minor)
-
-
-def parse_mountinfo(text):
-    """Text of /proc/PID/mountinfo -> {(major, minor): (mount_point, fstype)}.
-
-    A device mounted several times (bind mounts) maps to the mount of its own root ("/") if there is
-    one, else to the first mount listed.
-    """
-    mounts = {}
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5:
-            continue
-        try:
-            dev = device_numbers(fields[2])
-        except ValueError:
-            continue
-        entry = (_unescape_mountinfo(fields[4]), right.split()[0] if right.split() else "")
-        if dev not in mounts or (fields[3] == "/" and mounts[dev][2] != "/"):
-            mounts[dev] = entry + (fields[3],)
-    return dict((dev, value[:2]) for dev, value in mounts.items())
-
-
-def mountinfo_points(text):
-    """Text of /proc/PID/mountinfo -> [(mount_point, fstype)], longest mount point first (for mount_of)."""
-    points = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if sep and len(fields) >= 5 and right.split():
-            points.append((_unescape_mountinfo(fields[4]), right.split()[0]))
-    points.sort(key=lambda m: len(m[0]), reverse=True)
-    return points
-
-
 def normalise_roots(under):
-    """Validate the `under` option: absolute paths, normalised; also their real paths (the kernel
-    names a deleted file by its resolved path). Unlike _procs.normalise_roots (reap's `holding`), '/'
-    is allowed: reporting every deleted file is harmless; open_deleted refuses it for terminate."""
-    roots = []
-    for root in under or []:
-        if not isinstance(root, str) or not root.strip():
-            raise HandleError("under: every entry must be a non-empty absolute path, got %r" % (root,))
-        if "\0" in root:
-            raise HandleError("under: a path cannot contain a NUL byte: %r" % (root,))
-        if not os.path.isabs(root):
-            raise HandleError("under: %r is not an absolute path" % (root,))
-        for candidate in (os.path.normpath(root), os.path.realpath(root)):
-            if candidate.startswith("//"):
-                candidate = "/" + candidate.lstrip("/")
-            if candidate not in roots:
-                roots.append(candidate)
-    return roots
+    """Validate the `under` option (see _paths.normalise_roots); '/' is allowed: reporting every deleted file
+    is harmless, and open_deleted refuses it for terminate."""
+    return _paths.normalise_roots(under, "under", allow_root=True)
 
 
 def is_under(path, roots):
     """True when path is one of roots or inside one of them (on a path-component boundary); no roots: True."""
-    return not roots or _procs.is_under(path, roots) is not None
+    return not roots or _paths.root_of(path, roots) is not None
 
 
 def select_handles(handles, roots=None, min_bytes=0):
@@ -194,39 +112,6 @@ def holders(handles):
 # Linux: /proc
 
 
-class _Names(object):
-    """uid -> user name, cached (a scan touches the same few users many times)."""
-
-    def __init__(self):
-        self._cache = {}
-
-    def user(self, uid):
-        if uid not in self._cache:
-            try:
-                self._cache[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self._cache[uid] = str(uid)
-        return self._cache[uid]
-
-
-def _read_bytes(path):
-    """Whole file through raw os.read (no buffered file object: /proc files are read thousands of times)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 262144)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-
-
-def _read_text(path):
-    return _read_bytes(path).decode("utf-8", "surrogateescape")
-
-
 class _Mounts(object):
     """Where a deleted file lived: the mount of its device in this mount namespace, else in the holder's
     (another namespace). A device in neither table (overlayfs and btrfs subvolumes report the device of the
@@ -235,9 +120,8 @@ class _Mounts(object):
 
     def __init__(self, proc):
         self._proc = proc
-        self.names = _Names()
         try:
-            text = _read_text(os.path.join(proc, "self", "mountinfo"))
+            text = _procfs.read_text(os.path.join(proc, "self", "mountinfo"))
         except OSError:
             text = ""
         self._mine = parse_mountinfo(text)
@@ -247,7 +131,7 @@ class _Mounts(object):
     def _their_tables(self, pid):
         if pid not in self._theirs:
             try:
-                text = _read_text("%s/%d/mountinfo" % (self._proc, pid))
+                text = _procfs.read_text("%s/%d/mountinfo" % (self._proc, pid))
             except OSError:
                 text = ""
             self._theirs[pid] = (parse_mountinfo(text), mountinfo_points(text))
@@ -276,13 +160,13 @@ class _Mounts(object):
         return entry[0] if entry else None
 
 
-def _process_identity(base, names):
+def _process_identity(base):
     try:
-        name = printable(_read_text(base + "comm").rstrip("\n"))
+        name = printable(_procfs.read_text(base + "comm").rstrip("\n"))
     except OSError:
         name = ""
     try:
-        user = names.user(os.stat(base).st_uid)
+        user = _user_name(os.stat(base).st_uid)
     except OSError:
         user = ""
     return name, user
@@ -315,46 +199,33 @@ def _deleted_link(base, pid, link, label, identity, mounts):
     if st.st_nlink != 0:  # renamed over, or still hard-linked elsewhere: pins nothing (lsof +L1 agrees)
         return None
     if identity[0] is None:
-        identity[:] = _process_identity(base, mounts.names)
+        identity[:] = _process_identity(base)
     return _handle(pid, identity, label, path, st, mounts)
 
 
-def _scan_links(base, pid, identity, mounts):
+def _scan_links(proc, base, pid, identity, mounts):
     found = []
-    # lsof's names for a deleted working directory, root directory and executable
-    for name, label in (("cwd", "cwd"), ("root", "rtd"), ("exe", "txt")):
-        handle = _deleted_link(base, pid, base + name, label, identity, mounts)
+    for label, link in _procfs.magic_links(pid, proc):
+        handle = _deleted_link(base, pid, link, label, identity, mounts)
         if handle:
             found.append(handle)
-    with os.scandir(base + "fd") as entries:
-        for entry in entries:
-            handle = _deleted_link(base, pid, entry.path, entry.name, identity, mounts)
-            if handle:
-                found.append(handle)
     return found
 
 
-def _scan_maps(base, pid, identity, mounts, executable=None):
+def _scan_maps(proc, base, pid, identity, mounts, executable=None):
     """Deleted files mapped into memory (no fd needed to pin them), once per (device, inode); the
     executable's own mappings are already its "txt" handle."""
-    data = _read_bytes(base + "maps")
-    if b" (deleted)" not in data:
-        return []
     found, seen = [], set()
-    for raw in data.splitlines():
-        if not raw.endswith(b" (deleted)"):
+    for address, device, inode, text in _procfs.mapped_files(pid, proc, only_deleted=True):
+        if inode == b"0":
             continue
-        fields = raw.split(None, 5)
-        if len(fields) < 6 or fields[4] == b"0":
-            continue
-        # maps escapes a newline in a name as \012 (and nothing else), fd links give the raw name
-        path = strip_deleted(fields[5].decode("utf-8", "surrogateescape")).replace("\\012", "\n")
-        key = (fields[3], fields[4])
+        path = strip_deleted(text)
+        key = (device, inode)
         if key in seen:
             continue
         seen.add(key)
         try:
-            st = os.stat(base + "map_files/" + fields[0].decode("ascii"))
+            st = os.stat(base + "map_files/" + address.decode("ascii"))
         except OSError:
             continue  # unmapped meanwhile, or no ptrace access
         # Shared anonymous memory (/dev/zero, SysV shm) also shows as deleted shmem mappings: those are
@@ -364,7 +235,7 @@ def _scan_maps(base, pid, identity, mounts, executable=None):
         if st.st_nlink != 0 or not (mounts.find(st.st_dev, pid) or path.startswith(MEMFD_PREFIX)):
             continue
         if identity[0] is None:
-            identity[:] = _process_identity(base, mounts.names)
+            identity[:] = _process_identity(base)
         found.append(_handle(pid, identity, MAPPED_FD, path, st, mounts))
     return found
 
@@ -377,10 +248,10 @@ def _scan_pid(proc, pid, mounts, include_maps=True):
     base = "%s/%d/" % (proc, pid)
     found, error = [], None
     try:
-        found = _scan_links(base, pid, identity, mounts)
+        found = _scan_links(proc, base, pid, identity, mounts)
         if include_maps:
             executable = [(h["_dev"], h["inode"]) for h in found if h["fd"] == "txt"]
-            found.extend(_scan_maps(base, pid, identity, mounts, executable[0] if executable else None))
+            found.extend(_scan_maps(proc, base, pid, identity, mounts, executable[0] if executable else None))
     except OSError as exc:
         error = exc
     for handle in found:
@@ -430,12 +301,6 @@ def _fd_order(fd):
     return int(fd) if fd.isdigit() else _NAMED_FDS.get(fd, -5)
 
 
-def free_bytes(mount_point):
-    """Space available to unprivileged users on the filesystem at mount_point, as statvfs reports it."""
-    st = os.statvfs(mount_point)
-    return st.f_bavail * st.f_frsize
-
-
 def free_space(filesystems, proc="/proc"):
     """{filesystem: free bytes} for the filesystems of a summary that are mounted in this namespace."""
     mounts = _Mounts(proc)
@@ -468,13 +333,12 @@ LSOF_FIELDS = "pcuftsDin"
 LSOF_COMMAND = ["lsof", "-nP", "+L1", "-F", LSOF_FIELDS + "0"]
 
 
-def parse_lsof_fields(output, names=None):
+def parse_lsof_fields(output):
     """Parse `lsof -F ...0` output (NUL after each field, newline after each process or file set).
 
     Returns a list of {pid, name, user, fd, path, bytes, device, inode, type}; only files whose name
     carries no other lsof annotation are reported by path (lsof appends ' (deleted)' on Linux only).
     """
-    names = names or _Names()
     records, process = [], {}
     for line in output.split("\n"):
         fields = [field for field in line.split("\0") if field]
@@ -484,7 +348,7 @@ def parse_lsof_fields(output, names=None):
         if "p" in values:
             process = {"pid": int(values["p"]), "name": printable(values.get("c", "")), "user": values.get("L", "")}
             if not process["user"] and values.get("u", "").isdigit():
-                process["user"] = names.user(int(values["u"]))
+                process["user"] = _user_name(int(values["u"]))
             elif not process["user"]:
                 process["user"] = values.get("u", "")
             if "f" not in values:

@@ -19,6 +19,8 @@ import signal as _signal
 import sys
 import time
 
+from ansible_collections.residue.purge.plugins.module_utils import _procfs
+from ansible_collections.residue.purge.plugins.module_utils._paths import normalise_roots, root_of
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     list_users, load_profiles, parse_users_option, select_targets)
 
@@ -133,35 +135,6 @@ def compile_patterns(patterns, option="cmdline"):
     return compiled
 
 
-def normalise_roots(paths, option="holding"):
-    """Absolute, symlink-resolved roots for `holding`. The kernel reports resolved paths, so compare those."""
-    roots = []
-    for path in paths or ():
-        if not isinstance(path, str) or not path.strip():
-            raise ValueError("%s: every path must be a non-empty string, got %r" % (option, path))
-        if not os.path.isabs(os.path.expanduser(path)):
-            raise ValueError("%s: %r is not an absolute path" % (option, path))
-        path = os.path.normpath(os.path.expanduser(path))
-        if not path.strip(os.sep) or os.path.realpath(path) == os.sep:
-            raise ValueError("%s: '/' would match every process; name the directory that holds the residue" % option)
-        for candidate in (path, os.path.realpath(path)):
-            if candidate not in roots:
-                roots.append(candidate)
-    return roots
-
-
-def is_under(path, roots):
-    """The root that contains path (or equals it), else None. Pure string test on normalised paths."""
-    if not path:
-        return None
-    if path.endswith(" (deleted)"):
-        path = path[:-len(" (deleted)")]
-    for root in roots:
-        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-            return root
-    return None
-
-
 def match_name(names, name, cmdline, exe):
     """Exact match on the process name, argv[0]'s basename or the executable's basename."""
     if not names:
@@ -185,38 +158,8 @@ def match_cmdline(regexes, cmdline):
     return None
 
 
-def _linux_held_paths(pid):
-    """Paths a process holds on Linux: executable, cwd, open fds, memory-mapped files (raw /proc: fast and it
-    keeps deleted files, which psutil.open_files() drops)."""
-    base = "/proc/%d" % pid
-    for link in ("exe", "cwd", "root"):
-        try:
-            target = os.readlink(os.path.join(base, link))
-        except OSError:
-            continue
-        if link != "root" or target != "/":
-            yield target
-    try:
-        fds = os.listdir(base + "/fd")
-    except OSError:
-        fds = []
-    for fd in fds:
-        try:
-            yield os.readlink("%s/fd/%s" % (base, fd))
-        except OSError:
-            continue
-    try:
-        with open(base + "/maps", "r", errors="replace") as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and parts[5].startswith("/"):
-                    yield parts[5].rstrip("\n")
-    except (IOError, OSError):
-        pass
-
-
 def _portable_held_paths(proc):
-    """Same as _linux_held_paths through psutil, for macOS and the BSDs."""
+    """_procfs.held_paths through psutil, for macOS and the BSDs."""
     for getter in (proc.exe, proc.cwd):
         try:
             yield getter()
@@ -236,9 +179,9 @@ def _portable_held_paths(proc):
 
 def held_root(proc, roots):
     """The first root under which proc holds something, else None."""
-    paths = _linux_held_paths(proc.pid) if os.path.isdir("/proc/self/fd") else _portable_held_paths(proc)
+    paths = _procfs.held_paths(proc.pid) if _procfs.available() else _portable_held_paths(proc)
     for path in paths:
-        root = is_under(path, roots)
+        root = root_of(path, roots)
         if root:
             return root
     return None
@@ -264,7 +207,7 @@ def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
     require_psutil()
     names = set(names or ())
     regexes = [r if hasattr(r, "search") else compile_patterns([r])[0] for r in (cmdline or ())]
-    roots = normalise_roots(holding) if holding else []
+    roots = normalise_roots(holding, "holding") if holding else []
     wanted_users = _wanted_users(users)
     if not (names or regexes or roots):
         return []
@@ -674,7 +617,7 @@ class Selection(object):
             all_regexes.extend(compiled)
         self.names = sorted(all_names)
         self.regexes = all_regexes
-        self.roots = normalise_roots(holding) if holding else []
+        self.roots = normalise_roots(holding, "holding") if holding else []
         self.users = users
 
     def empty(self):

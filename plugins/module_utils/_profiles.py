@@ -20,6 +20,8 @@ import ntpath
 import re
 from collections import namedtuple
 
+from ansible_collections.residue.purge.plugins.module_utils import _procfs
+
 try:
     import pwd
 except ImportError:  # Windows has no passwd database; the PowerShell modules enumerate users there.
@@ -271,6 +273,15 @@ def user_name(uid):
     return str(uid)
 
 
+def owner_name(path, follow_symlinks=False):
+    """The user name owning path (the link itself unless follow_symlinks), or None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path) if follow_symlinks else os.lstat(path)
+    except OSError:
+        return None
+    return user_name(st.st_uid)
+
+
 def list_users(homes=None, users="all", system=None):
     """Users whose homes are covered: explicit homes (owner from stat), or real passwd users with a home, and root."""
     system = system or platform.system()
@@ -357,23 +368,18 @@ def _cache_vars(environ):
 def _read_proc_environs():
     """(pid, uid, cache env) of every process whose environment sets a cache variable (Linux /proc)."""
     found = []
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return found
     own = os.getpid()
-    for pid in pids:
-        if int(pid) == own:
+    for pid in _procfs.pids():
+        if pid == own:
             continue
         try:
-            with open("/proc/%s/environ" % pid, "rb") as f:
-                data = f.read()
-            uid = os.stat("/proc/%s" % pid).st_uid
+            data = _procfs.environ(pid)
+            uid = _procfs.owner_uid(pid)
         except (IOError, OSError):
             continue  # gone, or not ours to read
         env = parse_proc_environ(data)
         if env:
-            found.append((int(pid), uid, env))
+            found.append((pid, uid, env))
     return found
 
 

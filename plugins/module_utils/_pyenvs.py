@@ -19,7 +19,7 @@ import re
 import subprocess
 from collections import namedtuple
 
-from ansible_collections.residue.purge.plugins.module_utils._profiles import user_name
+from ansible_collections.residue.purge.plugins.module_utils._profiles import owner_name
 
 try:
     import pwd
@@ -63,11 +63,8 @@ def normalize_name(name):
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
-def _owner_name(path):
-    try:
-        return user_name(os.stat(path).st_uid)
-    except OSError:
-        return ""
+def _owner_of(path):
+    return owner_name(path, follow_symlinks=True) or ""
 
 
 def _read_headers(path):
@@ -242,17 +239,17 @@ def _prefix_site_dirs(prefix):
 def environment_at(path):
     """The environment whose prefix directory is path (venv, conda or standalone interpreter), or None."""
     if os.path.isfile(os.path.join(path, "pyvenv.cfg")):
-        return PyEnv(path, _interpreter_in(path), "venv", _owner_name(path), _prefix_site_dirs(path), False)
+        return PyEnv(path, _interpreter_in(path), "venv", _owner_of(path), _prefix_site_dirs(path), False)
     if os.path.isdir(os.path.join(path, "conda-meta")):
         versions = _python_versions(path)
         managed = any(_externally_managed(path, v) for v in versions)
-        return PyEnv(path, _interpreter_in(path), "conda", _owner_name(path), _prefix_site_dirs(path), managed)
+        return PyEnv(path, _interpreter_in(path), "conda", _owner_of(path), _prefix_site_dirs(path), managed)
     versions = [v for v in _python_versions(path)
                 if any(os.path.isfile(os.path.join(path, lib, "python" + v, "os.py")) for lib in ("lib", "lib64"))]
     python = _interpreter_in(path, ["python" + v for v in reversed(versions)] + ["python3"])
     if versions and python:
         version = versions[-1]
-        return PyEnv(path, python, "system", _owner_name(path), _system_site_dirs(path, version),
+        return PyEnv(path, python, "system", _owner_of(path), _system_site_dirs(path, version),
                      _externally_managed(path, version))
     return None
 
@@ -281,7 +278,7 @@ def system_interpreters(bin_dirs=_SYSTEM_BIN_DIRS):
             if not versions:
                 continue
             version = versions[-1]
-            envs.append(PyEnv(prefix, path, "system", _owner_name(real), _system_site_dirs(prefix, version),
+            envs.append(PyEnv(prefix, path, "system", _owner_of(real), _system_site_dirs(prefix, version),
                               _externally_managed(prefix, version)))
     return envs
 
@@ -399,7 +396,7 @@ def resolve_environment(path, interpreters=None):
             return env
         sites = sorted(glob.glob(os.path.join(glob.escape(path), "lib", "python3.*", "site-packages")))
         if sites:  # a user base (~/.local): site-packages without an interpreter of its own (bin/ holds scripts)
-            owner = _owner_name(path)
+            owner = _owner_of(path)
             envs = user_site_environments(_HomeOf(owner, os.path.dirname(path)),
                                           interpreters if interpreters is not None else system_interpreters())
             envs = [e for e in envs if e.path == path]
@@ -420,7 +417,7 @@ def resolve_environment(path, interpreters=None):
         versions = [m.group(1)] if m else _python_versions(prefix)
         if not versions:
             raise ValueError("environments: %s is not a Python 3 interpreter" % path)
-        return PyEnv(prefix, path, "system", _owner_name(real), _system_site_dirs(prefix, versions[-1]),
+        return PyEnv(prefix, path, "system", _owner_of(real), _system_site_dirs(prefix, versions[-1]),
                      _externally_managed(prefix, versions[-1]))
     raise ValueError("environments: %s does not exist" % path)
 

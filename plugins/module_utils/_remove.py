@@ -23,13 +23,9 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
-from ansible_collections.residue.purge.plugins.module_utils._walk import (
-    MAX_LISTED, TIME_FIELDS, display_path, remove_tree)
-
-try:
-    import pwd
-except ImportError:  # pragma: no cover - not on Windows, where win_remove is used
-    pwd = None
+from ansible_collections.residue.purge.plugins.module_utils._mounts import free_bytes, mount_point
+from ansible_collections.residue.purge.plugins.module_utils._text import printable
+from ansible_collections.residue.purge.plugins.module_utils._walk import MAX_LISTED, TIME_FIELDS, remove_tree
 
 BACKUP_FORMATS = {"tar.gz": "gz", "tar.xz": "xz"}
 # Each tar entry costs at least a 512-byte header plus padding; PAX headers for long names cost more.
@@ -110,33 +106,6 @@ def resolve_items(params, environ=None):
     return items
 
 
-# ---------------------------------------------------------------------------------------------- filesystems
-
-def mount_point(path):
-    """The mount point holding path (the path itself need not exist)."""
-    path = os.path.realpath(os.path.dirname(path.rstrip("/")) or "/")
-    while not os.path.ismount(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
-def free_bytes(mount):
-    st = os.statvfs(mount)
-    return st.f_bavail * st.f_frsize
-
-
-def owner_of(st):
-    if pwd is not None:
-        try:
-            return pwd.getpwuid(st.st_uid).pw_name
-        except KeyError:
-            pass
-    return str(st.st_uid)
-
-
 # ---------------------------------------------------------------------------------------------- backup
 
 class _HashingReader(object):
@@ -194,7 +163,7 @@ class BackupWriter(object):
             with os.fdopen(fd, "rb") as f:
                 fst = os.fstat(f.fileno())
                 if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-                    raise RemoveError("backup: %s was replaced while it was being archived" % display_path(path))
+                    raise RemoveError("backup: %s was replaced while it was being archived" % printable(path))
                 info.size = fst.st_size
                 reader = _HashingReader(f)
                 self._tar.addfile(info, reader)
@@ -214,7 +183,7 @@ class BackupWriter(object):
             record["type"] = "fifo"
         else:
             if len(self.problems) < MAX_LISTED:
-                self.problems.append("%s: sockets and devices are not archived" % display_path(path))
+                self.problems.append("%s: sockets and devices are not archived" % printable(path))
             return
         self._manifest.write((json.dumps(record, sort_keys=True) + "\n").encode("ascii"))
         self.entries += 1
@@ -258,7 +227,7 @@ def verify_backup(archive, manifest):
             for line in records:
                 want = json.loads(line.decode("ascii"))
                 member = tar.next()
-                where = "backup %s: %s" % (archive, display_path(want["path"]))
+                where = "backup %s: %s" % (archive, printable(want["path"]))
                 if member is None:
                     raise RemoveError("%s: missing from the archive" % where)
                 if member.name != _member_name(want["path"]) or member.type != _TAR_TYPES[want["type"]]:
@@ -306,7 +275,7 @@ def _walk_options(params, older_than):
 
 
 def _item_record(path, target, st, res):
-    return {"path": path, "target": target, "owner": owner_of(st), "bytes": res.bytes, "files": res.files,
+    return {"path": path, "target": target, "owner": _profiles.user_name(st.st_uid), "bytes": res.bytes, "files": res.files,
             "dirs": res.dirs, "kept": res.kept, "whole": res.root_removed}
 
 

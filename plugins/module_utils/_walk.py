@@ -18,10 +18,12 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
-import pickle
 import stat
-import threading
 import time
+
+from ansible_collections.residue.purge.plugins.module_utils._fork import can_fork, fork_call, fork_result
+from ansible_collections.residue.purge.plugins.module_utils._mounts import mount_id, mount_points_under
+from ansible_collections.residue.purge.plugins.module_utils._text import printable
 
 _O_DIR = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
           | getattr(os, "O_CLOEXEC", 0))
@@ -37,13 +39,6 @@ class WalkError(ValueError):
 
 class _Moved(Exception):
     """A directory we had closed to save descriptors could not be reopened as the same directory."""
-
-
-def display_path(path):
-    """A path (bytes or str) as text safe for JSON: undecodable bytes become \\xNN escapes."""
-    if not isinstance(path, bytes):
-        path = os.fsencode(path)
-    return path.decode("utf-8", "backslashreplace")
 
 
 def _to_bytes(path):
@@ -163,54 +158,6 @@ def _open_child(parent_fd, name, dev, ino):
     return fd
 
 
-# ---------------------------------------------------------------------------------------------- mounts
-
-def _mount_points_under(root):
-    """(dev, ino) of every mount point strictly below root, from /proc/self/mountinfo (empty where absent)."""
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return set()
-    base = os.path.realpath(root).rstrip(b"/") + b"/"
-    found = set()
-    for line in lines:
-        fields = line.split(b" ")
-        if len(fields) < 5:
-            continue
-        point = _unescape_mountinfo(fields[4])
-        if point.startswith(base):
-            try:
-                st = os.lstat(point)
-            except OSError:
-                continue
-            found.add((st.st_dev, st.st_ino))
-    return found
-
-
-def _unescape_mountinfo(field):
-    out, i = bytearray(), 0
-    while i < len(field):
-        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
-            out.append(int(field[i + 1:i + 4], 8))
-            i += 4
-        else:
-            out += field[i:i + 1]
-            i += 1
-    return bytes(out)
-
-
-def _mount_id(fd):
-    try:
-        with open("/proc/self/fdinfo/%d" % fd, "rb") as f:
-            for line in f:
-                if line.startswith(b"mnt_id:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 # ---------------------------------------------------------------------------------------------- usage
 
 class Usage(object):
@@ -251,7 +198,7 @@ def usage(path, one_file_system=True, older_than=None, time_field="atime", now=N
     try:
         st = os.lstat(root)
     except OSError as exc:
-        result.problems.append("%s: %s" % (display_path(root), _error_text(exc)))
+        result.problems.append("%s: %s" % (printable(root), _error_text(exc)))
         return result
     if not stat.S_ISDIR(st.st_mode):
         result.bytes = st.st_blocks * 512
@@ -288,11 +235,11 @@ class _UsageWalk(object):
         try:
             fd = _open_root(self.root, self.root_st)
         except OSError as exc:
-            result.problems.append("%s: %s" % (display_path(self.root), _error_text(exc)))
+            result.problems.append("%s: %s" % (printable(self.root), _error_text(exc)))
             return
         try:
             root_frame = self.enter(self.root, fd, self.root_st)
-            if parallel and root_frame is not None and len(root_frame.pending) >= 2 and _can_fork():
+            if parallel and root_frame is not None and len(root_frame.pending) >= 2 and can_fork():
                 child = self.fork_half(root_frame)
             self.loop()
         finally:
@@ -319,20 +266,20 @@ class _UsageWalk(object):
                 name, dev, ino = top.pending.pop()
                 if (dev, ino) in self.ancestors:
                     result.problems.append("%s: directory loop (bind mount), not walked again"
-                                           % display_path(stack.path(name=name)))
+                                           % printable(stack.path(name=name)))
                     continue
                 try:
                     fd = _open_child(top.fd, name, dev, ino)
                 except OSError as exc:
-                    result.problems.append("%s: %s" % (display_path(stack.path(name=name)), _error_text(exc)))
+                    result.problems.append("%s: %s" % (printable(stack.path(name=name)), _error_text(exc)))
                     continue
                 if fd is None:
                     result.problems.append("%s: changed during the walk, not entered"
-                                           % display_path(stack.path(name=name)))
+                                           % printable(stack.path(name=name)))
                     continue
                 self.enter(name, fd, os.fstat(fd))
         except _Moved as exc:
-            result.problems.append("%s: moved during the walk; walk stopped" % display_path(exc.args[0]))
+            result.problems.append("%s: moved during the walk; walk stopped" % printable(exc.args[0]))
 
     def fork_half(self, root_frame):
         """Give every other top-level subdirectory to a forked child; (handle, its names) or None."""
@@ -379,7 +326,7 @@ class _UsageWalk(object):
         try:
             fd = _open_root(self.root, self.root_st)
         except OSError as exc:
-            self.result.problems.append("%s: %s" % (display_path(self.root), _error_text(exc)))
+            self.result.problems.append("%s: %s" % (printable(self.root), _error_text(exc)))
             return
         self.stack = _Stack(self.root)
         frame = _Frame(self.root, fd, self.root_st)
@@ -406,13 +353,13 @@ class _UsageWalk(object):
         try:
             names = os.listdir(fd)
         except OSError as exc:
-            result.problems.append("%s: %s" % (display_path(self.stack.path()), _error_text(exc)))
+            result.problems.append("%s: %s" % (printable(self.stack.path()), _error_text(exc)))
             return frame
         for entry in names:
             try:
                 est = lstat(entry, dir_fd=fd)
             except OSError as exc:
-                result.problems.append("%s: %s" % (display_path(self.stack.path(name=entry)), _error_text(exc)))
+                result.problems.append("%s: %s" % (printable(self.stack.path(name=entry)), _error_text(exc)))
                 continue
             if is_dir(est.st_mode):
                 if root_dev is not None and est.st_dev != root_dev:
@@ -449,55 +396,6 @@ class _UsageWalk(object):
         return frame
 
 
-def _can_fork():
-    """Fork only from a single-threaded process (forking with threads running can deadlock the child)."""
-    return hasattr(os, "fork") and threading.active_count() == 1
-
-
-def fork_call(work):
-    """Run work() in a forked child. Returns a handle for fork_result(), or None when fork failed."""
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
-        return None
-    if pid == 0:  # child: compute, send, leave without running the parent's cleanup handlers
-        status = 1
-        try:
-            os.close(read_end)
-            view = memoryview(pickle.dumps(work(), 2))
-            while view:
-                view = view[os.write(write_end, view):]
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    return pid, read_end
-
-
-def fork_result(handle):
-    """What the child's work() returned, or None when the child failed (the caller then does that share itself)."""
-    pid, read_end = handle
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-    status = os.waitpid(pid, 0)[1]
-    if status != 0 or not chunks:
-        return None
-    try:
-        return pickle.loads(b"".join(chunks))
-    except Exception:  # a truncated stream counts as a failed child
-        return None
-
-
 # ---------------------------------------------------------------------------------------------- removal
 
 class RemovalResult(object):
@@ -525,7 +423,7 @@ class RemovalResult(object):
         self.failed_count += 1
         if len(self.failed) < MAX_LISTED:
             text = exc_or_text if isinstance(exc_or_text, str) else _error_text(exc_or_text)
-            self.failed.append((display_path(path), text))
+            self.failed.append((printable(path), text))
 
     def note(self, text):
         if len(self.problems) < MAX_LISTED:
@@ -630,7 +528,7 @@ class _Remover(object):
         self.ancestors = set()  # (dev, ino) of the directories from the root to the current one
         self.seen = {}  # (dev, ino) -> st_blocks of removed files with st_nlink > 1, counted once
         self.stack = _Stack(root)
-        self.mounts = _mount_points_under(root) if one_file_system else set()
+        self.mounts = mount_points_under(root) if one_file_system else set()
 
     def run(self, parallel=False):
         """Remove the tree; with parallel (and no on_entry), a forked child removes every other top-level
@@ -646,7 +544,7 @@ class _Remover(object):
                 self.on_entry(self.root, self.root_st, None, self.root)
             root_frame = self.enter(self.root, fd, self.root_st)
             root_frame.old = self.is_old(self.root_st)
-            if parallel and self.on_entry is None and len(root_frame.pending) >= 2 and _can_fork():
+            if parallel and self.on_entry is None and len(root_frame.pending) >= 2 and can_fork():
                 child = self.fork_half(root_frame)
             while True:
                 self.drain()
@@ -733,7 +631,7 @@ class _Remover(object):
         self.stack.push(frame)
         self.ancestors.add((frame.dev, frame.ino))
         if self.mounts:
-            frame.mnt = _mount_id(fd)
+            frame.mnt = mount_id(fd)
         result = self.result
         try:
             names = os.listdir(fd)  # the whole directory is read before it is changed
@@ -812,11 +710,11 @@ class _Remover(object):
         result = self.result
         if self.one_file_system and est.st_dev != self.root_st.st_dev:
             parent.kept += 1
-            result.note("%s: on another filesystem, not entered" % display_path(self.stack.path(name=name)))
+            result.note("%s: on another filesystem, not entered" % printable(self.stack.path(name=name)))
             return
         if (est.st_dev, est.st_ino) in self.ancestors:
             parent.kept += 1  # a bind mount of an ancestor (cross_filesystems): never walk in circles
-            result.note("%s: directory loop (bind mount), not entered" % display_path(self.stack.path(name=name)))
+            result.note("%s: directory loop (bind mount), not entered" % printable(self.stack.path(name=name)))
             return
         try:
             fd = _open_child(parent.fd, name, est.st_dev, est.st_ino)
@@ -840,12 +738,12 @@ class _Remover(object):
             result.fail(self.stack.path(name=name), "replaced by another directory during removal; not entered")
             return
         if (est.st_dev, est.st_ino) in self.mounts:
-            mnt = _mount_id(fd)
+            mnt = mount_id(fd)
             if mnt is None or mnt != parent.mnt:
                 os.close(fd)
                 parent.kept += 1
                 result.note("%s: mount point (other filesystem), not entered"
-                            % display_path(self.stack.path(name=name)))
+                            % printable(self.stack.path(name=name)))
                 return
         if self.on_entry is not None:
             self.on_entry(self.stack.path(name=name), est, parent.fd, name)

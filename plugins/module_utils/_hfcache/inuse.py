@@ -10,6 +10,7 @@ __metaclass__ = type
 import errno
 import os
 
+from ansible_collections.residue.purge.plugins.module_utils import _procfs
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _O_DIR, _O_FILE
 
 
@@ -74,42 +75,23 @@ def open_paths_under(roots, proc="/proc", own_pid=None):
     Reads /proc/<pid>/fd/* links and /proc/<pid>/maps (Linux). Returns None where /proc is not
     available, so the caller can say it could not check. roots must be real paths (no links).
     """
-    if not os.path.isdir(os.path.join(proc, "self", "fd")):
+    if not _procfs.available(proc):
         return None
     own_pid = os.getpid() if own_pid is None else own_pid
     prefixes = tuple(r.rstrip("/") + "/" for r in roots)
     found = {}
-    for pid in os.listdir(proc):
-        if not pid.isdigit() or int(pid) == own_pid:
+    for pid in _procfs.pids(proc):
+        if pid == own_pid:
             continue
-        base = os.path.join(proc, pid)
         paths = set()
-        try:
-            for fd in os.listdir(os.path.join(base, "fd")):
-                try:
-                    target = os.readlink(os.path.join(base, "fd", fd))
-                except OSError:
-                    continue
-                if target.startswith(prefixes):
-                    paths.add(target[:-len(" (deleted)")] if target.endswith(" (deleted)") else target)
-        except OSError:
-            pass
-        try:
-            with open(os.path.join(base, "maps"), "rb") as f:
-                for line in f:
-                    part = line.split(None, 5)
-                    if len(part) == 6:
-                        path = part[5].rstrip(b"\n").decode("utf-8", "surrogateescape")
-                        if path.startswith(prefixes):
-                            paths.add(path[:-len(" (deleted)")] if path.endswith(" (deleted)") else path)
-        except (IOError, OSError):
-            pass
+        for path in _procfs.held_paths(pid, proc, links=False):
+            if path.startswith(prefixes):
+                paths.add(_procfs.strip_deleted(path) or path)
         if paths:
             try:
-                with open(os.path.join(base, "comm")) as f:
-                    name = f.read().strip()
+                name = _procfs.comm(pid, proc).strip()
             except (IOError, OSError):
                 name = "?"
             for path in paths:
-                found.setdefault(path, []).append((int(pid), name))
+                found.setdefault(path, []).append((pid, name))
     return found

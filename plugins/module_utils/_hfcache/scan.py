@@ -13,7 +13,7 @@ import stat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import (
     _IFDIR, _IFLNK, _IFMT, _IFREG, _O_DIR, _O_FILE, _ROOT_NON_REPOS, _SHARED_STORE_MARKER, HFCache, HFRepo,
     HFRevision, IGNORED_NAMES, INCOMPLETE_SUFFIX, MAX_PROBLEMS_PER_REPO, RepoLayout, _err, parse_repo_folder)
-from ansible_collections.residue.purge.plugins.module_utils._walk import _can_fork, fork_call, fork_result
+from ansible_collections.residue.purge.plugins.module_utils._fork import can_fork, fork_call, fork_result
 
 
 class _Tally(object):
@@ -463,7 +463,7 @@ def scan_cache(cache_dir, one_file_system=True, parallel=True):
         return [scan_repo(path, one_file_system=one_file_system, cache_root=cache.path,
                           dev=cache.dev if one_file_system else None) for path in paths]
 
-    if parallel and len(folders) >= _PARALLEL_MIN_REPOS and _can_fork():
+    if parallel and len(folders) >= _PARALLEL_MIN_REPOS and can_fork():
         repos = _scan_in_two(folders, scan)
     else:
         repos = scan(folders)

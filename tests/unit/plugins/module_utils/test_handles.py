@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.residue.purge.plugins.module_utils import _handles
+from ansible_collections.residue.purge.plugins.module_utils import _handles, _mounts, _procfs, _text
 
 # Captured on this project's Debian 12 lab machine: `lsof -nP +L1 -F pcuftsDin0` (lsof 4.95.0), trimmed to
 # three processes. One process with a deleted memfd executable, one with two fds on the same O_TMPFILE file,
@@ -61,7 +61,7 @@ garbage line
 
 
 def test_parse_mountinfo_prefers_root_mounts_and_unescapes():
-    mounts = _handles.parse_mountinfo(MOUNTINFO_SAMPLE)
+    mounts = _mounts.parse_mountinfo(MOUNTINFO_SAMPLE)
     assert mounts[(254, 0)] == ("/", "ext4")          # bind mount of a subdir does not replace /
     assert mounts[(0, 50)] == ("/mnt/with space", "tmpfs")
     assert mounts[(0, 51)] == ("/mnt/xfs-root", "xfs")  # the mount of the device's root wins over a bind
@@ -72,7 +72,7 @@ def test_parse_mountinfo_prefers_root_mounts_and_unescapes():
 
 def test_parse_mountinfo_of_this_host_knows_root():
     with open("/proc/self/mountinfo") as f:
-        mounts = _handles.parse_mountinfo(f.read())
+        mounts = _mounts.parse_mountinfo(f.read())
     st = os.stat("/")
     assert mounts[(os.major(st.st_dev), os.minor(st.st_dev))][0] == "/"
 
@@ -82,7 +82,7 @@ def test_parse_mountinfo_of_this_host_knows_root():
     ("socket:[123]", None), ("/x (deleted)\n", None), (" (deleted)", ""),
 ])
 def test_strip_deleted(text, expected):
-    assert _handles.strip_deleted(text) == expected
+    assert _procfs.strip_deleted(text) == expected
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -90,8 +90,8 @@ def test_strip_deleted(text, expected):
     (b"/bad/\xff\xfename".decode("utf-8", "surrogateescape"), "/bad/\\xff\\xfename"),
 ])
 def test_printable(text, expected):
-    assert _handles.printable(text) == expected
-    _handles.printable(text).encode("utf-8")
+    assert _text.printable(text) == expected
+    _text.printable(text).encode("utf-8")
 
 
 def test_normalise_roots_resolves_symlinks():
@@ -107,7 +107,7 @@ def test_normalise_roots_resolves_symlinks():
 
 @pytest.mark.parametrize("bad", [[""], ["  "], ["relative/dir"], ["."], [None], [5], ["/a\0b"]])
 def test_normalise_roots_rejects(bad):
-    with pytest.raises(_handles.HandleError, match="^under: "):
+    with pytest.raises(ValueError, match="^under: "):
         _handles.normalise_roots(bad)
 
 
@@ -315,7 +315,7 @@ def test_scan_proc_finds_fd_and_mapped_deleted_files(holder, tmp_path):
 
 def _mounts_by_length():
     with open("/proc/self/mountinfo") as f:
-        points = set(_handles.parse_mountinfo(f.read()).values())
+        points = set(_mounts.parse_mountinfo(f.read()).values())
     return sorted(points, key=lambda m: len(m[0]), reverse=True)
 
 

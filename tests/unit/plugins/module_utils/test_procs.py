@@ -24,7 +24,7 @@ import uuid
 import psutil
 import pytest
 
-from ansible_collections.residue.purge.plugins.module_utils import _procs
+from ansible_collections.residue.purge.plugins.module_utils import _paths, _procs
 
 SLEEP = shutil.which("sleep")
 
@@ -126,20 +126,20 @@ def spawn():
     ("", ["/data/models"], None),
 ])
 def test_is_under(path, roots, expected):
-    assert _procs.is_under(path, roots) == expected
+    assert _paths.root_of(path, roots) == expected
 
 
 @pytest.mark.parametrize("bad", ["", "  ", "relative/dir", "/", "//", None, 5])
 def test_normalise_roots_refuses_bad_paths(bad):
     with pytest.raises(ValueError, match="holding"):
-        _procs.normalise_roots([bad])
+        _paths.normalise_roots([bad], "holding")
 
 
 def test_normalise_roots_adds_the_resolved_path(tmp_path):
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
-    roots = _procs.normalise_roots([str(tmp_path / "link") + "/"])
+    roots = _paths.normalise_roots([str(tmp_path / "link") + "/"], "holding")
     assert roots == [str(tmp_path / "link"), str(real.resolve())]
 
 

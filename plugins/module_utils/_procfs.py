@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading Linux /proc: process ids, the magic links a process holds (cwd, root, exe, fds), its file mappings,
+its environment, owner and name.
+
+Raw /proc is used where psutil would be slower or lose information (psutil drops deleted files).
+Every reader takes `proc` so tests and other namespaces' /proc mounts can be read the same way.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+PROC = "/proc"
+DELETED_SUFFIX = " (deleted)"
+
+
+def available(proc=PROC):
+    """True where this /proc shows per-process descriptors (Linux)."""
+    return os.path.isdir(os.path.join(proc, "self", "fd"))
+
+
+def pids(proc=PROC):
+    """Every process id listed in proc (empty when it cannot be listed)."""
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return []
+    return [int(name) for name in names if name.isdigit()]
+
+
+def read_bytes(path):
+    """Whole file through raw os.read (no buffered file object: /proc files are read thousands of times)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 262144)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def read_text(path):
+    return read_bytes(path).decode("utf-8", "surrogateescape")
+
+
+def strip_deleted(target):
+    """'/x/y (deleted)' -> '/x/y'; None when the text does not end in the kernel's marker."""
+    if target.endswith(DELETED_SUFFIX):
+        return target[:-len(DELETED_SUFFIX)]
+    return None
+
+
+def magic_links(pid, proc=PROC):
+    """(label, link path) of what a process holds through links, lsof's labels: cwd, rtd (root), txt (the
+    executable), then every fd by number. Listing the fd directory raises OSError (the process is gone, or
+    its fds are not ours to read) after the three named links were given."""
+    base = "%s/%d/" % (proc, pid)
+    yield "cwd", base + "cwd"
+    yield "rtd", base + "root"
+    yield "txt", base + "exe"
+    with os.scandir(base + "fd") as entries:
+        for entry in entries:
+            yield entry.name, entry.path
+
+
+def mapped_files(pid, proc=PROC, only_deleted=False):
+    """(address range, device field, inode field, path) of each file-backed mapping in /proc/PID/maps: bytes
+    for the first three, text for the path ('\\012' decoded to the newline maps escapes it as; ' (deleted)'
+    kept). only_deleted: just the mappings of deleted files (most processes have none: one search, no
+    parsing). Raises OSError when the maps cannot be read."""
+    data = read_bytes("%s/%d/maps" % (proc, pid))
+    if only_deleted and b" (deleted)" not in data:
+        return
+    for raw in data.splitlines():
+        if only_deleted and not raw.endswith(b" (deleted)"):
+            continue
+        fields = raw.split(None, 5)
+        if len(fields) == 6:
+            yield fields[0], fields[3], fields[4], fields[5].decode("utf-8", "surrogateescape").replace("\\012", "\n")
+
+
+def held_paths(pid, proc=PROC, links=True):
+    """Every path a process holds: (with links) its executable, cwd and root unless '/', then its open fds and
+    mapped files; deleted ones keep the kernel's ' (deleted)' suffix. What cannot be read is skipped."""
+    try:
+        for label, link in magic_links(pid, proc):
+            if not links and label in ("cwd", "rtd", "txt"):
+                continue
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if label != "rtd" or target != "/":
+                yield target
+    except OSError:
+        pass
+    try:
+        for _address, _dev, _inode, path in mapped_files(pid, proc):
+            if path.startswith("/"):
+                yield path
+    except OSError:
+        pass
+
+
+def environ(pid, proc=PROC):
+    """The NUL-separated bytes of /proc/PID/environ (OSError when gone or not ours to read)."""
+    return read_bytes("%s/%d/environ" % (proc, pid))
+
+
+def owner_uid(pid, proc=PROC):
+    """The uid owning /proc/PID: the process's effective uid (OSError when gone)."""
+    return os.stat("%s/%d" % (proc, pid)).st_uid
+
+
+def comm(pid, proc=PROC):
+    """The process name as the kernel keeps it (OSError when gone)."""
+    return read_text("%s/%d/comm" % (proc, pid)).rstrip("\n")
