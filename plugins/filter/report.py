@@ -6,7 +6,12 @@
 The roles register each module's result; `residue_host_record` turns those results into one JSON record per
 host, `residue_fleet` aggregates the records for the Markdown/HTML templates, `residue_bar_svg` draws the
 freed-bytes charts as inline SVG.  Pure functions over plain dicts, unit-tested in
-tests/unit/plugins/filter/test_report.py.
+tests/unit/plugins/filter/test_report.py and, on real module results, test_report_contract.py.
+
+The result contract: a module's result shape is documented once, in its RETURN.  `RESULT_KEYS` below says, for
+every key a module returns, which part of the host record carries it (a small normaliser) or why the record does
+not need it (None, with a comment).  A new key is one line there; the contract test fails on a key that is not
+listed, and on a failure-like key that is not carried.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,6 +29,25 @@ except ImportError:  # pragma: no cover - Jinja2 always brings markupsafe
 
 
 PHASES = ("preflight", "stop", "sweep", "verify")
+
+# The registered results the report role hands over (its `report_results`): slot -> (module, phase).
+SLOTS = {
+    "found": ("discover", "preflight"),
+    "autostart": ("autostart", "stop"),
+    "reaped": ("reap", "stop"),
+    "hf": ("hf_cache", "sweep"),
+    "removed": ("remove", "sweep"),
+    "pip": ("pip_remove", "sweep"),
+    "pinned": ("open_deleted", "verify"),
+    "after": ("discover", "verify"),
+    "restored": ("unarchive", "restore"),
+}
+
+# Keys Ansible adds to (or interprets in) every registered result; `failed` + `msg` become one failure.
+ANSIBLE_KEYS = frozenset(("changed", "failed", "msg", "skipped", "skip_reason", "warnings", "deprecations",
+                          "invocation", "exception", "module_stderr", "module_stdout", "rc", "diff",
+                          "ansible_facts", "_ansible_no_log", "_ansible_verbose_always", "unreachable",
+                          "false_condition"))
 
 
 def _result(value):
@@ -59,87 +83,248 @@ def human_bytes(value):
         value /= 1024.0
 
 
-def _failures(phase, result, items_key=None, label=None):
-    """The task's own failure and its per-item failures (a list; Ansible turns a module's `failed` key to a bool)."""
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+# ---------------------------------------------------------------- normalisers: one module key -> record parts
+# Each takes (value of the key, the whole result, phase) and returns {record part: [entries]}.
+
+def _problems(value, result, phase):
+    return {"problems": [str(p) for p in _list(value)]}
+
+
+def _failed_items(value, result, phase):
+    """Per-item failures: dicts naming a path, unit, name or pid with an error, or "path: error" lines."""
     out = []
-    items = result.get(items_key) if items_key else None
-    if result.get("failed") is True:
-        out.append({"phase": phase, "item": label or "", "error": result.get("msg") or "failed"})
-    for item in items if isinstance(items, list) else []:
+    for item in _list(value):
         if not isinstance(item, dict):  # hf_cache lists its failed removals as "path: error" lines
             out.append({"phase": phase, "item": "", "error": str(item)})
             continue
         where = item.get("path") or item.get("unit") or item.get("name") or str(item.get("pid", ""))
         out.append({"phase": phase, "item": where, "error": item.get("error") or item.get("reason") or "failed"})
+    return {"failed": out}
+
+
+def _stopped(why):
+    def normalise(value, result, phase):
+        return {"stopped": [{"pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"),
+                             "outcome": p.get("outcome")} for p in _list(value)]}
+    return normalise
+
+
+def _autostart(kind):
+    def normalise(value, result, phase):
+        out = []
+        for entry in _list(value):
+            out.append(dict(entry, kind=kind))
+        return {"autostart": out}
+    return normalise
+
+
+def _residues(value, result, phase):
+    return {"residues": [{"target": r.get("target"), "kind": r.get("kind"), "path": r.get("path"),
+                          "user": r.get("user"), "bytes": r.get("bytes", 0), "repo_id": r.get("repo_id")}
+                         for r in _list(value)]}
+
+
+def _processes(value, result, phase):
+    return {"processes": [{"pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"),
+                           "target": p.get("target")} for p in _list(value)]}
+
+
+def _packages(value, result, phase):
+    return {"packages": [{"name": p.get("name"), "version": p.get("version"), "environment": p.get("environment"),
+                          "target": p.get("target")} for p in _list(value)]}
+
+
+def _as_is(part):
+    def normalise(value, result, phase):
+        return {part: value}
+    return normalise
+
+
+def _hf_deleted(value, result, phase):
+    out = []
+    for item in _list(value):
+        repo_path = item.get("path") or os.path.join(item.get("cache") or "", item.get("repo_type", "model") + "s--"
+                                                     + (item.get("repo_id") or "").replace("/", "--"))
+        out.append({"kind": "hf_repo", "target": None, "path": repo_path, "repo_id": item.get("repo_id"),
+                    "cache": item.get("cache"), "revisions": item.get("revisions"),
+                    "bytes": int(item.get("freed_bytes") or 0)})
+    return {"removed": out}
+
+
+def _hf_held_back(value, result, phase):
+    return {"held_back": [{"cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
+                           "detail": h.get("detail")} for h in _list(value)]}
+
+
+def _removed_paths(value, result, phase):
+    return {"removed": [{"kind": "path", "target": item.get("target"), "path": item.get("path"),
+                         "bytes": int(item.get("bytes") or 0), "files": item.get("files"), "owner": item.get("owner")}
+                        for item in _list(value)]}
+
+
+def _backup(value, result, phase):
+    return {"backup": value or None}
+
+
+def _pip_environments(value, result, phase):
+    """Packages removed per environment; a failed environment is a failure, a broken or untouched one a problem."""
+    out = {"removed": [], "failed": [], "problems": []}
+    for env in _list(value):
+        where = env.get("path") or env.get("environment") or ""
+        for pkg in _list(env.get("removed")) + _list(env.get("orphans_removed")):
+            out["removed"].append({"kind": "pip", "target": None, "path": where,
+                                   "package": "%s %s" % (pkg.get("name"), pkg.get("version", "")), "bytes": 0})
+        if env.get("status") == "failed":
+            out["failed"].append({"phase": phase, "item": where, "error": env.get("error") or "pip failed"})
+        if env.get("status") in ("broken", "externally_managed"):
+            out["problems"].append("%s: %s (%s)" % (env.get("path"), env.get("status"), env.get("error")))
     return out
+
+
+def _held_open(value, result, phase):
+    return {"held_open": [{"pid": h.get("pid"), "name": h.get("name"), "user": h.get("user"), "path": h.get("path"),
+                           "bytes": h.get("bytes")} for h in _list(value)]}
+
+
+def _restored(value, result, phase):
+    return {"restored": {"archive": value, "files": len(_list(result.get("files")))}}
+
+
+# Every key each module returns (its RETURN), and what carries it into the host record.  None: not needed in the
+# record (the comment says why).  Keep one line per key: tests/unit/plugins/filter/test_report_contract.py checks
+# this table against real results and fails on a key that is missing, or failure-like and not carried.
+RESULT_KEYS = {
+    "discover": {
+        "residues": _residues,
+        "processes": _processes,
+        "packages": _packages,
+        "hf_caches": _as_is("hf_caches"),
+        "total_bytes": _as_is("total_bytes"),
+        "problems": _problems,
+        "users": None,  # every residue names its user
+        "targets": None,  # the run records the targets
+    },
+    "autostart": {
+        "units": _autostart("systemd"),
+        "cron": _autostart("cron"),
+        "xdg": _autostart("xdg"),
+        "launchd": _autostart("launchd"),
+        "failures": _failed_items,
+        "problems": None,  # not in the record yet
+    },
+    "reap": {
+        "terminated": _stopped("matched"),
+        "survivors": _failed_items,
+        "spared": None,  # not in the record yet
+        "problems": None,  # not in the record yet
+        "matched": None,  # what was signalled is in terminated, what was not in survivors and spared
+    },
+    "hf_cache": {
+        "deleted": _hf_deleted,
+        "held_back": _hf_held_back,
+        "failures": _failed_items,
+        "problems": _problems,  # includes a cache still over its budget
+        "freed_bytes": None,  # the sum of deleted[].freed_bytes (plus stale partial downloads)
+        "blobs_deleted": None,  # counts; the bytes are in deleted[]
+        "blobs_kept_shared": None,
+        "caches": None,  # sizes before/after; over budget is also a problem line
+    },
+    "remove": {
+        "removed": _removed_paths,
+        "failures": _failed_items,
+        "failed_count": None,  # the failures listed
+        "backup": _backup,
+        "filesystems": _as_is("filesystems"),
+        "problems": _problems,
+        "freed_bytes": None,  # the sum of removed[].bytes
+    },
+    "pip_remove": {
+        "environments": _pip_environments,
+        "problems": None,  # not in the record yet
+        "packages": None,  # the names looked for (used by _pip_environments)
+    },
+    "open_deleted": {
+        "handles": _held_open,
+        "terminated": None,  # not in the record yet
+        "survivors": _failed_items,
+        "spared": None,  # not in the record yet
+        "remaining": _as_is("pinned_left"),
+        "problems": None,  # not in the record yet
+        "pinned_bytes": None,  # per filesystem; the handles carry the bytes
+        "filesystems": None,
+        "scan": None,  # processes inspected; unreadable ones are a problem line
+    },
+    # ansible.builtin.unarchive (restore.yml): only what the record shows; a failure is its task's `msg`
+    "unarchive": {
+        "src": _restored,
+    },
+}
+
+
+def normalise(module, result, phase):
+    """One registered result of `module` -> {record part: [entries]} (plus the task's own failure)."""
+    result = _result(result)
+    parts = {}
+    if result.get("failed") is True:
+        parts["failed"] = [{"phase": phase, "item": "", "error": result.get("msg") or "failed"}]
+    for key, carry in RESULT_KEYS[module].items():
+        if carry is None or key not in result:
+            continue
+        for part, value in carry(result[key], result, phase).items():
+            if isinstance(value, list):
+                parts.setdefault(part, []).extend(value)
+            else:
+                parts[part] = value
+    return parts
 
 
 def host_record(results, host, run):
     """Build the audit record of one host from the registered results of its phases.
 
-    results: {found, reaped, autostart, hf, removed, pip, after, pinned, failure} (missing = did not run)
+    results: {slot: registered result} for the slots of SLOTS (missing = did not run), plus `failure`
+    (what the phase's rescue recorded: phase, task, msg)
     run: {run_id, started, check_mode, targets, reachable (bool), completed (bool)}
     """
     if not isinstance(results, dict) or not isinstance(run, dict):
         raise AnsibleFilterError("residue_host_record expects two dicts (results, run)")
-    found = _result(results.get("found"))
-    reaped = _result(results.get("reaped"))
-    autostart = _result(results.get("autostart"))
-    hf = _result(results.get("hf"))
-    removed = _result(results.get("removed"))
-    pip = _result(results.get("pip"))
-    after = _result(results.get("after"))
-    pinned = _result(results.get("pinned"))
-    restored = _result(results.get("restored"))
+    parts = dict((slot, normalise(module, results.get(slot), phase)) for slot, (module, phase) in SLOTS.items())
+    found, after, pinned = parts["found"], parts["after"], parts["pinned"]
     residues = found.get("residues", [])
     targets = run.get("targets") or []
     default_target = targets[0] if len(targets) == 1 else "unattributed"
 
-    removed_items = []
-    for item in removed.get("removed", []):
-        removed_items.append({"kind": "path",
-                              "target": item.get("target") or _target_of(item.get("path", ""), residues, default_target),
-                              "path": item.get("path"), "bytes": int(item.get("bytes") or 0),
-                              "files": item.get("files"), "owner": item.get("owner")})
-    for item in hf.get("deleted", []):
-        repo_path = item.get("path") or os.path.join(item.get("cache") or "", item.get("repo_type", "model") + "s--"
-                                                     + (item.get("repo_id") or "").replace("/", "--"))
-        removed_items.append({"kind": "hf_repo", "target": _target_of(repo_path, residues, default_target),
-                              "path": repo_path, "repo_id": item.get("repo_id"), "cache": item.get("cache"),
-                              "revisions": item.get("revisions"), "bytes": int(item.get("freed_bytes") or 0)})
-    for env in pip.get("environments", []):
-        for pkg in env.get("removed", []) + env.get("orphans_removed", []):
-            removed_items.append({"kind": "pip", "target": default_target, "path": env.get("path") or env.get("environment"),
-                                  "package": "%s %s" % (pkg.get("name"), pkg.get("version", "")), "bytes": 0})
+    def gather(part, slots=("autostart", "reaped", "hf", "removed", "pip", "pinned")):
+        return [entry for slot in slots for entry in parts[slot].get(part, [])]
+
+    removed_items = parts["removed"].get("removed", []) + parts["hf"].get("removed", []) + parts["pip"].get("removed", [])
+    for item in removed_items:
+        if item["kind"] == "pip":
+            item["target"] = default_target
+        elif not item.get("target"):
+            item["target"] = _target_of(item.get("path") or "", residues, default_target)
 
     freed_by_target = {}
     for item in removed_items:
         freed_by_target[item["target"]] = freed_by_target.get(item["target"], 0) + item["bytes"]
 
-    failed = []
-    failed += _failures("preflight", found)
-    failed += _failures("stop", reaped, "survivors")
-    failed += _failures("stop", autostart, "failures")
-    failed += _failures("sweep", hf, "failures")
-    failed += _failures("sweep", removed, "failures")
-    failed += _failures("sweep", pip)
-    for env in pip.get("environments", []):
-        if env.get("status") == "failed":
-            failed.append({"phase": "sweep", "item": env.get("path") or "", "error": env.get("error") or "pip failed"})
-    failed += _failures("verify", pinned, "survivors")
+    failed = found.get("failed", []) + gather("failed")
     failure = results.get("failure")
     if isinstance(failure, dict) and failure.get("msg") and not any(f["error"] == failure["msg"] for f in failed):
         failed.append({"phase": failure.get("phase", "?"), "item": failure.get("task", ""), "error": failure["msg"]})
 
-    left = [{"target": r.get("target"), "kind": r.get("kind"), "path": r.get("path"), "bytes": r.get("bytes", 0)}
-            for r in after.get("residues", [])]
     verified = None
-    if after:
+    if _result(results.get("after")):
+        left = [{"target": r["target"], "kind": r["kind"], "path": r["path"], "bytes": r["bytes"]}
+                for r in after.get("residues", [])]
         verified = {
             "residues_left": left,
             "processes_left": len(after.get("processes", [])),
             "packages_left": len(after.get("packages", [])),
-            "pinned_bytes": sum(int(h.get("bytes") or 0) for h in pinned.get("remaining", pinned.get("handles", []))),
+            "pinned_bytes": sum(int(h.get("bytes") or 0) for h in pinned.get("pinned_left", pinned.get("held_open", []))),
         }
         verified["clean"] = not (left or verified["processes_left"] or verified["packages_left"]
                                  or verified["pinned_bytes"])
@@ -156,7 +341,8 @@ def host_record(results, host, run):
         failed.append({"phase": "connect", "item": "", "error": "host unreachable: no phase ran"})
     if status == "failed" and not failed:
         failed.append({"phase": "?", "item": "", "error": "the host stopped before the report (see the play output)"})
-    backup = removed.get("backup") or None
+    problems = [str(p) for p in found.get("problems", []) + parts["removed"].get("problems", [])
+                + parts["hf"].get("problems", []) + parts["pip"].get("problems", [])]
     return {
         "host": host,
         "status": status,
@@ -165,37 +351,25 @@ def host_record(results, host, run):
         "check_mode": bool(run.get("check_mode")),
         "targets": targets,
         "found": {
-            "residues": [{"target": r.get("target"), "kind": r.get("kind"), "path": r.get("path"), "user": r.get("user"),
-                          "bytes": r.get("bytes", 0), "repo_id": r.get("repo_id")} for r in residues],
+            "residues": residues,
             "total_bytes": found.get("total_bytes", 0),
-            "processes": [{"pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"), "target": p.get("target")}
-                          for p in found.get("processes", [])],
-            "packages": [{"name": p.get("name"), "version": p.get("version"), "environment": p.get("environment")}
-                         for p in found.get("packages", [])],
+            "processes": found.get("processes", []),
+            "packages": [dict((k, p[k]) for k in ("name", "version", "environment")) for p in found.get("packages", [])],
             "hf_caches": found.get("hf_caches", []),
         },
-        "stopped": [{"pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"), "outcome": p.get("outcome")}
-                    for p in reaped.get("terminated", [])],
-        "autostart": ([dict(u, kind="systemd") for u in autostart.get("units", [])]
-                      + [dict(c, kind="cron") for c in autostart.get("cron", [])]
-                      + [dict(x, kind="xdg") for x in autostart.get("xdg", [])]
-                      + [dict(x, kind="launchd") for x in autostart.get("launchd", [])]),
+        "stopped": parts["reaped"].get("stopped", []),
+        "autostart": gather("autostart", ("autostart",)),
         "removed": removed_items,
         "freed_bytes": sum(i["bytes"] for i in removed_items),
         "freed_by_target": freed_by_target,
-        "filesystems": removed.get("filesystems", []),
-        "backed_up": backup,
-        "restored": ({"archive": restored.get("src"), "files": len(restored.get("files") or [])} if restored else None),
-        "held_open": [{"pid": h.get("pid"), "name": h.get("name"), "user": h.get("user"), "path": h.get("path"),
-                       "bytes": h.get("bytes")} for h in pinned.get("handles", [])],
+        "filesystems": parts["removed"].get("filesystems", []),
+        "backed_up": parts["removed"].get("backup"),
+        "restored": parts["restored"].get("restored"),
+        "held_open": pinned.get("held_open", []),
         "verified": verified,
         "failed": failed,
-        "held_back": [{"cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
-                       "detail": h.get("detail")} for h in hf.get("held_back", [])],
-        "problems": sorted(set(
-            [str(p) for p in found.get("problems", []) + removed.get("problems", []) + hf.get("problems", [])]
-            + ["%s: %s (%s)" % (e.get("path"), e.get("status"), e.get("error"))
-               for e in pip.get("environments", []) if e.get("status") in ("broken", "externally_managed")])),
+        "held_back": parts["hf"].get("held_back", []),
+        "problems": sorted(set(problems)),
     }
 
 
