@@ -30,7 +30,7 @@ for r in fleet["hosts"]:
                 "pip": lambda: "%s in %s" % (i["package"], i["path"])}.get(i["kind"], lambda: i["path"])()
         print("   %-8s %10s  %s" % (i["kind"], h(i["bytes"]) if i["bytes"] else "", what))
     for b in r.get("held_back", []):
-        print("   held back: %s in %s (%s: %s)%s" % (b["repo_id"], b["cache"], b["reason"], b.get("detail") or "",
+        print("   held back: %s %s (%s: %s)%s" % (b["kind"], b["item"], b["reason"], b.get("detail") or "",
               " -- its holder is stopped first in a real run" if fleet["run"]["check_mode"] else ""))
     if r["verified"]:
         print("   verified: %s" % ("nothing of the target left, nothing pinned" if r["verified"]["clean"] else "NOT clean"))

@@ -101,15 +101,35 @@ def _failed_items(value, result, phase):
         if not isinstance(item, dict):  # hf_cache lists its failed removals as "path: error" lines
             out.append({"phase": phase, "item": "", "error": str(item)})
             continue
-        where = item.get("path") or item.get("unit") or item.get("name") or str(item.get("pid", ""))
-        out.append({"phase": phase, "item": where, "error": item.get("error") or item.get("reason") or "failed"})
+        where = item.get("path") or item.get("unit") or item.get("name") or ""
+        if item.get("pid") is not None:
+            where = "%s (pid %s)" % (where, item["pid"]) if where else "pid %s" % item["pid"]
+        out.append({"phase": phase, "item": where,
+                    "error": item.get("error") or item.get("reason") or item.get("outcome") or "failed"})
     return {"failed": out}
+
+
+def _unlisted_failures(value, result, phase):
+    """remove lists the first 200 failures and counts them all: say how many more there were."""
+    more = int(value or 0) - len(_list(result.get("failures")))
+    if more <= 0:
+        return {}
+    error = "%d more entries could not be removed (the module lists the first %d)" % (more, int(value) - more)
+    return {"failed": [{"phase": phase, "item": "", "error": error}]}
+
+
+def _spared(value, result, phase):
+    """Processes that matched (or held residue) but are never signalled: PID 1, the module's own ancestry."""
+    return {"held_back": [{"phase": phase, "kind": "process", "item": "%s (pid %s)" % (p.get("name"), p.get("pid")),
+                           "reason": "spared", "detail": p.get("reason") or "", "user": p.get("user")}
+                          for p in _list(value)]}
 
 
 def _stopped(why):
     def normalise(value, result, phase):
-        return {"stopped": [{"pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"),
-                             "outcome": p.get("outcome")} for p in _list(value)]}
+        return {"stopped": [{"phase": phase, "pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"),
+                             "outcome": p.get("outcome"), "why": p.get("matched_by") or why}
+                            for p in _list(value)]}
     return normalise
 
 
@@ -117,7 +137,8 @@ def _autostart(kind):
     def normalise(value, result, phase):
         out = []
         for entry in _list(value):
-            out.append(dict(entry, kind=kind))
+            what = entry.get("unit") or entry.get("label") or entry.get("path") or "?"
+            out.append(dict(entry, kind=kind, item=what))
         return {"autostart": out}
     return normalise
 
@@ -156,8 +177,9 @@ def _hf_deleted(value, result, phase):
 
 
 def _hf_held_back(value, result, phase):
-    return {"held_back": [{"cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
-                           "detail": h.get("detail")} for h in _list(value)]}
+    return {"held_back": [{"phase": phase, "kind": "hf_repo", "item": "%s in %s" % (h.get("repo_id"), h.get("cache")),
+                           "cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
+                           "detail": h.get("detail") or ""} for h in _list(value)]}
 
 
 def _removed_paths(value, result, phase):
@@ -171,23 +193,39 @@ def _backup(value, result, phase):
 
 
 def _pip_environments(value, result, phase):
-    """Packages removed per environment; a failed environment is a failure, a broken or untouched one a problem."""
-    out = {"removed": [], "failed": [], "problems": []}
+    """Packages removed per environment; a failed environment is a failure, one left alone is held back."""
+    looked_for = set(_list(result.get("packages")))
+    out = {"removed": [], "failed": [], "held_back": []}
     for env in _list(value):
         where = env.get("path") or env.get("environment") or ""
         for pkg in _list(env.get("removed")) + _list(env.get("orphans_removed")):
-            out["removed"].append({"kind": "pip", "target": None, "path": where,
+            out["removed"].append({"kind": "pip", "target": None, "path": where, "name": pkg.get("name"),
                                    "package": "%s %s" % (pkg.get("name"), pkg.get("version", "")), "bytes": 0})
-        if env.get("status") == "failed":
+        if env.get("status") == "failed" or (env.get("status") == "broken" and env.get("found")):
             out["failed"].append({"phase": phase, "item": where, "error": env.get("error") or "pip failed"})
-        if env.get("status") in ("broken", "externally_managed"):
-            out["problems"].append("%s: %s (%s)" % (env.get("path"), env.get("status"), env.get("error")))
+        elif env.get("status") == "externally_managed":
+            out["held_back"].append({"phase": phase, "kind": "environment", "item": where,
+                                     "reason": "externally_managed", "detail": env.get("error") or ""})
+        for kept in _list(env.get("kept_shared")):
+            if kept.get("name") in looked_for:
+                out["held_back"].append({"phase": phase, "kind": "pip", "item": "%s in %s" % (kept.get("name"), where),
+                                         "reason": "required",
+                                         "detail": "required by %s" % ", ".join(_list(kept.get("required_by")))})
     return out
 
 
 def _held_open(value, result, phase):
     return {"held_open": [{"pid": h.get("pid"), "name": h.get("name"), "user": h.get("user"), "path": h.get("path"),
                            "bytes": h.get("bytes")} for h in _list(value)]}
+
+
+def _pinned_left(value, result, phase):
+    """Handles still held after the holders were stopped; those of a spared process are not a failure."""
+    spared = set(p.get("pid") for p in _list(result.get("spared")))
+    left = [h for h in _list(value) if h.get("pid") not in spared]
+    return {"pinned_left": _list(value),
+            "failed": [{"phase": phase, "item": h.get("path") or "", "error": "still held open by %s (pid %s)"
+                        % (h.get("name"), h.get("pid"))} for h in left]}
 
 
 def _restored(value, result, phase):
@@ -214,13 +252,13 @@ RESULT_KEYS = {
         "xdg": _autostart("xdg"),
         "launchd": _autostart("launchd"),
         "failures": _failed_items,
-        "problems": None,  # not in the record yet
+        "problems": _problems,
     },
     "reap": {
         "terminated": _stopped("matched"),
         "survivors": _failed_items,
-        "spared": None,  # not in the record yet
-        "problems": None,  # not in the record yet
+        "spared": _spared,
+        "problems": _problems,
         "matched": None,  # what was signalled is in terminated, what was not in survivors and spared
     },
     "hf_cache": {
@@ -236,7 +274,7 @@ RESULT_KEYS = {
     "remove": {
         "removed": _removed_paths,
         "failures": _failed_items,
-        "failed_count": None,  # the failures listed
+        "failed_count": _unlisted_failures,
         "backup": _backup,
         "filesystems": _as_is("filesystems"),
         "problems": _problems,
@@ -244,16 +282,16 @@ RESULT_KEYS = {
     },
     "pip_remove": {
         "environments": _pip_environments,
-        "problems": None,  # not in the record yet
+        "problems": _problems,
         "packages": None,  # the names looked for (used by _pip_environments)
     },
     "open_deleted": {
         "handles": _held_open,
-        "terminated": None,  # not in the record yet
+        "terminated": _stopped("held deleted residue open"),
         "survivors": _failed_items,
-        "spared": None,  # not in the record yet
-        "remaining": _as_is("pinned_left"),
-        "problems": None,  # not in the record yet
+        "spared": _spared,
+        "remaining": _pinned_left,
+        "problems": _problems,
         "pinned_bytes": None,  # per filesystem; the handles carry the bytes
         "filesystems": None,
         "scan": None,  # processes inspected; unreadable ones are a problem line
@@ -296,6 +334,7 @@ def host_record(results, host, run):
     residues = found.get("residues", [])
     targets = run.get("targets") or []
     default_target = targets[0] if len(targets) == 1 else "unattributed"
+    pip_targets = dict(((p["name"], p["environment"]), p["target"]) for p in found.get("packages", []))
 
     def gather(part, slots=("autostart", "reaped", "hf", "removed", "pip", "pinned")):
         return [entry for slot in slots for entry in parts[slot].get(part, [])]
@@ -303,7 +342,7 @@ def host_record(results, host, run):
     removed_items = parts["removed"].get("removed", []) + parts["hf"].get("removed", []) + parts["pip"].get("removed", [])
     for item in removed_items:
         if item["kind"] == "pip":
-            item["target"] = default_target
+            item["target"] = pip_targets.get((item.pop("name"), item["path"])) or default_target
         elif not item.get("target"):
             item["target"] = _target_of(item.get("path") or "", residues, default_target)
 
@@ -341,8 +380,8 @@ def host_record(results, host, run):
         failed.append({"phase": "connect", "item": "", "error": "host unreachable: no phase ran"})
     if status == "failed" and not failed:
         failed.append({"phase": "?", "item": "", "error": "the host stopped before the report (see the play output)"})
-    problems = [str(p) for p in found.get("problems", []) + parts["removed"].get("problems", [])
-                + parts["hf"].get("problems", []) + parts["pip"].get("problems", [])]
+    problems = found.get("problems", []) + gather("problems") + [
+        "after the purge: " + p for p in after.get("problems", []) if p not in found.get("problems", [])]
     return {
         "host": host,
         "status": status,
@@ -357,7 +396,7 @@ def host_record(results, host, run):
             "packages": [dict((k, p[k]) for k in ("name", "version", "environment")) for p in found.get("packages", [])],
             "hf_caches": found.get("hf_caches", []),
         },
-        "stopped": parts["reaped"].get("stopped", []),
+        "stopped": gather("stopped", ("reaped", "pinned")),
         "autostart": gather("autostart", ("autostart",)),
         "removed": removed_items,
         "freed_bytes": sum(i["bytes"] for i in removed_items),
@@ -368,25 +407,27 @@ def host_record(results, host, run):
         "held_open": pinned.get("held_open", []),
         "verified": verified,
         "failed": failed,
-        "held_back": parts["hf"].get("held_back", []),
-        "problems": sorted(set(problems)),
+        "held_back": gather("held_back"),
+        "problems": sorted(set(problems), key=problems.index),
     }
 
 
-def fleet(records):
-    """Aggregate host records: totals, per host and per target freed bytes, every failure with its host."""
+def fleet_summary(records):
+    """The fleet's figures, computed once for every consumer (pages, console summary, AWX stats).
+
+    hosts and status_counts, found/freed bytes, processes stopped, items removed, files restored, every failure
+    and held-back item with its host, freed bytes per host and per target.  JSON-serialisable.
+    """
     if not isinstance(records, list):
-        raise AnsibleFilterError("residue_fleet expects a list of host records")
+        raise AnsibleFilterError("residue_fleet_summary expects a list of host records")
     records = sorted(records, key=lambda r: r.get("host", ""))
     by_target = {}
-    failures = []
     counts = {}
     for rec in records:
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         for target, freed in rec.get("freed_by_target", {}).items():
             by_target[target] = by_target.get(target, 0) + freed
-        for fail in rec.get("failed", []):
-            failures.append(dict(fail, host=rec["host"]))
+    restored = [r["restored"] for r in records if r.get("restored")]
     return {
         "hosts": len(records),
         "status_counts": counts,
@@ -394,11 +435,20 @@ def fleet(records):
         "found_bytes": sum(r.get("found", {}).get("total_bytes", 0) for r in records),
         "stopped": sum(len(r.get("stopped", [])) for r in records),
         "removed_items": sum(len(r.get("removed", [])) for r in records),
-        "by_host": [(r["host"], r.get("freed_bytes", 0)) for r in records],
-        "by_target": sorted(by_target.items()),
-        "failures": failures,
-        "records": records,
+        "restored_files": sum(int(x.get("files") or 0) for x in restored),
+        "restored_archives": len(restored),
+        "by_host": [[r["host"], r.get("freed_bytes", 0)] for r in records],
+        "by_target": [[t, b] for t, b in sorted(by_target.items())],
+        "failures": [dict(f, host=r["host"]) for r in records for f in r.get("failed", [])],
+        "held_back": [dict(h, host=r["host"]) for r in records for h in r.get("held_back", [])],
     }
+
+
+def fleet(records):
+    """fleet_summary plus the sorted host records: what the page templates render."""
+    view = fleet_summary(records)
+    view["records"] = sorted(records, key=lambda r: r.get("host", ""))
+    return view
 
 
 def bar_svg(pairs, title="", width=480):
@@ -431,6 +481,7 @@ class FilterModule(object):
         return {
             "residue_host_record": host_record,
             "residue_fleet": fleet,
+            "residue_fleet_summary": fleet_summary,
             "residue_bar_svg": bar_svg,
             "residue_human_bytes": human_bytes,
         }

@@ -43,25 +43,41 @@ def run_module(module, args, check=False, diff=False, interpreter=None, env=None
 def run_module_batch(module, args_list, check=False, diff=False, interpreter=None, env=None, timeout=600,
                      become_user=None):
     """Run the module once per args in one ansible-playbook (cheaper for many bad-input cases); list of results."""
+    return run_tasks([dict(module=module, args=args, become_user=become_user) for args in args_list],
+                     check, diff, interpreter, env, timeout)
+
+
+def run_tasks(steps, check=False, diff=False, interpreter=None, env=None, timeout=600):
+    """Run several modules in order in one ansible-playbook; list of their registered results.
+
+    steps: [{"module": "remove" (a residue.purge module) or an FQCN, "args": {...},
+             optional "become_user", "interpreter", "check_mode": bool (this task only)}]
+    """
     with tempfile.TemporaryDirectory(prefix="residue-it-") as tmp:
         out = os.path.join(tmp, "result.json")
         tasks = []
-        for i, args in enumerate(args_list):
-            task = {"name": "module under test %d" % i, "residue.purge." + module: args, "register": "r%d" % i,
+        for i, step in enumerate(steps):
+            module = step["module"] if "." in step["module"] else "residue.purge." + step["module"]
+            task = {"name": "module under test %d" % i, module: step["args"], "register": "r%d" % i,
                     "ignore_errors": True}
-            if become_user:
-                task.update(become=True, become_user=become_user, become_method="ansible.builtin.su")
+            if step.get("become_user"):
+                task.update(become=True, become_user=step["become_user"], become_method="ansible.builtin.su")
+            if step.get("interpreter"):
+                task["vars"] = {"ansible_python_interpreter": step["interpreter"]}
+            if "check_mode" in step:
+                task["check_mode"] = step["check_mode"]
             tasks.append(task)
-        results = "[%s]" % ", ".join("r%d" % i for i in range(len(args_list)))
+        results = "[%s]" % ", ".join("r%d" % i for i in range(len(steps)))
         tasks.append({"name": "save results", "ansible.builtin.copy": {"content": "{{ %s | to_json }}" % results,
                                                                        "dest": out},
                       "check_mode": False, "diff": False})
-        play = [{"name": "integration", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+        # the interpreter is a play var (not -e), so that a step's own interpreter can override it
+        play = [{"name": "integration", "hosts": "localhost", "gather_facts": False, "tasks": tasks,
+                 "vars": {"ansible_python_interpreter": interpreter or VENV_PYTHON}}]
         playbook = os.path.join(tmp, "play.yml")
         with open(playbook, "w") as f:
             yaml.safe_dump(play, f)
-        cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local",
-               "-e", "ansible_python_interpreter=" + (interpreter or VENV_PYTHON), playbook]
+        cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook]
         if check:
             cmd.append("--check")
         if diff:

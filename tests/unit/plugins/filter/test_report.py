@@ -27,7 +27,7 @@ FOUND = {
         {"target": "ollama", "kind": "path", "path": "/home/alice/.ollama/models", "user": "alice", "bytes": 100},
     ],
     "processes": [{"pid": 42, "name": "open-autoglm", "user": "root", "target": "open_autoglm"}],
-    "packages": [{"name": "open-autoglm", "version": "0.4.0", "environment": "/opt/ml/venv"}],
+    "packages": [{"name": "open-autoglm", "version": "0.4.0", "environment": "/opt/ml/venv", "target": "open_autoglm"}],
     "hf_caches": [{"path": "/data/hf/hub", "user": "root", "source": "process 42 (HF_HOME)"}],
     "total_bytes": 3149924,
     "problems": [],
@@ -64,7 +64,8 @@ def test_record_of_a_clean_purge_attributes_bytes_to_targets():
     assert [i["kind"] for i in rec["removed"]].count("pip") == 2
     assert rec["verified"]["clean"] is True
     assert rec["backed_up"]["path"] == "/var/backups/r.tar.gz"
-    assert rec["stopped"] == [{"pid": 42, "name": "open-autoglm", "user": "root", "outcome": "exited"}]
+    assert rec["stopped"] == [{"phase": "stop", "pid": 42, "name": "open-autoglm", "user": "root", "outcome": "exited",
+                               "why": "matched"}]
     assert rec["failed"] == []
     assert [a["kind"] for a in rec["autostart"]] == ["systemd", "cron"]
     json.dumps(rec)  # the record is written as JSON
@@ -85,7 +86,7 @@ def test_partial_failures_are_listed_item_by_item():
     rec = host_record(results, "h1", dict(RUN, completed=False))
     assert rec["status"] == "failed"
     assert {"phase": "sweep", "item": "/home/alice/.cache/open-autoglm/immutable", "error": "EPERM"} in rec["failed"]
-    assert {"phase": "stop", "item": "open-autoglm", "error": "still alive after KILL"} in rec["failed"]
+    assert {"phase": "stop", "item": "open-autoglm (pid 99)", "error": "still alive after KILL"} in rec["failed"]
     assert {"phase": "stop", "item": "open-autoglm.service", "error": "mask failed"} in rec["failed"]
     assert {"phase": "stop", "item": "Fail the host", "error": "1 process survived"} in rec["failed"]
 
@@ -118,7 +119,7 @@ def test_fleet_sums_hosts_and_targets_and_lists_every_failure():
     assert f["hosts"] == 2
     assert f["status_counts"] == {"ok": 1, "unreachable": 1}
     assert f["freed_bytes"] == ok["freed_bytes"]
-    assert f["by_host"] == [("a-host", 0), ("b-host", ok["freed_bytes"])]
+    assert f["by_host"] == [["a-host", 0], ["b-host", ok["freed_bytes"]]]
     assert dict(f["by_target"]) == ok["freed_by_target"]
     assert [x["host"] for x in f["failures"]] == ["a-host"]
 
@@ -155,15 +156,23 @@ def test_bad_input_is_a_filter_error():
 
 def test_pip_environment_failures_and_held_back_repos_are_reported():
     results = full_results()
-    results["pip"] = {"changed": True, "environments": [
+    results["pip"] = {"changed": True, "packages": ["open-autoglm"], "environments": [
         {"path": "/opt/a", "status": "failed", "error": "pip exited 1", "removed": []},
-        {"path": "/opt/b", "status": "broken", "error": "interpreter missing", "removed": []}]}
+        {"path": "/opt/b", "status": "broken", "error": "interpreter missing", "removed": []},
+        {"path": "/usr", "status": "externally_managed", "error": "EXTERNALLY-MANAGED", "found": [{"name": "open-autoglm"}]},
+        {"path": "/opt/c", "status": "changed", "removed": [],
+         "kept_shared": [{"name": "open-autoglm", "version": "1", "required_by": ["vllm"]}]}],
+        "problems": ["/opt/b (venv): broken: interpreter missing"]}
     results["hf"] = dict(results["hf"], held_back=[{"cache": "/data/hf/hub", "repo_id": "zai-org/AutoGLM-Phone-9B",
                                                     "reason": "locked", "detail": "pid 5"}])
     rec = host_record(results, "h1", RUN)
     assert {"phase": "sweep", "item": "/opt/a", "error": "pip exited 1"} in rec["failed"]
     assert any("/opt/b" in p and "broken" in p for p in rec["problems"])
-    assert rec["held_back"][0]["reason"] == "locked"
+    assert [(h["kind"], h["item"], h["reason"]) for h in rec["held_back"]] == [
+        ("hf_repo", "zai-org/AutoGLM-Phone-9B in /data/hf/hub", "locked"),
+        ("environment", "/usr", "externally_managed"),
+        ("pip", "open-autoglm in /opt/c", "required")]
+    assert rec["held_back"][2]["detail"] == "required by vllm"
 
 
 def test_ansible_coerced_failed_flag_is_not_an_item_list():
@@ -194,3 +203,34 @@ def test_hf_cache_failures_reach_the_record_one_by_one():
     errors = [f["item"] + ": " + f["error"] if f["item"] else f["error"] for f in rec["failed"] if f["phase"] == "sweep"]
     for line in lines:
         assert line in errors, (line, rec["failed"])
+
+
+def test_more_failures_than_the_module_lists_are_counted():
+    results = full_results()
+    results["removed"] = dict(results["removed"], failed=True, msg="201 entries could not be removed",
+                              failures=[{"path": "/x/%d" % i, "error": "EPERM"} for i in range(200)], failed_count=201)
+    rec = host_record(results, "h1", RUN)
+    assert len([f for f in rec["failed"] if f["item"].startswith("/x/")]) == 200
+    assert {"phase": "sweep", "item": "", "error": "1 more entries could not be removed (the module lists the first 200)"} \
+        in rec["failed"]
+
+
+def test_handles_left_after_terminate_fail_unless_their_holder_was_spared():
+    results = full_results()
+    results["pinned"] = {"changed": True, "handles": [], "terminated": [],
+                         "spared": [{"pid": 1, "name": "init", "reason": "protected"}],
+                         "remaining": [{"pid": 1, "name": "init", "path": "/a", "bytes": 5},
+                                       {"pid": 7, "name": "tail", "path": "/b", "bytes": 6}]}
+    rec = host_record(results, "h1", RUN)
+    assert [f["item"] for f in rec["failed"]] == ["/b"]
+    assert rec["held_back"] == [{"phase": "verify", "kind": "process", "item": "init (pid 1)", "reason": "spared",
+                                 "detail": "protected", "user": None}]
+    assert rec["verified"]["pinned_bytes"] == 11 and rec["verified"]["clean"] is False
+
+
+def test_pip_packages_are_attributed_to_the_target_that_found_them():
+    results = full_results()
+    results["pip"]["environments"][0]["path"] = "/opt/ml/venv"
+    rec = host_record(results, "h1", dict(RUN, targets=["open_autoglm", "ollama"]))
+    targets = dict((i["package"].split()[0], i["target"]) for i in rec["removed"] if i["kind"] == "pip")
+    assert targets == {"open-autoglm": "open_autoglm", "autoglm-core": "unattributed"}

@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The result contract between the modules and the report, on real results (fixtures/module_results/*.json,
+captured by tests/integration/report_scenarios.py; test_report_contract.py there keeps them current).
+
+- every key a module returns is documented in its RETURN and listed in the report filter's RESULT_KEYS;
+- a failure-like key is carried into the record, and EXPECTED (report_contract.py) says where;
+- every removed item, failure, held-back item, stopped process and problem of the results reaches the record.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.residue.purge.plugins.filter.report import ANSIBLE_KEYS, RESULT_KEYS, host_record
+from ansible_collections.residue.purge.tests.unit.plugins.filter import report_contract as contract
+
+MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "plugins", "modules")
+OURS = ("discover", "autostart", "reap", "hf_cache", "remove", "pip_remove", "open_deleted")
+
+
+def returned(scenarios=contract.SCENARIOS):
+    """(scenario, module, result) of every stored result."""
+    for scenario in scenarios:
+        for step in contract.load(scenario)["steps"]:
+            yield scenario, step["module"], step["result"]
+
+
+def return_doc(module):
+    """The module's RETURN, parsed as ansible-doc parses it."""
+    with open(os.path.join(MODULES_DIR, module + ".py")) as f:
+        text = f.read()
+    start = text.index('RETURN = r"""') + len('RETURN = r"""')
+    return yaml.safe_load(text[start:text.index('"""', start)])
+
+
+def run_of(doc):
+    return {"run_id": "contract", "started": "2026-01-01 00:00:00", "targets": [doc["target"]],
+            "check_mode": doc["check_mode"], "completed": True, "reachable": True}
+
+
+def test_the_fixtures_cover_every_module_with_success_and_partial_failure():
+    seen = set((scenario, module) for scenario, module, _result in returned())
+    for module in OURS:
+        assert ("clean", module) in seen and ("partial", module) in seen, module
+    failed = set(module for scenario, module, result in returned(("partial",)) if result.get("failed"))
+    assert failed >= {"autostart", "reap", "hf_cache", "remove", "pip_remove"}, failed
+
+
+@pytest.mark.parametrize("module", OURS)
+def test_every_returned_key_is_in_the_reports_contract(module):
+    keys = set(k for _s, m, result in returned() if m == module for k in result) - ANSIBLE_KEYS
+    assert keys, "no stored result of %s" % module
+    unknown = sorted(keys - set(RESULT_KEYS[module]))
+    assert not unknown, ("%s returns %s, which plugins/filter/report.py RESULT_KEYS[%r] does not list: add one "
+                         "line saying what carries it into the host record (or None and why not)"
+                         % (module, unknown, module))
+
+
+@pytest.mark.parametrize("module", OURS)
+def test_every_returned_key_is_documented_in_return(module):
+    doc = return_doc(module)
+    for _s, m, result in returned():
+        if m != module:
+            continue
+        for key, value in result.items():
+            if key in ANSIBLE_KEYS:
+                continue
+            assert key in doc, "%s returns %r, which its RETURN does not document" % (module, key)
+            contains = doc[key].get("contains")
+            if contains and isinstance(value, list):
+                for item in value:
+                    extra = sorted(set(item) - set(contains))
+                    assert not extra, "%s RETURN %s.contains lacks %s" % (module, key, extra)
+
+
+@pytest.mark.parametrize("module", OURS)
+def test_failure_like_keys_are_carried_and_expected(module):
+    documented = set(return_doc(module))
+    seen = set(k for _s, m, result in returned() if m == module for k in result)
+    for key in sorted((documented | seen | set(RESULT_KEYS[module])) - ANSIBLE_KEYS):
+        if not contract.FAILURE_LIKE.search(key):
+            continue
+        assert RESULT_KEYS[module].get(key) is not None, (
+            "%s.%s looks like a failure or something left behind, and the report does not carry it" % (module, key))
+        assert (module, key) in contract.EXPECTED, "say in report_contract.EXPECTED where %s.%s shows" % (module, key)
+
+
+@pytest.mark.parametrize("scenario", contract.SCENARIOS)
+def test_every_item_of_the_real_results_reaches_the_host_record(scenario):
+    doc = contract.load(scenario)
+    record = host_record(contract.slots(doc), "h-" + scenario, run_of(doc))
+    json.dumps(record)
+    expected = contract.expectations(doc)
+    assert expected, scenario
+    for part, texts, what in expected:
+        entries = [contract.entry_text(e) for e in record[part]]
+        assert any(all(text in entry for text in texts) for entry in entries), (what, part, texts, record[part])
+
+
+def test_partial_failure_is_a_failed_host_with_every_kind_of_entry():
+    doc = contract.load("partial")
+    record = host_record(contract.slots(doc), "h", run_of(doc))
+    assert record["status"] == "failed"
+    assert set(f["phase"] for f in record["failed"]) == {"stop", "sweep"}
+    assert sorted(set(h["kind"] for h in record["held_back"])) == ["hf_repo", "process"]
+    assert record["verified"]["clean"] is False and record["verified"]["processes_left"] == 1
+    assert [s["why"] for s in record["stopped"]] == ["holding-deleted"]  # the daemon survived the reap
+
+
+def test_clean_purge_and_its_restore():
+    doc = contract.load("clean")
+    record = host_record(contract.slots(doc), "h", run_of(doc))
+    assert record["status"] == "ok" and record["failed"] == [] and record["verified"]["clean"] is True
+    assert record["freed_by_target"] == {doc["target"]: record["freed_bytes"]} and record["freed_bytes"] > 300000
+    assert record["backed_up"]["sha256"] and record["restored"]["files"] >= 1
+    assert sorted(set(i["kind"] for i in record["removed"])) == ["hf_repo", "path", "pip"]
+
+
+def test_preview_is_the_plan():
+    doc = contract.load("preview")
+    record = host_record(contract.slots(doc), "h", run_of(doc))
+    assert record["status"] == "preview" and record["verified"] is None
+    assert [s["outcome"] for s in record["stopped"]] == ["would_stop"]
+    assert record["removed"] and record["freed_bytes"] > 300000
