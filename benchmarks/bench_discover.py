@@ -32,7 +32,7 @@ PY = sys.executable
 SCAN = r"""
 import json, resource, sys, time
 sys.path.insert(0, %(collections)r)
-from ansible_collections.residue.purge.plugins.module_utils._discover import discover
+from ansible_collections.residue.purge.plugins.module_utils._discover import run as discover
 t = time.perf_counter()
 r = discover({"targets": ["huggingface"], "homes": [%(home)r], "scan_processes": False,
               "extra_hf_caches": [%(cache)r], "one_file_system": True})

@@ -54,8 +54,8 @@ def run(workdir):
             shutil.rmtree(path, ignore_errors=True)
             subprocess.run(["cp", "-a", source, path], check=True)
 
-        selection = hf_plan.Selection(patterns=[victim.repo_id], revisions="all")
-        wall, cpu, result = timed(lambda: hf_run.run([a], selection))
+        selection = hf_plan.RepoSelection(patterns=[victim.repo_id], revisions="all")
+        wall, cpu, result = timed(lambda: hf_run.clean([a], selection))
         assert not result["failed"] and not result["held_back"], result
         ours_w.append(wall)
         ours_c.append(cpu)

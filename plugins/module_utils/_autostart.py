@@ -15,10 +15,19 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
+import platform
 import plistlib
 import re
 import stat
 import tempfile
+
+try:
+    import pwd
+except ImportError:  # pragma: no cover - Windows has its own module
+    pwd = None
+
+from ansible_collections.residue.purge.plugins.module_utils._profiles import (
+    list_users, load_profiles, parse_users_option, select_targets)
 
 SYSTEMD_SYSTEM_DIRS = ("etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system",
                        "usr/lib/systemd/system", "lib/systemd/system")
@@ -569,3 +578,26 @@ def plan_diff(plan):
         diffs.append({"before_header": "autostart files", "after_header": "autostart files",
                       "before": "".join(p + "\n" for p in removed), "after": ""})
     return diffs
+
+
+# ---------------------------------------------------------------------------------------------- the module's run
+
+def run(params, check_mode=False, commands=None):
+    """autostart with validated module params: the module's result. commands: _module.Commands (the host's
+    systemctl, crontab, launchctl). ValueError for bad options, before anything changes."""
+    profiles = select_targets(load_profiles(params["profiles"]), params["targets"])
+    every_user = not params["homes"] and parse_users_option(params["users"]) == "all"
+    users = list_users(homes=params["homes"], users=params["users"])
+    plan = plan_autostart(profiles, users, system=params["system_wide"], all_crontabs=every_user,
+                          macos=platform.system() == "Darwin", run=commands.run,
+                          me=pwd.getpwuid(os.geteuid()).pw_name)
+    result = dict(changed=not plan.empty(), failures=[], problems=list(plan.problems), **plan_result(plan))
+    if not plan.empty():
+        result["diff"] = plan_diff(plan)
+    if not check_mode and not plan.empty():
+        result["failures"] = apply_plan(plan, commands.run)
+    result["_warnings"] = result["problems"]
+    if result["failures"]:
+        result["failure"] = "%d change(s) failed: %s" % (len(result["failures"]), "; ".join(
+            "%s %s: %s" % (f["what"], f.get("path") or f.get("unit"), f["error"]) for f in result["failures"]))
+    return result

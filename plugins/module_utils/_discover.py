@@ -115,8 +115,8 @@ def find_hub_caches(contexts, extra_caches, problems):
     return [found[k] for k in sorted(found)]
 
 
-def discover(params, now=None):
-    """Run discover with validated module params; returns the result dict (no 'changed')."""
+def run(params, check_mode=False, now=None):
+    """discover with validated module params: the result dict. Read-only, so check_mode changes nothing."""
     now = time.time() if now is None else now
     for option in ("extra_hf_caches", "search_roots"):
         for path in params.get(option) or []:
@@ -176,6 +176,7 @@ def discover(params, now=None):
             total += r["bytes"]
 
     return {
+        "changed": False,
         "residues": residues,
         "processes": find_target_processes(selected, problems),
         "packages": find_packages(selected, users, params.get("search_roots"), problems),

@@ -15,12 +15,15 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.residue.purge.plugins.module_utils import _paths, _procfs
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.residue.purge.plugins.module_utils import _paths, _procfs, _procs
 from ansible_collections.residue.purge.plugins.module_utils._mounts import (
     device_numbers, free_bytes, mountinfo_points, parse_mountinfo)
 from ansible_collections.residue.purge.plugins.module_utils._procfs import strip_deleted
 from ansible_collections.residue.purge.plugins.module_utils._profiles import user_name
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
+from ansible_collections.residue.purge.plugins.module_utils._units import parse_size
 
 MAPPED_FD = "DEL"
 MEMFD_PREFIX = "/memfd:"
@@ -414,3 +417,146 @@ def handles_from_lsof(records, mounts):
                       disk_bytes=record["bytes"])
         handles.append(handle)
     return handles
+
+
+# ---------------------------------------------------------------------------------------------
+# The module's run
+
+def scan(commands, roots, min_bytes):
+    """(handles, stats) after the filters, from /proc or, where there is none, from lsof."""
+    if os.path.isdir("/proc/self/fd"):
+        handles, stats = scan_proc(skip_pids=(os.getpid(),))
+    else:
+        rc, out, err = commands.run([commands.which("lsof")] + LSOF_COMMAND[1:])
+        error = lsof_error(rc, out, err)
+        if error:
+            raise HandleError(error)
+        rc, mount_out, err = commands.run([commands.which("mount")])
+        if rc != 0:
+            raise HandleError("mount failed (rc %d): %s" % (rc, err.strip()))
+        handles = handles_from_lsof(parse_lsof_fields(out), parse_mount_output(mount_out))
+        handles = [h for h in handles if h["pid"] != os.getpid()]
+        stats = {"processes": None, "vanished": 0, "denied": 0, "denied_pids": []}  # lsof does not say
+    return select_handles(handles, roots, min_bytes), stats
+
+
+def check_terminate_roots(roots):
+    """terminate stops processes: only those holding files of named residue directories, never 'any'."""
+    if not roots:
+        raise ValueError("under: action=terminate needs the residue directories in under; stopping every process "
+                         "that holds any deleted file would stop system services")
+    if "/" in roots:
+        raise ValueError("under: '/' would stop every process that holds any deleted file; name the residue "
+                         "directories instead")
+
+
+def holds_again(commands, pid, handles):
+    """Does pid still hold one of these files? /proc where there is one, else lsof for that pid."""
+    if os.path.isdir("/proc/self/fd"):
+        return still_holds(pid, handles)
+    rc, out, err = commands.run([commands.which("lsof")] + LSOF_COMMAND[1:] + ["-a", "-p", str(pid)])
+    wanted = set((h["device"], h["inode"]) for h in handles if h["pid"] == pid)
+    return any((r["device"], r["inode"]) in wanted for r in parse_lsof_fields(out) if r["pid"] == pid)
+
+
+def describe(handles):
+    return "".join("%d %s fd=%s %s\n" % (h["pid"], h["name"], h["fd"], h["path"]) for h in handles)
+
+
+def holder_targets(commands, handles, protected):
+    """(targets, spared): ProcInfo of each holder still holding its files, and the holders never signalled."""
+    targets, spared = [], []
+    for holder in holders(handles):
+        pid = holder["pid"]
+        if pid in protected or _procs.is_kernel_thread(pid):
+            spared.append(dict(holder, reason="protected: PID 1, this module or one of its ancestors"))
+            continue
+        try:
+            info = _procs.snapshot(_procs.psutil.Process(pid), "holding-deleted")
+        except _procs.psutil.Error:
+            continue  # exited since the scan
+        # the file must still be held after the psutil handle was taken: then a reused PID is never signalled
+        if info is not None and holds_again(commands, pid, handles):
+            targets.append(info)
+    return targets, spared
+
+
+def terminate(params, check_mode, commands, handles, result, rescan):
+    """Stop the holders with reap's machinery. A holder that appears meanwhile (a supervisor forking a new
+    child that inherits the descriptor) is found by a fresh scan and stopped in the next round. Returns the
+    failure message that ends the task early, or None."""
+    if not _procs.HAS_PSUTIL:
+        return missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT
+    protected = _procs.protected_pids()
+    targets, spared = holder_targets(commands, handles, protected)
+    result["spared"] = spared
+    for entry in spared:
+        result["problems"].append("pid %d (%s) holds deleted files but is never signalled: %s"
+                                  % (entry["pid"], entry["name"], entry["reason"]))
+    try:
+        terminated, survivors = _procs.stop_processes(
+            targets, signal=params["signal"], grace=params["grace"], tree=False,
+            check_mode=check_mode, rematch=lambda: holder_targets(commands, rescan(), protected)[0])
+    except ValueError as exc:
+        return str(exc)
+    result["terminated"], result["survivors"] = terminated, survivors
+    result["changed"] = bool(terminated)
+    return None
+
+
+def run(params, check_mode=False, commands=None):
+    """open_deleted with validated module params: the module's result. commands (_module.Commands) runs lsof
+    where there is no /proc. ValueError for bad options, before any process is inspected or signalled."""
+    roots = normalise_roots(params["under"])
+    min_bytes = parse_size(params["min_bytes"], option="min_bytes")
+    if params["grace"] < 0:
+        raise ValueError("grace: expected a number of seconds >= 0, got %r" % (params["grace"],))
+    if params["action"] == "terminate":
+        _procs.signal_number(params["signal"])
+        check_terminate_roots(roots)
+
+    handles, stats = scan(commands, roots, min_bytes)
+    filesystems = summarise(handles)
+    result = dict(changed=False, handles=public(handles), filesystems=filesystems,
+                  pinned_bytes=dict((fs["filesystem"], fs["pinned_bytes"]) for fs in filesystems),
+                  scan=stats, problems=[])
+    if stats["denied"]:
+        hint = ("run with become to see every process" if os.geteuid() != 0 else
+                "even root may not read them (another container, or a Yama/LSM ptrace restriction)")
+        result["problems"].append("%d process(es) could not be fully inspected (permission denied: pid %s); %s" % (
+            stats["denied"], ", ".join(str(p) for p in stats["denied_pids"][:20]), hint))
+
+    if params["action"] == "terminate" and handles:
+        before = free_space(filesystems)
+        failure = terminate(params, check_mode, commands, handles, result,
+                            lambda: scan(commands, roots, min_bytes)[0])
+        if failure:
+            result["failure"] = failure
+            return result
+        if not check_mode:
+            after = free_space(filesystems)
+            for fs in filesystems:
+                if fs["filesystem"] in before and fs["filesystem"] in after:
+                    fs.update(free_bytes_before=before[fs["filesystem"]], free_bytes_after=after[fs["filesystem"]],
+                              freed_bytes=after[fs["filesystem"]] - before[fs["filesystem"]])
+            result["remaining"] = public(scan(commands, roots, min_bytes)[0])
+            spared = set(entry["pid"] for entry in result["spared"])
+            unexplained = [h for h in result["remaining"] if h["pid"] not in spared]
+            if unexplained:
+                result["problems"].append("still held after terminate: %s" % "; ".join(
+                    "pid %d (%s) %s" % (h["pid"], h["name"], h["path"]) for h in unexplained[:20]))
+        after_text = describe(result.get("remaining", [])) if not check_mode else describe(
+            [h for h in handles if h["pid"] not in set(t["pid"] for t in result["terminated"])])
+        result["diff"] = {"before": describe(handles), "after": after_text,
+                          "before_header": "deleted files held", "after_header": "deleted files held"}
+    elif params["action"] == "terminate":
+        result.update(terminated=[], survivors=[], spared=[], remaining=[])
+
+    result["_warnings"] = result["problems"]
+    held = [h for h in result.get("remaining", []) if h["pid"] not in set(e["pid"] for e in result.get("spared", []))]
+    if held and not result.get("survivors"):
+        result["failure"] = "%d deleted file handle(s) are still held after terminate (see remaining)" % len(held)
+    if result.get("survivors"):
+        stuck = ", ".join("pid %d (%s)" % (s["pid"], s.get("error", s["outcome"])) for s in result["survivors"])
+        result["failure"] = "%d holder(s) of deleted files could not be stopped: %s" % (len(result["survivors"]), stuck)
+    return result

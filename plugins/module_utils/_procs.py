@@ -602,7 +602,7 @@ def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=T
 
 # ---------------------------------------------------------------------------------------------- reap's plan
 
-class Selection(object):
+class ProcessSelection(object):
     """What reap matches: the union of the chosen profiles' process patterns and the direct selectors, and
     for every match the profiles it belongs to. Built (and validated) before anything is signalled."""
 
@@ -655,8 +655,8 @@ def _user_exists(name):
         return False
 
 
-def reap_selection(params):
-    """The Selection for reap's parameters (targets, profiles, homes, users, names, cmdline, holding, signal,
+def selection_from(params):
+    """The ProcessSelection for reap's parameters (targets, profiles, homes, users, names, cmdline, holding, signal,
     grace), every one validated first. Raises ValueError (ProfileError is one) with a message naming the option.
 
     Profiles are used when targets are named, or when no direct selector (names, cmdline, holding) is given."""
@@ -678,4 +678,31 @@ def reap_selection(params):
     grace = params.get("grace", 10)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
         raise ValueError("grace: expected a number of seconds >= 0, got %r" % (grace,))
-    return Selection(profiles, names, cmdline, holding, None if users == "all" else users)
+    return ProcessSelection(profiles, names, cmdline, holding, None if users == "all" else users)
+
+
+def run(params, check_mode=False):
+    """reap: match, then stop (or in check mode, list what would be stopped). The module's result; ValueError
+    for bad options, before anything is signalled."""
+    selection = selection_from(params)
+    result = dict(changed=False, matched=[], spared=[], terminated=[], survivors=[], problems=[])
+    if selection.empty():
+        result["problems"].append("the chosen targets name no processes, so nothing was matched")
+    spared = []
+    matched = selection.find(spared)
+    result["spared"] = [dict(p.to_dict(), reason="PID 1, this module or one of its ancestors") for p in spared]
+    result["matched"] = [dict(p.to_dict(), targets=selection.targets_of(p)) for p in matched]
+    terminated, survivors = stop_processes(
+        matched, signal=params["signal"], grace=params["grace"], kill_after_grace=params["kill_after_grace"],
+        tree=params["tree"], check_mode=check_mode, rematch=selection.find,
+        respawn_window=params["respawn_window"])
+    for entry in terminated + survivors:
+        entry["targets"] = selection.targets_of(entry)
+    result.update(terminated=terminated, survivors=survivors, changed=bool(terminated))
+    if terminated or survivors:
+        result["diff"] = {"before": describe_processes(terminated + survivors), "after": describe_processes(survivors),
+                          "before_header": "processes", "after_header": "processes"}
+    if survivors:
+        result["failure"] = "%d process(es) still running: %s" % (len(survivors), "; ".join(
+            "%s (pid %d, %s): %s" % (s["name"], s["pid"], s["user"], s.get("error", s["outcome"])) for s in survivors))
+    return result

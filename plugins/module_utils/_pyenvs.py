@@ -19,6 +19,7 @@ import re
 import subprocess
 from collections import namedtuple
 
+from ansible_collections.residue.purge.plugins.module_utils import _profiles
 from ansible_collections.residue.purge.plugins.module_utils._profiles import owner_name
 
 try:
@@ -845,4 +846,75 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
         result.update(status="failed", error="; ".join(errors))
     else:
         result["status"] = "changed" if gone else "unchanged"
+    return result
+
+
+# ---------------------------------------------------------------- the module's run
+
+def wanted_packages(params):
+    """packages plus the pip lists of the selected profiles (all profiles when neither is given)."""
+    names = list(params["packages"])
+    if params["targets"] or not names:
+        for profile in _profiles.select_targets(_profiles.load_profiles(params["profiles"]), params["targets"]).values():
+            names.extend(profile.get("pip", []))
+    unique = []
+    for name in check_names(names, "packages"):
+        if name not in unique:
+            unique.append(name)
+    return unique
+
+
+def environments(params):
+    if params["environments"]:
+        return unique_environments([resolve_environment(path) for path in params["environments"]])
+    users = _profiles.list_users(params["homes"], params["users"])
+    roots = params["search_roots"]
+    if roots is None:
+        roots = default_search_roots(users)
+    return find_environments(roots, users=users, include_system=params["include_system"],
+                             max_depth=params["max_depth"])
+
+
+def diff_text(entries):
+    lines = []
+    for entry in entries:
+        for item in entry["removed"] + entry["orphans_removed"]:
+            lines.append("%s: %s==%s\n" % (entry["path"], item["name"], item["version"]))
+    return "".join(lines)
+
+
+def run(params, check_mode=False):
+    """pip_remove with validated module params: the module's result. ValueError for bad options (nothing run)."""
+    if params["max_depth"] < 0:
+        raise ValueError("max_depth must be 0 or more")
+    packages = wanted_packages(params)
+    keep = check_names(params["keep"], "keep")
+    clash = sorted(set(params["packages"] and check_names(params["packages"], "packages")) & set(keep))
+    if clash:
+        raise ValueError("packages and keep both name %s" % ", ".join(clash))
+    envs = environments(params) if packages else []
+
+    results, problems = [], []
+    for env in envs:
+        entry = purge_environment(env, packages, keep=keep, orphans=params["orphans"],
+                                  remove_required=params["remove_required"], allow_system=params["allow_system"],
+                                  check_mode=check_mode)
+        results.append(entry)
+        if entry["error"]:
+            problems.append("%s (%s): %s: %s" % (entry["path"], entry["kind"], entry["status"], entry["error"]))
+        problems.extend("%s: %s" % (entry["path"], p) for p in entry["problems"])
+        if entry["pip_check"] and entry["pip_check"]["new"]:
+            problems.append("%s: pip check after removal: %s" % (entry["path"], "; ".join(entry["pip_check"]["new"])))
+
+    changed = any(e["removed"] or e["orphans_removed"] for e in results)
+    result = dict(changed=changed, packages=packages, environments=results, problems=problems)
+    after = [dict(e, removed=[], orphans_removed=[]) for e in results]
+    result["diff"] = dict(before=diff_text(results), after=diff_text(after),
+                          before_header="installed", after_header="after pip_remove")
+    # a package that was found but could not be removed fails the task (after every environment was done)
+    unfinished = [e for e in results if e["status"] == "failed" or (e["status"] == "broken" and e["found"])]
+    if unfinished:
+        result["failure"] = ("could not remove packages from %d environment(s): %s"
+                             % (len(unfinished), ", ".join(e["path"] for e in unfinished)))
+    result["_warnings"] = problems
     return result

@@ -280,10 +280,30 @@ def _item_record(path, target, st, res):
 
 
 def run(params, check_mode=False, environ=None, before_verify=None):
-    """The whole remove: validate, plan, back up and verify, remove, measure. Returns the result dict.
+    """The whole remove: validate, plan, back up and verify, remove, measure. Returns the module's result.
 
-    Raises RemoveError/ProfileError/ValueError before anything is changed. before_verify(archive) is a test
-    seam called between writing the backup and reading it back."""
+    Raises RemoveError/ProfileError/ValueError before anything is changed (and RemoveError for a host error
+    that stops the run). before_verify(archive) is a test seam called between writing the backup and reading
+    it back."""
+    try:
+        result = _run(params, check_mode, environ, before_verify)
+    except OSError as exc:
+        raise RemoveError("%s: %s; nothing more was removed" % (exc.filename or "remove", exc.strerror or exc))
+    result["diff"] = diff_of(result)
+    if result["failed_count"]:
+        first = result["failures"][0]
+        result["failure"] = ("%d entries could not be removed (first: %s: %s); the rest was removed"
+                             % (result["failed_count"], first["path"], first["error"]))
+    return result
+
+
+def diff_of(result):
+    before = "".join("%s (%d bytes)\n" % (r["path"], r["bytes"]) for r in result["removed"])
+    after = "".join("%s (kept %d entries)\n" % (r["path"], r["kept"]) for r in result["removed"] if not r["whole"])
+    return {"before": before, "after": after, "before_header": "residues", "after_header": "residues"}
+
+
+def _run(params, check_mode, environ, before_verify):
     older_than, _keep = validate_options(params)
     items = resolve_items(params, environ)
     walk = _walk_options(params, older_than)

@@ -132,51 +132,22 @@ problems:
   elements: str
 """
 
-import os
-import platform
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _autostart
-from ansible_collections.residue.purge.plugins.module_utils._profiles import (
-    TARGET_ARGUMENT_SPEC, list_users, load_profiles, parse_users_option, select_targets)
-
-
-def run_command(module):
-    """argv (+ bytes for stdin) -> (rc, stdout, stderr), keeping crontab bytes that are not UTF-8 intact."""
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=data is not None, errors="surrogate_or_strict")
-    return run
+from ansible_collections.residue.purge.plugins.module_utils._module import Commands, finish
+from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
 def main():
     argument_spec = dict(TARGET_ARGUMENT_SPEC)
     argument_spec.update(system_wide=dict(type="bool", default=True))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
     try:
-        profiles = select_targets(load_profiles(params["profiles"]), params["targets"])
-        every_user = not params["homes"] and parse_users_option(params["users"]) == "all"
-        users = list_users(homes=params["homes"], users=params["users"])
-        plan = _autostart.plan_autostart(profiles, users, system=params["system_wide"], all_crontabs=every_user,
-                                         macos=platform.system() == "Darwin", run=run_command(module),
-                                         me=pwd.getpwuid(os.geteuid()).pw_name)
+        result = _autostart.run(module.params, module.check_mode, Commands(module))
     except ValueError as exc:  # ProfileError and AutostartError are ValueErrors
         module.fail_json(msg=str(exc))
-
-    result = dict(changed=not plan.empty(), failures=[], problems=list(plan.problems), **_autostart.plan_result(plan))
-    if module._diff and not plan.empty():
-        result["diff"] = _autostart.plan_diff(plan)
-    if not module.check_mode and not plan.empty():
-        result["failures"] = _autostart.apply_plan(plan, run_command(module))
-    for problem in result["problems"]:
-        module.warn(problem)
-    if result["failures"]:
-        module.fail_json(msg="%d change(s) failed: %s" % (len(result["failures"]), "; ".join(
-            "%s %s: %s" % (f["what"], f.get("path") or f.get("unit"), f["error"]) for f in result["failures"])),
-            **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

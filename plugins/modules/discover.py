@@ -177,8 +177,9 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils._discover import discover
-from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC, ProfileError
+from ansible_collections.residue.purge.plugins.module_utils import _discover
+from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
 def main():
@@ -192,12 +193,10 @@ def main():
     argument_spec.update(TARGET_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        result = discover(module.params)
-    except (ProfileError, ValueError) as e:
+        result = _discover.run(module.params, module.check_mode)
+    except ValueError as e:  # ProfileError too
         module.fail_json(msg=str(e))
-    for problem in result["problems"][:20]:
-        module.warn(problem)
-    module.exit_json(changed=False, **result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

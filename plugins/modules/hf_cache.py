@@ -297,13 +297,11 @@ failures:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles, _units
-from ansible_collections.residue.purge.plugins.module_utils._hfcache import (
-    model as hf_model, plan as hf_plan, run as hf_run)
+from ansible_collections.residue.purge.plugins.module_utils import _profiles
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import run as hf_run
+from ansible_collections.residue.purge.plugins.module_utils._module import finish
 
 
 def argument_spec():
@@ -325,75 +323,13 @@ def argument_spec():
     return spec
 
 
-def build_selection(params):
-    """The Selection the options describe; ValueError with a clear message for bad input."""
-    patterns = list(params["repos"])
-    if params["targets"]:
-        chosen = _profiles.select_targets(_profiles.load_profiles(params["profiles"]), params["targets"])
-        for name in sorted(chosen):
-            patterns.extend(chosen[name].get("hf_repos") or [])
-    for option, globs in (("repos", patterns), ("keep", params["keep"])):
-        for glob in globs:
-            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
-                raise ValueError("%s: %r is not a repo pattern such as org/name or org/*" % (option, glob))
-    older_than = _units.parse_duration(params["older_than"], "older_than") if params["older_than"] else None
-    max_size = _units.parse_size(params["max_size"], "max_size") if params["max_size"] is not None else None
-    incomplete = params["incomplete_older_than"]
-    incomplete = None if str(incomplete).strip().lower() == "never" else _units.parse_duration(
-        incomplete, "incomplete_older_than")
-    revisions = params["revisions"]
-    if revisions is None and (patterns or older_than is not None):
-        revisions = "all"
-    if revisions == "all" and not patterns and older_than is None and params["repo_type"] == "any":
-        raise ValueError("revisions=all with no repos and no older_than would empty every cache; "
-                         "name the repos (repos: ['*'] for all of them)")
-    return hf_plan.Selection(patterns=patterns, repo_type=params["repo_type"], keep=params["keep"],
-                             revisions=revisions, older_than=older_than, age_by=params["age_by"],
-                             max_size=max_size, incomplete_older_than=incomplete)
-
-
-def cache_dirs(params):
-    """Given cache dirs (checked), plus those of the users' environments when discovering."""
-    dirs = []
-    for path in params["cache_dirs"]:
-        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
-            raise ValueError("cache_dirs: %r must be an absolute path to a hub cache, without '..'" % path)
-        dirs.append(os.path.normpath(path))
-    discover = params["discover"]
-    if discover is None:
-        discover = not dirs
-    if discover:
-        users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
-        for context in _profiles.user_environments(users):
-            for path, _source in _profiles.hub_cache_locations(context):
-                if path not in dirs and hf_model.is_hub_cache(path):
-                    dirs.append(path)
-    return dirs
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        selection = build_selection(module.params)
-        dirs = cache_dirs(module.params)
+        result = hf_run.run(module.params, module.check_mode)
     except ValueError as e:  # ProfileError is a ValueError too
         module.fail_json(msg=str(e))
-    result = hf_run.run(dirs, selection, force=module.params["force"],
-                        one_file_system=module.params["one_file_system"], check_mode=module.check_mode)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    for entry in result["held_back"]:
-        module.warn("hf_cache: %s %s in %s held back (%s): %s" % (
-            entry["repo_type"], entry["repo_id"], entry["cache"], entry["reason"], entry["detail"]))
-    for cache in result["caches"]:
-        if cache["over_budget"]:
-            module.warn("hf_cache: %s is still over its budget of %d bytes (%d bytes)" % (
-                cache["path"], cache["max_size"], cache["bytes_after"]))
-    if result["failures"]:
-        module.fail_json(msg="hf_cache: %d removal(s) failed, first: %s" % (len(result["failures"]), result["failures"][0]),
-                         **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

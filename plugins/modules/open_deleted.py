@@ -177,97 +177,10 @@ problems:
   elements: str
 """
 
-import os
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _handles
-from ansible_collections.residue.purge.plugins.module_utils import _procs
-from ansible_collections.residue.purge.plugins.module_utils._units import parse_size
-
-
-def scan(module, roots, min_bytes):
-    """(handles, stats) after the filters, from /proc or, where there is none, from lsof."""
-    if os.path.isdir("/proc/self/fd"):
-        handles, stats = _handles.scan_proc(skip_pids=(os.getpid(),))
-    else:
-        lsof = module.get_bin_path("lsof", required=True)
-        rc, out, err = module.run_command([lsof] + _handles.LSOF_COMMAND[1:], errors="surrogate_or_strict")
-        error = _handles.lsof_error(rc, out, err)
-        if error:
-            module.fail_json(msg=error)
-        rc, mount_out, err = module.run_command([module.get_bin_path("mount", required=True)])
-        if rc != 0:
-            module.fail_json(msg="mount failed (rc %d): %s" % (rc, err.strip()))
-        records = _handles.parse_lsof_fields(out)
-        handles = _handles.handles_from_lsof(records, _handles.parse_mount_output(mount_out))
-        handles = [h for h in handles if h["pid"] != os.getpid()]
-        stats = {"processes": None, "vanished": 0, "denied": 0, "denied_pids": []}  # lsof does not say
-    return _handles.select_handles(handles, roots, min_bytes), stats
-
-
-def check_terminate_roots(roots):
-    """terminate stops processes: only those holding files of named residue directories, never 'any'."""
-    if not roots:
-        raise ValueError("under: action=terminate needs the residue directories in under; stopping every process "
-                         "that holds any deleted file would stop system services")
-    if "/" in roots:
-        raise ValueError("under: '/' would stop every process that holds any deleted file; name the residue "
-                         "directories instead")
-
-
-def holds_again(module, pid, handles):
-    """Does pid still hold one of these files? /proc where there is one, else lsof for that pid."""
-    if os.path.isdir("/proc/self/fd"):
-        return _handles.still_holds(pid, handles)
-    rc, out, err = module.run_command([module.get_bin_path("lsof", required=True)] + _handles.LSOF_COMMAND[1:]
-                                      + ["-a", "-p", str(pid)], errors="surrogate_or_strict")
-    wanted = set((h["device"], h["inode"]) for h in handles if h["pid"] == pid)
-    return any((r["device"], r["inode"]) in wanted for r in _handles.parse_lsof_fields(out) if r["pid"] == pid)
-
-
-def describe(handles):
-    return "".join("%d %s fd=%s %s\n" % (h["pid"], h["name"], h["fd"], h["path"]) for h in handles)
-
-
-def holder_targets(module, handles, protected):
-    """(targets, spared): ProcInfo of each holder still holding its files, and the holders never signalled."""
-    targets, spared = [], []
-    for holder in _handles.holders(handles):
-        pid = holder["pid"]
-        if pid in protected or _procs.is_kernel_thread(pid):
-            spared.append(dict(holder, reason="protected: PID 1, this module or one of its ancestors"))
-            continue
-        try:
-            info = _procs.snapshot(_procs.psutil.Process(pid), "holding-deleted")
-        except _procs.psutil.Error:
-            continue  # exited since the scan
-        # the file must still be held after the psutil handle was taken: then a reused PID is never signalled
-        if info is not None and holds_again(module, pid, handles):
-            targets.append(info)
-    return targets, spared
-
-
-def terminate(module, handles, result, rescan):
-    """Stop the holders with reap's machinery. A holder that appears meanwhile (a supervisor forking a new
-    child that inherits the descriptor) is found by a fresh scan and stopped in the next round."""
-    if not _procs.HAS_PSUTIL:
-        module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT,
-                         exception=str(_procs.PSUTIL_IMPORT_ERROR), **result)
-    protected = _procs.protected_pids()
-    targets, spared = holder_targets(module, handles, protected)
-    result["spared"] = spared
-    for entry in spared:
-        result["problems"].append("pid %d (%s) holds deleted files but is never signalled: %s"
-                                  % (entry["pid"], entry["name"], entry["reason"]))
-    try:
-        terminated, survivors = _procs.stop_processes(
-            targets, signal=module.params["signal"], grace=module.params["grace"], tree=False,
-            check_mode=module.check_mode, rematch=lambda: holder_targets(module, rescan(), protected)[0])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), **result)
-    result["terminated"], result["survivors"] = terminated, survivors
-    result["changed"] = bool(terminated)
+from ansible_collections.residue.purge.plugins.module_utils._module import Commands, finish
 
 
 def main():
@@ -281,63 +194,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
     try:
-        roots = _handles.normalise_roots(params["under"])
-        min_bytes = parse_size(params["min_bytes"], option="min_bytes")
-        if params["grace"] < 0:
-            raise ValueError("grace: expected a number of seconds >= 0, got %r" % (params["grace"],))
-        if params["action"] == "terminate":
-            _procs.signal_number(params["signal"])
-            check_terminate_roots(roots)
+        result = _handles.run(module.params, module.check_mode, Commands(module))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-
-    handles, stats = scan(module, roots, min_bytes)
-    filesystems = _handles.summarise(handles)
-    result = dict(changed=False, handles=_handles.public(handles), filesystems=filesystems,
-                  pinned_bytes=dict((fs["filesystem"], fs["pinned_bytes"]) for fs in filesystems),
-                  scan=stats, problems=[])
-    if stats["denied"]:
-        hint = ("run with become to see every process" if os.geteuid() != 0 else
-                "even root may not read them (another container, or a Yama/LSM ptrace restriction)")
-        result["problems"].append("%d process(es) could not be fully inspected (permission denied: pid %s); %s" % (
-            stats["denied"], ", ".join(str(p) for p in stats["denied_pids"][:20]), hint))
-
-    if params["action"] == "terminate" and handles:
-        before = _handles.free_space(filesystems)
-        terminate(module, handles, result, lambda: scan(module, roots, min_bytes)[0])
-        if not module.check_mode:
-            after = _handles.free_space(filesystems)
-            for fs in filesystems:
-                if fs["filesystem"] in before and fs["filesystem"] in after:
-                    fs.update(free_bytes_before=before[fs["filesystem"]], free_bytes_after=after[fs["filesystem"]],
-                              freed_bytes=after[fs["filesystem"]] - before[fs["filesystem"]])
-            result["remaining"] = _handles.public(scan(module, roots, min_bytes)[0])
-            spared = set(entry["pid"] for entry in result["spared"])
-            unexplained = [h for h in result["remaining"] if h["pid"] not in spared]
-            if unexplained:
-                result["problems"].append("still held after terminate: %s" % "; ".join(
-                    "pid %d (%s) %s" % (h["pid"], h["name"], h["path"]) for h in unexplained[:20]))
-        if module._diff:
-            after_text = describe(result.get("remaining", [])) if not module.check_mode else describe(
-                [h for h in handles if h["pid"] not in set(t["pid"] for t in result["terminated"])])
-            result["diff"] = {"before": describe(handles), "after": after_text,
-                              "before_header": "deleted files held", "after_header": "deleted files held"}
-    elif params["action"] == "terminate":
-        result.update(terminated=[], survivors=[], spared=[], remaining=[])
-
-    for problem in result["problems"]:
-        module.warn(problem)
-    held = [h for h in result.get("remaining", []) if h["pid"] not in set(e["pid"] for e in result.get("spared", []))]
-    if held and not result.get("survivors"):
-        module.fail_json(msg="%d deleted file handle(s) are still held after terminate (see remaining)" % len(held),
-                         **result)
-    if result.get("survivors"):
-        stuck = ", ".join("pid %d (%s)" % (s["pid"], s.get("error", s["outcome"])) for s in result["survivors"])
-        module.fail_json(msg="%d holder(s) of deleted files could not be stopped: %s"
-                         % (len(result["survivors"]), stuck), **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

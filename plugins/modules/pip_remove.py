@@ -216,44 +216,9 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils._profiles import (
-    TARGET_ARGUMENT_SPEC, ProfileError, list_users, load_profiles, select_targets,
-)
-from ansible_collections.residue.purge.plugins.module_utils._pyenvs import (
-    check_names, default_search_roots, find_environments, purge_environment, resolve_environment, unique_environments,
-)
-
-
-def wanted_packages(params):
-    """packages plus the pip lists of the selected profiles (all profiles when neither is given)."""
-    names = list(params["packages"])
-    if params["targets"] or not names:
-        for profile in select_targets(load_profiles(params["profiles"]), params["targets"]).values():
-            names.extend(profile.get("pip", []))
-    unique = []
-    for name in check_names(names, "packages"):
-        if name not in unique:
-            unique.append(name)
-    return unique
-
-
-def environments(params):
-    if params["environments"]:
-        return unique_environments([resolve_environment(path) for path in params["environments"]])
-    users = list_users(params["homes"], params["users"])
-    roots = params["search_roots"]
-    if roots is None:
-        roots = default_search_roots(users)
-    return find_environments(roots, users=users, include_system=params["include_system"],
-                             max_depth=params["max_depth"])
-
-
-def diff_text(entries):
-    lines = []
-    for entry in entries:
-        for item in entry["removed"] + entry["orphans_removed"]:
-            lines.append("%s: %s==%s\n" % (entry["path"], item["name"], item["version"]))
-    return "".join(lines)
+from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
 def main():
@@ -270,45 +235,11 @@ def main():
     )
     argument_spec.update(TARGET_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
     try:
-        if params["max_depth"] < 0:
-            raise ValueError("max_depth must be 0 or more")
-        packages = wanted_packages(params)
-        keep = check_names(params["keep"], "keep")
-        clash = sorted(set(params["packages"] and check_names(params["packages"], "packages")) & set(keep))
-        if clash:
-            raise ValueError("packages and keep both name %s" % ", ".join(clash))
-        envs = environments(params) if packages else []
-    except (ProfileError, ValueError) as e:
+        result = _pyenvs.run(module.params, module.check_mode)
+    except ValueError as e:  # ProfileError too
         module.fail_json(msg=str(e))
-
-    results, problems = [], []
-    for env in envs:
-        entry = purge_environment(env, packages, keep=keep, orphans=params["orphans"],
-                                  remove_required=params["remove_required"], allow_system=params["allow_system"],
-                                  check_mode=module.check_mode)
-        results.append(entry)
-        if entry["error"]:
-            problems.append("%s (%s): %s: %s" % (entry["path"], entry["kind"], entry["status"], entry["error"]))
-        problems.extend("%s: %s" % (entry["path"], p) for p in entry["problems"])
-        if entry["pip_check"] and entry["pip_check"]["new"]:
-            problems.append("%s: pip check after removal: %s" % (entry["path"], "; ".join(entry["pip_check"]["new"])))
-
-    for line in problems:
-        module.warn(line)
-    changed = any(e["removed"] or e["orphans_removed"] for e in results)
-    result = dict(changed=changed, packages=packages, environments=results, problems=problems)
-    if module._diff:
-        after = [dict(e, removed=[], orphans_removed=[]) for e in results]
-        result["diff"] = dict(before=diff_text(results), after=diff_text(after),
-                              before_header="installed", after_header="after pip_remove")
-    # a package that was found but could not be removed fails the task (after every environment was done)
-    unfinished = [e for e in results if e["status"] == "failed" or (e["status"] == "broken" and e["found"])]
-    if unfinished:
-        module.fail_json(msg="could not remove packages from %d environment(s): %s"
-                         % (len(unfinished), ", ".join(e["path"] for e in unfinished)), **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

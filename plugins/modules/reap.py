@@ -203,6 +203,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.residue.purge.plugins.module_utils import _procs
+from ansible_collections.residue.purge.plugins.module_utils._module import finish
 from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
@@ -221,37 +222,11 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not _procs.HAS_PSUTIL:
         module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT)
-    params = module.params
     try:
-        selection = _procs.reap_selection(params)
+        result = _procs.run(module.params, module.check_mode)
     except ValueError as exc:  # ProfileError is a ValueError
         module.fail_json(msg=str(exc))
-
-    result = dict(changed=False, matched=[], spared=[], terminated=[], survivors=[], problems=[])
-    if selection.empty():
-        result["problems"].append("the chosen targets name no processes, so nothing was matched")
-    spared = []
-    matched = selection.find(spared)
-    result["spared"] = [dict(p.to_dict(), reason="PID 1, this module or one of its ancestors") for p in spared]
-    result["matched"] = [dict(p.to_dict(), targets=selection.targets_of(p)) for p in matched]
-    terminated, survivors = _procs.stop_processes(
-        matched, signal=params["signal"], grace=params["grace"], kill_after_grace=params["kill_after_grace"],
-        tree=params["tree"], check_mode=module.check_mode, rematch=selection.find,
-        respawn_window=params["respawn_window"])
-    for entry in terminated + survivors:
-        entry["targets"] = selection.targets_of(entry)
-    result.update(terminated=terminated, survivors=survivors, changed=bool(terminated))
-    if module._diff and (terminated or survivors):
-        result["diff"] = {"before": _procs.describe_processes(terminated + survivors),
-                          "after": _procs.describe_processes(survivors),
-                          "before_header": "processes", "after_header": "processes"}
-    for problem in result["problems"]:
-        module.warn(problem)
-    if survivors:
-        module.fail_json(msg="%d process(es) still running: %s" % (len(survivors), "; ".join(
-            "%s (pid %d, %s): %s" % (s["name"], s["pid"], s["user"], s.get("error", s["outcome"]))
-            for s in survivors)), **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

@@ -213,15 +213,9 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC, ProfileError
-from ansible_collections.residue.purge.plugins.module_utils._remove import RemoveError, run
-from ansible_collections.residue.purge.plugins.module_utils._walk import WalkError
-
-
-def diff_of(result):
-    before = "".join("%s (%d bytes)\n" % (r["path"], r["bytes"]) for r in result["removed"])
-    after = "".join("%s (kept %d entries)\n" % (r["path"], r["kept"]) for r in result["removed"] if not r["whole"])
-    return {"before": before, "after": after, "before_header": "residues", "after_header": "residues"}
+from ansible_collections.residue.purge.plugins.module_utils import _remove
+from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
 def main():
@@ -238,20 +232,10 @@ def main():
     argument_spec.update(TARGET_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        result = run(module.params, check_mode=module.check_mode)
-    except (RemoveError, ProfileError, WalkError, ValueError) as exc:
+        result = _remove.run(module.params, module.check_mode)
+    except ValueError as exc:  # RemoveError, ProfileError, WalkError
         module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg="%s: %s; nothing more was removed" % (exc.filename or "remove", exc.strerror or exc))
-    if module._diff:
-        result["diff"] = diff_of(result)
-    for problem in result["problems"][:20]:
-        module.warn(problem)
-    if result["failed_count"]:
-        first = result["failures"][0]
-        module.fail_json(msg="%d entries could not be removed (first: %s: %s); the rest was removed"
-                         % (result["failed_count"], first["path"], first["error"]), **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

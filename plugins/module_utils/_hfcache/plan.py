@@ -13,7 +13,7 @@ import time
 
 # ------------------------------------------------------------------------------------------ planning
 
-class Selection(object):
+class RepoSelection(object):
     """What to delete, from the module's options (already parsed and validated).
 
     patterns: globs on org/name (empty: every repo); repo_type: model|dataset|space|any; keep: globs

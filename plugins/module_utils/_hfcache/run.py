@@ -9,11 +9,13 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.residue.purge.plugins.module_utils import _profiles
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.delete import execute_plan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import held_lock, open_paths_under
-from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import MAX_LISTED_FAILURES
-from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import diff_lines, plan_cache
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import MAX_LISTED_FAILURES, is_hub_cache
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import RepoSelection, diff_lines, plan_cache
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.scan import scan_cache, scan_repo
+from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 
 # ------------------------------------------------------------------------------------------ one run
@@ -62,7 +64,7 @@ class _Guard(object):
         return None
 
 
-def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=False):
+def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=False):
     """Scan, plan and (unless check_mode) carry out the deletions on every cache. Returns the module result."""
     caches = []
     problems = []
@@ -124,4 +126,67 @@ def run(cache_dirs, selection, force=False, one_file_system=True, check_mode=Fal
     result["changed"] = bool(result["deleted"])
     result["diff"] = {"before": "\n".join(before_all) + ("\n" if before_all else ""),
                       "after": "\n".join(after_all) + ("\n" if after_all else "")}
+    return result
+
+
+def selection_from(params):
+    """The RepoSelection the options describe; ValueError with a clear message for bad input."""
+    patterns = list(params["repos"])
+    if params["targets"]:
+        chosen = _profiles.select_targets(_profiles.load_profiles(params["profiles"]), params["targets"])
+        for name in sorted(chosen):
+            patterns.extend(chosen[name].get("hf_repos") or [])
+    for option, globs in (("repos", patterns), ("keep", params["keep"])):
+        for glob in globs:
+            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
+                raise ValueError("%s: %r is not a repo pattern such as org/name or org/*" % (option, glob))
+    older_than = parse_duration(params["older_than"], "older_than") if params["older_than"] else None
+    max_size = parse_size(params["max_size"], "max_size") if params["max_size"] is not None else None
+    incomplete = params["incomplete_older_than"]
+    incomplete = None if str(incomplete).strip().lower() == "never" else parse_duration(
+        incomplete, "incomplete_older_than")
+    revisions = params["revisions"]
+    if revisions is None and (patterns or older_than is not None):
+        revisions = "all"
+    if revisions == "all" and not patterns and older_than is None and params["repo_type"] == "any":
+        raise ValueError("revisions=all with no repos and no older_than would empty every cache; "
+                         "name the repos (repos: ['*'] for all of them)")
+    return RepoSelection(patterns=patterns, repo_type=params["repo_type"], keep=params["keep"],
+                         revisions=revisions, older_than=older_than, age_by=params["age_by"],
+                         max_size=max_size, incomplete_older_than=incomplete)
+
+
+def cache_dirs_from(params):
+    """Given cache dirs (checked), plus those of the users' environments when discovering."""
+    dirs = []
+    for path in params["cache_dirs"]:
+        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
+            raise ValueError("cache_dirs: %r must be an absolute path to a hub cache, without '..'" % path)
+        dirs.append(os.path.normpath(path))
+    discover = params["discover"]
+    if discover is None:
+        discover = not dirs
+    if discover:
+        users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
+        for context in _profiles.user_environments(users):
+            for path, _source in _profiles.hub_cache_locations(context):
+                if path not in dirs and is_hub_cache(path):
+                    dirs.append(path)
+    return dirs
+
+
+def run(params, check_mode=False):
+    """hf_cache with validated module params: the module's result. ValueError for bad options (nothing read)."""
+    selection = selection_from(params)
+    result = clean(cache_dirs_from(params), selection, force=params["force"],
+                   one_file_system=params["one_file_system"], check_mode=check_mode)
+    warnings = ["hf_cache: %s %s in %s held back (%s): %s" % (
+        entry["repo_type"], entry["repo_id"], entry["cache"], entry["reason"], entry["detail"])
+        for entry in result["held_back"]]
+    warnings.extend("hf_cache: %s is still over its budget of %d bytes (%d bytes)" % (
+        cache["path"], cache["max_size"], cache["bytes_after"]) for cache in result["caches"] if cache["over_budget"])
+    result["_warnings"] = warnings
+    if result["failures"]:
+        result["failure"] = "hf_cache: %d removal(s) failed, first: %s" % (
+            len(result["failures"]), result["failures"][0])
     return result

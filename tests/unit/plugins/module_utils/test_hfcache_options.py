@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.residue.purge.plugins.modules import hf_cache
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import run as hf_run
 
 
 def params(**kw):
@@ -34,26 +34,26 @@ def params(**kw):
 ])
 def test_bad_selection_is_refused(kw, message):
     with pytest.raises(ValueError) as err:
-        hf_cache.build_selection(params(**kw))
+        hf_run.selection_from(params(**kw))
     assert message in str(err.value)
 
 
 @pytest.mark.parametrize("path", ["relative/hub", "/", "/tmp/../etc", "//"])
 def test_bad_cache_dir_is_refused(path):
     with pytest.raises(ValueError) as err:
-        hf_cache.cache_dirs(params(cache_dirs=[path]))
+        hf_run.cache_dirs_from(params(cache_dirs=[path]))
     assert "cache_dirs" in str(err.value)
 
 
 def test_defaults():
-    sel = hf_cache.build_selection(params())
+    sel = hf_run.selection_from(params())
     assert sel.revisions is None and sel.incomplete_older_than == 86400 and sel.max_size is None
-    sel = hf_cache.build_selection(params(repos=["zai-org/*"]))
+    sel = hf_run.selection_from(params(repos=["zai-org/*"]))
     assert sel.revisions == "all" and sel.patterns == ["zai-org/*"]
-    sel = hf_cache.build_selection(params(older_than="30d"))
+    sel = hf_run.selection_from(params(older_than="30d"))
     assert sel.revisions == "all" and sel.older_than == 30 * 86400 and sel.patterns == []
-    sel = hf_cache.build_selection(params(max_size="10G", incomplete_older_than="never"))
+    sel = hf_run.selection_from(params(max_size="10G", incomplete_older_than="never"))
     assert sel.revisions is None and sel.max_size == 10 * 1024 ** 3 and sel.incomplete_older_than is None
-    sel = hf_cache.build_selection(params(targets=["open_autoglm"], repos=["x/y"]))
+    sel = hf_run.selection_from(params(targets=["open_autoglm"], repos=["x/y"]))
     assert sel.patterns == ["x/y", "zai-org/AutoGLM-*"]
-    assert hf_cache.cache_dirs(params(cache_dirs=["/data/hf/hub/"])) == ["/data/hf/hub"]
+    assert hf_run.cache_dirs_from(params(cache_dirs=["/data/hf/hub/"])) == ["/data/hf/hub"]

@@ -27,7 +27,7 @@ from ansible_collections.residue.purge.plugins.module_utils._hfcache import (  #
 from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
 
 
-class PickCommits(hf_plan.Selection):
+class PickCommits(hf_plan.RepoSelection):
     """A selection of explicit commits, as huggingface_hub's delete_revisions takes them."""
 
     __slots__ = ("commits",)
@@ -118,7 +118,7 @@ def test_budget_evicts_least_recently_used_first(tmp_path):
     sizes = dict((r.repo_id, r.blob_bytes) for r in hf_scan.scan_cache(root).repos)
     total = sum(sizes.values())
     budget = total - sizes["a/oldest"] - 1  # one byte too many without the middle one as well
-    plan = plan_and_run(root, hf_plan.Selection(max_size=budget, now=now))
+    plan = plan_and_run(root, hf_plan.RepoSelection(max_size=budget, now=now))
     assert [rp.repo.repo_id for rp in plan.repos] == ["a/oldest", "b/middle"]
     assert all(rp.reason == ["budget"] and rp.whole for rp in plan.repos)
     assert plan.bytes_after == sizes["c/newest"] <= budget
@@ -130,7 +130,7 @@ def test_budget_never_evicts_kept_repos_and_says_so(tmp_path):
     now = time.time()
     _repo_with_atime(root, "keep/me", now - 9000, seed=1)
     _repo_with_atime(root, "b/middle", now - 2000, seed=2)
-    plan = plan_and_run(root, hf_plan.Selection(max_size=0, keep=["keep/*"], now=now))
+    plan = plan_and_run(root, hf_plan.RepoSelection(max_size=0, keep=["keep/*"], now=now))
     assert [rp.repo.repo_id for rp in plan.repos] == ["b/middle"]
     summary = plan.summary()
     assert summary["over_budget"] and summary["kept_over_budget"] == ["keep/me"]
@@ -146,7 +146,7 @@ def test_budget_drops_old_revision_before_newer_repo(tmp_path):
     cache = hf_scan.scan_cache(root)
     gen = [r for r in cache.repos if r.repo_id == repo.repo_id][0]
     assert gen.revisions  # the older revision of the generated repo is the least recently used
-    plan = plan_and_run(root, hf_plan.Selection(max_size=cache.blob_bytes - 1, now=now))
+    plan = plan_and_run(root, hf_plan.RepoSelection(max_size=cache.blob_bytes - 1, now=now))
     (rp,) = plan.repos
     assert rp.repo.repo_id == repo.repo_id and rp.revisions == [repo.commits[0]] and not rp.whole
     assert rp.blobs_kept_shared == 3
@@ -158,21 +158,21 @@ def test_selection_by_age_pattern_type_and_unreferenced(tmp_path):
     made = hfgen.make_cache(root, repos=3, revisions_per_repo=2, ref_fraction=0.0, now=now, time_spread=100 * 86400,
                             seed=12)
     cache = hf_scan.scan_cache(root)
-    sel = hf_plan.Selection(revisions="unreferenced", now=now)
+    sel = hf_plan.RepoSelection(revisions="unreferenced", now=now)
     plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     # every repo's older revision is detached (ref_fraction 0): exactly those are picked
     assert sorted(c for rp in plan.repos for c in rp.revisions) == sorted(r.commits[0] for r in made)
-    sel = hf_plan.Selection(patterns=[made[1].repo_id], revisions="all", now=now)
+    sel = hf_plan.RepoSelection(patterns=[made[1].repo_id], revisions="all", now=now)
     plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert [rp.repo.repo_id for rp in plan.repos] == [made[1].repo_id] and plan.repos[0].whole
-    sel = hf_plan.Selection(repo_type="dataset", revisions="all", now=now)
+    sel = hf_plan.RepoSelection(repo_type="dataset", revisions="all", now=now)
     plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert [rp.repo.repo_type for rp in plan.repos] == ["dataset"]
-    sel = hf_plan.Selection(revisions="all", older_than=0, now=now + 10 ** 9, keep=[made[0].repo_id])
+    sel = hf_plan.RepoSelection(revisions="all", older_than=0, now=now + 10 ** 9, keep=[made[0].repo_id])
     plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert sorted(rp.repo.repo_id for rp in plan.repos) == sorted(r.repo_id for r in made[1:])
     oldest = min(r.last_access for rev in cache.repos for r in rev.revisions)
-    sel = hf_plan.Selection(revisions="all", older_than=int(now - oldest) - 1, now=now)
+    sel = hf_plan.RepoSelection(revisions="all", older_than=int(now - oldest) - 1, now=now)
     plan = hf_plan.plan_cache(cache, sel, layout_of, never_held)
     assert [len(rp.revisions) for rp in plan.repos] == [1]
 
@@ -182,14 +182,14 @@ def test_stale_incomplete_goes_fresh_one_stays(tmp_path):
     repo = hfgen.make_cache(root, repos=1, seed=3)[0]
     stale = hfgen.add_incomplete(repo, name="a" * 64 + ".incomplete", age=3 * 86400)
     fresh = hfgen.add_incomplete(repo, name="b" * 64 + ".incomplete", age=60)
-    plan = plan_and_run(root, hf_plan.Selection(incomplete_older_than=86400))
+    plan = plan_and_run(root, hf_plan.RepoSelection(incomplete_older_than=86400))
     assert [rp.incomplete for rp in plan.repos] == [[(os.path.basename(stale), 1000)]]
     assert not os.path.exists(stale) and os.path.exists(fresh)
 
 
 def guard_for(root, force=False, **kw):
     cache = hf_scan.scan_cache(root)
-    sel = hf_plan.Selection(patterns=["*"], revisions="all", **kw)
+    sel = hf_plan.RepoSelection(patterns=["*"], revisions="all", **kw)
     guard = hf_run._Guard([cache], sel, force)
     return cache, sel, guard
 
@@ -366,7 +366,7 @@ def test_second_run_changes_nothing(tmp_path):
     root = str(tmp_path / "hub")
     made = hfgen.make_cache(root, repos=3, seed=21)
     hfgen.add_incomplete(made[0], age=5 * 86400)
-    sel = hf_plan.Selection(patterns=[made[0].repo_id], revisions="all")
+    sel = hf_plan.RepoSelection(patterns=[made[0].repo_id], revisions="all")
     first = plan_and_run(root, sel)
     assert first.repos
     second = plan_and_run(root, sel)
@@ -377,8 +377,8 @@ NOBODY_SCRIPT = r"""
 import json, sys
 sys.path.insert(0, %(path)r)
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run
-sel = hf_plan.Selection(patterns=["*"], revisions="all", incomplete_older_than=None)
-print(json.dumps(hf_run.run([%(root)r], sel)))
+sel = hf_plan.RepoSelection(patterns=["*"], revisions="all", incomplete_older_than=None)
+print(json.dumps(hf_run.clean([%(root)r], sel)))
 """
 
 
@@ -453,6 +453,6 @@ def test_cache_reached_through_a_link_is_worked_on_in_place(tmp_path):
     made = hfgen.make_cache(real, repos=2, seed=17)
     link = str(tmp_path / "hub-link")
     os.symlink(real, link)
-    result = hf_run.run([link], hf_plan.Selection(patterns=[made[0].repo_id], revisions="all"))
+    result = hf_run.clean([link], hf_plan.RepoSelection(patterns=[made[0].repo_id], revisions="all"))
     assert [d["repo_id"] for d in result["deleted"]] == [made[0].repo_id] and result["failures"] == []
     assert os.path.islink(link) and not os.path.exists(made[0].path) and os.path.isdir(made[1].path)

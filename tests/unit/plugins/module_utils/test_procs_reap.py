@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""reap's option handling (_procs.reap_selection, Selection): every bad input is refused before anything runs."""
+"""reap's option handling (_procs.selection_from, ProcessSelection): every bad input is refused before anything runs."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -45,28 +45,28 @@ def params(**kwargs):
 ])
 def test_bad_input_is_refused_with_the_option_named(kwargs, message):
     if message is None:
-        selection = _procs.reap_selection(params(**kwargs))
+        selection = _procs.selection_from(params(**kwargs))
         assert selection.find() == []
         return
     with pytest.raises(ValueError) as err:
-        _procs.reap_selection(params(**kwargs))
+        _procs.selection_from(params(**kwargs))
     assert message in str(err.value)
 
 
 def test_direct_selectors_without_targets_use_no_profile():
-    selection = _procs.reap_selection(params(names=["rp-x"]))
+    selection = _procs.selection_from(params(names=["rp-x"]))
     assert selection.per_target == {} and selection.names == ["rp-x"]
 
 
 def test_no_selector_at_all_means_every_profile():
-    selection = _procs.reap_selection(params())
+    selection = _procs.selection_from(params())
     assert "open_autoglm" in selection.per_target and "ollama" in selection.per_target
     assert "open-autoglm" in selection.names and "ollama" in selection.names
 
 
 def test_targets_add_profile_patterns_to_direct_selectors():
     profiles = {"rp_tool": {"processes": {"names": ["rp-tool"], "cmdline": ["rp-tool serve$"]}}}
-    selection = _procs.reap_selection(params(targets=["rp_tool"], profiles=profiles, names=["rp-extra"]))
+    selection = _procs.selection_from(params(targets=["rp_tool"], profiles=profiles, names=["rp-extra"]))
     assert selection.names == ["rp-extra", "rp-tool"]
     assert [r.pattern for r in selection.regexes] == ["rp-tool serve$"]
     assert selection.targets_of({"name": "rp-tool", "cmdline": ["rp-tool"]}) == ["rp_tool"]
@@ -75,12 +75,12 @@ def test_targets_add_profile_patterns_to_direct_selectors():
 
 
 def test_homes_restrict_to_their_owners(tmp_path):
-    selection = _procs.reap_selection(params(names=["x"], homes=[str(tmp_path)]))
+    selection = _procs.selection_from(params(names=["x"], homes=[str(tmp_path)]))
     assert selection.users == [pwd.getpwuid(os.stat(str(tmp_path)).st_uid).pw_name]
 
 
 def test_a_profile_without_processes_matches_nothing():
-    selection = _procs.reap_selection(params(targets=["huggingface"]))
+    selection = _procs.selection_from(params(targets=["huggingface"]))
     assert selection.empty() and selection.find() == []
 
 
