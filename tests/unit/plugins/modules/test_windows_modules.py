@@ -1,0 +1,359 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What can be proven about the Windows modules without Windows or PowerShell.
+
+- every .ps1/.psm1 parses with the tree-sitter PowerShell grammar (a syntax floor, not PowerShell's parser);
+- each win_<name>.ps1's literal $spec matches its win_<name>.py DOCUMENTATION (options, types, elements,
+  defaults, choices) and the POSIX module's docs where both must agree; it only sets documented return keys
+  and sets every documented one;
+- the module_utils each module requires resolve the way ansible-core builds a PowerShell payload;
+- every C# module_util compiles with Mono's C# compiler at C# 5 (the level of Windows PowerShell 5.1's Add-Type)
+  against the assemblies Add-Type references by default;
+- routing: residue.purge.<name> resolves to win_<name>.ps1 for a PowerShell shell and to <name>.py otherwise.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import tree_sitter  # requirements-dev.txt and tests/unit/requirements.txt
+import tree_sitter_powershell
+
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+MODULES = os.path.join(ROOT, "plugins", "modules")
+UTILS = os.path.join(ROOT, "plugins", "module_utils")
+COLLECTION = "residue.purge"
+
+PS_FILES = sorted(glob.glob(os.path.join(MODULES, "*.ps1")) + glob.glob(os.path.join(UTILS, "*.psm1")))
+WIN_MODULES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(MODULES, "win_*.ps1")))
+CS_FILES = sorted(glob.glob(os.path.join(UTILS, "*.cs")))
+
+# Options that exist on one side only, each with the reason. Everything else must agree exactly.
+WINDOWS_ONLY_OPTIONS = {}
+POSIX_ONLY_OPTIONS = {}
+# Keys Ansible.Basic and the module itself may set besides the documented ones.
+ALWAYS_ALLOWED_RESULT_KEYS = {"changed", "diff"}
+
+
+def _parser():
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+def parse(path):
+    with open(path, "rb") as f:
+        return _parser().parse(f.read())
+
+
+def syntax_errors(node, found=None):
+    found = [] if found is None else found
+    if node.type == "ERROR" or node.is_missing:
+        found.append("%s at line %d" % ("missing " + node.type if node.is_missing else "syntax error",
+                                        node.start_point[0] + 1))
+    for child in node.children:
+        syntax_errors(child, found)
+    return found
+
+
+class NotLiteral(Exception):
+    pass
+
+
+def _unwrap(node):
+    while node.named_child_count == 1 and node.type not in ("string_literal", "hash_literal_expression",
+                                                            "array_expression"):
+        node = node.named_children[0]
+    return node
+
+
+def literal(node):
+    """The Python value of a literal PowerShell expression (hashtables, arrays, strings, numbers, $true...)."""
+    node = _unwrap(node)
+    kind = node.type
+    if kind == "hash_literal_expression":
+        result = {}
+        for entry in _hash_entries(node):
+            key_node, value_node = entry.named_children[0], entry.named_children[-1]
+            key = literal(key_node) if _unwrap(key_node).type == "string_literal" else _unwrap(key_node).text.decode()
+            result[key] = literal(value_node)
+        return result
+    if kind == "array_expression":
+        inner = [c for c in node.named_children]
+        if not inner:
+            return []
+        value = literal(inner[0])
+        return value if isinstance(value, list) else [value]
+    if kind == "array_literal_expression":
+        return [literal(c) for c in node.named_children]
+    if kind == "string_literal":
+        text = node.text.decode()
+        if text[0] in "'\"" and text[-1] == text[0]:
+            if text[0] == '"' and ("$" in text or "`" in text):
+                raise NotLiteral(text)
+            return text[1:-1].replace("''", "'") if text[0] == "'" else text[1:-1]
+        raise NotLiteral(text)
+    if kind == "variable":
+        name = node.text.decode().lower()
+        if name in ("$true", "$false", "$null"):
+            return {"$true": True, "$false": False, "$null": None}[name]
+        raise NotLiteral(name)
+    if kind == "decimal_integer_literal":
+        return int(node.text.decode())
+    if kind == "real_literal":
+        return float(node.text.decode())
+    raise NotLiteral("%s: %s" % (kind, node.text.decode()[:80]))
+
+
+def _hash_entries(node):
+    for child in node.named_children:
+        if child.type == "hash_entry":
+            yield child
+        elif child.type == "hash_literal_body":
+            for entry in child.named_children:
+                if entry.type == "hash_entry":
+                    yield entry
+
+
+def walk(node):
+    yield node
+    for child in node.children:
+        for sub in walk(child):
+            yield sub
+
+
+def module_spec(tree):
+    """The literal hashtable assigned to $spec."""
+    for node in walk(tree.root_node):
+        if node.type == "assignment_expression":
+            target = _unwrap(node.named_children[0])
+            if target.type == "variable" and target.text.decode().lower() == "$spec":
+                return literal(node.named_children[-1])
+    raise AssertionError("no '$spec = @{...}' assignment")
+
+
+def _is_result(node):
+    node = _unwrap(node)
+    if node.type != "member_access" or len(node.named_children) < 2:
+        return False
+    owner, member = _unwrap(node.named_children[0]), node.named_children[-1]
+    return owner.type == "variable" and owner.text.decode().lower() == "$module" and member.text.decode() == "Result"
+
+
+def result_keys(tree):
+    """Names set as $module.Result.<key> or $module.Result['key']; other uses of $module.Result fail the test."""
+    keys = set()
+    for node in walk(tree.root_node):
+        if node.type in ("member_access", "element_access") and _is_result(node.named_children[0]):
+            key_node = node.named_children[-1]
+            if node.type == "member_access":
+                keys.add(key_node.text.decode())
+            else:
+                keys.add(literal(key_node))
+    return keys
+
+
+# ------------------------------------------------------------------ docs
+
+@pytest.fixture(scope="module")
+def docs():
+    from ansible.plugins.loader import fragment_loader, init_plugin_loader
+    from ansible.utils.plugin_docs import get_docstring
+
+    collections = os.path.abspath(os.path.join(ROOT, "..", "..", ".."))
+    if os.path.basename(collections) != "ansible_collections":
+        collections = os.path.join(ROOT, ".build", "collections")
+    else:
+        collections = os.path.dirname(collections)
+    init_plugin_loader([collections])
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            doc, _plainexamples, returndocs, _metadata = get_docstring(
+                os.path.join(MODULES, name + ".py"), fragment_loader, collection_name=COLLECTION)
+            cache[name] = (doc, returndocs or {})
+        return cache[name]
+    return load
+
+
+def _doc_option(option):
+    """An option's documented contract, in Ansible.Basic's terms."""
+    return {
+        "type": option.get("type", "str"),
+        "elements": option.get("elements"),
+        "default": option.get("default"),
+        "choices": option.get("choices"),
+        "required": bool(option.get("required", False)),
+    }
+
+
+def _spec_option(option):
+    return {
+        "type": option.get("type", "str"),
+        "elements": option.get("elements"),
+        "default": option.get("default"),
+        "choices": option.get("choices"),
+        "required": bool(option.get("required", False)),
+    }
+
+
+def _posix_name(win_name):
+    return win_name[len("win_"):]
+
+
+@pytest.mark.parametrize("path", PS_FILES, ids=os.path.basename)
+def test_powershell_parses(path):
+    errors = syntax_errors(parse(path).root_node)
+    assert not errors, "%s: %s" % (path, "; ".join(errors[:5]))
+
+
+def test_the_parse_check_can_fail():
+    broken = _parser().parse(b"$spec = @{ options = @{ a = @{ type = 'str' }\nif ($x) { Write-Output 'y'\n")
+    assert syntax_errors(broken.root_node)
+
+
+def test_there_are_windows_modules():
+    assert "win_discover" in WIN_MODULES
+
+
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_layout(name):
+    posix = _posix_name(name)
+    assert os.path.isfile(os.path.join(MODULES, name + ".py")), "docs of %s belong in %s.py" % (name, name)
+    # the loader would pick <name>.ps1 for POSIX hosts too
+    assert not os.path.exists(os.path.join(MODULES, posix + ".ps1"))
+    with open(os.path.join(MODULES, name + ".ps1")) as f:
+        text = f.read()
+    assert text.startswith("#!powershell\n")
+    assert "#AnsibleRequires -CSharpUtil Ansible.Basic" in text
+    assert "[Ansible.Basic.AnsibleModule]::Create($args, $spec)" in text
+    assert "Ansible.ModuleUtils.Legacy" not in text
+
+
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_spec_matches_documentation(name, docs):
+    spec = module_spec(parse(os.path.join(MODULES, name + ".ps1")))
+    assert spec.get("supports_check_mode") is True
+    doc, _returns = docs(name)
+    spec_options = dict((k, _spec_option(v)) for k, v in spec["options"].items())
+    doc_options = dict((k, _doc_option(v)) for k, v in doc["options"].items())
+    assert sorted(spec_options) == sorted(doc_options)
+    for option in spec_options:
+        assert spec_options[option] == doc_options[option], option
+
+
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_documentation_agrees_with_the_posix_module(name, docs):
+    win, win_returns = docs(name)
+    posix, posix_returns = docs(_posix_name(name))
+    win_only = set(WINDOWS_ONLY_OPTIONS.get(name, {}))
+    posix_only = set(POSIX_ONLY_OPTIONS.get(name, {}))
+    assert set(win["options"]) - win_only == set(posix["options"]) - posix_only
+    for option in set(win["options"]) & set(posix["options"]):
+        assert _doc_option(win["options"][option]) == _doc_option(posix["options"][option]), option
+    assert sorted(win_returns) == sorted(posix_returns)
+    for key in posix_returns:
+        assert win_returns[key].get("type") == posix_returns[key].get("type"), key
+
+
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_only_documented_results(name, docs):
+    keys = result_keys(parse(os.path.join(MODULES, name + ".ps1")))
+    _doc, returns = docs(name)
+    undocumented = keys - set(returns) - ALWAYS_ALLOWED_RESULT_KEYS
+    assert not undocumented, "undocumented return keys: %s" % sorted(undocumented)
+    always = set(k for k, v in returns.items() if v.get("returned", "always") == "always")
+    assert always <= keys, "documented but never set: %s" % sorted(always - keys)
+
+
+def test_result_key_extraction_sees_both_forms():
+    tree = _parser().parse(b"$module.Result.alpha = 1\n$module.Result['beta'] = 2\n$other.Result.gamma = 3\n")
+    assert result_keys(tree) == {"alpha", "beta"}
+
+
+# ------------------------------------------------------------------ payload and routing
+
+@pytest.fixture(scope="module")
+def loader(docs):
+    docs("discover")  # initialises the plugin loader with the collection
+    from ansible.plugins.loader import module_loader
+    return module_loader
+
+
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_required_module_utils_resolve(name, loader):
+    from ansible.executor.powershell.module_manifest import PSModuleDepFinder
+
+    finder = PSModuleDepFinder()
+    with open(os.path.join(MODULES, name + ".ps1"), "rb") as f:
+        deps = finder.scan_module(f.read(), fqn="ansible_collections.residue.purge.plugins.modules." + name)
+    assert "Ansible.Basic.cs" in deps
+    with open(os.path.join(MODULES, name + ".ps1")) as f:
+        wanted = re.findall(r"(?m)^#AnsibleRequires -(?:CSharpUtil|PowerShell) (ansible_collections\.\S+)", f.read())
+    for util in wanted:
+        assert any(d.startswith(util + ".") for d in deps), util
+
+
+@pytest.mark.parametrize("name", [n[len("win_"):] for n in WIN_MODULES])
+def test_routing_by_shell(name, loader):
+    windows = loader.find_plugin_with_context("residue.purge." + name, mod_type=".ps1", collection_list=None)
+    assert windows.resolved and windows.plugin_resolved_path.endswith(os.sep + "win_%s.ps1" % name)
+    posix = loader.find_plugin_with_context("residue.purge." + name, mod_type="", collection_list=None)
+    assert posix.resolved and posix.plugin_resolved_path.endswith(os.sep + "%s.py" % name)
+
+
+def test_runtime_routes_every_windows_module():
+    import yaml
+
+    with open(os.path.join(ROOT, "meta", "runtime.yml")) as f:
+        routing = yaml.safe_load(f)["plugin_routing"]["modules"]
+    wanted = dict(("%s.ps1" % n[len("win_"):], {"redirect": "residue.purge.%s" % n}) for n in WIN_MODULES)
+    assert dict((k, v) for k, v in routing.items() if k.endswith(".ps1")) == wanted
+
+
+# ------------------------------------------------------------------ C#
+
+MCS = shutil.which("mcs")
+ANSIBLE_CSHARP = os.path.join(os.path.dirname(__import__("ansible").__file__), "module_utils", "csharp")
+
+
+def test_csharp_module_utils_compile(tmp_path):
+    assert MCS, "mcs not found: tools/bootstrap.sh installs Debian's mono-mcs"
+    assert CS_FILES
+    # the builtin utils ours use ('using Ansible.X;'), as the payload builder adds them
+    builtin = set()
+    for path in CS_FILES:
+        with open(path) as f:
+            builtin.update(re.findall(r"(?m)^using (Ansible\.\w+);", f.read()))
+    out = str(tmp_path / "residue.dll")
+    # Windows PowerShell 5.1's Add-Type compiles C# 5 against System and System.Core; Ansible defines WINDOWS.
+    cmd = [MCS, "-langversion:5", "-target:library", "-warnaserror+", "-nowarn:169,414,649",
+           "-d:WINDOWS", "-r:System.dll", "-r:System.Core.dll", "-out:" + out] + CS_FILES + [
+        os.path.join(ANSIBLE_CSHARP, name + ".cs") for name in sorted(builtin)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_the_compile_check_can_fail(tmp_path):
+    assert MCS, "mcs not found: tools/bootstrap.sh installs Debian's mono-mcs"
+    bad = tmp_path / "bad.cs"
+    bad.write_text("namespace X { public class Y { public string Z() { return $\"{1}\"; } } }\n")  # C# 6
+    proc = subprocess.run([MCS, "-langversion:5", "-target:library", "-out:" + str(tmp_path / "x.dll"), str(bad)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("path", CS_FILES, ids=os.path.basename)
+def test_csharp_util_namespace_matches_its_name(path):
+    name = os.path.basename(path)[:-3]
+    with open(path) as f:
+        text = f.read()
+    assert "namespace ansible_collections.residue.purge.plugins.module_utils.%s" % name in text
