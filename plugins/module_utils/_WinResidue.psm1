@@ -1,0 +1,499 @@
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# What the Windows modules share: the profiles' scope on this host (users, their environments, protected
+# paths), resolved residue paths, Hugging Face caches, processes and Python environments. The logic lives in
+# the C# utils; these functions turn module options into their calls and their results into module results.
+
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHost
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinProcs
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
+
+Function Get-ResidueScope {
+    <#
+    .SYNOPSIS
+    The selected profiles, the covered users, their environment contexts and the protected paths.
+    Profiles come merged and validated from the controller (plugins/plugin_utils/_windows_action.py).
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)]$Module,
+        [AllowEmptyCollection()][Object[]]$Targets = @(),
+        [Switch]$NoProfilesWhenEmpty
+    )
+
+    $profiles = $Module.Params.profiles
+    if ($null -eq $profiles) {
+        $profiles = @{}
+    }
+    $selected = @()
+    if ($Targets.Count -gt 0 -or -not $NoProfilesWhenEmpty) {
+        $selected = @([ResiduePurge.WinHost]::SelectTargets($profiles, [System.Collections.ArrayList]@($Targets)))
+    }
+    $problems = [System.Collections.Generic.List[String]]@()
+    $homes = [System.Collections.ArrayList]@($Module.Params.homes)
+    $users = [ResiduePurge.WinHost]::ListUsers($homes, $Module.Params.users)
+    $contexts = [ResiduePurge.WinHost]::UserEnvironments($users, $problems)
+    $protected = [ResiduePurge.WinHost]::ProtectedPaths($users, $contexts)
+    [PSCustomObject]@{
+        Profiles = $profiles
+        Selected = $selected
+        Users = $users
+        Contexts = $contexts
+        Protected = $protected
+        Problems = $problems
+    }
+}
+
+Function Resolve-ResiduePath {
+    <#
+    .SYNOPSIS
+    The selected profiles' path residues for every context, checked against the protected paths
+    (a bad profile fails before anything is read), one entry per (target, path).
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)]$Scope)
+
+    $resolved = [ordered]@{}
+    foreach ($name in $Scope.Selected) {
+        $templates = [ResiduePurge.WinHost]::Field($Scope.Profiles[$name], 'paths', $null)
+        foreach ($context in $Scope.Contexts) {
+            $values = [ResiduePurge.WinHost]::PlaceholderValues($context.User.Home, $context.Environ)
+            for ($i = 0; $i -lt $templates.Count; $i++) {
+                $template = $templates[$i]
+                $field = "profile '{0}' field paths[{1}] ({2})" -f $name, $i, $template
+                try {
+                    $path = [ResiduePurge.WinHost]::ExpandTemplate($template, $values)
+                    if ($null -eq $path) {
+                        continue
+                    }
+                    $path = [ResiduePurge.WinHost]::CheckPath($path, $Scope.Protected, $field)
+                }
+                catch [System.Management.Automation.MethodInvocationException] {
+                    throw ("{0}: {1}" -f $field, $_.Exception.InnerException.Message)
+                }
+                $key = "$name|$($path.ToLowerInvariant())"
+                if (-not $resolved.Contains($key)) {
+                    $resolved[$key] = [PSCustomObject]@{
+                        Target = $name
+                        Path = $path
+                        User = $context.User.Name
+                        Template = $template
+                        Source = $context.Source
+                    }
+                }
+            }
+        }
+    }
+    , @($resolved.Values)
+}
+
+Function Find-HubCache {
+    <#
+    .SYNOPSIS
+    Every Hugging Face hub cache the contexts imply, plus explicit ones, once per real location.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)]$Scope,
+        [AllowEmptyCollection()][String[]]$Extra = @(),
+        [String]$ExtraSource = 'option extra_hf_caches'
+    )
+
+    $found = [ordered]@{}
+    $candidates = [System.Collections.Generic.List[Object]]@()
+    foreach ($context in $Scope.Contexts) {
+        foreach ($pair in [ResiduePurge.WinHost]::HubCacheLocations($context)) {
+            $candidates.Add(@($pair[0], $pair[1]))
+        }
+    }
+    foreach ($path in $Extra) {
+        $candidates.Add(@($path, $ExtraSource))
+    }
+    foreach ($candidate in $candidates) {
+        $path, $source = $candidate
+        if (-not (Test-Path -LiteralPath $path -PathType Container)) {
+            if ($source -like 'option*') {
+                $Scope.Problems.Add(("{0}: {1} is not a directory" -f ($source -replace '^option ', ''), $path))
+            }
+            continue
+        }
+        # The configured root may itself be a junction (a cache moved to a data disk); inside it nothing is followed.
+        $real = [ResiduePurge.WinFiles]::RealPath($path)
+        if (-not $real) {
+            $real = $path
+        }
+        $key = $real.ToLowerInvariant()
+        if (-not $found.Contains($key)) {
+            $found[$key] = [ordered]@{
+                path = $real
+                user = [ResiduePurge.WinHost]::OwnerOf($real)
+                source = $source
+                sources = [System.Collections.Generic.List[String]]@($source)
+            }
+        }
+        else {
+            $entry = $found[$key]
+            if (-not $entry.sources.Contains($source)) {
+                $entry.sources.Add($source)
+            }
+            if ($entry.source -eq 'default' -and $source -ne 'default') {
+                $entry.source = $source
+            }
+        }
+    }
+    , @($found.Values)
+}
+
+Function Get-ResidueProcess {
+    <#
+    .SYNOPSIS
+    Running processes: pid, ppid, name, exe, argv, creation time (the pid's identity) and owner.
+    #>
+    [CmdletBinding()]
+    param ([Switch]$WithOwner)
+
+    foreach ($p in Get-CimInstance -ClassName Win32_Process) {
+        if ($p.ProcessId -in @(0, 4)) {
+            continue  # System Idle Process and System: the kernel's
+        }
+        $created = 0.0
+        if ($p.CreationDate) {
+            $created = ($p.CreationDate.ToUniversalTime() - [DateTime]'1970-01-01').TotalSeconds
+        }
+        $user = $null
+        if ($WithOwner) {
+            $owner = Invoke-CimMethod -InputObject $p -MethodName GetOwner -ErrorAction SilentlyContinue
+            if ($owner -and $owner.User) {
+                $user = if ($owner.Domain) { "$($owner.Domain)\$($owner.User)" } else { $owner.User }
+            }
+        }
+        [PSCustomObject]@{
+            pid = [int]$p.ProcessId
+            ppid = [int]$p.ParentProcessId
+            name = $p.Name
+            exe = $p.ExecutablePath
+            cmdline = @([ResiduePurge.WinProcs]::SplitCommandLine($p.CommandLine))
+            create_time = $created
+            user = $user
+        }
+    }
+}
+
+Function Test-ProcessMatch {
+    <#
+    .SYNOPSIS
+    How a process matches: 'name' (its name, argv[0]'s or its executable's base name, with or without .exe,
+    equals one of names), 'cmdline' (a pattern is found in its arguments joined by spaces, with '\' read as '/'
+    so the profiles' POSIX-style patterns apply), or $null.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)]$Process,
+        [AllowEmptyCollection()][String[]]$Names = @(),
+        [AllowEmptyCollection()][String[]]$Cmdline = @()
+    )
+
+    $candidates = @($Process.name)
+    if ($Process.cmdline.Count -gt 0) {
+        $candidates += [System.IO.Path]::GetFileName($Process.cmdline[0])
+    }
+    if ($Process.exe) {
+        $candidates += [System.IO.Path]::GetFileName($Process.exe)
+    }
+    foreach ($candidate in $candidates) {
+        if (-not $candidate) {
+            continue
+        }
+        $bare = $candidate -replace '\.exe$', ''
+        foreach ($name in $Names) {
+            if ($candidate -eq $name -or $bare -eq $name) {
+                return 'name'
+            }
+        }
+    }
+    $argv = @($Process.cmdline)
+    if ($argv.Count -gt 0) {
+        $argv[0] = ($argv[0] -replace '\\', '/') -replace '\.exe$', ''
+    }
+    $joined = $argv -join ' '
+    foreach ($pattern in $Cmdline) {
+        if ([Regex]::IsMatch($joined, $pattern)) {
+            return 'cmdline'
+        }
+    }
+    $null
+}
+
+Function Get-ProtectedProcessId {
+    <#
+    .SYNOPSIS
+    The module's own process and its ancestors (the Ansible exec wrapper, the WinRM or SSH host process):
+    never stopped, whatever matches.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)]$Processes)
+
+    $byPid = @{}
+    foreach ($p in $Processes) {
+        $byPid[$p.pid] = $p
+    }
+    $protected = @{}
+    $current = $PID
+    while ($current -and -not $protected.ContainsKey($current)) {
+        $protected[$current] = $true
+        if (-not $byPid.ContainsKey($current)) {
+            break
+        }
+        $current = $byPid[$current].ppid
+    }
+    $protected
+}
+
+Function Find-PythonEnvironment {
+    <#
+    .SYNOPSIS
+    Python environments of the host: venvs (pyvenv.cfg + Scripts\python.exe) and conda environments
+    (conda-meta) under the search roots, interpreters registered under PEP 514 (HKLM and each covered user),
+    the py launcher's, and each user's %APPDATA%\Python user site (handled with the interpreter of the same
+    version). Symlinks and junctions are never followed while searching.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)]$Scope,
+        [AllowEmptyCollection()][String[]]$SearchRoots = @(),
+        [Int32]$MaxDepth = 4,
+        [Bool]$IncludeSystem = $true
+    )
+
+    $envs = [ordered]@{}
+    $add = {
+        param ($Path, $Python, $Kind, $User, $UserBase)
+        $key = "$Path|$UserBase".ToLowerInvariant()
+        if (-not $envs.Contains($key)) {
+            $envs[$key] = [PSCustomObject]@{
+                path = $Path
+                python = $Python
+                kind = $Kind
+                user = $User
+                user_base = $UserBase
+            }
+        }
+    }
+    $roots = @($SearchRoots)
+    if ($roots.Count -eq 0) {
+        $roots = @($Scope.Users | ForEach-Object { $_.Home }) + @($env:ProgramData)
+    }
+    foreach ($root in $roots) {
+        if (-not (Test-Path -LiteralPath $root -PathType Container)) {
+            continue
+        }
+        $pending = [System.Collections.Generic.Stack[Object]]::new()
+        $pending.Push(@($root, 0))
+        while ($pending.Count -gt 0) {
+            $dir, $depth = $pending.Pop()
+            $python = Join-Path $dir 'Scripts\python.exe'
+            if ((Test-Path -LiteralPath (Join-Path $dir 'pyvenv.cfg')) -and (Test-Path -LiteralPath $python)) {
+                & $add $dir $python 'venv' ([ResiduePurge.WinHost]::OwnerOf($dir)) $null
+                continue
+            }
+            if ((Test-Path -LiteralPath (Join-Path $dir 'conda-meta') -PathType Container) -and
+                (Test-Path -LiteralPath (Join-Path $dir 'python.exe'))) {
+                & $add $dir (Join-Path $dir 'python.exe') 'conda' ([ResiduePurge.WinHost]::OwnerOf($dir)) $null
+            }
+            if ($depth -ge $MaxDepth) {
+                continue
+            }
+            $children = Get-ChildItem -LiteralPath $dir -Directory -Force -ErrorAction SilentlyContinue |
+                Where-Object { -not ($_.Attributes -band [IO.FileAttributes]::ReparsePoint) }
+            foreach ($child in $children) {
+                $pending.Push(@($child.FullName, ($depth + 1)))
+            }
+        }
+    }
+    $interpreters = [ordered]@{}
+    if ($IncludeSystem) {
+        $keys = @('HKLM:\SOFTWARE\Python\PythonCore', 'HKLM:\SOFTWARE\WOW6432Node\Python\PythonCore')
+        foreach ($user in $Scope.Users) {
+            if ($user.Sid) {
+                $keys += "Registry::HKEY_USERS\$($user.Sid)\Software\Python\PythonCore"
+            }
+        }
+        foreach ($key in $keys) {
+            foreach ($version in Get-ChildItem -LiteralPath $key -ErrorAction SilentlyContinue) {
+                $install = Get-ItemProperty -LiteralPath (Join-Path $version.PSPath 'InstallPath') -ErrorAction SilentlyContinue
+                $exe = if ($install -and $install.ExecutablePath) { $install.ExecutablePath }
+                elseif ($install -and $install.'(default)') { Join-Path $install.'(default)' 'python.exe' }
+                if ($exe -and (Test-Path -LiteralPath $exe)) {
+                    $interpreters[$exe.ToLowerInvariant()] = $exe
+                }
+            }
+        }
+        foreach ($exe in $interpreters.Values) {
+            $prefix = Split-Path -Parent $exe
+            & $add $prefix $exe 'system' ([ResiduePurge.WinHost]::OwnerOf($prefix)) $null
+        }
+    }
+    # user sites: %APPDATA%\Python\PythonXY, read by the interpreter of version X.Y with APPDATA pointing there
+    foreach ($user in $Scope.Users) {
+        $base = Join-Path $user.Home 'AppData\Roaming\Python'
+        foreach ($site in Get-ChildItem -LiteralPath $base -Directory -ErrorAction SilentlyContinue) {
+            if ($site.Name -notmatch '^Python(\d)(\d+)(-32)?$') {
+                continue
+            }
+            $match = $interpreters.Values | Where-Object {
+                (Test-Path -LiteralPath (Join-Path (Split-Path -Parent $_) "python$($Matches[1])$($Matches[2]).dll"))
+            } | Select-Object -First 1
+            & $add $site.FullName $match 'user-site' $user.Name (Join-Path $user.Home 'AppData\Roaming')
+        }
+    }
+    , @($envs.Values)
+}
+
+# Run in an environment's own interpreter: its distributions with what they require (markers evaluated there by
+# pip's vendored packaging), whether they were installed on request, and who installed them.
+$script:DistributionsScript = @'
+import json, sys
+try:
+    from importlib import metadata
+except ImportError:
+    import importlib_metadata as metadata
+try:
+    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.utils import canonicalize_name
+except ImportError:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+out = []
+for dist in metadata.distributions():
+    name = dist.metadata["Name"]
+    if not name:
+        continue
+    requires = []
+    for text in dist.requires or []:
+        try:
+            req = Requirement(text)
+        except Exception:
+            continue
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            requires.append(canonicalize_name(req.name))
+    out.append({"name": canonicalize_name(name), "version": dist.version, "requires": sorted(set(requires)),
+                "requested": dist.read_text("REQUESTED") is not None,
+                "installer": (dist.read_text("INSTALLER") or "").strip()})
+json.dump(out, sys.stdout)
+'@
+
+Function Invoke-EnvironmentPython {
+    <#
+    .SYNOPSIS
+    Run the environment's interpreter with arguments (and APPDATA pointing at a user site's base).
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)]$Environment,
+        [Parameter(Mandatory = $true)][String[]]$Arguments
+    )
+
+    $info = [System.Diagnostics.ProcessStartInfo]::new($Environment.python)
+    $info.UseShellExecute = $false
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $info.Arguments = ($Arguments | ForEach-Object {
+            if ($_ -match '[\s"]') { '"' + ($_ -replace '"', '\"') + '"' } else { $_ }
+        }) -join ' '
+    $info.EnvironmentVariables['PYTHONIOENCODING'] = 'utf-8'
+    $info.EnvironmentVariables['PIP_DISABLE_PIP_VERSION_CHECK'] = '1'
+    if ($Environment.user_base) {
+        $info.EnvironmentVariables['APPDATA'] = $Environment.user_base
+    }
+    $proc = [System.Diagnostics.Process]::Start($info)
+    $stderr = $proc.StandardError.ReadToEndAsync()
+    $stdout = $proc.StandardOutput.ReadToEnd()
+    $proc.WaitForExit()
+    [PSCustomObject]@{ rc = $proc.ExitCode; stdout = $stdout; stderr = $stderr.Result }
+}
+
+Function Get-EnvironmentDistribution {
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)]$Environment)
+
+    $run = Invoke-EnvironmentPython -Environment $Environment -Arguments @('-I', '-c', $script:DistributionsScript)
+    if ($Environment.user_base) {
+        # -I drops the user site; a user site is read without it
+        $run = Invoke-EnvironmentPython -Environment $Environment -Arguments @('-c', $script:DistributionsScript)
+    }
+    if ($run.rc -ne 0) {
+        throw ("{0} failed ({1}): {2}" -f $Environment.python, $run.rc, ($run.stderr -split "`n" | Select-Object -Last 3) -join ' ')
+    }
+    $dists = @($run.stdout | ConvertFrom-Json)
+    if ($Environment.user_base) {
+        # only what lives in the user site: compare with what the interpreter sees without it
+        $system = Invoke-EnvironmentPython -Environment ([PSCustomObject]@{ python = $Environment.python; user_base = $null }) -Arguments @('-I', '-c', $script:DistributionsScript)
+        $systemNames = @(($system.stdout | ConvertFrom-Json) | ForEach-Object { "$($_.name)==$($_.version)" })
+        $dists = @($dists | Where-Object { "$($_.name)==$($_.version)" -notin $systemNames })
+    }
+    , $dists
+}
+
+Function Get-SiteDistribution {
+    <#
+    .SYNOPSIS
+    Name and version of the distributions in an environment's site-packages, from their *.dist-info and
+    *.egg-info metadata, without running the interpreter.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)]$Environment)
+
+    $site = if ($Environment.kind -eq 'user-site') { Join-Path $Environment.path 'site-packages' }
+    else { Join-Path $Environment.path 'Lib\site-packages' }
+    foreach ($dir in Get-ChildItem -LiteralPath $site -Directory -ErrorAction SilentlyContinue) {
+        if ($dir.Name -notmatch '\.(dist|egg)-info$') {
+            continue
+        }
+        $file = if ($dir.Name -like '*.dist-info') { 'METADATA' } else { 'PKG-INFO' }
+        $name = $null
+        $version = $null
+        foreach ($line in Get-Content -LiteralPath (Join-Path $dir.FullName $file) -TotalCount 40 -ErrorAction SilentlyContinue) {
+            if (-not $name -and $line -match '^Name:\s*(.+)$') {
+                $name = $Matches[1].Trim()
+            }
+            elseif (-not $version -and $line -match '^Version:\s*(.+)$') {
+                $version = $Matches[1].Trim()
+            }
+            elseif ($line -eq '') {
+                break
+            }
+        }
+        if ($name) {
+            [PSCustomObject]@{ name = (ConvertTo-NormalizedName -Name $name); version = $version }
+        }
+    }
+}
+
+Function Get-ErrorText {
+    <#
+    .SYNOPSIS
+    The message of an error, without PowerShell's 'Exception calling "X" with "N" argument(s)' wrapping.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)]$ErrorRecord)
+
+    $e = $ErrorRecord.Exception
+    while ($e -is [System.Management.Automation.MethodInvocationException] -and $e.InnerException) {
+        $e = $e.InnerException
+    }
+    $e.Message
+}
+
+Function ConvertTo-NormalizedName {
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)][String]$Name)
+    ($Name -replace '[-_.]+', '-').ToLowerInvariant()
+}
+
+$export_members = @{
+    Function = 'Get-ResidueScope', 'Resolve-ResiduePath', 'Find-HubCache', 'Get-ResidueProcess', 'Test-ProcessMatch',
+    'Get-ProtectedProcessId', 'Find-PythonEnvironment', 'Invoke-EnvironmentPython', 'Get-EnvironmentDistribution',
+    'ConvertTo-NormalizedName', 'Get-SiteDistribution', 'Get-ErrorText'
+}
+Export-ModuleMember @export_members
