@@ -1,0 +1,190 @@
+#!powershell
+
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHost
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._RestartManager
+#AnsibleRequires -PowerShell ansible_collections.residue.purge.plugins.module_utils._WinResidue
+
+$spec = @{
+    options = @{
+        targets = @{ type = 'list'; elements = 'str'; default = @() }
+        profiles = @{ type = 'dict'; default = @{} }
+        homes = @{ type = 'list'; elements = 'path'; default = @() }
+        users = @{ type = 'raw'; default = 'all' }
+        paths = @{ type = 'list'; elements = 'str'; default = @() }
+        older_than = @{ type = 'str' }
+        time_field = @{ type = 'str'; choices = 'atime', 'mtime', 'ctime'; default = 'atime' }
+        keep = @{ type = 'list'; elements = 'str'; default = @() }
+        backup = @{ type = 'path' }
+        backup_format = @{ type = 'str'; choices = 'tar.gz', 'tar.xz'; default = 'tar.gz' }
+        cross_filesystems = @{ type = 'bool'; default = $false }
+        scan_processes = @{ type = 'bool'; default = $true }
+    }
+    supports_check_mode = $true
+}
+
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$maxListed = 200
+
+# Everything that can be refused is refused before anything is read or removed.
+try {
+    if ($module.Params.backup) {
+        throw "backup: archiving before removal is not implemented for Windows hosts yet; nothing was removed (run without backup, or back the paths up first)"
+    }
+    $options = [ResiduePurge.RemoveOptions]::new()
+    $options.TimeField = $module.Params.time_field
+    $options.DryRun = $true
+    if ($module.Params.older_than) {
+        $now = ([DateTime]::UtcNow - [DateTime]'1970-01-01').TotalSeconds
+        $options.Cutoff = $now - [ResiduePurge.WinHost]::ParseDuration($module.Params.older_than, 'older_than')
+    }
+    foreach ($glob in $module.Params.keep) {
+        if (-not $glob -or -not $glob.Trim()) {
+            throw "keep: every entry must be a non-empty glob, got '$glob'"
+        }
+        $options.Keep.Add($glob)
+    }
+    $wanted = [System.Collections.Generic.List[Object]]@()
+    if ($module.Params.paths.Count -gt 0) {
+        $scope = Get-ResidueScope -Module $module -Targets @() -NoProfilesWhenEmpty
+        for ($i = 0; $i -lt $module.Params.paths.Count; $i++) {
+            $raw = $module.Params.paths[$i]
+            if ($raw -eq '~' -or $raw -like '~/*' -or $raw -like '~\*') {
+                $raw = $env:USERPROFILE + $raw.Substring(1)
+            }
+            $path = [ResiduePurge.WinHost]::CheckPath($raw, $scope.Protected, "paths[$i]")
+            $wanted.Add([PSCustomObject]@{ Path = $path; Target = $null })
+        }
+    }
+    else {
+        $scope = Get-ResidueScope -Module $module -Targets $module.Params.targets
+        foreach ($r in Resolve-ResiduePath -Scope $scope) {
+            $wanted.Add([PSCustomObject]@{ Path = $r.Path; Target = $r.Target })
+        }
+    }
+}
+catch {
+    $module.FailJson((Get-ErrorText -ErrorRecord $_))
+}
+
+# De-duplicated; a path inside another listed path goes with it.
+$items = [System.Collections.Generic.List[Object]]@()
+$sorted = @($wanted | Sort-Object -Property @('Path', 'Target'))
+foreach ($w in $sorted) {
+    $inside = $items | Where-Object {
+        $w.Path -eq $_.Path -or $w.Path.StartsWith($_.Path.TrimEnd('\') + '\', [StringComparison]::OrdinalIgnoreCase)
+    }
+    if (-not $inside) {
+        $items.Add($w)
+    }
+}
+
+$problems = [System.Collections.Generic.List[String]]@($scope.Problems)
+$present = @($items | Where-Object { Test-Path -LiteralPath $_.Path })
+$volumes = [ordered]@{}
+foreach ($item in $present) {
+    $volume = [ResiduePurge.WinFiles]::VolumeOf($item.Path)
+    if ($volume -and -not $volumes.Contains($volume)) {
+        $volumes[$volume] = [ResiduePurge.WinFiles]::FreeBytes($volume)
+    }
+}
+
+$removed = [System.Collections.Generic.List[Object]]@()
+$failures = [System.Collections.Generic.List[Object]]@()
+$counts = @{ failed = 0 }
+$addFailure = {
+    param ($Path, $Message)
+    $counts.failed++
+    if ($failures.Count -lt $maxListed) {
+        $failures.Add([ordered]@{ path = $Path; error = $Message })
+    }
+}
+$record = {
+    param ($Item, $Result)
+    [ordered]@{
+        path = $Item.Path
+        target = $Item.Target
+        owner = [ResiduePurge.WinHost]::OwnerOf($Item.Path)
+        bytes = $Result.Bytes
+        files = $Result.Files
+        dirs = $Result.Dirs
+        kept = $Result.Kept
+        whole = $Result.Whole
+    }
+}
+
+foreach ($item in $present) {
+    $options.DryRun = $true
+    $plan = [ResiduePurge.WinFiles]::RemoveTree($item.Path, $item.Path, $options)
+    $problems.AddRange($plan.Problems)
+    if ($plan.Failures.Count -gt 0 -and $plan.Files + $plan.Dirs -eq 0) {
+        foreach ($f in $plan.Failures) {
+            & $addFailure $f[0] $f[1]
+        }
+        continue
+    }
+    if ($plan.Files + $plan.Dirs -eq 0) {
+        continue
+    }
+    # A file a process has open or mapped (a loaded .safetensors) cannot be deleted on Windows: rather than
+    # delete half of the residue, hold all of it back and name the holders.
+    $files = [ResiduePurge.WinFiles]::Measure($item.Path, $true).FilePaths
+    $holders = @()
+    try {
+        $holders = @([ResiduePurge.RestartManager]::Holders($files))
+    }
+    catch {
+        $problems.Add(("{0}: could not ask the Restart Manager which processes hold it: {1}" -f $item.Path, (Get-ErrorText -ErrorRecord $_)))
+    }
+    if ($holders.Count -gt 0) {
+        $names = ($holders | Select-Object -First 5 | ForEach-Object { $_.Describe() }) -join ', '
+        & $addFailure $item.Path ("held open by {0}: held back, nothing removed (stop them first, for example with residue.purge.reap)" -f $names)
+        continue
+    }
+    if ($module.CheckMode) {
+        $removed.Add((& $record $item $plan))
+        continue
+    }
+    $options.DryRun = $false
+    $res = [ResiduePurge.WinFiles]::RemoveTree($item.Path, $item.Path, $options)
+    foreach ($p in $res.Problems) {
+        if (-not $problems.Contains($p)) {
+            $problems.Add($p)
+        }
+    }
+    foreach ($f in $res.Failures) {
+        & $addFailure $f[0] $f[1]
+    }
+    if ($res.Files + $res.Dirs -gt 0) {
+        $removed.Add((& $record $item $res))
+    }
+}
+
+$freed = 0
+foreach ($r in $removed) {
+    $freed += $r.bytes
+}
+$module.Result.changed = $removed.Count -gt 0
+$module.Result.removed = @($removed)
+$module.Result.freed_bytes = $freed
+$module.Result.filesystems = @($volumes.Keys | ForEach-Object {
+        $after = [ResiduePurge.WinFiles]::FreeBytes($_)
+        [ordered]@{ mount = $_; free_before = $volumes[$_]; free_after = $after; freed = $after - $volumes[$_] }
+    })
+$module.Result.failures = @($failures)
+$module.Result.failed_count = $counts.failed
+$module.Result.backup = $null
+$module.Result.problems = @($problems | Select-Object -Unique | Select-Object -First $maxListed)
+$module.Diff.before = ($removed | ForEach-Object { "{0} ({1} bytes)`n" -f $_.path, $_.bytes }) -join ''
+$module.Diff.after = ($removed | Where-Object { -not $_.whole } | ForEach-Object { "{0} (kept {1} entries)`n" -f $_.path, $_.kept }) -join ''
+foreach ($problem in $module.Result.problems | Select-Object -First 20) {
+    $module.Warn($problem)
+}
+if ($counts.failed -gt 0) {
+    $module.FailJson(("{0} entries could not be removed (first: {1}: {2}); the rest was removed" -f $counts.failed, $failures[0].path, $failures[0].error))
+}
+$module.ExitJson()
