@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The code is win_reap.ps1; this file only documents it. Tasks use residue.purge.reap: meta/runtime.yml
+# routes that name to this module for Windows hosts.
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: win_reap
+short_description: Stop the processes of AI tools on Windows safely (close, wait, terminate; whole trees; respawning supervisors)
+version_added: 0.2.0
+description:
+  - The Windows implementation of M(residue.purge.reap). Use that name in tasks; it reaches this module on
+    hosts with a PowerShell shell, with the options and return values of M(residue.purge.reap).
+  - Processes are listed from C(Win32_Process) (name, executable, command line split as C(CommandLineToArgvW)
+    does, parent, creation time) and matched like on POSIX (a profile's C(processes.names) also match
+    C(<name>.exe)).
+  - A process is acted on only while it is the process that was matched (same pid and creation time, checked on
+    the handle that is then used), so a reused pid is never hit.
+  - Never stops the module's own process or its ancestors (the Ansible connection), or Windows' own processes
+    (C(csrss.exe), C(services.exe), C(lsass.exe), C(winlogon.exe), C(svchost.exe), C(explorer.exe), ...);
+    matched ones are listed in RV(spared).
+  - With O(tree), descendants (children started after their parent) go too, and a parent seen starting a stopped
+    target again is stopped as a supervisor.
+author:
+  - residue.purge contributors (@residue-purge)
+options:
+  targets:
+    description:
+      - Names of residue profiles whose processes are stopped, built-in or given in O(profiles).
+      - When empty and none of O(names), O(cmdline) or O(holding) is given, every known profile is used.
+        When one of them is given and O(targets) is empty, only they select processes.
+  users:
+    description:
+      - Only stop processes owned by these users (user names). V(all), the default, means any user.
+  homes:
+    description:
+      - When given, only stop processes owned by the owners of these home directories.
+  names:
+    description:
+      - Exact process names to stop. A process matches when its name, the basename of its C(argv[0]) or the
+        basename of its executable equals one of them.
+    type: list
+    elements: str
+    default: []
+  cmdline:
+    description:
+      - Regular expressions searched in the process command line (arguments joined by spaces; on Windows
+        .NET regular expressions, with C(\) in argv[0] read as C(/) and C(.exe) dropped, so the profiles'
+        POSIX-style patterns apply).
+    type: list
+    elements: str
+    default: []
+  holding:
+    description:
+      - Absolute paths. On Windows, the processes the Restart Manager reports holding a file under one of them
+        open or mapped are stopped.
+      - A whole drive (V(C:\\)) is refused, since every process would match.
+    type: list
+    elements: path
+    default: []
+  signal:
+    description:
+      - Signal sent first, by name (V(TERM), V(INT), V(HUP), V(QUIT), V(KILL)) or number.
+      - On Windows V(TERM), V(INT), V(HUP) and V(QUIT) post C(WM_CLOSE) to the process's top-level windows (what
+        C(taskkill) without C(/F) does); a process without a window cannot be asked and is terminated after
+        O(grace) (at once when no matched process has a window). V(KILL) calls C(TerminateProcess).
+    type: str
+    default: TERM
+  grace:
+    description:
+      - Seconds to wait for all processes together after O(signal) before the survivors get SIGKILL.
+    type: float
+    default: 10
+  kill_after_grace:
+    description:
+      - Send SIGKILL to the processes still running after O(grace). When false they are reported as survivors
+        and the task fails.
+    type: bool
+    default: true
+  respawn_window:
+    description:
+      - Seconds to keep watching, after each signal, for a parent that starts the target again (a supervisor
+        loop that sleeps before restarting). Such a parent is then stopped too when O(tree) is true.
+      - Capped at O(grace). Each reap that has a parent to watch takes at least this long.
+    type: float
+    default: 3
+  tree:
+    description:
+      - Also stop the descendants of every matched process, and a parent that is seen respawning a stopped
+        process within O(grace) (one second at most is spent watching). PID 1, ancestors of the module and
+        system managers (systemd, init, launchd, supervisord, sshd, cron, ...) are never stopped this way.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - residue.purge.targets
+  - residue.purge.attributes
+attributes:
+  check_mode:
+    details: In check mode nothing is closed or terminated; RV(terminated) lists the matched processes and their
+      descendants with outcome V(would_stop).
+  diff_mode:
+    details: The diff lists the matched processes (pid, user, name, command line) before, and the survivors after.
+  idempotent:
+    details: Once the processes are gone a second run matches nothing and reports no change.
+notes:
+  - Run as an administrator to stop every user's processes; others are reported as survivors and the task fails.
+  - Services restart what they run; remove them first with M(residue.purge.autostart).
+  - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
+    C(docs/windows.md).
+seealso:
+  - module: residue.purge.reap
+  - module: residue.purge.autostart
+"""
+
+EXAMPLES = r"""
+- name: Stop Ollama and its runners on Windows and POSIX hosts alike
+  residue.purge.reap:
+    targets: [ollama]
+    grace: 10
+"""
+
+RETURN = r"""
+matched:
+  description: The processes matched before anything was signalled (children and supervisors are not included).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pid: {description: Process id., type: int}
+    ppid: {description: Parent process id., type: int}
+    name: {description: Process name., type: str}
+    user: {description: Owner of the process., type: str}
+    cmdline: {description: Command line arguments., type: list, elements: str}
+    create_time: {description: Start time (seconds since the epoch) that identifies the process with its pid.,
+                  type: float}
+    matched_by: {description: "Why it was matched: V(name), V(cmdline) or V(holding:<path>).", type: str}
+    targets: {description: Profiles whose patterns match it (empty for direct selectors)., type: list,
+              elements: str}
+  sample:
+    - {pid: 4242, ppid: 1, name: open-autoglm, user: alice, cmdline: [/opt/open-autoglm/bin/open-autoglm, serve],
+       create_time: 1764161234.5, matched_by: name, targets: [open_autoglm]}
+terminated:
+  description:
+    - Processes stopped (in check mode, that would be stopped).
+    - Each has the keys of RV(matched), plus C(signal) (the last signal sent, V(TERM) or V(KILL)) and
+      C(outcome) (V(exited) after O(signal), V(killed) after SIGKILL, V(would_stop) in check mode).
+    - C(matched_by) is V(child-of:<pid>) for descendants, V(supervisor-of:<pid>) for a respawning parent and
+      V(respawned-by:<pid>) for a process it started again.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {pid: 4242, ppid: 1, name: open-autoglm, user: alice, cmdline: [open-autoglm, serve],
+       create_time: 1764161234.5, matched_by: name, targets: [open_autoglm], signal: KILL, outcome: killed}
+survivors:
+  description:
+    - Processes still running, with C(outcome) V(survived) (still running after SIGKILL, or could not be
+      signalled) or V(respawned) (started again after every round) and an C(error) saying why.
+    - The task fails when this list is not empty.
+  returned: always
+  type: list
+  elements: dict
+spared:
+  description:
+    - Processes that match but are never signalled because they are PID 1, this module or one of its
+      ancestors (for example a pattern that also matches the C(ansible-playbook) command line).
+    - Each has the keys of RV(matched) and a C(reason).
+  returned: always
+  type: list
+  elements: dict
+problems:
+  description: Conditions worth knowing that did not fail the task, also given as warnings.
+  returned: always
+  type: list
+  elements: str
+"""
