@@ -375,7 +375,14 @@ for dist in metadata.distributions():
             req = Requirement(text)
         except Exception:
             continue
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
+        # counted when active without extras or with any extra the distribution offers: pip does not record
+        # which extras were installed, and counting more keeps more shared dependencies (the safe side)
+        extras = [""] + list(dist.metadata.get_all("Provides-Extra") or [])
+        try:
+            active = req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras)
+        except Exception:
+            active = True
+        if active:
             requires.append(canonicalize_name(req.name))
     out.append({"name": canonicalize_name(name), "version": dist.version, "requires": sorted(set(requires)),
                 "requested": dist.read_text("REQUESTED") is not None,

@@ -30,7 +30,7 @@ description:
   - Before anything of a residue is removed, the Restart Manager is asked which processes hold its files open
     or mapped (a loaded C(.safetensors) file cannot be deleted on Windows). Such a residue is held back whole
     and listed in RV(failures) with the holders; stop them first with M(residue.purge.reap).
-  - O(backup) is not implemented on Windows yet: the task fails before anything is removed when it is set.
+  - O(backup) is not implemented on Windows yet; the task fails before anything is removed when it is set.
   - O(time_field=ctime) means the creation time on Windows. O(cross_filesystems) has no effect on Windows, where
     a mounted volume is a reparse point and is never entered.
 author:
