@@ -338,11 +338,13 @@ Function Find-PythonEnvironment {
     foreach ($user in $Scope.Users) {
         $base = Join-Path $user.Home 'AppData\Roaming\Python'
         foreach ($site in Get-ChildItem -LiteralPath $base -Directory -ErrorAction SilentlyContinue) {
-            if ($site.Name -notmatch '^Python(\d)(\d+)(-32)?$') {
+            $version = [Regex]::Match($site.Name, '^Python(\d)(\d+)(-32)?$')
+            if (-not $version.Success) {
                 continue
             }
+            $dll = "python{0}{1}.dll" -f $version.Groups[1].Value, $version.Groups[2].Value
             $match = $interpreters.Values | Where-Object {
-                (Test-Path -LiteralPath (Join-Path (Split-Path -Parent $_) "python$($Matches[1])$($Matches[2]).dll"))
+                Test-Path -LiteralPath (Join-Path (Split-Path -Parent $_) $dll)
             } | Select-Object -First 1
             & $add $site.FullName $match 'user-site' $user.Name (Join-Path $user.Home 'AppData\Roaming')
         }
