@@ -18,10 +18,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import glob
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import tree_sitter  # requirements-dev.txt and tests/unit/requirements.txt
@@ -167,23 +169,31 @@ def result_keys(tree):
 
 # ------------------------------------------------------------------ docs
 
+class _Fragments(object):
+    """The doc fragment loader get_docstring needs, importing this collection's fragments directly: no global
+    plugin loader state, whatever other tests imported first."""
+
+    @staticmethod
+    def get(name):
+        parts = name.split(".")
+        if len(parts) != 3:
+            return None  # 'ns.coll.fragment.VAR': add_fragments then asks for 'ns.coll.fragment'
+        namespace, collection, fragment = parts
+        module = __import__("ansible_collections.%s.%s.plugins.doc_fragments.%s" % (namespace, collection, fragment),
+                            fromlist=["ModuleDocFragment"])
+        return type("ModuleDocFragment", (module.ModuleDocFragment,), {"ansible_name": name})
+
+
 @pytest.fixture(scope="module")
 def docs():
-    from ansible.plugins.loader import fragment_loader, init_plugin_loader
     from ansible.utils.plugin_docs import get_docstring
 
-    collections = os.path.abspath(os.path.join(ROOT, "..", "..", ".."))
-    if os.path.basename(collections) != "ansible_collections":
-        collections = os.path.join(ROOT, ".build", "collections")
-    else:
-        collections = os.path.dirname(collections)
-    init_plugin_loader([collections])
     cache = {}
 
     def load(name):
         if name not in cache:
             doc, _plainexamples, returndocs, _metadata = get_docstring(
-                os.path.join(MODULES, name + ".py"), fragment_loader, collection_name=COLLECTION)
+                os.path.join(MODULES, name + ".py"), _Fragments(), collection_name=COLLECTION, is_module=True)
             cache[name] = (doc, returndocs or {})
         return cache[name]
     return load
@@ -286,20 +296,45 @@ def test_result_key_extraction_sees_both_forms():
 
 # ------------------------------------------------------------------ payload and routing
 
+# Resolution runs in a fresh interpreter: ansible-core's collection loader must be installed before anything
+# imports ansible_collections, which other unit tests do.
+_RESOLVE = r"""
+import json, sys
+from ansible.plugins.loader import init_plugin_loader, module_loader
+from ansible.executor.powershell.module_manifest import PSModuleDepFinder
+init_plugin_loader([sys.argv[1]])
+out = {"routes": {}, "deps": {}}
+for name in json.loads(sys.argv[2]):
+    for shell, mod_type in (("powershell", ".ps1"), ("posix", "")):
+        found = module_loader.find_plugin_with_context("residue.purge." + name, mod_type=mod_type, collection_list=None)
+        out["routes"]["%s/%s" % (name, shell)] = found.plugin_resolved_path if found.resolved else None
+    with open(sys.argv[3] + "/win_%s.ps1" % name, "rb") as f:
+        deps = PSModuleDepFinder().scan_module(f.read(), fqn="ansible_collections.residue.purge.plugins.modules.win_" + name)
+    out["deps"][name] = sorted(deps)
+print(json.dumps(out))
+"""
+
+
+def _collections_root():
+    parent = os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
+    if os.path.basename(os.path.dirname(os.path.dirname(ROOT))) == "ansible_collections":
+        return parent  # ansible-test's tree: .../ansible_collections/residue/purge
+    return os.path.join(ROOT, ".build", "collections")
+
+
 @pytest.fixture(scope="module")
-def loader(docs):
-    docs("discover")  # initialises the plugin loader with the collection
-    from ansible.plugins.loader import module_loader
-    return module_loader
+def resolved():
+    names = [n[len("win_"):] for n in WIN_MODULES]
+    proc = subprocess.run([sys.executable, "-c", _RESOLVE, _collections_root(), json.dumps(names), MODULES],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_root()))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("name", WIN_MODULES)
-def test_required_module_utils_resolve(name, loader):
-    from ansible.executor.powershell.module_manifest import PSModuleDepFinder
-
-    finder = PSModuleDepFinder()
-    with open(os.path.join(MODULES, name + ".ps1"), "rb") as f:
-        deps = finder.scan_module(f.read(), fqn="ansible_collections.residue.purge.plugins.modules." + name)
+def test_required_module_utils_resolve(name, resolved):
+    deps = resolved["deps"][name[len("win_"):]]
     assert "Ansible.Basic.cs" in deps
     with open(os.path.join(MODULES, name + ".ps1")) as f:
         wanted = re.findall(r"(?m)^#AnsibleRequires -(?:CSharpUtil|PowerShell) (ansible_collections\.\S+)", f.read())
@@ -308,11 +343,11 @@ def test_required_module_utils_resolve(name, loader):
 
 
 @pytest.mark.parametrize("name", [n[len("win_"):] for n in WIN_MODULES])
-def test_routing_by_shell(name, loader):
-    windows = loader.find_plugin_with_context("residue.purge." + name, mod_type=".ps1", collection_list=None)
-    assert windows.resolved and windows.plugin_resolved_path.endswith(os.sep + "win_%s.ps1" % name)
-    posix = loader.find_plugin_with_context("residue.purge." + name, mod_type="", collection_list=None)
-    assert posix.resolved and posix.plugin_resolved_path.endswith(os.sep + "%s.py" % name)
+def test_routing_by_shell(name, resolved):
+    windows = resolved["routes"][name + "/powershell"]
+    assert windows and windows.endswith(os.sep + "win_%s.ps1" % name)
+    posix = resolved["routes"][name + "/posix"]
+    assert posix and posix.endswith(os.sep + "%s.py" % name)
 
 
 def test_runtime_routes_every_windows_module():
