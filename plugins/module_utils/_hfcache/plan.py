@@ -169,8 +169,8 @@ def plan_cache(cache, selection, layout_of, held_of):
     for repo in scope:
         chosen = [r.commit for r in repo.revisions if selection.picks(r)]
         # a repo in scope with no snapshot at all (broken, or only .no_exist) goes whole when all is asked
-        whole_empty = (not repo.revisions and selection.revisions == "all" and selection.older_than is None
-                       and (selection.patterns or selection.repo_type != "any"))
+        whole_empty = bool(not repo.revisions and selection.revisions == "all" and selection.older_than is None
+                           and (selection.patterns or selection.repo_type != "any"))
         stale = [(n, s) for n, s, m in repo.incomplete if cutoff_incomplete is not None and m < cutoff_incomplete]
         if not (chosen or whole_empty or stale):
             continue

@@ -456,3 +456,15 @@ def test_cache_reached_through_a_link_is_worked_on_in_place(tmp_path):
     result = hf_run.clean([link], hf_plan.RepoSelection(patterns=[made[0].repo_id], revisions="all"))
     assert [d["repo_id"] for d in result["deleted"]] == [made[0].repo_id] and result["failures"] == []
     assert os.path.islink(link) and not os.path.exists(made[0].path) and os.path.isdir(made[1].path)
+
+
+def test_a_named_repo_without_snapshots_goes_whole_without_crashing():
+    # found by the Windows port's differential test: `patterns or ...` made `whole` a list (unhashable key)
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import HFCache, HFRepo, RepoLayout
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import Selection, plan_cache
+
+    cache = HFCache("/c")
+    cache.repos.append(HFRepo("org/x", "model", "/c/models--org--x"))
+    plan = plan_cache(cache, Selection(patterns=["org/*"], revisions="all"), lambda repo: RepoLayout(),
+                      lambda repo, whole: None)
+    assert [(rp.repo.repo_id, rp.whole) for rp in plan.repos] == [("org/x", True)]
