@@ -232,8 +232,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             string value;
             if (env == null || !env.TryGetValue(name, out value) || String.IsNullOrEmpty(value))
                 return null;
-            if (value == "~" || value.StartsWith("~/") || value.StartsWith(@"~\"))
-                value = home + value.Substring(1);
+            if (value == "~" || value.StartsWith("~/"))
+                value = home + value.Substring(1);  // as _profiles._env_path: '~' and '~/...' only
             if (!IsAbsolute(value))
                 return null;  // relative to a daemon's working directory: not a place we can name
             return NormPath(value);
@@ -273,7 +273,7 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
         /// <summary>_profiles.expand_template: null when an {env:NAME} it needs is unset.</summary>
         public static string ExpandTemplate(string template, IDictionary<string, string> values)
         {
-            if (template.StartsWith("~/") || template.StartsWith(@"~\"))
+            if (template.StartsWith("~/"))
                 template = "{home}" + template.Substring(1);
             bool missing = false;
             string path = PlaceholderRe.Replace(template, delegate (Match m)

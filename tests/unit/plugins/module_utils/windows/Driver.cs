@@ -1,0 +1,342 @@
+// Test driver: runs the pure parts of the Windows C# module_utils under Mono, so that
+// test_windows_logic.py can compare them with the Python module_utils they port (the oracle).
+// Reads a JSON array of {"fn": name, "args": {...}} on stdin, writes a JSON array of {"ok": value} or {"error": text}.
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using ansible_collections.residue.purge.plugins.module_utils._WinHost;
+using ansible_collections.residue.purge.plugins.module_utils._WinHfCache;
+using ansible_collections.residue.purge.plugins.module_utils._WinPip;
+
+public static class Driver
+{
+    public static int Main()
+    {
+        string input = Console.In.ReadToEnd();
+        List<object> cases = (List<object>)new Json(input).Parse();
+        List<object> results = new List<object>();
+        foreach (object c in cases)
+        {
+            Dictionary<string, object> call = (Dictionary<string, object>)c;
+            Dictionary<string, object> result = new Dictionary<string, object>();
+            try
+            {
+                result["ok"] = Run((string)call["fn"], (Dictionary<string, object>)call["args"]);
+            }
+            catch (ProfileException e)
+            {
+                result["error"] = e.Message;
+            }
+            results.Add(result);
+        }
+        StringBuilder sb = new StringBuilder();
+        Json.Write(sb, results);
+        Console.Out.Write(sb.ToString());
+        return 0;
+    }
+
+    private static Dictionary<string, string> Strings(object o)
+    {
+        Dictionary<string, string> d = new Dictionary<string, string>();
+        foreach (KeyValuePair<string, object> kv in (Dictionary<string, object>)o)
+            d[kv.Key] = (string)kv.Value;
+        return d;
+    }
+
+    private static List<string> StringList(object o)
+    {
+        return ((List<object>)o).Select(x => (string)x).ToList();
+    }
+
+    private static double? Num(object o)
+    {
+        if (o == null)
+            return null;
+        return Convert.ToDouble(o, CultureInfo.InvariantCulture);
+    }
+
+    private static object Run(string fn, Dictionary<string, object> a)
+    {
+        switch (fn)
+        {
+            case "placeholders":
+                return WinHost.PlaceholderValues((string)a["home"], Strings(a["env"])).ToDictionary(kv => kv.Key, kv => (object)kv.Value);
+            case "expand":
+                return WinHost.ExpandTemplate((string)a["template"], Strings(a["values"]));
+            case "check_path":
+                return WinHost.CheckPath((string)a["path"], StringList(a["protected"]), (string)a["field"]);
+            case "protected":
+            {
+                List<UserProfile> users = ((List<object>)a["users"]).Select(u => (Dictionary<string, object>)u)
+                    .Select(u => new UserProfile((string)u["name"], null, (string)u["home"])).ToList();
+                List<EnvContext> contexts = ((List<object>)a["contexts"]).Select(c => (Dictionary<string, object>)c)
+                    .Select(c => new EnvContext(users[Convert.ToInt32(c["user"])], Strings(c["env"]), "env")).ToList();
+                return WinHost.ProtectedPaths(users, contexts).Select(p => (object)p).ToList();
+            }
+            case "duration":
+                return WinHost.ParseDuration((string)a["text"], "older_than");
+            case "size":
+                return WinHost.ParseSize((string)a["text"], "max_size");
+            case "pip_plan":
+                return PipPlan(a);
+            case "hf_plan":
+                return HfPlan(a);
+        }
+        throw new ArgumentException("unknown fn " + fn);
+    }
+
+    private static object PipPlan(Dictionary<string, object> a)
+    {
+        List<PipDist> dists = new List<PipDist>();
+        foreach (Dictionary<string, object> d in ((List<object>)a["dists"]).Cast<Dictionary<string, object>>())
+        {
+            PipDist pd = new PipDist();
+            pd.Name = (string)d["name"];
+            pd.Version = (string)d["version"];
+            pd.Requested = (bool)d["requested"];
+            pd.Installer = (string)d["installer"];
+            pd.Requires = StringList(d["requires"]);
+            dists.Add(pd);
+        }
+        PipPlan plan = WinPip.PlanRemoval(dists, StringList(a["packages"]), StringList(a["keep"]), (bool)a["orphans"], (bool)a["remove_required"]);
+        Dictionary<string, object> r = new Dictionary<string, object>();
+        r["remove"] = plan.Remove.Select(d => (object)d.Name).ToList();
+        r["orphans"] = plan.Orphans.Select(d => (object)d.Name).ToList();
+        r["kept_shared"] = plan.KeptShared.Select(kv => (object)new List<object> { kv.Key.Name, kv.Value.Select(x => (object)x).ToList() }).ToList();
+        r["kept"] = plan.Kept.Select(kv => (object)new List<object> { kv.Key.Name, kv.Value }).ToList();
+        r["not_installed"] = plan.NotInstalled.Select(x => (object)x).ToList();
+        return r;
+    }
+
+    private static object HfPlan(Dictionary<string, object> a)
+    {
+        List<HfRepo> repos = new List<HfRepo>();
+        foreach (Dictionary<string, object> d in ((List<object>)a["repos"]).Cast<Dictionary<string, object>>())
+        {
+            HfRepo repo = new HfRepo();
+            repo.RepoId = (string)d["repo_id"];
+            repo.RepoType = (string)d["repo_type"];
+            repo.Path = (string)d["path"];
+            repo.BlobBytes = Convert.ToInt64(d["blob_bytes"]);
+            foreach (Dictionary<string, object> r in ((List<object>)d["revisions"]).Cast<Dictionary<string, object>>())
+            {
+                HfRevision rev = new HfRevision();
+                rev.Commit = (string)r["commit"];
+                rev.Refs = StringList(r["refs"]);
+                rev.LastModified = Num(r["last_modified"]).Value;
+                rev.LastAccess = Num(r["last_access"]).Value;
+                repo.Revisions.Add(rev);
+            }
+            foreach (List<object> inc in ((List<object>)d["incomplete"]).Cast<List<object>>())
+                repo.Incomplete.Add(new string[] { (string)inc[0], Convert.ToInt64(inc[1]).ToString(CultureInfo.InvariantCulture),
+                    Num(inc[2]).Value.ToString("R", CultureInfo.InvariantCulture) });
+            foreach (KeyValuePair<string, object> kv in (Dictionary<string, object>)d["blob_sizes"])
+                repo.BlobSizes[kv.Key] = Convert.ToInt64(kv.Value);
+            foreach (KeyValuePair<string, object> kv in (Dictionary<string, object>)d["revision_blobs"])
+                repo.RevisionBlobs[kv.Key] = new HashSet<string>(StringList(kv.Value));
+            foreach (KeyValuePair<string, object> kv in (Dictionary<string, object>)d["revision_copy_bytes"])
+                repo.RevisionCopyBytes[kv.Key] = Convert.ToInt64(kv.Value);
+            repos.Add(repo);
+        }
+        Dictionary<string, object> s = (Dictionary<string, object>)a["selection"];
+        HfSelection sel = new HfSelection();
+        sel.Patterns = StringList(s["patterns"]);
+        sel.RepoType = (string)s["repo_type"];
+        sel.Keep = StringList(s["keep"]);
+        sel.Revisions = (string)s["revisions"];
+        sel.OlderThan = Num(s["older_than"]) ?? -1;
+        sel.AgeBy = (string)s["age_by"];
+        sel.MaxSize = s["max_size"] == null ? -1 : Convert.ToInt64(s["max_size"]);
+        sel.IncompleteOlderThan = Num(s["incomplete_older_than"]) ?? -1;
+        sel.Now = Num(s["now"]).Value;
+        Dictionary<string, object> held = (Dictionary<string, object>)a["held"];
+        HfCachePlan plan = HfCache.Plan((string)a["cache"], repos, sel, delegate (HfRepo repo, bool whole)
+        {
+            object reason;
+            if (held.TryGetValue(repo.Path + "|" + (whole ? "whole" : "part"), out reason))
+                return StringList(reason).ToArray();
+            return null;
+        });
+        Dictionary<string, object> r2 = new Dictionary<string, object>();
+        r2["repos"] = plan.Repos.Select(rp => (object)new Dictionary<string, object> {
+            { "repo_id", rp.Repo.RepoId }, { "revisions", rp.Revisions.Select(x => (object)x).ToList() },
+            { "whole", rp.Whole }, { "blobs", rp.Blobs.Select(x => (object)x).ToList() },
+            { "blobs_kept_shared", rp.BlobsKeptShared }, { "refs", rp.Refs.Select(x => (object)x).ToList() },
+            { "freed_bytes", rp.FreedBytes }, { "incomplete", rp.Incomplete.Select(i => (object)i[0]).ToList() },
+            { "reason", rp.Reason.Select(x => (object)x).ToList() } }).ToList();
+        r2["held_back"] = plan.HeldBack.Select(h => (object)h.Select(x => (object)x).ToList()).ToList();
+        r2["bytes_before"] = plan.BytesBefore;
+        r2["bytes_after"] = plan.BytesAfter;
+        r2["kept_over_budget"] = plan.KeptOverBudget.Select(x => (object)x).ToList();
+        return r2;
+    }
+}
+
+/// <summary>Just enough JSON for the driver (the test writes the input, so it is well formed).</summary>
+public class Json
+{
+    private readonly string text;
+    private int pos;
+
+    public Json(string text)
+    {
+        this.text = text;
+    }
+
+    public object Parse()
+    {
+        Skip();
+        char c = text[pos];
+        if (c == '{')
+        {
+            pos++;
+            Dictionary<string, object> d = new Dictionary<string, object>();
+            Skip();
+            if (text[pos] == '}')
+            {
+                pos++;
+                return d;
+            }
+            while (true)
+            {
+                Skip();
+                string key = (string)Parse();
+                Skip();
+                pos++;  // :
+                d[key] = Parse();
+                Skip();
+                if (text[pos++] == '}')
+                    return d;
+            }
+        }
+        if (c == '[')
+        {
+            pos++;
+            List<object> l = new List<object>();
+            Skip();
+            if (text[pos] == ']')
+            {
+                pos++;
+                return l;
+            }
+            while (true)
+            {
+                l.Add(Parse());
+                Skip();
+                if (text[pos++] == ']')
+                    return l;
+            }
+        }
+        if (c == '"')
+        {
+            StringBuilder sb = new StringBuilder();
+            pos++;
+            while (text[pos] != '"')
+            {
+                if (text[pos] == '\\')
+                {
+                    char e = text[++pos];
+                    if (e == 'u')
+                    {
+                        sb.Append((char)Convert.ToInt32(text.Substring(pos + 1, 4), 16));
+                        pos += 4;
+                    }
+                    else
+                        sb.Append(e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e);
+                }
+                else
+                    sb.Append(text[pos]);
+                pos++;
+            }
+            pos++;
+            return sb.ToString();
+        }
+        if (String.CompareOrdinal(text, pos, "true", 0, 4) == 0)
+        {
+            pos += 4;
+            return true;
+        }
+        if (String.CompareOrdinal(text, pos, "false", 0, 5) == 0)
+        {
+            pos += 5;
+            return false;
+        }
+        if (String.CompareOrdinal(text, pos, "null", 0, 4) == 0)
+        {
+            pos += 4;
+            return null;
+        }
+        int start = pos;
+        while (pos < text.Length && "+-0123456789.eE".IndexOf(text[pos]) >= 0)
+            pos++;
+        string num = text.Substring(start, pos - start);
+        if (num.IndexOfAny(new char[] { '.', 'e', 'E' }) >= 0)
+            return Double.Parse(num, CultureInfo.InvariantCulture);
+        return Int64.Parse(num, CultureInfo.InvariantCulture);
+    }
+
+    private void Skip()
+    {
+        while (pos < text.Length && Char.IsWhiteSpace(text[pos]))
+            pos++;
+    }
+
+    public static void Write(StringBuilder sb, object o)
+    {
+        if (o == null)
+            sb.Append("null");
+        else if (o is string)
+        {
+            sb.Append('"');
+            foreach (char c in (string)o)
+            {
+                if (c == '"' || c == '\\')
+                    sb.Append('\\').Append(c);
+                else if (c < 0x20)
+                    sb.AppendFormat("\\u{0:x4}", (int)c);
+                else
+                    sb.Append(c);
+            }
+            sb.Append('"');
+        }
+        else if (o is bool)
+            sb.Append((bool)o ? "true" : "false");
+        else if (o is double)
+            sb.Append(((double)o).ToString("R", CultureInfo.InvariantCulture));
+        else if (o is long || o is int)
+            sb.Append(Convert.ToInt64(o).ToString(CultureInfo.InvariantCulture));
+        else if (o is IDictionary)
+        {
+            sb.Append('{');
+            bool first = true;
+            foreach (DictionaryEntry kv in (IDictionary)o)
+            {
+                if (!first)
+                    sb.Append(',');
+                first = false;
+                Write(sb, kv.Key.ToString());
+                sb.Append(':');
+                Write(sb, kv.Value);
+            }
+            sb.Append('}');
+        }
+        else if (o is IEnumerable)
+        {
+            sb.Append('[');
+            bool first = true;
+            foreach (object x in (IEnumerable)o)
+            {
+                if (!first)
+                    sb.Append(',');
+                first = false;
+                Write(sb, x);
+            }
+            sb.Append(']');
+        }
+        else
+            throw new ArgumentException("cannot write " + o.GetType());
+    }
+}
