@@ -408,3 +408,18 @@ def test_every_module_has_a_windows_integration_target(name):
         assert "windows" in f.read().split()
     with open(os.path.join(target, "tasks", "main.yml")) as f:
         assert "residue.purge.%s:" % name[len("win_"):] in f.read()
+
+
+def test_sanity_ignores_are_only_powershell_skips():
+    # the only ignores the project allows: validate-modules and pslint cannot read .ps1 without pwsh
+    allowed = re.compile(r"^plugins/modules/win_[a-z_]+\.ps1 (validate-modules|pslint)!skip$")
+    files = glob.glob(os.path.join(ROOT, "tests", "sanity", "ignore-*.txt"))
+    assert files
+    for path in files:
+        with open(path) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        bad = [line for line in lines if not allowed.match(line)]
+        assert not bad, "%s: %s" % (os.path.basename(path), bad)
+        for name in WIN_MODULES:
+            for test in ("validate-modules", "pslint"):
+                assert "plugins/modules/%s.ps1 %s!skip" % (name, test) in lines, (path, name, test)
