@@ -24,7 +24,7 @@ import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles, _pyenvs, _units
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import HFCache, HFRepo, HFRevision, RepoLayout
-from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import Selection, plan_cache
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import RepoSelection as Selection, plan_cache
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 UTILS = os.path.join(ROOT, "plugins", "module_utils")
