@@ -461,7 +461,7 @@ def test_cache_reached_through_a_link_is_worked_on_in_place(tmp_path):
 def test_a_named_repo_without_snapshots_goes_whole_without_crashing():
     # found by the Windows port's differential test: `patterns or ...` made `whole` a list (unhashable key)
     from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import HFCache, HFRepo, RepoLayout
-    from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import Selection, plan_cache
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import RepoSelection as Selection, plan_cache
 
     cache = HFCache("/c")
     cache.repos.append(HFRepo("org/x", "model", "/c/models--org--x"))
