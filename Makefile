@@ -7,8 +7,20 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(TOP)/.build/collections
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PYTHONPATH := $(TOP)/.build/collections
-# outside the git checkout: inside it, ansible-test would list files through the parent repo (which ignores .build)
-ATEST_ROOT ?= /tmp/residue-purge-atest$(TOP)/ansible_collections/residue/purge
+# Every ansible-core minor release we claim: meta/runtime.yml's requires_ansible up to the newest on PyPI for
+# Python 3.11. The newest is .venv's (requirements-dev.txt); each older one has a venv, .build/core-X.Y, from
+# tests/ci/ansible-core-X.Y.txt. ansible-test runs with CORE's ansible-test on Python PY:
+# `make sanity CORE=2.17`, `make units PY=3.8` (python3.8 comes from .build/python, see tools/bootstrap.sh).
+CORES := $(shell python3 tools/cores.py list)
+NEWEST_CORE := $(lastword $(CORES))
+OLDER_CORES := $(filter-out $(NEWEST_CORE),$(CORES))
+CORE ?= $(NEWEST_CORE)
+PY ?= 3.11
+ATEST_BIN = $(if $(filter $(NEWEST_CORE),$(CORE)),$(VENV)/bin,$(TOP)/.build/core-$(CORE)/bin)
+# outside the git checkout: inside it, ansible-test would list files through the parent repo (which ignores .build);
+# one tree per core, so that each keeps its own tests/output (delegation venvs, junit files)
+ATEST_ROOT ?= /tmp/residue-purge-atest$(TOP)/core-$(CORE)/ansible_collections/residue/purge
+ATEST = cd $(ATEST_ROOT) && HOME=$(ATEST_HOME) PATH=$(ATEST_BIN):$(TOP)/.build/python:$$PATH ansible-test
 # Tools keep their state in the checkout or /tmp, never in ~: ansible-playbook, ansible-lint and molecule use
 # ANSIBLE_HOME; ansible-test keeps its venvs and the offline pip bootstrap under HOME, so it gets a HOME of its own.
 export ANSIBLE_HOME := $(TOP)/.build/ansible-home
@@ -16,9 +28,9 @@ export ATEST_HOME ?= /tmp/residue-purge-atest$(TOP)/home
 PYTEST := $(VENV)/bin/python -m pytest
 # make test runs these in order (tools/stages.sh times each and prints the table at the end); each unit test
 # runs once, in ansible-test units (make unit is the same tests, for a quick loop).
-TEST_STAGES := sanity units lint integration molecule
+TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) py38 lint integration molecule
 
-.PHONY: help bootstrap demo test unit sanity units lint integration molecule bench atest-tree ee
+.PHONY: help bootstrap demo test unit sanity units py38 generate docs lint integration molecule bench atest-tree ee
 
 help:
 	@echo "make demo   - seed a disposable sandbox and run residue.purge on it"
@@ -39,10 +51,41 @@ unit: bootstrap
 	$(PYTEST) -q tests/unit
 
 sanity: atest-tree
-	cd $(ATEST_ROOT) && HOME=$(ATEST_HOME) ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS)
+	$(ATEST) sanity --venv --python $(PY) --color no $(SANITY_ARGS)
 
+# A skipped unit test is not a pass: tools/no_skipped_tests.py fails the run on any skip (or on no test at all).
 units: atest-tree
-	cd $(ATEST_ROOT) && HOME=$(ATEST_HOME) ansible-test units -v --venv --python 3.11 --requirements --color no $(UNITS_ARGS)
+	@rm -rf $(ATEST_ROOT)/tests/output/junit
+	$(ATEST) units -v --venv --python $(PY) --requirements --color no $(UNITS_ARGS)
+	@$(VENV)/bin/python tools/no_skipped_tests.py $(ATEST_ROOT)/tests/output/junit
+
+# sanity-2.17, units-2.17, ...: the same on an older ansible-core (stages of make test)
+sanity-%:
+	@$(MAKE) --no-print-directory sanity CORE=$*
+units-%:
+	@$(MAKE) --no-print-directory units CORE=$*
+
+# Files generated from others (role README variable tables from meta/argument_specs.yml, the older cores'
+# sanity ignore files from the newest's): rewrite them all; make docs fails while one is out of date.
+generate: bootstrap
+	$(VENV)/bin/python tools/role_docs.py
+	python3 tools/cores.py sync-ignores
+
+# Docs as the Ansible docsite builds them (antsibull-docs), generated files current, the cores list complete.
+docs: bootstrap
+	python3 tools/cores.py check
+	$(VENV)/bin/python tools/role_docs.py --check
+	antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs all \
+	  --disallow-unknown-collection-refs $(TOP)/.build/collections/ansible_collections/residue/purge
+
+# Module code on the managed host's oldest Python: sanity's compile and import tests on every core,
+# the module_utils unit tests on the newest.
+py38: bootstrap
+	@test -x $(TOP)/.build/python/python3.8 || { echo "make py38: no Python 3.8 here (tools/bootstrap.sh links" \
+	  "pyenv's 3.8.x or a python3.8 on PATH): module code cannot be tested at its declared floor" >&2; exit 1; }
+	@set -e; for core in $(CORES); do \
+	  $(MAKE) --no-print-directory sanity CORE=$$core PY=3.8 SANITY_ARGS="--test compile --test import"; done
+	@$(MAKE) --no-print-directory units PY=3.8 UNITS_ARGS=tests/unit/plugins/module_utils/
 
 lint: bootstrap
 	ansible-lint --profile production --strict $(LINT_ARGS)

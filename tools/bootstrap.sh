@@ -34,12 +34,50 @@ fi
 mkdir -p .build/collections/ansible_collections/residue
 ln -sfn "$top" .build/collections/ansible_collections/residue/purge
 
+# Every older ansible-core minor release we claim (meta/runtime.yml) gets a venv of its own for ansible-test
+# (make sanity CORE=2.17); the newest is .venv's.
+for req in tests/ci/ansible-core-*.txt; do
+  core=${req##*/ansible-core-}; core=${core%.txt}
+  venv=.build/core-$core
+  core_want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/ansible-test" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$core_want" ]; then
+    echo "bootstrap: creating $venv from $req"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >"$venv/pip.log" 2>&1 \
+      || { cat "$venv/pip.log" >&2; exit 1; }
+    echo "$core_want" > "$venv/.requirements.sha256"
+  fi
+done
+
 # ... ansible-test needs a real directory named ansible_collections/residue/purge, and finds its offline pip
-# bootstrap in ~/.ansible/test/cache (the Makefile gives ansible-test its own HOME, ATEST_HOME, under /tmp).
+# bootstrap in ~/.ansible/test/cache (the Makefile gives ansible-test its own HOME, ATEST_HOME, under /tmp):
+# one stand-in per pip version that an installed ansible-test pins.
 atest_home=${ATEST_HOME:-$HOME}
 mkdir -p "$atest_home/.ansible/test/cache"
-pip_version=$(grep -ohE "pip='[0-9.]+'" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1 | grep -oE "[0-9.]+")
-cp tools/get_pip_standin.py "$atest_home/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+grep -ohE "pip='[0-9.]+'" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py \
+    .build/core-*/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | grep -oE "[0-9.]+" | sort -u |
+  while read -r pip_version; do
+    cp tools/get_pip_standin.py "$atest_home/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+  done
+
+# Module code runs on the managed host's Python, 3.8 and newer: make py38 runs ansible-test on Python 3.8, which
+# it finds as python3.8 on PATH (the Makefile adds .build/python). Nothing here can download an interpreter
+# (python.org is out of reach); pyenv's, where the machine has one, is linked.
+mkdir -p .build/python
+py38=
+for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8.*/bin/python3.8 $(type -ap python3.8 | grep -v /shims/); do
+  if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 8))' 2>/dev/null; then
+    py38=$candidate
+    break
+  fi
+done
+if [ -n "$py38" ]; then
+  ln -sfn "$py38" .build/python/python3.8
+else
+  rm -f .build/python/python3.8
+  echo "bootstrap: no Python 3.8 (python3.8 on PATH or pyenv's 3.8.x): make py38 will fail" >&2
+fi
 
 # awx.awx (awx/apply.yml, ansible-lint, tests/integration/test_awx_controller.py) comes out of the pinned `ansible` wheel of requirements-awx.txt:
 # only that collection is extracted into .build/collections; nothing of it goes into .venv.

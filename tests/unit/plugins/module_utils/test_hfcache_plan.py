@@ -382,6 +382,17 @@ print(json.dumps(hf_run.clean([%(root)r], sel)))
 """
 
 
+def _python_for(uid, gid):
+    """An interpreter the user can run: sys.executable, or the system's python3 where the user cannot
+    (pyenv's Python 3.8 under /root: its libpython is out of an unprivileged user's reach)."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        run = subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups", python, "-c", ""],
+                             capture_output=True, check=False)
+        if run.returncode == 0:
+            return python
+    pytest.fail("no Python interpreter that uid %d can run" % uid)
+
+
 def test_unreadable_and_unwritable_parts_are_reported_as_nobody(tmp_path):
     """As an unprivileged user: an unreadable snapshot is a problem, removals that are refused are listed
     as failures, and what could not be read is not removed."""
@@ -410,7 +421,7 @@ def test_unreadable_and_unwritable_parts_are_reported_as_nobody(tmp_path):
         collections = os.path.join(os.path.dirname(os.path.abspath(hf_run.__file__)), "..", "..", "..", "..", "..", "..")
         code = NOBODY_SCRIPT % {"path": os.path.realpath(collections), "root": root}
         out = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
-                              "--clear-groups", sys.executable, "-c", code],
+                              "--clear-groups", _python_for(nobody.pw_uid, nobody.pw_gid), "-c", code],
                              capture_output=True, text=True, check=True).stdout
         result = json.loads(out)
         assert any("cannot read" in p and mine.commits[0] in p for p in result["problems"]), result["problems"]
