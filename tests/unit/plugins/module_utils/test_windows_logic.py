@@ -75,7 +75,7 @@ def random_env(rng):
 def test_placeholders_match_python(csharp):
     rng = random.Random(14)
     cases, expected = [], []
-    for _ in range(400):
+    for _round in range(400):
         home = rng.choice(["C:\\Users\\ana", "D:\\Profiles\\bob", "C:\\Users\\Ren Ma"])
         env = random_env(rng)
         cases.append({"fn": "placeholders", "args": {"home": home, "env": env}})
@@ -90,7 +90,7 @@ def test_template_expansion_matches_python(csharp):
                                           {"OLLAMA_MODELS": "D:\\ollama"}, "Windows")
     templates = ["{user_cache}/open-autoglm", "{hf_home}\\datasets", "~/x/y", "{env:OLLAMA_MODELS}", "{env:NOPE}/x",
                  "{bogus}/x", "C:/Program Files/x/../y", "{tmp}/./z", "{home}"]
-    cases = [{"fn": "expand", "args": {"template": rng.choice(templates), "values": values}} for _ in range(60)]
+    cases = [{"fn": "expand", "args": {"template": rng.choice(templates), "values": values}} for _round in range(60)]
     for case, got in zip(cases, csharp(cases)):
         want = python_result(_profiles.expand_template, case["args"]["template"], values, "Windows")
         if "error" in want:
@@ -109,7 +109,7 @@ def test_check_path_matches_python(csharp):
              "C:\\data", "\\\\server\\share\\models", "C:\\Program Files", "C:\\x\\.\\y"]
     cases = [{"fn": "check_path", "args": {"path": p, "protected": protected, "field": "paths"}} for p in paths]
     cases += [{"fn": "check_path", "args": {"path": rng.choice(paths[4:]) + "\\sub", "protected": protected,
-                                            "field": "paths"}} for _ in range(40)]
+                                            "field": "paths"}} for _round in range(40)]
     for case, got in zip(cases, csharp(cases)):
         want = python_result(_profiles.check_path, case["args"]["path"], set(protected), "paths", "Windows")
         # The normalised path must agree; refusals must agree (the messages quote paths differently: %r vs '...').
@@ -133,10 +133,10 @@ def test_stricter_than_python_on_purpose(csharp):
 def test_protected_paths_match_python(csharp):
     rng = random.Random(17)
     cases, expected = [], []
-    for _ in range(30):
+    for _round in range(30):
         users = [_profiles.User(n, None, None, h) for n, h in
                  rng.sample([("ana", "C:\\Users\\ana"), ("bob", "D:\\Profiles\\bob"), ("svc", "C:\\svc")], 2)]
-        contexts = [_profiles.EnvContext(users[rng.randint(0, 1)], random_env(rng), "env") for _ in range(2)]
+        contexts = [_profiles.EnvContext(users[rng.randint(0, 1)], random_env(rng), "env") for _round in range(2)]
         expected.append(_profiles.protected_paths(users, contexts, "Windows"))
         cases.append({"fn": "protected", "args": {"users": [{"name": u.name, "home": u.home} for u in users],
                                                   "contexts": [{"user": users.index(c.user), "env": c.environ}
@@ -175,7 +175,7 @@ def random_environment(rng):
 def test_pip_plan_matches_python(csharp):
     rng = random.Random(18)
     cases, expected = [], []
-    for _ in range(500):
+    for _round in range(500):
         dists = random_environment(rng)
         args = {"dists": dists, "packages": rng.sample(NAMES + ["absent"], rng.randint(1, 3)),
                 "keep": rng.sample(NAMES, rng.randint(0, 2)), "orphans": rng.random() < 0.5,
@@ -202,7 +202,7 @@ def random_cache(rng):
     for n, repo_id in enumerate(ids):
         repo_type = rng.choice(["model", "model", "dataset"])
         path = "C:\\hf\\hub\\%ss--%s" % (repo_type, repo_id.replace("/", "--"))
-        blobs = dict(("%040x" % rng.getrandbits(160), rng.randint(0, 5000)) for _ in range(rng.randint(0, 6)))
+        blobs = dict(("%040x" % rng.getrandbits(160), rng.randint(0, 5000)) for _round in range(rng.randint(0, 6)))
         revisions = []
         refs_pool = ["main", "v1", "refs/pr/1"]
         rng.shuffle(refs_pool)
@@ -215,7 +215,7 @@ def random_cache(rng):
                               "last_modified": NOW - rng.randint(0, 100) * 86400 - i,
                               "last_access": NOW - rng.randint(0, 100) * 86400 - n})
         incomplete = [["%040x.incomplete" % rng.getrandbits(160), rng.randint(1, 999), NOW - rng.randint(0, 5) * 86400]
-                      for _ in range(rng.choice([0, 0, 1, 2]))]
+                      for _round in range(rng.choice([0, 0, 1, 2]))]
         referenced = set(b for r in revisions for b in r["blobs"])
         repos.append({"repo_id": repo_id, "repo_type": repo_type, "path": path,
                       "blob_bytes": sum(blobs[b] for b in referenced) + sum(r["copy_bytes"] for r in revisions),
@@ -277,7 +277,7 @@ def test_hf_plan_matches_python(csharp):
     rng = random.Random(19)
     cases, expected = [], []
     planned = 0
-    for _ in range(400):
+    for _round in range(400):
         repos = random_cache(rng)
         sel = random_selection(rng)
         held = {}
