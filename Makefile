@@ -36,6 +36,16 @@ help:
 	@echo "make demo   - seed a disposable sandbox and run residue.purge on it"
 	@echo "make test   - sanity, ansible-test units, ansible-lint, integration, lab (times each stage)"
 	@echo "make bench  - run benchmarks and rewrite benchmarks/RESULTS.md"
+	@echo "make unit   - pytest tests/unit (the quick loop)"
+	@echo "make lint   - ansible-lint, production profile"
+	@echo "make sanity - ansible-test sanity (CORE=2.17 for an older ansible-core, PY=3.8 for another Python)"
+	@echo "make units  - ansible-test units (CORE=, PY= as for sanity)"
+	@echo "make py38   - module code on Python 3.8: compile/import sanity on every core, module_utils units"
+	@echo "make integration - modules through real ansible-playbook"
+	@echo "make molecule - the lab scenarios"
+	@echo "make generate - rewrite generated files (role README tables, older cores' sanity ignores)"
+	@echo "make docs   - antsibull-docs lint and generated files current"
+	@echo "make ee     - execution environment build contexts"
 
 bootstrap:
 	@tools/bootstrap.sh
