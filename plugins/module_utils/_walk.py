@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Safe tree walks shared by every module: disk usage (as `du -sB1` counts it) and removal (as `rm -rf`).
 
-Both walks are fd-based: every directory is opened relative to its parent's descriptor with
-O_NOFOLLOW|O_DIRECTORY and checked against the (st_dev, st_ino) seen when it was listed, so a directory
-swapped for a symlink (or another directory) mid-run is never entered. Symlinks are counted or removed as
+Both walks are fd-based: the path itself is reached from '/' one component at a time with
+O_NOFOLLOW|O_DIRECTORY (_paths.open_parent: no component is ever followed, even one swapped for a symlink
+after the path was checked), its last component is looked at, opened and removed relative to its parent's
+descriptor, and every directory below is opened relative to its parent's descriptor and checked against the
+(st_dev, st_ino) seen when it was listed, so a directory swapped for a symlink (or another directory) mid-run
+is never entered. Symlinks are counted or removed as
 themselves, never followed. Paths are bytes internally (any name, newline or non-UTF-8, survives), the walk
 is iterative (no recursion limit), and at most MAX_OPEN_FDS descriptors are open at once, whatever the depth.
 Memory grows with depth and with the number of hard-linked files, not with the number of files.
@@ -23,6 +26,7 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils._fork import can_fork, fork_call, fork_result
 from ansible_collections.residue.purge.plugins.module_utils._mounts import mount_id, mount_points_under
+from ansible_collections.residue.purge.plugins.module_utils._paths import open_parent
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
 
 _O_DIR = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -138,9 +142,29 @@ class _Stack(object):
         return os.path.join(*parts)
 
 
-def _open_root(root, st):
-    """Open the walk's root directory without following a final symlink, and check it is what lstat saw."""
-    fd = os.open(root, _O_DIR)
+def _reach(root):
+    """(parent fd, name) of the walk's root through the O_NOFOLLOW chain from '/' (_paths.open_parent).
+    OSError when a component is missing, or is a symlink or not a directory (ELOOP/ENOTDIR)."""
+    if not root.startswith(b"/"):
+        raise WalkError("path must be absolute, got %r" % (root,))
+    try:
+        return open_parent(root)
+    except ValueError as exc:
+        raise WalkError(str(exc))
+
+
+def _chain_error(root, exc):
+    """The text of a failed _reach: a symlink (or file) on the way is named as such."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return "a directory on the way to %s is a symlink or not a directory; nothing below it is touched" % (
+            printable(root))
+    return _error_text(exc)
+
+
+def _open_root(parent_fd, name, st):
+    """Open the walk's root directory relative to its parent, without following it, and check it is what
+    lstat saw."""
+    fd = os.open(name, _O_DIR, dir_fd=parent_fd)
     fst = os.fstat(fd)
     if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
         os.close(fd)
@@ -196,7 +220,20 @@ def usage(path, one_file_system=True, older_than=None, time_field="atime", now=N
     if cutoff is not None:
         result.old_bytes = result.old_files = 0
     try:
-        st = os.lstat(root)
+        parent_fd, name = _reach(root)
+    except OSError as exc:
+        result.problems.append("%s: %s" % (printable(root), _chain_error(root, exc)))
+        return result
+    try:
+        _usage_at(root, parent_fd, name, one_file_system, cutoff, get_time, result, parallel)
+    finally:
+        os.close(parent_fd)
+    return result
+
+
+def _usage_at(root, parent_fd, name, one_file_system, cutoff, get_time, result, parallel):
+    try:
+        st = os.lstat(name, dir_fd=parent_fd)
     except OSError as exc:
         result.problems.append("%s: %s" % (printable(root), _error_text(exc)))
         return result
@@ -209,15 +246,17 @@ def usage(path, one_file_system=True, older_than=None, time_field="atime", now=N
         result.newest_mtime, result.last_access = st.st_mtime, st.st_atime
         return result
     result.bytes, result.dirs = st.st_blocks * 512, 1
-    _UsageWalk(root, st, one_file_system, cutoff, get_time, result).run(parallel)
+    _UsageWalk(root, parent_fd, name, st, one_file_system, cutoff, get_time, result).run(parallel)
     if result.newest_mtime is None:
         result.newest_mtime, result.last_access = st.st_mtime, st.st_atime
     return result
 
 
 class _UsageWalk(object):
-    def __init__(self, root, root_st, one_file_system, cutoff, get_time, result):
+    def __init__(self, root, parent_fd, name, root_st, one_file_system, cutoff, get_time, result):
         self.root = root
+        self.parent_fd = parent_fd
+        self.name = name
         self.root_st = root_st
         self.one_file_system = one_file_system
         self.cutoff = cutoff
@@ -233,7 +272,7 @@ class _UsageWalk(object):
         single-threaded C; one Python process needs about 1.7x its time, two processes on two cores less)."""
         result, child = self.result, None
         try:
-            fd = _open_root(self.root, self.root_st)
+            fd = _open_root(self.parent_fd, self.name, self.root_st)
         except OSError as exc:
             result.problems.append("%s: %s" % (printable(self.root), _error_text(exc)))
             return
@@ -324,7 +363,7 @@ class _UsageWalk(object):
 
     def walk_names(self, names):
         try:
-            fd = _open_root(self.root, self.root_st)
+            fd = _open_root(self.parent_fd, self.name, self.root_st)
         except OSError as exc:
             self.result.problems.append("%s: %s" % (printable(self.root), _error_text(exc)))
             return
@@ -466,7 +505,7 @@ class _Keep(object):
 
 
 def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_field="atime", now=None,
-                dry_run=False, on_entry=None, parallel=True):
+                dry_run=False, on_entry=None, parallel=True, expect=None):
     """Remove path (a file, symlink or directory tree) like `rm -rf`, safely.
 
     Never follows symlinks (a symlink is removed, not its target); directories are opened relative to their
@@ -479,17 +518,38 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     and the walk goes on.
     on_entry(path, st, dir_fd, name): called before each non-directory is removed and for each directory
     entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely.
-    parallel: without on_entry, a forked child removes half of the top-level subdirectories."""
+    parallel: without on_entry, a forked child removes half of the top-level subdirectories.
+    expect: the (st_dev, st_ino) planned for path; anything else found there is not touched (a failure).
+    path must be absolute; no component of it is followed (see the module docstring)."""
     root = _to_bytes(path)
     get_time = _time_getter(time_field)
     cutoff = _cutoff(older_than, now)
     keep = _Keep(keep)
     result = RemovalResult()
     try:
-        st = os.lstat(root)
+        parent_fd, name = _reach(root)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            result.fail(root, _chain_error(root, exc))
+        return result
+    try:
+        _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry, parallel,
+                   expect, result)
+    finally:
+        os.close(parent_fd)
+    return result
+
+
+def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry, parallel,
+               expect, result):
+    try:
+        st = os.lstat(name, dir_fd=parent_fd)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             result.fail(root, exc)
+        return result
+    if expect is not None and (st.st_dev, st.st_ino) != tuple(expect):
+        result.fail(root, "is not what was planned (another file or directory is there now); not touched")
         return result
     if keep and keep.matches(os.path.basename(root.rstrip(b"/")), lambda: root):
         result.kept += 1
@@ -500,22 +560,26 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
             return result
         try:
             if on_entry is not None:
-                on_entry(root, st, None, root)
+                on_entry(root, st, parent_fd, name)
             if not dry_run:
-                os.unlink(root)
+                os.unlink(name, dir_fd=parent_fd)
             result.files += 1
             result.bytes += st.st_blocks * 512
             result.root_removed = True
         except OSError as exc:
             result.fail(root, exc)
         return result
-    _Remover(root, st, one_file_system, keep, cutoff, get_time, dry_run, result, on_entry).run(parallel)
+    _Remover(root, parent_fd, name, st, one_file_system, keep, cutoff, get_time, dry_run, result,
+             on_entry).run(parallel)
     return result
 
 
 class _Remover(object):
-    def __init__(self, root, root_st, one_file_system, keep, cutoff, get_time, dry_run, result, on_entry=None):
+    def __init__(self, root, parent_fd, name, root_st, one_file_system, keep, cutoff, get_time, dry_run, result,
+                 on_entry=None):
         self.root = root
+        self.parent_fd = parent_fd
+        self.name = name
         self.root_st = root_st
         self.one_file_system = one_file_system
         self.keep = keep
@@ -535,13 +599,13 @@ class _Remover(object):
         subdirectory with the same fd-based walk, and the parent merges its counts before the root."""
         result, stack, child = self.result, self.stack, None
         try:
-            fd = _open_root(self.root, self.root_st)
+            fd = _open_root(self.parent_fd, self.name, self.root_st)
         except OSError as exc:
             result.fail(self.root, exc)
             return
         try:
             if self.on_entry is not None:
-                self.on_entry(self.root, self.root_st, None, self.root)
+                self.on_entry(self.root, self.root_st, self.parent_fd, self.name)
             root_frame = self.enter(self.root, fd, self.root_st)
             root_frame.old = self.is_old(self.root_st)
             if parallel and self.on_entry is None and len(root_frame.pending) >= 2 and can_fork():
@@ -776,7 +840,7 @@ class _Remover(object):
             return
         if not self.dry_run:
             try:
-                os.rmdir(self.root)
+                os.rmdir(self.name, dir_fd=self.parent_fd)
             except OSError as exc:
                 self.result.fail(self.root, exc)
                 return

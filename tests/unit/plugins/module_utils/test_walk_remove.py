@@ -278,6 +278,42 @@ def test_racing_symlink_swaps_never_lead_outside(tmp_path, sentinel):
     assert snapshot(outside) == before
 
 
+def test_a_symlink_on_the_way_to_the_root_is_never_followed(tmp_path, sentinel):
+    """remove_tree reaches its root from '/' with O_NOFOLLOW at every component: a directory on the way that is
+    (or became, after the path was checked) a symlink stops it, with a failure that says so."""
+    outside = tmp_path / "outside"
+    (outside / "victim").mkdir(parents=True)
+    write(str(outside / "victim" / "data"), "must stay")
+    home = tmp_path / "home"
+    (home / "cache" / "victim").mkdir(parents=True)
+    planned = os.lstat(str(home / "cache" / "victim"))
+    # the user swaps ~/cache for a symlink to outside after the path was planned
+    os.rename(str(home / "cache"), str(home / "cache.aside"))
+    os.symlink(str(outside), str(home / "cache"))
+    before = snapshot(outside)
+    for kwargs in ({}, {"dry_run": True}, {"expect": (planned.st_dev, planned.st_ino)}):
+        result = remove_tree(str(home / "cache" / "victim"), **kwargs)
+        assert not result.changed and result.failed_count == 1, kwargs
+        assert "is a symlink or not a directory" in result.failed[0][1]
+        assert usage(str(home / "cache" / "victim")).bytes == 0
+    assert snapshot(outside) == before
+
+
+def test_what_was_planned_is_what_is_removed(tmp_path):
+    """expect=(dev, ino): a directory replaced by another one since it was planned is not touched."""
+    target = tmp_path / "target"
+    target.mkdir()
+    planned = os.lstat(str(target))
+    os.rename(str(target), str(tmp_path / "aside"))
+    target.mkdir()
+    write(str(target / "new"), "arrived later")
+    result = remove_tree(str(target), expect=(planned.st_dev, planned.st_ino))
+    assert result.failed_count == 1 and "is not what was planned" in result.failed[0][1]
+    assert (target / "new").read_text() == "arrived later"
+    now = os.lstat(str(target))
+    assert remove_tree(str(target), expect=(now.st_dev, now.st_ino)).root_removed
+
+
 def _run_limited(code, *args):
     """Run code in a child with at most 100 open files; return stdout."""
     prelude = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))\n"
