@@ -1,19 +1,46 @@
 # -*- coding: utf-8 -*-
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Paths given as options: validation, normalisation, containment; reaching a path without following any
-component (open_parent)."""
+"""Paths: validation and normalisation of option paths, containment, and the canonicaliser.
+
+canonical() is the one place a path's spelling becomes a location: '//' collapsed, '.' dropped, '..' refused,
+then every component looked at with lstat from '/'. A symlink component is followed only when the link itself
+is root's (uid 0, one hard link): the system's own layout (/home -> /data/home, /lib -> usr/lib), which no user
+can create. A symlink owned by anyone else is never followed: the path is refused, naming the link and its
+owner (a user's ~/.config -> /etc). The result carries the (st_dev, st_ino) of every existing component, so
+callers compare locations by identity, not by spelling. open_parent() then reaches a canonical path through
+descriptors, one component at a time with O_NOFOLLOW, so a component swapped for a symlink afterwards is not
+followed either.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
+import stat
+from collections import namedtuple
 
+try:
+    import pwd
+except ImportError:  # Windows
+    pwd = None
+
+# path: the canonical text; exists: whether every component was found (False also when a component could not
+# be looked up: permission denied); st: lstat of the last component when it exists, else None; chain: the
+# (st_dev, st_ino) of '/' and of each existing component, in order.
+Canonical = namedtuple("Canonical", "path exists st chain")
+
+MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
 # Intermediate directories are opened as O_PATH where the OS has it: only search permission is needed on a
 # directory that is passed through (a 0711 home), as for the kernel's own path walk.
 _O_CHAIN = ((getattr(os, "O_PATH", 0) or os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0)
             | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
+class PathRefused(ValueError):
+    """A path that is not used as given; the message says why (for a symlink: the link, its owner, the path)."""
 
 
 def normalise_roots(paths, option, allow_root=False):
@@ -50,6 +77,97 @@ def root_of(path, roots):
         if path == root or path.startswith(root.rstrip("/") + "/"):
             return root
     return None
+
+
+def is_below(path, directory):
+    """True when path is directory itself or inside it (component boundaries, normalised text)."""
+    directory = directory.rstrip("/") or "/"
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+# ---------------------------------------------------------------------------------------- canonical
+
+def lexical(path, field="path"):
+    """The absolute path with '//' collapsed and '.' components dropped (a trailing '/' too); PathRefused for
+    a non-string, an empty path, a NUL byte, a relative path or a '..' component, naming field."""
+    if not isinstance(path, str) or not path.strip():
+        raise PathRefused("%s: an empty path is refused" % field)
+    if "\0" in path:
+        raise PathRefused("%s: a path cannot contain a NUL byte: %r" % (field, path))
+    if not path.startswith("/"):
+        raise PathRefused("%s: %r is not an absolute path" % (field, path))
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PathRefused("%s: %r must not contain '..'" % (field, path))
+    return "/" + "/".join(parts)
+
+
+def _owner(uid):
+    if pwd is not None:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            pass
+    return str(uid)
+
+
+def trusted_link(st):
+    """A symlink the system made: owned by root and not hard-linked elsewhere (a user can neither create a
+    root-owned symlink nor, with a second name, plant root's own link in a directory of theirs)."""
+    return st.st_uid == 0 and st.st_nlink == 1
+
+
+def canonical(path, field="path"):
+    """path as a location: Canonical(path, exists, st, chain). Spelling first (lexical()), then each component
+    with lstat from '/': a trusted (root-owned) symlink is followed (its target's '..' resolved against the
+    symlink-free prefix), any other symlink refuses the path (PathRefused naming the link, its owner and the
+    path). A missing component (or one that cannot be looked up) ends the lookups: the rest is taken as
+    spelled and exists is False."""
+    text = lexical(path, field)
+    todo = list(reversed([p for p in text.split("/") if p]))
+    done = []
+    root_st = os.lstat("/")
+    chain = [(root_st.st_dev, root_st.st_ino)]
+    exists, st, links = True, root_st, 0
+    while todo:
+        name = todo.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":  # only a trusted link's target brings these; the prefix has no symlink left
+            if not exists:
+                raise PathRefused("%s: %r: a symlink on the way points through a missing directory" % (field, path))
+            if done:
+                done.pop()
+                chain.pop()
+            continue
+        current = "/" + "/".join(done + [name])
+        if not exists:
+            done.append(name)
+            continue
+        try:
+            st = os.lstat(current)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                raise PathRefused("%s: %s: %s" % (field, current, exc.strerror or exc))
+            exists, st = False, None
+            done.append(name)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            if not trusted_link(st):
+                raise PathRefused("%s: %r: %s is a symlink owned by %s (uid %d), not by root; it is not followed"
+                                  % (field, path, current, _owner(st.st_uid), st.st_uid))
+            links += 1
+            if links > MAX_LINKS:
+                raise PathRefused("%s: %r: too many levels of symbolic links" % (field, path))
+            target = os.readlink(current)
+            if target.startswith("/"):
+                del done[:]
+                del chain[1:]
+            todo.extend(reversed([p for p in target.split("/") if p]))
+            continue
+        done.append(name)
+        chain.append((st.st_dev, st.st_ino))
+    return Canonical("/" + "/".join(done), exists, st if exists else None, tuple(chain))
 
 
 def open_parent(path):
