@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A user's residue is acted on with that user's rights: work runs in a forked child that dropped to them.
+
+On a shared host root must never be a lever for an unprivileged user: whatever a user controls (symlinks,
+hard links, bind-mountable names, racing renames in their home) must meet the kernel's permission checks for
+*that user*. So every read, walk, backup read and removal of a path resolved for a user (their home, their
+environment, their processes' environment) runs in a child process that has dropped to the user's uid, gid
+and supplementary groups; root's own and system residue stay with root.
+
+API (used by remove, discover, hf_cache, pip_remove; stores for Ollama/ModelScope use the same):
+
+    actor = root_user()                          # User(name, uid, gid, home) of uid 0
+    creds = credentials(user)                    # Credentials(uid, gid, groups, name): from passwd/group
+    result = call_as(user, work, *args)          # work(*args) with user's rights; its return value must be plain
+                                                 # data (dict, list, tuple, set, str, bytes, numbers, None)
+    for message in stream_as(user, produce):     # produce(send) in the child; each send(obj) reaches the
+        ...                                      # parent as one message, in order (plain data), while it runs
+    preexec_fn=dropper(user)                     # subprocess.Popen(..., preexec_fn=...): the same drop before exec
+
+call_as runs work in this process when `user` is who we already are (no fork), in a child that drops to the
+user when we are root, and raises NotReachable when we are neither root nor that user (an unprivileged run
+reaches only the connecting user's residue). A failure in the child (an exception, a refused drop, a signal)
+raises ChildFailed with the child's message; the parent never redoes that work with its own rights.
+stream_as always forks (the stream needs two processes), dropping when we are root and the user is not.
+
+The drop, in the child, in this order: os.setgroups(the user's groups: os.getgrouplist(name, gid)),
+os.setresgid(gid, gid, gid), os.setresuid(uid, uid, uid); then it is verified (getresuid, getresgid,
+getgroups), and that setuid(0) now fails: there is no way back. The kernel makes such a child non-dumpable,
+so the user cannot ptrace it or read its descriptors; the user can signal it (same real uid), so a child that
+is stopped is killed by its parent rather than waited for (_fork.STALL_CHECK_SECONDS).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+from collections import namedtuple
+
+from ansible_collections.residue.purge.plugins.module_utils import _fork
+
+try:
+    import grp
+    import pwd
+except ImportError:  # Windows
+    grp = pwd = None
+
+Credentials = namedtuple("Credentials", "uid gid groups name")
+# The group a user without a passwd entry runs with (a uid seen only on a process): the overflow group.
+NO_GROUP = 65534
+
+
+class NotReachable(Exception):
+    """The module does not run as root and the residue belongs to another user."""
+
+
+class ChildFailed(Exception):
+    """The child that acted with a user's rights failed; the message says how."""
+
+
+class _User(namedtuple("_User", "name uid gid home")):
+    """A passwd user, shaped like _profiles.User (any object with name, uid, gid, home will do)."""
+
+
+def root_user():
+    """The user root's and system residue is acted on as (uid 0)."""
+    if pwd is not None:
+        try:
+            e = pwd.getpwuid(0)
+            return _User(e.pw_name, 0, e.pw_gid, e.pw_dir or "/")
+        except KeyError:
+            pass
+    return _User("root", 0, 0, "/root")
+
+
+def effective_uid():
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def credentials(user):
+    """uid, gid and supplementary groups of user, from the passwd and group databases. A uid without a passwd
+    entry gets its own uid, the overflow group and no supplementary groups."""
+    entry = None
+    if pwd is not None:
+        try:
+            entry = pwd.getpwuid(user.uid)
+        except KeyError:
+            entry = None
+    if entry is None:
+        gid = user.gid if user.gid is not None else NO_GROUP
+        return Credentials(user.uid, gid, (gid,), str(user.uid))
+    gid = entry.pw_gid
+    try:
+        groups = os.getgrouplist(entry.pw_name, gid)
+    except (OSError, AttributeError):
+        groups = [gid]
+    return Credentials(entry.pw_uid, gid, tuple(sorted(set(groups))), entry.pw_name)
+
+
+def drop(creds):
+    """Become creds for good (in a child). Raises OSError/ChildFailed when any step does not hold."""
+    os.setgroups(list(creds.groups))
+    os.setresgid(creds.gid, creds.gid, creds.gid)
+    os.setresuid(creds.uid, creds.uid, creds.uid)
+    if os.getresuid() != (creds.uid,) * 3 or os.getresgid() != (creds.gid,) * 3:
+        raise ChildFailed("the switch to uid %d gid %d did not hold" % (creds.uid, creds.gid))
+    if set(os.getgroups()) != set(creds.groups):
+        raise ChildFailed("the supplementary groups of %s did not hold" % creds.name)
+    if creds.uid != 0:
+        try:
+            os.setuid(0)
+        except OSError:
+            return
+        raise ChildFailed("after dropping to uid %d, setuid(0) still succeeded" % creds.uid)
+
+
+def dropper(user):
+    """preexec_fn for subprocess: the same drop, for a program run as user (None when no drop is needed)."""
+    if effective_uid() != 0 or user.uid == 0:
+        return None
+    creds = credentials(user)
+
+    def preexec():
+        drop(creds)
+    return preexec
+
+
+def needs_child(user):
+    """True when acting as user takes a child that drops (we are root, the user is not); NotReachable when we
+    are neither root nor that user."""
+    euid = effective_uid()
+    if euid is None or euid == user.uid:
+        return False
+    if euid == 0:
+        return True
+    raise NotReachable("the residue of %s (uid %d) is not reachable without root (run with become)"
+                       % (user.name, user.uid))
+
+
+def _guarded(creds, work, args, kwargs):
+    """In the child: drop (when creds), then work; ('ok', value) or ('error', text)."""
+    def run():
+        try:
+            if creds is not None:
+                drop(creds)
+            return ("ok", work(*args, **kwargs))
+        except BaseException as exc:  # everything goes back to the parent as text
+            return ("error", "%s: %s" % (type(exc).__name__, exc))
+    return run
+
+
+def call_as(user, work, *args, **kwargs):
+    """work(*args, **kwargs) with user's rights; see the module docstring."""
+    if not needs_child(user):
+        return work(*args, **kwargs)
+    creds = credentials(user)
+    handle = _fork.fork_call(_guarded(creds, work, args, kwargs)) if _fork.can_fork() else None
+    if handle is None:
+        raise ChildFailed("could not start a process as %s (fork failed or threads are running)" % creds.name)
+    outcome = _fork.fork_result(handle, plain=True)
+    if not isinstance(outcome, tuple) or len(outcome) != 2:
+        raise ChildFailed("the process acting as %s ended without a result (killed, stopped or failed)"
+                          % creds.name)
+    if outcome[0] != "ok":
+        raise ChildFailed("as %s: %s" % (creds.name, outcome[1]))
+    return outcome[1]
+
+
+def stream_as(user, produce):
+    """Messages that produce(send) sends from a child acting with user's rights; see the module docstring.
+    ChildFailed when the child fails or ends early (every message it sent before is yielded first)."""
+    creds = credentials(user) if needs_child(user) else None
+    name = creds.name if creds is not None else user.name
+
+    def child(send):
+        try:
+            if creds is not None:
+                drop(creds)
+            produce(send)
+            send(("__end__", None))
+        except BaseException as exc:
+            send(("__error__", "%s: %s" % (type(exc).__name__, exc)))
+
+    if not _fork.can_fork():
+        raise ChildFailed("could not start a process as %s (threads are running)" % name)
+    try:
+        messages = _fork.fork_stream(child)
+    except OSError as exc:
+        raise ChildFailed("could not start a process as %s: %s" % (name, exc))
+    return _checked(messages, name)
+
+
+def _checked(messages, name):
+    try:
+        for message in messages:
+            if isinstance(message, tuple) and len(message) == 2 and message[0] in ("__end__", "__error__"):
+                if message[0] == "__error__":
+                    raise ChildFailed("as %s: %s" % (name, message[1]))
+                return
+            yield message
+    except EOFError as exc:
+        raise ChildFailed("the process acting as %s: %s" % (name, exc))
+    finally:
+        messages.close()
+    raise ChildFailed("the process acting as %s ended before it was done (killed, stopped or failed)" % name)
