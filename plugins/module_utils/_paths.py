@@ -22,11 +22,6 @@ import os
 import stat
 from collections import namedtuple
 
-try:
-    import pwd
-except ImportError:  # Windows
-    pwd = None
-
 # path: the canonical text; exists: whether every component was found (False also when a component could not
 # be looked up: permission denied); st: lstat of the last component when it exists, else None; chain: the
 # (st_dev, st_ino) of '/' and of each existing component, in order.
@@ -103,12 +98,8 @@ def lexical(path, field="path"):
 
 
 def _owner(uid):
-    if pwd is not None:
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            pass
-    return str(uid)
+    from ansible_collections.residue.purge.plugins.module_utils._profiles import user_name  # _profiles uses us
+    return user_name(uid)
 
 
 def trusted_link(st):
