@@ -24,7 +24,8 @@ import threading
 # A child that stops (SIGSTOP from the user it runs as) would block its parent forever: after this many
 # seconds without output the parent looks at its state and ends a stopped child.
 STALL_CHECK_SECONDS = 5
-_FRAME = struct.Struct("!Q")
+_FRAME = struct.Struct("!Q")  # each message: its length (8 bytes), then the pickle
+_HEADER = 8
 
 
 def can_fork():
@@ -148,11 +149,11 @@ def _messages(pid, fd):
     buf = b""
     try:
         while True:
-            while len(buf) >= _FRAME.size:
-                size = _FRAME.unpack(buf[:_FRAME.size])[0]
-                if len(buf) < _FRAME.size + size:
+            while len(buf) >= _HEADER:
+                size = int(_FRAME.unpack(buf[:_HEADER])[0])
+                if len(buf) < _HEADER + size:
                     break
-                data, buf = buf[_FRAME.size:_FRAME.size + size], buf[_FRAME.size + size:]
+                data, buf = buf[_HEADER:_HEADER + size], buf[_HEADER + size:]
                 yield safe_loads(data)
             chunk = _read_some(pid, fd)
             if not chunk:

@@ -42,10 +42,9 @@ from collections import namedtuple
 from ansible_collections.residue.purge.plugins.module_utils import _fork
 
 try:
-    import grp
     import pwd
 except ImportError:  # Windows
-    grp = pwd = None
+    pwd = None
 
 Credentials = namedtuple("Credentials", "uid gid groups name")
 # The group a user without a passwd entry runs with (a uid seen only on a process): the overflow group.

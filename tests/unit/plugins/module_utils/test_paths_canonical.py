@@ -27,7 +27,7 @@ def spellings(draw, path):
     parts = [p for p in path.split("/") if p]
     out = "/" * draw(st.integers(1, 3))
     for i, part in enumerate(parts):
-        for _ in range(draw(st.integers(0, 2))):
+        for _dot in range(draw(st.integers(0, 2))):
             out += "." + "/" * draw(st.integers(1, 2))
         out += part
         if i < len(parts) - 1 or draw(st.booleans()):
