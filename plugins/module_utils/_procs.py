@@ -21,6 +21,7 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _procfs
 from ansible_collections.residue.purge.plugins.module_utils._paths import normalise_roots, root_of
+from ansible_collections.residue.purge.plugins.module_utils._text import printable
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     list_users, load_profiles, parse_users_option, select_targets)
 
@@ -64,8 +65,10 @@ class ProcInfo(object):
         self.proc = proc
 
     def to_dict(self):
-        return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "user": self.user,
-                "cmdline": list(self.cmdline), "create_time": self.create_time, "matched_by": self.matched_by}
+        # psutil gives argv and names with undecodable bytes as surrogates: Ansible would refuse the whole result
+        return {"pid": self.pid, "ppid": self.ppid, "name": printable(self.name), "user": self.user,
+                "cmdline": [printable(arg) for arg in self.cmdline], "create_time": self.create_time,
+                "matched_by": self.matched_by}
 
     def __repr__(self):
         return "ProcInfo(pid=%d, name=%r, matched_by=%r)" % (self.pid, self.name, self.matched_by)

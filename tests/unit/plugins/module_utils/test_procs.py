@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import re
 import shutil
@@ -235,6 +236,18 @@ def test_find_by_name_cmdline_and_user(spawn):
     assert unrelated.pid not in by_pid
     assert _procs.find_processes(names=[spawn.name("a")], users=["no-such-user-rp"]) == []
     assert [p.pid for p in _procs.find_processes(names=[spawn.name("a")], users="all")] == [a.pid]
+
+
+def test_result_of_a_process_with_an_undecodable_argv_is_utf8_text(spawn):
+    # a hostile argument (bytes that are not UTF-8) must not make Ansible refuse the whole module result
+    exe = spawn.link("argv", os.path.realpath(sys.executable))
+    popen = subprocess.Popen([os.fsencode(exe), b"-c", b"import time; time.sleep(600)", b"x\xc3\x28\xff\n<b>"])
+    spawn.popens.append(popen)
+    wait_for(lambda: _name(popen.pid) == os.path.basename(exe))
+    [found] = _procs.find_processes(names=[spawn.name("argv")])
+    entry = found.to_dict()
+    assert entry["cmdline"] == [exe, "-c", "import time; time.sleep(600)", "x\\xc3(\\xff\n<b>"]
+    json.dumps(entry).encode("utf-8")  # what Ansible does with the result: no surrogate left
 
 
 def test_find_by_holding_cwd_open_file_and_deleted_file(spawn, tmp_path):
