@@ -14,30 +14,8 @@ report_dir="$top/report"
 logs=$(mktemp -d /tmp/residue-demo.XXXXXX)
 targets='{"residue_targets": ["open_autoglm"], "residue_report_dir": "'"$report_dir"'"}'
 
-summary() {  # the fleet report of the latest run, in a few lines
-  python3 - "$report_dir/latest" "$1" <<'PY'
-import json, os, sys
-run = os.path.realpath(sys.argv[1]); label = sys.argv[2]
-fleet = json.load(open(os.path.join(run, "fleet.json")))
-s, verb = fleet["summary"], ("would free" if fleet["run"]["check_mode"] else "freed")
-h = lambda n: "%.1f MiB" % (n / 1048576.0) if n >= 1048576 else "%.1f KiB" % (n / 1024.0)
-print("== %s: %d host(s) %s; found %s, %s %s, %d process(es) %s" % (
-    label, s["hosts"], ", ".join("%d %s" % (n, k) for k, n in sorted(s["status_counts"].items())),
-    h(s["found_bytes"]), verb, h(s["freed_bytes"]), s["stopped"], "to stop" if fleet["run"]["check_mode"] else "stopped"))
-for r in fleet["hosts"]:
-    for i in r["removed"]:
-        what = {"hf_repo": lambda: "%s in %s" % (i["repo_id"], i["cache"]),
-                "pip": lambda: "%s in %s" % (i["package"], i["path"])}.get(i["kind"], lambda: i["path"])()
-        print("   %-8s %10s  %s" % (i["kind"], h(i["bytes"]) if i["bytes"] else "", what))
-    for b in r.get("held_back", []):
-        print("   held back: %s %s (%s: %s)%s" % (b["kind"], b["item"], b["reason"], b.get("detail") or "",
-              " -- its holder is stopped first in a real run" if fleet["run"]["check_mode"] else ""))
-    if r["verified"]:
-        print("   verified: %s" % ("nothing of the target left, nothing pinned" if r["verified"]["clean"] else "NOT clean"))
-for f in s["failures"]:
-    print("   FAILED %s [%s] %s: %s" % (f["host"], f["phase"], f["item"], f["error"]))
-print("   report: %s/fleet.html (fleet.md, hosts/*.json)" % run)
-PY
+summary() {  # the console summary the report role wrote for the latest run (names escaped, one line each)
+  sed 's/^/   /' "$report_dir/latest/summary.txt"
 }
 
 run_playbook() {  # label, log name, ansible-playbook args...
@@ -57,9 +35,9 @@ if [ "$(id -u)" = 0 ]; then
   run_playbook "seeding Open-AutoGLM (daemon + supervisor, 2 users, 3 HF caches, cron, shared venv)" seed \
     -i "$inv" "$top/tools/lab/seed.yml"
   run_playbook "preview: ansible-playbook residue.purge.purge --check" check -i "$inv" residue.purge.purge --check -e "$targets"
-  summary "preview (check mode, nothing changed)"
+  summary
   run_playbook "purge: ansible-playbook residue.purge.purge" purge -i "$inv" residue.purge.purge -e "$targets"
-  summary "purge"
+  summary
   run_playbook "second run (must change nothing)" again -i "$inv" residue.purge.purge -e "$targets"
   grep -E '^demo-1 +:' "$logs/again.log" | sed 's/^/   /'
 else
@@ -71,8 +49,8 @@ else
   local_args=(-i "localhost," -c local -e "ansible_python_interpreter=$top/.venv/bin/python"
               -e '{"residue_homes": ["'"$home"'"]}' -e "$targets")
   run_playbook "preview: ansible-playbook residue.purge.purge --check" check "${local_args[@]}" residue.purge.purge --check
-  summary "preview (check mode, nothing changed)"
+  summary
   run_playbook "purge: ansible-playbook residue.purge.purge" purge "${local_args[@]}" residue.purge.purge
-  summary "purge"
+  summary
 fi
 echo "== playbook logs: $logs"

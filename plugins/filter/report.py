@@ -19,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
+import unicodedata
 
 from ansible.errors import AnsibleFilterError
 
@@ -81,6 +83,52 @@ def human_bytes(value):
         if abs(value) < 1024 or unit == "TiB":
             return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
         value /= 1024.0
+
+
+# ---------------------------------------------------------------- names as the pages and the console show them
+# Names come from the hosts: a file name may hold newlines, terminal escapes, bidi overrides, bytes that are not
+# UTF-8 (the modules return those as \xNN, and a str with surrogate escapes is shown the same way) or markup.
+# Every page shows each name on one line, whole, as text.
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NOT_PLAIN = re.compile("[^\x20-\x7e]")
+
+
+def _escape_char(match):
+    char = match.group(0)
+    code = ord(char)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the byte that was not UTF-8
+        return "\\x%02x" % (code - 0xDC00)
+    if code < 0x20 or 0x7F <= code < 0xA0:
+        return "\\x%02x" % code
+    if unicodedata.category(char) in ("Cf", "Cs", "Zl", "Zp"):  # bidi overrides, zero-width, line separators
+        return "\\u%04x" % code if code <= 0xFFFF else "\\U%08x" % code
+    return char
+
+
+def text(value):
+    """value as one line of plain text: control and format characters as backslash escapes, nothing dropped."""
+    if value is None:
+        return ""
+    return _NOT_PLAIN.sub(_escape_char, value if isinstance(value, str) else str(value))
+
+
+def md_code(value, cell=True):
+    """value as a Markdown code span: shown literally (no markup, links or HTML), on one line, whole.
+
+    cell: the span sits in a table row, where a pipe must be written \\| (GFM unescapes it before the span).
+    """
+    shown = text(value)
+    if not shown:
+        return ""
+    if cell:
+        shown = shown.replace("|", "\\|")
+    fence = "`" * (max([len(run) for run in re.findall("`+", shown)] + [0]) + 1)
+    # CommonMark strips one space from each side of a span that starts and ends with one (unless all spaces)
+    pad = " " if shown.strip(" ") and (shown[0] in "` " or shown[-1] in "` ") else ""
+    return fence + pad + shown + pad + fence
 
 
 def _list(value):
@@ -444,16 +492,136 @@ def fleet_summary(records):
     }
 
 
-def fleet(records):
-    """fleet_summary plus the sorted host records: what the page templates render."""
+# ---------------------------------------------------------------- wording per mode
+# (kind, preview) -> the words of the pages and the console.  kind: purge (audit is a purge preview), prune, restore.
+_WORDS = {
+    ("purge", False): {
+        "title": "Residue purge report", "items_heading": "What was removed, host by host",
+        "freed": "Freed", "items_label": "Removed items", "items_lc": "item(s) removed", "nothing": "Nothing removed.",
+        "stopped": "Processes stopped", "stopped_short": "Stopped", "stopped_lc": "process(es) stopped",
+        "autostart": "Autostart removed", "banner": ""},
+    ("purge", True): {
+        "title": "Residue purge preview", "items_heading": "What a purge would remove, host by host",
+        "freed": "Would free", "items_label": "Items to remove", "items_lc": "item(s) to remove",
+        "nothing": "Nothing to remove.", "stopped": "Processes to stop", "stopped_short": "To stop",
+        "stopped_lc": "process(es) to stop", "autostart": "Autostart to remove",
+        "banner": "Check mode: nothing was changed. The figures below are the plan of a purge."},
+    ("prune", False): {
+        "title": "Cache prune report", "items_heading": "What was pruned, host by host",
+        "freed": "Freed", "items_label": "Pruned items", "items_lc": "item(s) pruned", "nothing": "Nothing pruned.",
+        "banner": ""},
+    ("prune", True): {
+        "title": "Cache prune preview", "items_heading": "What a prune would remove, host by host",
+        "freed": "Would free", "items_label": "Items to prune", "items_lc": "item(s) to prune",
+        "nothing": "Nothing to prune.",
+        "banner": "Check mode: nothing was changed. The figures below are the plan of a prune."},
+    ("restore", False): {
+        "title": "Restore report", "items_heading": "What was restored, host by host", "nothing": "Nothing restored.",
+        "restored_lc": "restored", "banner": ""},
+    ("restore", True): {
+        "title": "Restore preview", "items_heading": "What a restore would put back, host by host",
+        "nothing": "Nothing to restore.", "restored_lc": "would restore",
+        "banner": "Check mode: nothing was changed."},
+}
+
+
+def wording(run):
+    """The headings and labels of a run's pages and console summary, by what the playbook did and check mode."""
+    run = run if isinstance(run, dict) else {}
+    playbook = run.get("playbook") or "purge"
+    kind = playbook if playbook in ("prune", "restore") else "purge"
+    preview = bool(run.get("check_mode"))
+    words = dict(_WORDS[(kind, preview)], kind=kind, preview=preview, stops=kind == "purge",
+                 frees=kind != "restore")
+    if playbook == "audit":
+        words.update(title="Residue audit",
+                     banner="An audit changes nothing: the figures below are the plan of a purge (what it would "
+                            "stop, remove and free).")
+    return words
+
+
+def _headline(summary, words):
+    """The run in one sentence: hosts by status, then the figures that mean something for this kind of run."""
+    hosts = "%d host(s): %s" % (summary["hosts"], ", ".join(
+        "%d %s" % (n, s) for s, n in sorted(summary["status_counts"].items())) or "none")
+    if words["kind"] == "restore":
+        figures = ["%s %d file(s) from %d archive(s)" % (words["restored_lc"], summary["restored_files"],
+                                                         summary["restored_archives"])]
+    else:
+        figures = ["found %s" % human_bytes(summary["found_bytes"]),
+                   "%s %s" % (words["freed"].lower(), human_bytes(summary["freed_bytes"]))]
+        if words["stops"]:
+            figures.append("%d %s" % (summary["stopped"], words["stopped_lc"]))
+        figures.append("%d %s" % (summary["removed_items"], words["items_lc"]))
+    if summary["held_back"]:
+        figures.append("%d held back" % len(summary["held_back"]))
+    if summary["failures"]:
+        figures.append("%d failure(s)" % len(summary["failures"]))
+    return "%s; %s" % (hosts, ", ".join(figures))
+
+
+def fleet(records, run=None):
+    """fleet_summary plus the sorted host records, the run's wording and its headline: what the pages render."""
     view = fleet_summary(records)
     view["records"] = sorted(records, key=lambda r: r.get("host", ""))
+    view["run"] = run if isinstance(run, dict) else {}
+    view["words"] = wording(run)
+    view["headline"] = _headline(view, view["words"])
+    view["chart_hosts"] = any(freed for _host, freed in view["by_host"])  # an empty chart is not drawn
+    view["chart_targets"] = any(freed for _target, freed in view["by_target"])
     return view
+
+
+def _removed_what(item):
+    if item["kind"] == "hf_repo":
+        return "%s in %s" % (item.get("repo_id"), item.get("cache"))
+    if item["kind"] == "pip":
+        return "%s in %s" % (item.get("package"), item.get("path"))
+    return item.get("path")
+
+
+def summary_lines(view, report_dir=""):
+    """The console summary of a run (residue_fleet's output): one line per host, per item, per failure.
+
+    Every name is shown with text(): a hostile file name cannot break a line or drive the terminal.
+    """
+    if not isinstance(view, dict) or "words" not in view:
+        raise AnsibleFilterError("residue_summary_lines expects the output of residue.purge.residue_fleet")
+    words = view["words"]
+    run_id = view["run"].get("run_id") or ""
+    lines = ["%s %s%s" % (words["title"], text(run_id), " (%s)" % words["banner"] if words["banner"] else ""),
+             "report: %s/fleet.html (fleet.md, fleet.json, hosts/<host>.json)" % text(report_dir),
+             view["headline"]]
+    for rec in view["records"]:
+        if words["kind"] == "restore":
+            restored = rec.get("restored") or {}
+            detail = ("%s %d file(s) from %s" % (words["restored_lc"], restored.get("files") or 0,
+                                                 text(restored.get("archive"))) if restored else words["nothing"])
+        else:
+            detail = "found %s in %d residue(s), %s %s" % (
+                human_bytes(rec["found"]["total_bytes"]), len(rec["found"]["residues"]), words["freed"].lower(),
+                human_bytes(rec["freed_bytes"]))
+            if rec.get("verified"):
+                detail += ", verified %s" % ("clean" if rec["verified"]["clean"] else "NOT clean")
+        lines.append("  %s: %s, %s" % (text(rec["host"]), rec["status"], detail))
+        for item in rec.get("removed", []):
+            lines.append("    - %s %s %s" % (item["kind"], text(_removed_what(item)), human_bytes(item["bytes"])))
+        for entry in rec.get("held_back", []):
+            lines.append("    held back: %s %s (%s: %s)%s" % (
+                entry["kind"], text(entry["item"]), text(entry["reason"]), text(entry.get("detail")),
+                " -- its holder is stopped first in a real run" if words["preview"] and entry["kind"] == "hf_repo"
+                and words["stops"] else ""))
+        for problem in rec.get("problems", []):
+            lines.append("    problem: %s" % text(problem))
+    for fail in view["failures"]:
+        lines.append("  FAILED %s [%s] %s%s" % (text(fail["host"]), text(fail["phase"]),
+                                                "%s: " % text(fail["item"]) if fail["item"] else "", text(fail["error"])))
+    return lines
 
 
 def bar_svg(pairs, title="", width=480):
     """A horizontal bar chart as self-contained inline SVG: one bar per (label, bytes) pair."""
-    pairs = [(str(label), int(value or 0)) for label, value in pairs]
+    pairs = [(text(label), int(value or 0)) for label, value in pairs]
     bar_h, gap, label_w, top = 22, 8, 170, 30
     height = top + len(pairs) * (bar_h + gap) + 10
     peak = max([pair[1] for pair in pairs] + [1])
@@ -482,6 +650,9 @@ class FilterModule(object):
             "residue_host_record": host_record,
             "residue_fleet": fleet,
             "residue_fleet_summary": fleet_summary,
+            "residue_summary_lines": summary_lines,
+            "residue_text": text,
+            "residue_md": md_code,
             "residue_bar_svg": bar_svg,
             "residue_human_bytes": human_bytes,
         }

@@ -82,12 +82,13 @@ def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
     proc, residue, keep, report = run_purge(tmp_path, ["--check", "-e", "residue_hosts=good"])
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (residue / "sub" / "weights.bin").stat().st_size == 200000
-    fleet, hosts, _latest = load_run(report)
+    fleet, hosts, latest = load_run(report)
     assert fleet["run"]["check_mode"] is True
     assert set(hosts) == {"good"}
     assert hosts["good"]["status"] == "preview"
     assert [i["path"] for i in hosts["good"]["removed"]] == [str(residue)]
-    assert "check mode: the plan, nothing changed" in proc.stdout
+    assert "Residue purge preview" in proc.stdout and "1 item(s) to remove" in proc.stdout
+    assert "What a purge would remove" in (latest / "fleet.md").read_text()
 
 
 def test_backup_then_restore_puts_the_files_back(tmp_path):

@@ -7,13 +7,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import html
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings, strategies as st
+from markdown_it import MarkdownIt
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.residue.purge.plugins.filter.report import bar_svg, fleet, host_record, human_bytes
+from ansible_collections.residue.purge.plugins.filter.report import (
+    bar_svg, fleet, host_record, human_bytes, md_code, summary_lines, text, wording)
 
 RUN = {"run_id": "20261126T140000Z-purge-1", "started": "2026-11-26 14:00:00", "targets": ["open_autoglm"],
        "check_mode": False, "completed": True, "reachable": True}
@@ -234,3 +239,112 @@ def test_pip_packages_are_attributed_to_the_target_that_found_them():
     rec = host_record(results, "h1", dict(RUN, targets=["open_autoglm", "ollama"]))
     targets = dict((i["package"].split()[0], i["target"]) for i in rec["removed"] if i["kind"] == "pip")
     assert targets == {"open-autoglm": "open_autoglm", "autoglm-core": "unattributed"}
+
+
+# ---------------------------------------------------------------- names on the pages, wording per mode
+
+GFM = MarkdownIt("commonmark").enable("table")
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("plain/path with spaces", "plain/path with spaces"),
+    ("a\nb\r\tc", "a\\nb\\r\\tc"),
+    ("esc\x1b[2Jbell\x07del\x7fc1\x85", "esc\\x1b[2Jbell\\x07del\\x7fc1\\x85"),
+    ("bad\udcff\udcc3", "bad\\xff\\xc3"),  # a str with surrogate escapes shows the bytes as modules do
+    ("already\\xff", "already\\xff"),  # what modules return for such bytes stays as it is
+    ("rtl\u202eevil\u2066zw\u200bls\u2028", "rtl\\u202eevil\\u2066zw\\u200bls\\u2028"),
+    ("é 中文 🙂 <b>|`", "é 中文 🙂 <b>|`"),
+    (None, ""), (42, "42"),
+])
+def test_text_is_one_line_with_every_character_shown(raw, shown):
+    assert text(raw) == shown
+
+
+def cell_text(markdown_cell):
+    """Render `| x |` as a one-row GFM table; the cell's content, and every tag of the rendered HTML."""
+    html = GFM.render("| h |\n|---|\n| %s |\n" % markdown_cell)
+    tags = re.findall(r"<(\w+)", html)
+    body = html.split("<tbody>")[1]
+    cells = re.findall(r"<td>(.*?)</td>", body, re.S)
+    return cells, tags
+
+
+MARKUP = st.sampled_from(list("`|\\ <>*_[]()&;#!~=-:\n\r\t\x1b\u202e") + ["&amp;", "<b>", "```", "\\|"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(MARKUP | st.characters(), max_size=30).map("".join))
+def test_md_code_shows_any_name_literally_in_one_table_cell(name):
+    cells, tags = cell_text(md_code(name))
+    assert len(cells) == 1, (name, cells)
+    assert set(tags) <= {"table", "thead", "tr", "th", "tbody", "td", "code"}, (name, tags)
+    shown = text(name)
+    if shown:
+        code = re.fullmatch(r"<code>(.*)</code>", cells[0], re.S)
+        assert code, (name, cells[0])
+        assert html_unescape(code.group(1)) == shown, (name, code.group(1))
+
+
+def html_unescape(value):
+    return html.unescape(value)
+
+
+@pytest.mark.parametrize("name", ["a|b", "`tick`", "``", "` lead", "trail `", " ", "<script>x</script>",
+                                  "[l](javascript:x)", "**b**", "\\|", "a\\", "&amp;", "x\ny"])
+def test_md_code_markup_examples(name):
+    cells, tags = cell_text(md_code(name))
+    assert html_unescape(re.fullmatch(r"<code>(.*)</code>", cells[0], re.S).group(1)) == text(name)
+
+
+def test_md_code_outside_a_table_keeps_pipes():
+    assert md_code("a|b", cell=False) == "`a|b`"
+    assert GFM.render("# " + md_code("x|`y`", cell=False)) == "<h1><code>x|`y`</code></h1>\n"
+
+
+@pytest.mark.parametrize("playbook, check, title, heading", [
+    ("purge", False, "Residue purge report", "What was removed, host by host"),
+    ("purge", True, "Residue purge preview", "What a purge would remove, host by host"),
+    ("audit", True, "Residue audit", "What a purge would remove, host by host"),
+    ("prune", False, "Cache prune report", "What was pruned, host by host"),
+    ("prune", True, "Cache prune preview", "What a prune would remove, host by host"),
+    ("restore", False, "Restore report", "What was restored, host by host"),
+    ("restore", True, "Restore preview", "What a restore would put back, host by host"),
+])
+def test_each_mode_has_its_own_words(playbook, check, title, heading):
+    words = wording({"playbook": playbook, "check_mode": check})
+    assert (words["title"], words["items_heading"]) == (title, heading)
+    assert bool(words["banner"]) == check
+    assert words["stops"] == (playbook in ("purge", "audit")) and words["frees"] == (playbook != "restore")
+
+
+def test_restore_summary_counts_files_not_bytes():
+    rec = host_record({"restored": {"changed": True, "src": "/b/r.tar.gz", "files": ["a", "b", "c"]}}, "h1",
+                      dict(RUN, targets=[]))
+    view = fleet([rec], {"playbook": "restore", "run_id": "r1", "check_mode": False})
+    lines = summary_lines(view, "/rep/r1")
+    assert lines[0] == "Restore report r1"
+    assert lines[2] == "1 host(s): 1 ok; restored 3 file(s) from 1 archive(s)"
+    assert lines[3] == "  h1: ok, restored 3 file(s) from /b/r.tar.gz"
+    assert not any("found" in line or "freed" in line for line in lines)
+    assert view["chart_hosts"] is False and view["chart_targets"] is False
+
+
+def test_purge_summary_one_line_per_item_and_failure_with_names_escaped():
+    results = full_results()
+    results["removed"] = dict(results["removed"], failures=[{"path": "/h/a\nb\x1b[2J", "error": "EPERM"}])
+    view = fleet([host_record(results, "h1", RUN)], {"playbook": "purge", "run_id": "r2"})
+    lines = summary_lines(view, "/rep/r2")
+    assert lines[2] == ("1 host(s): 1 failed; found 3.0 MiB, freed 3.0 MiB, 1 process(es) stopped, 5 item(s) "
+                        "removed, 1 failure(s)")
+    assert "  FAILED h1 [sweep] /h/a\\nb\\x1b[2J: EPERM" in lines
+    assert [line for line in lines if line.startswith("    - ")] == [
+        "    - path /home/alice/.cache/open-autoglm 4.0 KiB", "    - path /home/alice/.ollama/models/x 100 B",
+        "    - hf_repo zai-org/AutoGLM-Phone-9B in /data/hf/hub 3.0 MiB",
+        "    - pip open-autoglm 0.4.0 in /opt/ml/venv 0 B", "    - pip autoglm-core 0.4.1 in /opt/ml/venv 0 B"]
+    assert all("\n" not in line and "\x1b" not in line for line in lines)
+    assert view["chart_hosts"] and view["chart_targets"]
+
+
+def test_summary_lines_wants_the_fleet_view():
+    with pytest.raises(AnsibleFilterError):
+        summary_lines({"hosts": 1})
