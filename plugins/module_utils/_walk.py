@@ -540,6 +540,16 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     return result
 
 
+def remove_at(parent_fd, name, path, one_file_system=True, parallel=True):
+    """remove_tree of parent_fd/name for a caller that already holds the parent's descriptor, reached without
+    following links (hf_cache's plan executor): the same engine, checks and counts. path names the entry in
+    messages and in the mount table."""
+    result = RemovalResult()
+    _remove_at(_to_bytes(path), parent_fd, name, one_file_system, _Keep(None), None, _time_getter("atime"),
+               False, None, parallel, None, result)
+    return result
+
+
 def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry, parallel,
                expect, result):
     try:

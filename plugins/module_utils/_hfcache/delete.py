@@ -11,6 +11,7 @@ import errno
 import os
 
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _IFDIR, _IFMT, _O_DIR, _err
+from ansible_collections.residue.purge.plugins.module_utils._walk import remove_at
 
 
 # ------------------------------------------------------------------------------------------ deletion
@@ -31,48 +32,23 @@ def _open_below(root_fd, parts):
     return fd
 
 
-def _rmtree_at(parent_fd, name, dev, failures, path, depth=0):
-    """rm -rf of parent_fd/name without following links or leaving the file system (dev)."""
+def _rmtree_at(parent_fd, name, dev, failures, path):
+    """rm -rf of parent_fd/name with the collection's one removal engine (_walk), never through a link and
+    never into another file system; what stays is a failure (the plan counted it as freed)."""
     try:
         st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     except OSError as e:
         if e.errno != errno.ENOENT:
             failures.append("%s: %s" % (path, _err(e)))
         return
-    if st.st_mode & _IFMT != _IFDIR:
-        try:
-            os.unlink(name, dir_fd=parent_fd)
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                failures.append("%s: %s" % (path, _err(e)))
-        return
-    if st.st_dev != dev:
+    if st.st_mode & _IFMT == _IFDIR and st.st_dev != dev:
         failures.append("%s: on another file system, not removed" % path)
         return
-    if depth > 256:
-        failures.append("%s: nested too deep, not removed" % path)
-        return
-    try:
-        fd = os.open(name, _O_DIR, dir_fd=parent_fd)
-    except OSError as e:
-        failures.append("%s: %s" % (path, _err(e)))
-        return
-    try:
-        fst = os.fstat(fd)
-        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-            failures.append("%s: replaced during removal, not removed" % path)
-            return
-        with os.scandir(fd) as it:
-            names = [e.name for e in it]
-        for child in names:
-            _rmtree_at(fd, child, dev, failures, path + "/" + child, depth + 1)
-    finally:
-        os.close(fd)
-    try:
-        os.rmdir(name, dir_fd=parent_fd)
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            failures.append("%s: %s" % (path, _err(e)))
+    result = remove_at(parent_fd, name, path, parallel=False)  # serial as before: one fork per repo would cost more than it saves
+    failures.extend("%s: %s" % (where, text) for where, text in result.failed)
+    if result.failed_count > len(result.failed):
+        failures.append("%s: %d more failures not listed" % (path, result.failed_count - len(result.failed)))
+    failures.extend(result.problems)
 
 
 def _unlink_at(parent_fd, name, failures, path):
