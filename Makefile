@@ -28,7 +28,7 @@ export ATEST_HOME ?= /tmp/residue-purge-atest$(TOP)/home
 PYTEST := $(VENV)/bin/python -m pytest
 # make test runs these in order (tools/stages.sh times each and prints the table at the end); each unit test
 # runs once, in ansible-test units (make unit is the same tests, for a quick loop).
-TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) py38 lint integration molecule
+TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) py38 lint docs integration molecule
 
 .PHONY: help bootstrap demo test unit sanity units py38 generate docs lint integration molecule bench atest-tree ee
 
