@@ -109,14 +109,36 @@ def render(readme, generated):
     return readme[:match.start(1)] + "\n" + generated + "\n" + readme[match.end(1):]
 
 
+def shared_variable_drift(role_dirs):
+    """A residue_* variable is one thing in every role that declares it: the same description, type and
+    elements (whether it is required may differ: the report role runs without targets). Messages per drift."""
+    seen = {}
+    for role_dir in role_dirs:
+        with open(os.path.join(role_dir, "meta", "argument_specs.yml")) as f:
+            specs = yaml.safe_load(f)["argument_specs"]
+        for entry_point, spec in sorted(specs.items()):
+            for name, option in sorted((spec.get("options") or {}).items()):
+                if name.startswith("residue_"):
+                    text = json.dumps([option.get(k) for k in ("description", "type", "elements")])
+                    where = "%s (%s)" % (os.path.basename(role_dir), entry_point)
+                    seen.setdefault(name, {}).setdefault(text, []).append(where)
+    return ["%s differs between roles: %s" % (name, " / ".join(", ".join(w) for w in variants.values()))
+            for name, variants in sorted(seen.items()) if len(variants) > 1]
+
+
 def main():
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--check", action="store_true", help="only report READMEs that differ; change nothing")
     check = args.parse_args().check
     stale = []
-    for role_dir in sorted(glob.glob(os.path.join(TOP, "roles", "*"))):
-        if not os.path.isfile(os.path.join(role_dir, "meta", "argument_specs.yml")):
-            continue
+    role_dirs = [d for d in sorted(glob.glob(os.path.join(TOP, "roles", "*")))
+                 if os.path.isfile(os.path.join(d, "meta", "argument_specs.yml"))]
+    drift = shared_variable_drift(role_dirs)
+    for text in drift:
+        print("role_docs: %s" % text, file=sys.stderr)
+    if drift:
+        return 1
+    for role_dir in role_dirs:
         path = os.path.join(role_dir, "README.md")
         with open(path) as f:
             current = f.read()
