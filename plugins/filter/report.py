@@ -59,7 +59,14 @@ def _result(value):
     return value
 
 
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")  # C:\... or \\server\share\...
+
+
 def _under(path, root):
+    """path is root or inside it; Windows paths (a drive or UNC root) by backslash, without regard to case."""
+    if _WINDOWS_PATH.match(root):
+        path, root = path.lower(), root.lower()
+        return path == root or path.startswith(root.rstrip("\\") + "\\")
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
@@ -181,12 +188,33 @@ def _stopped(why):
     return normalise
 
 
-def _autostart(kind):
+def _autostart_item(entry):
+    """What one POSIX autostart entry is, in one line: the unit, the launchd label, or the file."""
+    return entry.get("unit") or entry.get("label") or entry.get("path") or "?"
+
+
+def _service_item(entry):
+    """A Windows service by its name, and its display name when that says more."""
+    name, shown = entry.get("name") or "?", entry.get("display_name")
+    return "%s (%s)" % (name, shown) if shown and shown != name else name
+
+
+def _task_item(entry):
+    """A scheduled task by its full name: its folder (TaskPath, ending in a backslash) and its name."""
+    folder = entry.get("path") or "\\"
+    return folder + ("" if folder.endswith("\\") else "\\") + (entry.get("name") or "?")
+
+
+def _run_value_item(entry):
+    """A Run/RunOnce value: key\\name = the command it started."""
+    return "%s\\%s = %s" % (entry.get("key") or "?", entry.get("name") or "", entry.get("command") or "")
+
+
+def _autostart(kind, item=_autostart_item):
     def normalise(value, result, phase):
         out = []
         for entry in _list(value):
-            what = entry.get("unit") or entry.get("label") or entry.get("path") or "?"
-            out.append(dict(entry, kind=kind, item=what))
+            out.append(dict(entry, kind=kind, item=item(entry)))
         return {"autostart": out}
     return normalise
 
@@ -216,8 +244,10 @@ def _as_is(part):
 def _hf_deleted(value, result, phase):
     out = []
     for item in _list(value):
-        repo_path = item.get("path") or os.path.join(item.get("cache") or "", item.get("repo_type", "model") + "s--"
-                                                     + (item.get("repo_id") or "").replace("/", "--"))
+        cache = item.get("cache") or ""
+        folder = item.get("repo_type", "model") + "s--" + (item.get("repo_id") or "").replace("/", "--")
+        repo_path = item.get("path") or (cache.rstrip("\\") + "\\" + folder if _WINDOWS_PATH.match(cache)
+                                         else os.path.join(cache, folder))
         out.append({"kind": "hf_repo", "target": None, "path": repo_path, "repo_id": item.get("repo_id"),
                     "cache": item.get("cache"), "revisions": item.get("revisions"),
                     "bytes": int(item.get("freed_bytes") or 0)})
@@ -299,6 +329,11 @@ RESULT_KEYS = {
         "cron": _autostart("cron"),
         "xdg": _autostart("xdg"),
         "launchd": _autostart("launchd"),
+        # Windows (win_autostart): the same record part, one kind per mechanism
+        "services": _autostart("windows_service", _service_item),
+        "scheduled_tasks": _autostart("scheduled_task", _task_item),
+        "run_keys": _autostart("run_key", _run_value_item),
+        "startup_items": _autostart("startup_item"),
         "failures": _failed_items,
         "problems": _problems,
     },

@@ -146,7 +146,7 @@ def page_texts(run_dir):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """The stored results through the report role, one run per mode: {mode: (run dir, ansible output, hosts)}."""
-    clean, partial, preview = (contract.load(s) for s in ("clean", "partial", "preview"))
+    clean, partial, preview, windows = (contract.load(s) for s in ("clean", "partial", "preview", "windows"))
     sweep = ("found", "hf", "removed")  # prune.yml runs preflight and sweep only
     runs = {
         "purge": ("purge", {"h-clean": (clean, [s for s in REGISTERED if s != "restored"], True),
@@ -155,6 +155,8 @@ def rendered(tmp_path_factory):
         "audit": ("audit", {"h-preview": (preview, list(REGISTERED), True)}, True),
         "prune": ("prune", {"h-clean": (clean, sweep, True)}, False),
         "restore": ("restore", {"h-clean": (clean, ["restored"], True)}, False),
+        # a Windows host's results (constructed: no Windows here) through the same role and pages
+        "windows": ("purge", {"h-windows": (windows, [s for s in REGISTERED if s != "restored"], False)}, False),
     }
     out = {}
     for mode, (playbook, hosts, check) in runs.items():
@@ -168,7 +170,7 @@ def read(run_dir, name):
         return f.read()
 
 
-@pytest.mark.parametrize("mode", ["purge", "preview"])
+@pytest.mark.parametrize("mode", ["purge", "preview", "windows"])
 def test_every_item_of_the_real_results_reaches_the_pages(rendered, mode):
     import json
     from ansible_collections.residue.purge.plugins.filter.report import text
@@ -238,3 +240,17 @@ def test_empty_charts_are_not_drawn(rendered):
         assert read(rendered[mode][0], "fleet.html").count("<svg") == 2
     assert "<svg" not in read(rendered["restore"][0], "fleet.html")
     assert "per target" not in read(rendered["restore"][0], "fleet.md")
+
+
+def test_a_windows_host_shows_its_autostart_entries(rendered):
+    """services, scheduled tasks, Run values and Startup shortcuts are listed as a Linux host's units are."""
+    from ansible_collections.residue.purge.plugins.filter.report import text
+    run_dir, output, _hosts = rendered["windows"]
+    assert "Traceback" not in output
+    shown = dict((name, shown) for name, (shown, _tags) in page_texts(run_dir).items())
+    for kind, item in (("windows_service", "OllamaSvc (Ollama model server)"),
+                       ("scheduled_task", "\\Ollama\\OllamaUpdate"),
+                       ("run_key", "CurrentVersion\\Run\\Ollama = "),
+                       ("startup_item", "Startup\\Ollama.lnk")):
+        for page, body in shown.items():
+            assert kind in body and text(item) in body, (page, kind, item)

@@ -17,6 +17,10 @@ import re
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "module_results")
 SCENARIOS = ("clean", "partial", "preview")
+# Results of the win_*.ps1 modules, constructed from their code and checked against their win_*.py RETURN (no
+# Windows host runs here to capture them); each scenario's `note` says so.  The Windows modules' docs apply.
+WINDOWS_SCENARIOS = ("windows",)
+ALL_SCENARIOS = SCENARIOS + WINDOWS_SCENARIOS
 
 # A key whose name says "something went wrong or was left": the report must carry it (RESULT_KEYS not None)
 # and EXPECTED below must say where it shows.
@@ -29,6 +33,11 @@ EXPECTED = {
     ("discover", "problems"): ("problems", None),
     ("autostart", "failures"): ("failed", ("path", "error")),
     ("autostart", "problems"): ("problems", None),
+    # Windows autostart entries show like systemd units: one autostart entry each, named in the pages
+    ("autostart", "services"): ("autostart", ("name",)),
+    ("autostart", "scheduled_tasks"): ("autostart", ("path", "name")),
+    ("autostart", "run_keys"): ("autostart", ("key", "name", "command")),
+    ("autostart", "startup_items"): ("autostart", ("path",)),
     ("reap", "terminated"): ("stopped", ("name", "pid")),
     ("reap", "survivors"): ("failed", ("name", "pid", "error")),
     ("reap", "spared"): ("held_back", ("name", "pid")),

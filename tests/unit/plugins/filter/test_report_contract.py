@@ -26,15 +26,18 @@ MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..
 OURS = ("discover", "autostart", "reap", "hf_cache", "remove", "pip_remove", "open_deleted")
 
 
-def returned(scenarios=contract.SCENARIOS):
-    """(scenario, module, result) of every stored result."""
+def returned(scenarios=contract.ALL_SCENARIOS):
+    """(scenario, module, result) of every stored result (a skipped task's result is no module's)."""
     for scenario in scenarios:
         for step in contract.load(scenario)["steps"]:
-            yield scenario, step["module"], step["result"]
+            if not step["result"].get("skipped"):
+                yield scenario, step["module"], step["result"]
 
 
-def return_doc(module):
-    """The module's RETURN, parsed as ansible-doc parses it."""
+def return_doc(module, scenario="clean"):
+    """The module's RETURN (its Windows twin's for a Windows scenario), parsed as ansible-doc parses it."""
+    if scenario in contract.WINDOWS_SCENARIOS:
+        module = "win_" + module
     with open(os.path.join(MODULES_DIR, module + ".py")) as f:
         text = f.read()
     start = text.index('RETURN = r"""') + len('RETURN = r"""')
@@ -47,7 +50,7 @@ def run_of(doc):
 
 
 def test_the_fixtures_cover_every_module_with_success_and_partial_failure():
-    seen = set((scenario, module) for scenario, module, _result in returned())
+    seen = set((scenario, module) for scenario, module, _result in returned(contract.SCENARIOS))
     for module in OURS:
         assert ("clean", module) in seen and ("partial", module) in seen, module
     failed = set(module for scenario, module, result in returned(("partial",)) if result.get("failed"))
@@ -66,10 +69,10 @@ def test_every_returned_key_is_in_the_reports_contract(module):
 
 @pytest.mark.parametrize("module", OURS)
 def test_every_returned_key_is_documented_in_return(module):
-    doc = return_doc(module)
-    for _s, m, result in returned():
+    for scenario, m, result in returned():
         if m != module:
             continue
+        doc = return_doc(module, scenario)
         for key, value in result.items():
             if key in ANSIBLE_KEYS:
                 continue
@@ -84,6 +87,8 @@ def test_every_returned_key_is_documented_in_return(module):
 @pytest.mark.parametrize("module", OURS)
 def test_failure_like_keys_are_carried_and_expected(module):
     documented = set(return_doc(module))
+    if os.path.exists(os.path.join(MODULES_DIR, "win_%s.py" % module)):
+        documented |= set(return_doc(module, contract.WINDOWS_SCENARIOS[0]))
     seen = set(k for _s, m, result in returned() if m == module for k in result)
     for key in sorted((documented | seen | set(RESULT_KEYS[module])) - ANSIBLE_KEYS):
         if not contract.FAILURE_LIKE.search(key):
@@ -93,7 +98,7 @@ def test_failure_like_keys_are_carried_and_expected(module):
         assert (module, key) in contract.EXPECTED, "say in report_contract.EXPECTED where %s.%s shows" % (module, key)
 
 
-@pytest.mark.parametrize("scenario", contract.SCENARIOS)
+@pytest.mark.parametrize("scenario", contract.ALL_SCENARIOS)
 def test_every_item_of_the_real_results_reaches_the_host_record(scenario):
     doc = contract.load(scenario)
     record = host_record(contract.slots(doc), "h-" + scenario, run_of(doc))
@@ -130,3 +135,55 @@ def test_preview_is_the_plan():
     assert record["status"] == "preview" and record["verified"] is None
     assert [s["outcome"] for s in record["stopped"]] == ["would_stop"]
     assert record["removed"] and record["freed_bytes"] > 300000
+
+
+def test_windows_fixture_has_every_windows_return_key():
+    """The constructed Windows results set every key the win_*.ps1 modules always return (as their docs say)."""
+    for _s, module, result in returned(contract.WINDOWS_SCENARIOS):
+        doc = return_doc(module, "windows")
+        always = set(k for k, v in doc.items() if v.get("returned", "always") == "always")
+        assert always <= set(result), (module, sorted(always - set(result)))
+
+
+def test_windows_host_shows_its_autostart_entries_like_units():
+    """services, scheduled tasks, Run values and Startup items are autostart entries with a kind and a name."""
+    doc = contract.load("windows")
+    record = host_record(contract.slots(doc), "win1", run_of(doc))
+    shown = [(a["kind"], a["item"]) for a in record["autostart"]]
+    assert shown == [
+        ("windows_service", "OllamaSvc (Ollama model server)"),
+        ("scheduled_task", "\\Ollama\\OllamaUpdate"),
+        ("run_key", "HKU\\S-1-5-21-1-2-3-1001\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\Ollama = "
+                    "\"C:\\Users\\ana\\AppData\\Local\\Programs\\Ollama\\ollama app.exe\""),
+        ("startup_item", "C:\\Users\\ana\\AppData\\Roaming\\Microsoft\\Windows\\Start Menu\\Programs\\Startup\\Ollama.lnk"),
+    ]
+    assert all(a["targets"] == ["ollama"] for a in record["autostart"])
+
+
+def test_windows_host_record_attributes_and_fails_like_any_other():
+    doc = contract.load("windows")
+    run = dict(run_of(doc), targets=["ollama", "hf_models"])
+    record = host_record(contract.slots(doc), "win1", run)
+    assert record["status"] == "failed"
+    assert set(f["phase"] for f in record["failed"]) == {"stop", "sweep"}
+    # with two targets, a removed item without one is attributed by the discovered residue containing it:
+    # Windows paths (backslashes, any case) as POSIX ones
+    hf = [i for i in record["removed"] if i["kind"] == "hf_repo"]
+    assert [i["target"] for i in hf] == ["hf_models"] and hf[0]["path"].endswith("\\models--org--tiny")
+    assert record["freed_by_target"] == {"ollama": 8192, "hf_models": 65536}
+    assert record["verified"]["clean"] is False and record["verified"]["residues_left"][0]["path"].endswith("models")
+    assert [s["name"] for s in record["stopped"]] == ["ollama.exe"]
+
+
+def test_windows_paths_are_attributed_by_containment_without_regard_to_case():
+    """remove with explicit paths returns no target: the discovered residue that contains the path names it."""
+    found = {"residues": [{"target": "ollama", "kind": "path", "path": "C:\\Users\\ana\\.ollama", "bytes": 10},
+                          {"target": "lmstudio", "kind": "path", "path": "C:\\Users\\ana\\.ollama-old", "bytes": 1}],
+             "total_bytes": 11}
+    removed = {"removed": [{"path": "c:\\users\\ANA\\.ollama\\models", "target": None, "bytes": 7},
+                           {"path": "C:\\Users\\ana\\.ollama-old\\x", "target": None, "bytes": 1},
+                           {"path": "C:\\Users\\ana\\.ollamaX", "target": None, "bytes": 2}],
+               "failures": [], "failed_count": 0, "problems": []}
+    run = {"targets": ["ollama", "lmstudio"], "completed": True}
+    record = host_record({"found": found, "removed": removed}, "win1", run)
+    assert [i["target"] for i in record["removed"]] == ["ollama", "lmstudio", "unattributed"]
