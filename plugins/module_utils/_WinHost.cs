@@ -125,11 +125,12 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
         public static readonly string[] CacheEnvVars = {
             "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "XDG_CACHE_HOME",
             "XDG_CONFIG_HOME", "XDG_DATA_HOME", "TORCH_HOME", "MODELSCOPE_CACHE", "OLLAMA_MODELS", "PIP_CACHE_DIR",
-            "LOCALAPPDATA", "APPDATA", "TMPDIR",
+            "LOCALAPPDATA", "APPDATA", "TMPDIR", "TMP", "TEMP",
         };
 
         public static readonly string[] SystemProtected = {
-            @"C:\", @"C:\Windows", @"C:\Users", @"C:\Program Files", @"C:\Program Files (x86)", @"C:\ProgramData",
+            @"C:\", @"C:\Windows", @"C:\Windows\Temp", @"C:\Users", @"C:\Program Files", @"C:\Program Files (x86)",
+            @"C:\ProgramData",
         };
 
         // Inside a home: directories many tools share. A residue may live below them, never be them.
@@ -177,11 +178,13 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
 
         // ------------------------------------------------------------ paths
 
+        /// <summary>_profiles._isabs for Windows: a drive and its root (C:\...) or a UNC share (\\server\share...);
+        /// not root-relative (\foo), not drive-relative (C:foo), not the \\?\ and \\.\ device namespaces.</summary>
         public static bool IsAbsolute(string path)
         {
             if (String.IsNullOrEmpty(path))
                 return false;
-            return Regex.IsMatch(path, @"^[A-Za-z]:[\\/]") || path.StartsWith(@"\\") || path.StartsWith("//");
+            return Regex.IsMatch(path, @"^(?:[A-Za-z]:[\\/]|[\\/]{2}(?![?.][\\/])[^\\/]+[\\/]+[^\\/]+)");
         }
 
         /// <summary>ntpath.normpath for absolute paths: '/' becomes '\', '.' and empty parts go, '..' pops.</summary>
@@ -196,7 +199,7 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             }
             else if (p.Length >= 2 && p[1] == ':')
             {
-                prefix = p.Substring(0, 2).ToUpperInvariant();
+                prefix = p.Substring(0, 2);  // the drive letter as given, as ntpath.normpath
                 p = p.Substring(2);
                 if (p.StartsWith(@"\"))
                     prefix += @"\";
@@ -232,8 +235,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             string value;
             if (env == null || !env.TryGetValue(name, out value) || String.IsNullOrEmpty(value))
                 return null;
-            if (value == "~" || value.StartsWith("~/"))
-                value = home + value.Substring(1);  // as _profiles._env_path: '~' and '~/...' only
+            if (value == "~" || value.StartsWith("~/") || value.StartsWith(@"~\"))
+                value = home + value.Substring(1);  // as _profiles._env_path: '~', '~/...' and '~\...'
             if (!IsAbsolute(value))
                 return null;  // relative to a daemon's working directory: not a place we can name
             return NormPath(value);
@@ -257,7 +260,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             values["torch_home"] = e("TORCH_HOME") ?? NormPath(Join(xdgCache, "torch"));
             values["modelscope_cache"] = e("MODELSCOPE_CACHE") ?? NormPath(Join(xdgCache, "modelscope"));
             values["pip_cache"] = e("PIP_CACHE_DIR") ?? NormPath(Join(userCache, "pip", "Cache"));
-            values["tmp"] = e("TMPDIR") ?? @"C:\Windows\Temp";
+            // the user's own %TMP%/%TEMP% (GetTempPath's order), by default %LOCALAPPDATA%\Temp
+            values["tmp"] = e("TMP") ?? e("TEMP") ?? Join(userCache, "Temp");
             if (env != null)
             {
                 foreach (KeyValuePair<string, string> kv in env)
@@ -589,6 +593,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             // something else points elsewhere, and then only for that account.
             own.Remove("LOCALAPPDATA");
             own.Remove("APPDATA");
+            own.Remove("TMP");  // the module's session temp directory, not a place the user's tools use
+            own.Remove("TEMP");
             if (own.Count > 0)
             {
                 string me = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);

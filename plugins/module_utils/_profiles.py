@@ -38,6 +38,9 @@ CACHE_ENV_VARS = (
     "XDG_CONFIG_HOME", "XDG_DATA_HOME", "TORCH_HOME", "MODELSCOPE_CACHE", "OLLAMA_MODELS", "PIP_CACHE_DIR",
     "LOCALAPPDATA", "APPDATA", "TMPDIR",
 )
+# Windows' temporary directory variables (GetTempPath: TMP, then TEMP), read from each user's registry
+# Environment by the Windows modules; POSIX uses TMPDIR.
+WINDOWS_TEMP_VARS = ("TMP", "TEMP")
 
 PLACEHOLDERS = (
     "home", "user_cache", "user_config", "user_data", "hf_home", "hf_hub_cache", "torch_home",
@@ -107,8 +110,12 @@ _SYSTEM_PROTECTED = (
     "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private", "/private/tmp", "/private/var",
     "/usr/share/ollama", "/usr/share/ollama/.ollama",
 )
-_WINDOWS_PROTECTED = ("C:\\", "C:\\Windows", "C:\\Users", "C:\\Program Files", "C:\\Program Files (x86)",
-                      "C:\\ProgramData")
+_WINDOWS_PROTECTED = ("C:\\", "C:\\Windows", "C:\\Windows\\Temp", "C:\\Users", "C:\\Program Files",
+                      "C:\\Program Files (x86)", "C:\\ProgramData")
+# An absolute Windows path: a drive and its root (C:\...), or a UNC share (\\server\share...). Not root-relative
+# (\foo: on the current drive), not drive-relative (C:foo), not the \\?\ and \\.\ device namespaces.
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|[\\/]{2}(?![?.][\\/])[^\\/]+[\\/]+[^\\/]+)")
+_WINDOWS_ROOT = re.compile(r"^(?:[A-Za-z]:\\?|\\\\[^\\]+\\[^\\]+\\?)$")
 # Directories inside a home that hold many tools' data: a residue may live below them, never be them.
 _HOME_PROTECTED = (
     "", ".cache", ".config", ".local", ".local/share", ".local/lib", ".local/bin", ".ssh", "Library",
@@ -436,13 +443,20 @@ def _dedupe_contexts(contexts):
 
 # ---------------------------------------------------------------- placeholders
 
+def _isabs(path, pathmod):
+    """pathmod.isabs, but for Windows only a drive with its root or a UNC share (see _WINDOWS_ABSOLUTE)."""
+    if pathmod is ntpath:
+        return bool(_WINDOWS_ABSOLUTE.match(path))
+    return pathmod.isabs(path)
+
+
 def _env_path(environ, name, home, pathmod):
     value = (environ or {}).get(name)
     if not value:
         return None
-    if value == "~" or value.startswith("~/"):
+    if value == "~" or value.startswith("~/") or (pathmod is ntpath and value.startswith("~\\")):
         value = home + value[1:]
-    if not pathmod.isabs(value):
+    if not _isabs(value, pathmod):
         return None  # a relative cache variable depends on the daemon's cwd: not a location we can name
     return pathmod.normpath(value)
 
@@ -484,7 +498,8 @@ def placeholder_values(user, environ=None, system=None):
         "torch_home": e("TORCH_HOME") or pm.join(xdg_cache, "torch"),
         "modelscope_cache": e("MODELSCOPE_CACHE") or pm.join(xdg_cache, "modelscope"),
         "pip_cache": e("PIP_CACHE_DIR") or pip_cache,
-        "tmp": e("TMPDIR") or ("C:\\Windows\\Temp" if windows else "/tmp"),
+        # Windows: the user's own %TMP%/%TEMP% (GetTempPath's order), by default %LOCALAPPDATA%\Temp
+        "tmp": (e("TMP") or e("TEMP") or pm.join(user_cache, "Temp")) if windows else (e("TMPDIR") or "/tmp"),
     }
     for name in env:
         path = e(name)
@@ -546,11 +561,12 @@ def _describe_source(context_source, variable):
 def hub_cache_locations(context, system=None):
     """(path, source) of the HF hub caches one context implies, in huggingface_hub's order, plus the legacy one."""
     values = placeholder_values(context.user, context.environ, system)
+    pm = ntpath if (system or platform.system()) == "Windows" else posixpath
     env = context.environ
     variable = next((v for v in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
-                     if _env_path(env, v, context.user.home, posixpath)), None)
+                     if _env_path(env, v, context.user.home, pm)), None)
     found = [(values["hf_hub_cache"], _describe_source(context.source, variable))]
-    legacy = _env_path(env, "TRANSFORMERS_CACHE", context.user.home, posixpath)
+    legacy = _env_path(env, "TRANSFORMERS_CACHE", context.user.home, pm)
     if legacy:
         found.append((legacy, _describe_source(context.source, "TRANSFORMERS_CACHE")))
     return found
@@ -577,27 +593,31 @@ def protected_paths(users, contexts=(), system=None):
 def check_path(path, protected, field="paths", system=None):
     """Refuse paths that are empty, relative, contain '..' or globs, are a root, protected, or hold a protected one.
 
-    Returns the normalised path.
+    Returns the normalised path.  On Windows an absolute path has a drive and its root or is a UNC share
+    (//server/share/...); the root of either is refused, and protected paths compare without regard to case.
     """
     pm = ntpath if (system or platform.system()) == "Windows" else posixpath
     if not isinstance(path, str) or not path.strip():
         raise ProfileError("%s: an empty path is refused" % field)
     if path.startswith("~"):
         raise ProfileError("%s: %r: '~' is not expanded here; give an absolute path" % (field, path))
-    if not pm.isabs(path):
-        raise ProfileError("%s: %r is not an absolute path" % (field, path))
+    if not _isabs(path, pm):
+        raise ProfileError("%s: %r is not an absolute path%s" % (
+            field, path, " (a drive and its root, C:\\..., or a share, \\\\server\\share\\...)" if pm is ntpath else ""))
     if ".." in re.split(r"[/\\]", path):
         raise ProfileError("%s: %r must not contain '..'" % (field, path))
     if _GLOB_CHARS.search(path):
         raise ProfileError("%s: %r contains glob characters; name one residue per path" % (field, path))
     norm = pm.normpath(path)
-    if norm in (pm.sep, "//") or (pm is ntpath and re.match(r"^[A-Za-z]:\\?$", norm)):
+    if norm in (pm.sep, "//") or (pm is ntpath and _WINDOWS_ROOT.match(norm)):
         raise ProfileError("%s: %r is the root of a filesystem" % (field, path))
-    if norm in protected:
+    same = pm.normcase  # Windows: C:\Windows and c:\WINDOWS are one directory
+    guarded = set(same(p) for p in protected)
+    if same(norm) in guarded:
         raise ProfileError("%s: %r is a protected directory" % (field, norm))
     # Removing an ancestor of a protected directory (a home, a shared cache) would remove that directory too.
-    prefix = norm.rstrip(pm.sep) + pm.sep
-    inside = sorted(p for p in protected if p.startswith(prefix))
+    prefix = same(norm.rstrip(pm.sep) + pm.sep)
+    inside = sorted(p for p in protected if same(p).startswith(prefix))
     if inside:
         raise ProfileError("%s: %r contains the protected directory %s" % (field, norm, inside[0]))
     return norm

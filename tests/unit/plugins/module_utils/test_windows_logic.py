@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 
@@ -64,11 +65,15 @@ def python_result(fn, *args):
 # ------------------------------------------------------------------ placeholders and protected paths
 
 ENV_VALUES = ["D:\\hf", "D:/data/hf", "C:\\Users\\ana\\cache\\..\\models", "~/hf", "~", "relative\\hf", "",
-              "E:\\", "C:\\Users\\ana\\AppData\\Local", "\\\\server\\share\\hf", "C:\\x\\.\\y\\"]
+              "E:\\", "C:\\Users\\ana\\AppData\\Local", "\\\\server\\share\\hf", "C:\\x\\.\\y\\",
+              # Windows spellings Python's ntpath and the C# port once disagreed on: '~\', root-relative (\x is
+              # on the current drive), drive-relative, a share without its share name, the device namespaces
+              "~\\hf", "\\rooted\\hf", "C:rel\\hf", "\\\\server", "\\\\?\\C:\\hf", "\\\\.\\pipe\\hf",
+              "c:\\users\\ANA\\AppData\\Local\\Temp"]
 
 
 def random_env(rng):
-    names = rng.sample(list(_profiles.CACHE_ENV_VARS), rng.randint(0, 5))
+    names = rng.sample(list(_profiles.CACHE_ENV_VARS + _profiles.WINDOWS_TEMP_VARS), rng.randint(0, 6))
     return dict((n, rng.choice(ENV_VALUES)) for n in names)
 
 
@@ -106,7 +111,11 @@ def test_check_path_matches_python(csharp):
     paths = ["", "   ", "relative\\x", "~\\x", "C:\\", "C:", "D:\\", "C:\\Users", "C:\\Users\\ana\\..",
              "C:\\Users\\ana\\AppData", "C:\\Users\\ana\\AppData\\Local\\open-autoglm", "C:\\Users\\ana\\*.bin",
              "C:/Users/ana/AppData/Local/x", "C:\\Windows\\Temp\\x", "C:\\Users\\ana\\AppData\\Local\\pip\\Cache",
-             "C:\\data", "\\\\server\\share\\models", "C:\\Program Files", "C:\\x\\.\\y"]
+             "C:\\data", "\\\\server\\share\\models", "C:\\Program Files", "C:\\x\\.\\y",
+             # case (NTFS compares names without case), shares, root- and drive-relative, device namespaces, temp
+             "c:\\USERS\\ana\\appdata", "c:\\windows", "C:\\WINDOWS\\temp", "C:\\Users\\ANA\\AppData\\Local\\Temp",
+             "C:\\Users\\ana\\AppData\\Local\\Temp\\ollama", "\\\\server\\share", "\\\\server\\share\\",
+             "//server/share/models", "\\\\server", "\\sub", "/sub", "C:sub", "\\\\?\\C:\\x", "\\\\.\\pipe\\x"]
     cases = [{"fn": "check_path", "args": {"path": p, "protected": protected, "field": "paths"}} for p in paths]
     cases += [{"fn": "check_path", "args": {"path": rng.choice(paths[4:]) + "\\sub", "protected": protected,
                                             "field": "paths"}} for _round in range(40)]
@@ -118,16 +127,56 @@ def test_check_path_matches_python(csharp):
             assert got["ok"] == want["ok"], case
 
 
-def test_stricter_than_python_on_purpose(csharp):
-    # Left out of the comparison above: NTFS is case-insensitive, so C:\users\ANA\appdata is the protected
-    # AppData (Python's set lookup is case-sensitive), and \\server\share is the root of a filesystem (Python's
-    # check only knows drive roots), and \\sub depends on the current drive (Python 3.11's ntpath calls it absolute).
-    protected = sorted(_profiles.protected_paths([_profiles.User("ana", None, None, "C:\\Users\\ana")], [], "Windows"))
-    got = csharp([{"fn": "check_path", "args": {"path": p, "protected": protected, "field": "f"}}
-                  for p in ("c:\\USERS\\ana\\appdata", "\\\\server\\share", "\\sub")])
-    assert "protected" in got[0]["error"]
-    assert "root of a filesystem" in got[1]["error"]
-    assert "not an absolute path" in got[2]["error"]
+def test_windows_spellings_are_refused_by_both(csharp):
+    """Python and C# agree above; this says what they agree on for the spellings that once differed."""
+    protected = sorted(_profiles.protected_paths([_profiles.User("ana", None, None, "C:\\Users\\ana"),
+                                                  _profiles.User("bob", None, None, "D:\\Profiles\\bob")], [], "Windows"))
+    refused = {"c:\\USERS\\ana\\appdata": "protected", "C:\\WINDOWS\\temp": "protected",
+               "c:\\users\\ana\\appdata\\local\\TEMP": "protected", "d:\\PROFILES": "contains the protected",
+               "\\\\server\\share": "root of a filesystem", "//server/share/": "root of a filesystem",
+               "\\\\server": "not an absolute path", "\\sub": "not an absolute path", "C:sub": "not an absolute path",
+               "\\\\?\\C:\\x": "not an absolute path", "\\\\.\\pipe\\x": "not an absolute path"}
+    got = csharp([{"fn": "check_path", "args": {"path": p, "protected": protected, "field": "f"}} for p in refused])
+    for (path, why), result in zip(refused.items(), got):
+        assert why in result.get("error", ""), (path, result)
+        with pytest.raises(_profiles.ProfileError, match=why):
+            _profiles.check_path(path, set(protected), "f", "Windows")
+    assert _profiles.check_path("\\\\server\\share\\models", set(protected), "f", "Windows") == "\\\\server\\share\\models"
+
+
+def test_hub_cache_locations_match_python(csharp):
+    """Where huggingface_hub would put a user's hub cache on Windows, and which variable said so."""
+    rng = random.Random(18)
+    cases, expected = [], []
+    for _round in range(300):
+        home = rng.choice(["C:\\Users\\ana", "D:\\Profiles\\bob"])
+        env = random_env(rng)
+        source = rng.choice(["env", "default", "registry:HKU\\S-1-5-21-1\\Environment"])
+        cases.append({"fn": "hub_caches", "args": {"home": home, "env": env, "source": source}})
+        # the C# names a registry source itself; the Python has no registry: compare the paths and variables
+        context = _profiles.EnvContext(_profiles.User("u", None, None, home), env, "env" if source == "env" else "x")
+        expected.append(_profiles.hub_cache_locations(context, "Windows"))
+
+    def variable(source):  # 'default' -> None, 'env HF_HOME' / '... (HF_HOME)' -> 'HF_HOME'
+        match = re.match(r"^env (\w+)$", source) or re.search(r"\((\w+)\)$", source)
+        return match.group(1) if match else None
+
+    for case, want, got in zip(cases, expected, csharp(cases)):
+        assert [p for p, _s in got["ok"]] == [p for p, _s in want], case
+        assert [variable(s) for _p, s in got["ok"]] == [variable(s) for _p, s in want], case
+    assert any(variable(s) for w in expected for _p, s in w) and any(len(w) == 2 for w in expected)
+
+
+def test_temp_is_the_users_own(csharp):
+    """{tmp} on Windows: the user's TMP, then TEMP (GetTempPath's order), by default %LOCALAPPDATA%\\Temp."""
+    user = _profiles.User("ana", None, None, "C:\\Users\\ana")
+    cases = [{}, {"TEMP": "D:\\t"}, {"TMP": "E:\\tmp", "TEMP": "D:\\t"}, {"LOCALAPPDATA": "F:\\L"}, {"TMPDIR": "G:\\x"}]
+    want = ["C:\\Users\\ana\\AppData\\Local\\Temp", "D:\\t", "E:\\tmp", "F:\\L\\Temp",
+            "C:\\Users\\ana\\AppData\\Local\\Temp"]
+    got = csharp([{"fn": "placeholders", "args": {"home": user.home, "env": env}} for env in cases])
+    assert [g["ok"]["tmp"] for g in got] == want
+    assert [_profiles.placeholder_values(user, env, "Windows")["tmp"] for env in cases] == want
+    assert "C:\\Users\\ana\\AppData\\Local\\Temp" in _profiles.protected_paths([user], [], "Windows")
 
 
 def test_protected_paths_match_python(csharp):

@@ -76,6 +76,12 @@ public static class Driver
                     .Select(c => new EnvContext(users[Convert.ToInt32(c["user"])], Strings(c["env"]), "env")).ToList();
                 return WinHost.ProtectedPaths(users, contexts).Select(p => (object)p).ToList();
             }
+            case "hub_caches":
+            {
+                UserProfile user = new UserProfile("u", null, (string)a["home"]);
+                return WinHost.HubCacheLocations(new EnvContext(user, Strings(a["env"]), (string)a["source"]))
+                    .Select(pair => (object)pair.Select(x => (object)x).ToList()).ToList();
+            }
             case "duration":
                 return WinHost.ParseDuration((string)a["text"], "older_than");
             case "size":
