@@ -19,6 +19,7 @@ using System.Text.RegularExpressions;
 //TypeAccelerator -Name ResiduePurge.TreeUsage -TypeName TreeUsage
 //TypeAccelerator -Name ResiduePurge.RemoveOptions -TypeName RemoveOptions
 //TypeAccelerator -Name ResiduePurge.RemovalResult -TypeName RemovalResult
+//TypeAccelerator -Name ResiduePurge.EntryVisitor -TypeName EntryVisitor
 
 namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
 {
@@ -38,6 +39,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
         public const uint OPEN_EXISTING = 3;
         public const uint FILE_FLAG_BACKUP_SEMANTICS = 0x02000000;
         public const uint FILE_FLAG_OPEN_REPARSE_POINT = 0x00200000;
+        public const uint FILE_FLAG_SEQUENTIAL_SCAN = 0x08000000;
+        public const uint GENERIC_READ = 0x80000000;
         public const int FileBasicInfo = 0;
         public const int FileStandardInfo = 1;
         public const int FileDispositionInfo = 4;
@@ -177,12 +180,18 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
         public List<string> FilePaths;  // only when asked for (Restart Manager registration)
     }
 
+    /// <summary>Called by a dry run for every entry it would remove, with the handle it was inspected through
+    /// (opened without following it): what a backup archives, so it makes the same decisions as the removal.
+    /// size: the file's length (0 for a directory or a reparse point); mtime: epoch seconds.</summary>
+    public delegate void EntryVisitor(string path, bool directory, bool reparse, SafeFileHandle handle, long size, double mtime);
+
     public class RemoveOptions
     {
         public double Cutoff = -1;  // epoch seconds; < 0: no age limit
         public string TimeField = "atime";  // atime | mtime | ctime (creation time on Windows)
         public List<string> Keep = new List<string>();
         public bool DryRun;
+        public EntryVisitor OnEntry;  // dry runs only
     }
 
     public class RemovalResult
@@ -461,6 +470,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
                         result.Kept += old ? 1 : 0;
                         return result;
                     }
+                    if (options.DryRun)
+                        Visit(options, path, false, reparse, root, info);
                     if (options.DryRun || DeleteByHandle(root, info.FileAttributes, path, result))
                     {
                         result.Files++;
@@ -474,6 +485,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
                 // with an age limit the residue dir goes when that emptied it, or when it is itself that old
                 if (emptied && (options.Cutoff < 0 || oldDir || result.Files + result.Dirs > 0))
                 {
+                    if (options.DryRun)
+                        Visit(options, path, true, false, root, info);
                     if (options.DryRun || DeleteByHandle(root, info.FileAttributes, path, result))
                     {
                         result.Dirs++;
@@ -482,6 +495,40 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
                 }
             }
             return result;
+        }
+
+        private static void Visit(RemoveOptions options, string path, bool directory, bool reparse, SafeFileHandle handle,
+                                  Native.BY_HANDLE_FILE_INFORMATION info)
+        {
+            if (options.OnEntry == null)
+                return;
+            long size = directory || reparse ? 0 : ((long)info.FileSizeHigh << 32) | info.FileSizeLow;
+            options.OnEntry(path, directory, reparse, handle, size, Native.Epoch(info.LastWriteTime));
+        }
+
+        /// <summary>The content of an entry a dry run visited, for reading: opened again by name without
+        /// following a reparse point and without sharing write access (an open writer makes it fail), then
+        /// compared by identity (volume serial number and file index) with the visited handle, so a file swapped
+        /// in meanwhile is refused rather than archived.</summary>
+        public static FileStream OpenVisited(string path, SafeFileHandle visited)
+        {
+            Native.BY_HANDLE_FILE_INFORMATION want, got;
+            if (!Native.GetFileInformationByHandle(visited, out want))
+                throw new IOException(String.Format("{0}: {1}", path, ErrorText(Marshal.GetLastWin32Error())));
+            // FILE_SHARE_DELETE: the visited handle holds DELETE access; no FILE_SHARE_WRITE: no writer meanwhile
+            SafeFileHandle h = Native.CreateFileW(LongPath(path), Native.GENERIC_READ,
+                Native.FILE_SHARE_READ | Native.FILE_SHARE_DELETE, IntPtr.Zero,
+                Native.OPEN_EXISTING, Native.FILE_FLAG_OPEN_REPARSE_POINT | Native.FILE_FLAG_SEQUENTIAL_SCAN, IntPtr.Zero);
+            if (h.IsInvalid)
+                throw new IOException(String.Format("{0}: {1}", path, ErrorText(Marshal.GetLastWin32Error())));
+            if (!Native.GetFileInformationByHandle(h, out got) || got.VolumeSerialNumber != want.VolumeSerialNumber
+                || got.FileIndexHigh != want.FileIndexHigh || got.FileIndexLow != want.FileIndexLow
+                || (got.FileAttributes & Native.FILE_ATTRIBUTE_REPARSE_POINT) != 0)
+            {
+                h.Dispose();
+                throw new IOException(String.Format("{0} was replaced while it was being archived", path));
+            }
+            return new FileStream(h, FileAccess.Read, 1 << 16);
         }
 
         private static long AllocatedOf(SafeFileHandle handle, Native.BY_HANDLE_FILE_INFORMATION info, RemovalResult result)
@@ -549,6 +596,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
                         // with an age limit an emptied directory goes if it lost entries or is itself that old
                         if (emptied && (options.Cutoff < 0 || old || result.Files > before))
                         {
+                            if (options.DryRun)
+                                Visit(options, child, true, false, h, info);
                             if (options.DryRun || DeleteByHandle(h, info.FileAttributes, child, result))
                                 result.Dirs++;
                             else
@@ -566,6 +615,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
                         continue;
                     }
                     long bytes = reparse ? 0 : AllocatedOf(h, info, result);
+                    if (options.DryRun)
+                        Visit(options, child, false, reparse, h, info);
                     if (options.DryRun || DeleteByHandle(h, info.FileAttributes, child, result))
                     {
                         result.Files++;

@@ -7,6 +7,7 @@
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHost
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._RestartManager
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinBackup
 #AnsibleRequires -PowerShell ansible_collections.residue.purge.plugins.module_utils._WinResidue
 
 $spec = @{
@@ -32,8 +33,13 @@ $maxListed = 200
 
 # Everything that can be refused is refused before anything is read or removed.
 try {
+    $backupDir = $null
     if ($module.Params.backup) {
-        throw "backup: archiving before removal is not implemented for Windows hosts yet; nothing was removed (run without backup, or back the paths up first)"
+        $raw = $module.Params.backup
+        if (-not [ResiduePurge.WinHost]::IsAbsolute($raw) -or ($raw -split '[\\/]') -contains '..') {
+            throw "backup: '$raw' must be an absolute directory path without '..'"
+        }
+        $backupDir = [ResiduePurge.WinHost]::NormPath($raw)
     }
     $options = [ResiduePurge.RemoveOptions]::new()
     $options.TimeField = $module.Params.time_field
@@ -83,11 +89,59 @@ foreach ($w in $sorted) {
     }
 }
 
+foreach ($item in $items) {
+    if ($backupDir -and ($backupDir -eq $item.Path -or $backupDir.StartsWith($item.Path.TrimEnd('\') + '\', [StringComparison]::OrdinalIgnoreCase))) {
+        $module.FailJson(("backup: '{0}' is inside '{1}', which is to be removed" -f $backupDir, $item.Path))
+    }
+}
+
+Function New-BackupDirectory {
+    <#
+    .SYNOPSIS
+    Create the backup directory (and its parents) when it does not exist: readable by SYSTEM, the
+    Administrators and the module's own account only, as the POSIX backup directory is created 0700.
+    #>
+    param ([String]$Path)
+
+    if (Test-Path -LiteralPath $Path -PathType Container) {
+        return
+    }
+    $parent = Split-Path -Path $Path -Parent
+    if ($parent -and -not (Test-Path -LiteralPath $parent -PathType Container)) {
+        [void][IO.Directory]::CreateDirectory($parent)
+    }
+    $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
+    $acl.SetAccessRuleProtection($true, $false)
+    $inherit = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
+    $owners = @(
+        (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-18'),
+        (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-32-544'),
+        [System.Security.Principal.WindowsIdentity]::GetCurrent().User
+    )
+    foreach ($sid in $owners) {
+        $acl.AddAccessRule((New-Object -TypeName System.Security.AccessControl.FileSystemAccessRule -ArgumentList @($sid, 'FullControl', $inherit, 'None', 'Allow')))
+    }
+    $info = New-Object -TypeName System.IO.DirectoryInfo -ArgumentList $Path
+    if ($PSVersionTable.PSVersion.Major -ge 6) {
+        [System.IO.FileSystemAclExtensions]::Create($info, $acl)
+    }
+    else {
+        $info.Create($acl)
+    }
+}
+
 $problems = [System.Collections.Generic.List[String]]@($scope.Problems)
 $present = @($items | Where-Object { Test-Path -LiteralPath $_.Path })
 $volumes = [ordered]@{}
-foreach ($item in $present) {
-    $volume = [ResiduePurge.WinFiles]::VolumeOf($item.Path)
+$backupVolume = $null
+if ($backupDir) {
+    $probe = $backupDir
+    while ($probe -and -not (Test-Path -LiteralPath $probe -PathType Container)) {
+        $probe = Split-Path -Path $probe -Parent
+    }
+    $backupVolume = if ($probe) { [ResiduePurge.WinFiles]::VolumeOf($probe) } else { $null }
+}
+foreach ($volume in @($present | ForEach-Object { [ResiduePurge.WinFiles]::VolumeOf($_.Path) }) + @($backupVolume)) {
     if ($volume -and -not $volumes.Contains($volume)) {
         $volumes[$volume] = [ResiduePurge.WinFiles]::FreeBytes($volume)
     }
@@ -117,6 +171,8 @@ $record = {
     }
 }
 
+# Plan every residue first: what check mode lists, what a backup archives, what is held back.
+$toRemove = [System.Collections.Generic.List[Object]]@()
 foreach ($item in $present) {
     $options.DryRun = $true
     $plan = [ResiduePurge.WinFiles]::RemoveTree($item.Path, $item.Path, $options)
@@ -145,8 +201,54 @@ foreach ($item in $present) {
         & $addFailure $item.Path ("held open by {0}: held back, nothing removed (stop them first, for example with residue.purge.reap)" -f $names)
         continue
     }
+    $toRemove.Add([PSCustomObject]@{ Item = $item; Plan = $plan })
+}
+
+# The backup, verified, before anything is removed (as _remove.py's): a zip and its manifest (_WinBackup.cs).
+$backup = $null
+if ($backupDir -and $toRemove.Count -gt 0) {
+    $paths = [System.Collections.Generic.List[String]]@()
+    foreach ($entry in $toRemove) {
+        $paths.Add($entry.Item.Path)
+    }
+    $options.DryRun = $true
+    $sizing = [ResiduePurge.WinBackup]::Plan($paths, $options)
+    if ($sizing.Failures.Count -gt 0) {
+        $module.FailJson(("backup: {0} could not be read completely ({1}); nothing was removed" -f $paths[0], $sizing.Failures[0]))
+    }
+    $available = if ($backupVolume) { [ResiduePurge.WinFiles]::FreeBytes($backupVolume) } else { -1 }
+    if ($available -lt $sizing.Needed) {
+        $module.FailJson(("backup: {0} has {1} bytes free, the backup of {2} entries needs up to {3}; nothing was removed" -f $backupDir, $available, $sizing.Entries, $sizing.Needed))
+    }
+    foreach ($p in $sizing.Problems | Select-Object -First $maxListed) {
+        $problems.Add($p)
+    }
     if ($module.CheckMode) {
-        $removed.Add((& $record $item $plan))
+        $backup = [ordered]@{ path = $null; manifest = $null; bytes = $null; sha256 = $null; entries = $sizing.Entries; needed_bytes = $sizing.Needed }
+    }
+    else {
+        try {
+            New-BackupDirectory -Path $backupDir
+            $written = [ResiduePurge.WinBackup]::Write($backupDir, $paths, $options)
+        }
+        catch {
+            $module.FailJson((Get-ErrorText -ErrorRecord $_))
+        }
+        $backup = [ordered]@{
+            path = $written.Archive
+            manifest = $written.Manifest
+            bytes = (Get-Item -LiteralPath $written.Archive).Length
+            sha256 = [ResiduePurge.ZipBackup]::Sha256Of($written.Archive)
+            entries = $written.Entries
+            needed_bytes = $sizing.Needed
+        }
+    }
+}
+
+foreach ($entry in $toRemove) {
+    $item = $entry.Item
+    if ($module.CheckMode) {
+        $removed.Add((& $record $item $entry.Plan))
         continue
     }
     $options.DryRun = $false
@@ -177,7 +279,7 @@ $module.Result.filesystems = @($volumes.Keys | ForEach-Object {
     })
 $module.Result.failures = @($failures)
 $module.Result.failed_count = $counts.failed
-$module.Result.backup = $null
+$module.Result.backup = $backup
 $module.Result.problems = @($problems | Select-Object -Unique | Select-Object -First $maxListed)
 $module.Diff.before = ($removed | ForEach-Object { "{0} ({1} bytes)`n" -f $_.path, $_.bytes }) -join ''
 $module.Diff.after = ($removed | Where-Object { -not $_.whole } | ForEach-Object { "{0} (kept {1} entries)`n" -f $_.path, $_.kept }) -join ''

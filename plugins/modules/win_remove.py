@@ -30,7 +30,21 @@ description:
   - Before anything of a residue is removed, the Restart Manager is asked which processes hold its files open
     or mapped (a loaded C(.safetensors) file cannot be deleted on Windows). Such a residue is held back whole
     and listed in RV(failures) with the holders; stop them first with M(residue.purge.reap).
-  - O(backup) is not implemented on Windows yet; the task fails before anything is removed when it is set.
+  - With O(backup), everything to be removed is first archived into a zip file in that directory
+    (C(residue-purge-<UTC time>-<pid>-<n>.zip)) with a manifest beside it (C(.manifest.jsonl), the POSIX
+    backup's format, one JSON line per entry with path, type, size and sha256), then read back and compared
+    entry by entry with the manifest. Any failure (no space, a file that cannot be read, a file replaced while
+    it is read, a mismatch) deletes both and fails the task before anything is removed. The entries are those
+    the removal itself would remove, each read through a handle that does not follow reparse points.
+  - The Windows backup differs from the POSIX one. It is a zip (O(backup_format) is ignored), whose members
+    are named by the path with its drive letter or share as the first components (C(C:\Users\ana\x) is
+    C(C/Users/ana/x), C(\\srv\share\x) is C(UNC/srv/share/x)); junctions, symbolic links and other reparse
+    points are not archived (they are removed themselves, never their target; a problem line names each); no
+    owner, ACL, attribute or alternate data stream is kept; times have the zip's 2-second precision.
+    The C(residue.purge.restore) playbook unpacks POSIX archives only; on Windows unpack the zip with
+    C(Expand-Archive) into a staging directory and move C(<staging>\C\...) back to C(C:\...).
+  - A backup directory that does not exist is created readable by SYSTEM, the Administrators and the module's
+    account only; one that exists is used as it is.
   - O(time_field=ctime) means the creation time on Windows. O(cross_filesystems) has no effect on Windows, where
     a mounted volume is a reparse point and is never entered.
 author:
@@ -66,11 +80,13 @@ options:
     default: []
   backup:
     description:
-      - Not implemented on Windows yet; setting it fails the task before anything is removed.
+      - Directory to archive everything into before it is removed (a zip and its manifest, verified; see the
+        notes in the description). Must be an absolute path outside every path to be removed.
     type: path
   backup_format:
     description:
-      - Compression of the backup archive (unused on Windows, see O(backup)).
+      - Ignored on Windows, where the backup is always a zip archive (Deflate); kept so that tasks written for
+        POSIX hosts run unchanged.
     type: str
     choices: [tar.gz, tar.xz]
     default: tar.gz
@@ -178,10 +194,10 @@ backup:
   type: dict
   contains:
     path:
-      description: Archive path.
+      description: Archive path (a C(.zip) on Windows).
       type: str
     manifest:
-      description: Manifest path (JSON lines with path, type, size, sha256).
+      description: Manifest path (JSON lines with path, type, size, sha256; the POSIX backup's format).
       type: str
     bytes:
       description: Archive size.

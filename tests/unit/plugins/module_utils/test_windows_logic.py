@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -41,7 +42,7 @@ def csharp(tmp_path_factory):
     exe = str(tmp_path_factory.mktemp("driver") / "driver.exe")
     sources = sorted(glob.glob(os.path.join(UTILS, "*.cs"))) + [os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), DRIVER]
     proc = subprocess.run([mcs, "-langversion:5", "-nowarn:169,414,649,219", "-d:WINDOWS", "-r:System.dll",
-                           "-r:System.Core.dll", "-out:" + exe] + sources,
+                           "-r:System.Core.dll", "-r:System.IO.Compression.dll", "-out:" + exe] + sources,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert proc.returncode == 0, proc.stdout
 
@@ -340,3 +341,165 @@ def test_hf_plan_matches_python(csharp):
     assert planned > 200  # the generator makes plans, not only empty ones
     for case, want, got in zip(cases, expected, csharp(cases)):
         assert got == {"ok": want}, json.dumps(case)[:2000]
+
+
+# ------------------------------------------------------------------ remove's backup on Windows (_WinBackup.cs)
+# The archive writer, its manifest and the read-back check are plain .NET and run here; the walk that feeds them
+# (WinFiles.RemoveTree's dry run with OnEntry, OpenVisited's identity check) is Windows-only.
+
+def test_archive_member_names(csharp):
+    names = {"C:\\Users\\ana\\.ollama\\models": "C/Users/ana/.ollama/models", "c:\\x": "C/x",
+             "C:/a/./b/": "C/a/b", "\\\\?\\C:\\long\\path": "C/long/path", "\\\\srv\\share\\m": "UNC/srv/share/m",
+             "\\\\?\\UNC\\srv\\share\\m": "UNC/srv/share/m", "D:\\Ren Ma\\\u00e9\U0001F600": "D/Ren Ma/\u00e9\U0001F600"}
+    refused = ["relative\\x", "\\rooted", "\\\\.\\pipe\\x", "C:\\a\\..\\b", "\\\\srv", "C:x", ""]
+    got = csharp([{"fn": "entry_name", "args": {"path": p}} for p in list(names) + refused])
+    assert [g.get("ok") for g in got[:len(names)]] == list(names.values())
+    for path, result in zip(refused, got[len(names):]):
+        assert "error" in result, (path, result)
+
+
+def test_manifest_strings_are_json_dumps(csharp):
+    rng = random.Random(19)
+    alphabet = ["a", " ", '"', "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "\x80", "\u00e9", "\u200f", "\ufeff",
+                "\U0001F600", "\u4e2d", "{", ":", ","]
+    texts = ["".join(rng.choice(alphabet) for _i in range(rng.randint(0, 12))) for _round in range(300)]
+    got = csharp([{"fn": "manifest_quote", "args": {"text": t}} for t in texts])
+    for text, result in zip(texts, got):
+        assert result["ok"] == json.dumps(text), text
+
+
+STAMP = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(NOW))  # _remove.BackupWriter's stamp
+
+
+def _backup_tree(tmp_path, rng):
+    """Linux files standing in for a Windows residue; [{path (Windows), type, source, mtime}] in walk order."""
+    src = tmp_path / "src"
+    src.mkdir()
+    names = ["model.safetensors", "with space.bin", "quote\"d.txt", "caf\u00e9.json", "\U0001F600.gguf", "empty"]
+    entries = []
+    for i, name in enumerate(names):
+        data = b"" if name == "empty" else os.urandom(rng.randint(1, 200000)) + b"x" * rng.randint(0, 70000)
+        source = src / ("f%d" % i)
+        source.write_bytes(data)
+        mtime = rng.choice([0.0, 1764150000.5, 4102444800.0 * 2, 315532801.0])  # 1970, 2025, year 2229, 1980
+        entries.append({"path": "C:\\Users\\ana\\.ollama\\models\\sub\\" + name, "type": "file",
+                        "source": str(source), "mtime": mtime, "data": data})
+    entries.append({"path": "C:\\Users\\ana\\.ollama\\models\\sub", "type": "dir", "source": None, "mtime": NOW})
+    entries.append({"path": "\\\\srv\\share\\models\\a.bin", "type": "file", "source": str(src / "f0"),
+                    "mtime": NOW, "data": entries[0]["data"]})
+    entries.append({"path": "C:\\Users\\ana\\.ollama\\models", "type": "dir", "source": None, "mtime": NOW})
+    return entries
+
+
+def _write(csharp, directory, entries, **extra):
+    args = dict({"directory": str(directory), "now": NOW, "pid": 4242,
+                 "entries": [dict((k, v) for k, v in e.items() if k != "data") for e in entries]}, **extra)
+    return csharp([{"fn": "zip_write", "args": args}])[0]
+
+
+def test_backup_archive_and_manifest(csharp, tmp_path):
+    """What C# writes is a zip any reader takes (Python's zipfile here, Expand-Archive on Windows), holding the
+    files under their member names, and a manifest in the POSIX backup's format, line for line."""
+    import hashlib
+    import zipfile
+    entries = _backup_tree(tmp_path, random.Random(20))
+    out = tmp_path / "backups"
+    out.mkdir()
+    got = _write(csharp, out, entries)["ok"]
+    assert os.path.basename(got["archive"]) == "residue-purge-%s-4242-0.zip" % STAMP
+    assert got["manifest"] == got["archive"][:-len(".zip")] + ".manifest.jsonl"
+    assert got["entries"] == len(entries)
+    with open(got["archive"], "rb") as f:
+        assert got["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    with zipfile.ZipFile(got["archive"]) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        want_names = csharp([{"fn": "entry_name", "args": {"path": e["path"]}} for e in entries])
+        assert names == [n["ok"] + ("/" if e["type"] == "dir" else "") for n, e in zip(want_names, entries)]
+        for name, entry in zip(names, entries):
+            if entry["type"] == "file":
+                assert archive.read(name) == entry["data"], name
+            info = archive.getinfo(name)
+            assert (1980, 1, 1) <= info.date_time[:3] <= (2107, 12, 31)
+    with open(got["manifest"], "rb") as f:
+        lines = f.read().decode("ascii").splitlines()
+    expected = []
+    for entry in entries:
+        if entry["type"] == "file":
+            record = {"path": entry["path"], "type": "file", "size": len(entry["data"]),
+                      "sha256": hashlib.sha256(entry["data"]).hexdigest()}
+        else:
+            record = {"path": entry["path"], "type": "dir", "size": 0, "sha256": None}
+        expected.append(json.dumps(record, sort_keys=True))  # _remove.BackupWriter's line
+    assert lines == expected
+
+
+def _tampered(tmp_path, got, name, archive_bytes=None, manifest_lines=None):
+    import shutil as _shutil
+    archive, manifest = str(tmp_path / (name + ".zip")), str(tmp_path / (name + ".manifest.jsonl"))
+    _shutil.copy(got["archive"], archive)
+    _shutil.copy(got["manifest"], manifest)
+    if archive_bytes is not None:
+        with open(archive, "wb") as f:
+            f.write(archive_bytes)
+    if manifest_lines is not None:
+        with open(manifest, "w") as f:
+            f.write("".join(line + "\n" for line in manifest_lines))
+    return {"fn": "zip_verify", "args": {"archive": archive, "manifest": manifest}}
+
+
+def test_read_back_catches_every_kind_of_damage(csharp, tmp_path):
+    import zipfile
+    entries = _backup_tree(tmp_path, random.Random(21))
+    out = tmp_path / "backups"
+    out.mkdir()
+    got = _write(csharp, out, entries)["ok"]
+    with open(got["archive"], "rb") as f:
+        data = f.read()
+    with open(got["manifest"]) as f:
+        lines = f.read().splitlines()
+    with zipfile.ZipFile(got["archive"]) as archive:
+        first = archive.infolist()[0]
+    start = first.header_offset + 30 + len(first.filename.encode("utf-8")) + len(first.extra) + 5
+    flipped = data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1:]
+    record = json.loads(lines[0])
+
+    def edit(**changes):
+        return [json.dumps(dict(record, **changes), sort_keys=True)] + lines[1:]
+
+    cases = {
+        "intact": (None, None, None),
+        "a flipped byte of stored content": (flipped, None, "backup"),
+        "another sha256 in the manifest": (None, edit(sha256="0" * 64), "sha256"),
+        "another size in the manifest": (None, edit(size=record["size"] + 1), "size"),
+        "another path in the manifest": (None, edit(path="C:\\Users\\ana\\other"), "in its place"),
+        "a member the manifest does not list": (None, lines[:-1], "does not list"),
+        "a manifest line without a member": (None, lines + lines[-1:], "not in the archive"),
+        "a truncated archive": (data[:len(data) // 2], None, "could not be read back"),
+        "a manifest line that is not JSON": (None, ["{\"path\": "] + lines[1:], "could not be read back"),
+    }
+    calls = [_tampered(tmp_path, got, "case%d" % i, a, m) for i, (a, m, _w) in enumerate(cases.values())]
+    for (what, (_a, _m, why)), result in zip(cases.items(), csharp(calls)):
+        if why is None:
+            assert result == {"ok": len(entries)}, what
+        else:
+            assert why in result.get("error", ""), (what, result)
+
+
+def test_a_failed_backup_leaves_nothing_and_plants_are_not_opened(csharp, tmp_path):
+    entries = _backup_tree(tmp_path, random.Random(22))
+    out = tmp_path / "backups"
+    out.mkdir()
+    failed = _write(csharp, out, entries, fail_after=2)
+    assert "simulated read error" in failed["error"] and "nothing was removed" in failed["error"]
+    assert os.listdir(str(out)) == []
+    # a link planted under the name the backup would take is never written through: the next name is used
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    os.symlink(str(victim), str(out / ("residue-purge-%s-4242-0.zip" % STAMP)))
+    got = _write(csharp, out, entries)["ok"]
+    assert got["archive"].endswith("-4242-1.zip") and victim.read_bytes() == b"keep me"
+    # a name a zip cannot hold (an unpaired surrogate, which NTFS allows) fails the backup, never mangles it
+    lone = [dict(entries[0], path="C:\\Users\\ana\\bad\ud800name")]
+    result = _write(csharp, tmp_path, lone)
+    assert "unpaired UTF-16 surrogate" in result["error"]

@@ -365,6 +365,26 @@ MCS = shutil.which("mcs")
 ANSIBLE_CSHARP = os.path.join(os.path.dirname(__import__("ansible").__file__), "module_utils", "csharp")
 
 
+def assembly_references(paths=None):
+    """-r: options for the .NET Framework assemblies our utils reference (//AssemblyReference -Name X.dll)."""
+    refs = []
+    for path in paths or CS_FILES:
+        with open(path) as f:
+            for name, clr in re.findall(r"(?m)^//\s*AssemblyReference\s+-Name\s+([\w.]+)(?:\s+-CLR\s+(\w+))?", f.read()):
+                if clr in ("", "Framework") and "-r:" + name not in refs:
+                    refs.append("-r:" + name)
+    return refs
+
+
+def test_a_util_without_its_assembly_reference_does_not_compile(tmp_path):
+    """The //AssemblyReference line of _WinBackup is what makes System.IO.Compression resolve (as on Windows)."""
+    assert "-r:System.IO.Compression.dll" in assembly_references()
+    cmd = [MCS, "-langversion:5", "-target:library", "-d:WINDOWS", "-r:System.dll", "-r:System.Core.dll",
+           "-out:" + str(tmp_path / "x.dll")] + CS_FILES + [os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs")]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    assert proc.returncode != 0 and "ZipArchive" in proc.stdout, proc.stdout
+
+
 def test_csharp_module_utils_compile(tmp_path):
     assert MCS, "mcs not found: tools/bootstrap.sh installs Debian's mono-mcs"
     assert CS_FILES
@@ -374,9 +394,10 @@ def test_csharp_module_utils_compile(tmp_path):
         with open(path) as f:
             builtin.update(re.findall(r"(?m)^using (Ansible\.\w+);", f.read()))
     out = str(tmp_path / "residue.dll")
-    # Windows PowerShell 5.1's Add-Type compiles C# 5 against System and System.Core; Ansible defines WINDOWS.
+    # Windows PowerShell 5.1's Add-Type compiles C# 5 against System and System.Core, plus what a util names in
+    # an //AssemblyReference line (Ansible.ModuleUtils.AddType); Ansible defines WINDOWS.
     cmd = [MCS, "-langversion:5", "-target:library", "-warnaserror+", "-nowarn:169,414,649",
-           "-d:WINDOWS", "-r:System.dll", "-r:System.Core.dll", "-out:" + out] + CS_FILES + [
+           "-d:WINDOWS", "-r:System.dll", "-r:System.Core.dll", "-out:" + out] + assembly_references() + CS_FILES + [
         os.path.join(ANSIBLE_CSHARP, name + ".cs") for name in sorted(builtin)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert proc.returncode == 0, proc.stdout

@@ -10,6 +10,7 @@ using System.Text;
 using ansible_collections.residue.purge.plugins.module_utils._WinHost;
 using ansible_collections.residue.purge.plugins.module_utils._WinHfCache;
 using ansible_collections.residue.purge.plugins.module_utils._WinPip;
+using ansible_collections.residue.purge.plugins.module_utils._WinBackup;
 
 public static class Driver
 {
@@ -27,6 +28,10 @@ public static class Driver
                 result["ok"] = Run((string)call["fn"], (Dictionary<string, object>)call["args"]);
             }
             catch (ProfileException e)
+            {
+                result["error"] = e.Message;
+            }
+            catch (BackupException e)
             {
                 result["error"] = e.Message;
             }
@@ -82,6 +87,14 @@ public static class Driver
                 return WinHost.HubCacheLocations(new EnvContext(user, Strings(a["env"]), (string)a["source"]))
                     .Select(pair => (object)pair.Select(x => (object)x).ToList()).ToList();
             }
+            case "entry_name":
+                return ZipBackup.EntryName((string)a["path"]);
+            case "manifest_quote":
+                return ManifestJson.Quote((string)a["text"]);
+            case "zip_write":
+                return ZipWrite(a);
+            case "zip_verify":
+                return ZipBackup.Verify((string)a["archive"], (string)a["manifest"]);
             case "duration":
                 return WinHost.ParseDuration((string)a["text"], "older_than");
             case "size":
@@ -92,6 +105,47 @@ public static class Driver
                 return HfPlan(a);
         }
         throw new ArgumentException("unknown fn " + fn);
+    }
+
+    // A backup as WinBackup.Write makes it, from Linux files standing in for what the Windows walk visits;
+    // fail_after: throw after that many entries (the caller's failure path: Discard).
+    private static object ZipWrite(Dictionary<string, object> a)
+    {
+        DateTime now = new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddSeconds((double)Num(a["now"]));
+        ZipBackup backup = ZipBackup.Create((string)a["directory"], now, Convert.ToInt32(a["pid"]));
+        int failAfter = a.ContainsKey("fail_after") && a["fail_after"] != null ? Convert.ToInt32(a["fail_after"]) : -1;
+        try
+        {
+            int n = 0;
+            foreach (Dictionary<string, object> e in ((List<object>)a["entries"]).Cast<Dictionary<string, object>>())
+            {
+                if (n++ == failAfter)
+                    throw new System.IO.IOException("simulated read error");
+                if ((string)e["type"] == "dir")
+                    backup.AddDirectory((string)e["path"], (double)Num(e["mtime"]));
+                else
+                    using (System.IO.FileStream content = System.IO.File.OpenRead((string)e["source"]))
+                        backup.AddFile((string)e["path"], content, (double)Num(e["mtime"]));
+            }
+            backup.Close();
+            long entries = ZipBackup.Verify(backup.Archive, backup.Manifest);
+            Dictionary<string, object> r = new Dictionary<string, object>();
+            r["archive"] = backup.Archive;
+            r["manifest"] = backup.Manifest;
+            r["entries"] = entries;
+            r["sha256"] = ZipBackup.Sha256Of(backup.Archive);
+            return r;
+        }
+        catch (BackupException)
+        {
+            backup.Discard();
+            throw;
+        }
+        catch (Exception e)
+        {
+            backup.Discard();
+            throw new BackupException("backup: writing " + backup.Archive + " failed: " + e.Message + "; nothing was removed");
+        }
     }
 
     private static object PipPlan(Dictionary<string, object> a)
