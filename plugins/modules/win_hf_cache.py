@@ -115,7 +115,8 @@ options:
     default: false
   one_file_system:
     description:
-      - Do not enter another file system below a cache dir (sizes and deletion); what lies there is reported.
+      - No effect on Windows, where a mounted volume is a reparse point and is never entered (on POSIX hosts, do
+        not enter another file system below a cache dir).
     type: bool
     default: true
 extends_documentation_fragment:
