@@ -14,13 +14,12 @@ __metaclass__ = type
 import copy
 import fnmatch
 import os
-import platform
 import posixpath
 import ntpath
 import re
 from collections import namedtuple
 
-from ansible_collections.residue.purge.plugins.module_utils import _procfs
+from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform, _procfs
 
 try:
     import pwd
@@ -91,10 +90,15 @@ BUILTIN_PROFILES = {
         "paths": ["{modelscope_cache}"],
     },
     "ollama": {
-        "description": "Ollama models (per user, the Linux service's, and OLLAMA_MODELS)",
-        "processes": {"names": ["ollama"], "cmdline": [r"(^|/)ollama (serve|runner)( |$)"]},
-        "services": {"systemd": ["ollama.service"], "launchd": ["com.ollama.*"], "xdg": ["ollama*.desktop"]},
-        "paths": ["{home}/.ollama/models", "/usr/share/ollama/.ollama/models", "{env:OLLAMA_MODELS}"],
+        "description": "Ollama models (per user, the Linux service's, and OLLAMA_MODELS) and the macOS app's "
+                       "caches, state and logs (~/.ollama itself stays: it holds the user's key)",
+        "processes": {"names": ["ollama", "Ollama"], "cmdline": [r"(^|/)ollama (serve|runner)( |$)"]},
+        "services": {"systemd": ["ollama.service"], "launchd": ["com.ollama.*", "homebrew.mxcl.ollama"],
+                     "xdg": ["ollama*.desktop"]},
+        "paths": ["{home}/.ollama/models", "/usr/share/ollama/.ollama/models", "{home}/.ollama/logs",
+                  "{home}/Library/Application Support/Ollama", "{home}/Library/Caches/ollama",
+                  "{home}/Library/Caches/com.electron.ollama", "{home}/Library/WebKit/com.electron.ollama",
+                  "{home}/Library/Saved Application State/com.electron.ollama.savedState", "{env:OLLAMA_MODELS}"],
     },
     "pip_cache": {
         "description": "pip's HTTP and wheel cache",
@@ -289,9 +293,13 @@ def owner_name(path, follow_symlinks=False):
     return user_name(st.st_uid)
 
 
-def list_users(homes=None, users="all", system=None):
-    """Users whose homes are covered: explicit homes (owner from stat), or real passwd users with a home, and root."""
-    system = system or platform.system()
+def list_users(homes=None, users="all", system=None, directory=None):
+    """Users whose homes are covered: explicit homes (owner from stat), or real passwd users with a home, and root.
+
+    On macOS the people come from `dscl . -list /Users UniqueID` (uid >= 501, no '_' service accounts: the
+    passwd file holds only system accounts there), each looked up with directory(name) (pwd.getpwnam, which
+    asks Open Directory)."""
+    system = system or _platform.current().system
     users = parse_users_option(users)
     if homes and users != "all":
         raise ProfileError("homes and users are mutually exclusive: homes replaces the enumeration of users")
@@ -311,8 +319,10 @@ def list_users(homes=None, users="all", system=None):
                 raise ProfileError("homes: %s: %s" % (home, e.strerror))
             result.append(User(user_name(st.st_uid), st.st_uid, st.st_gid, home))
         return result
-    if pwd is None:
+    if pwd is None and directory is None:
         raise ProfileError("this host has no passwd database: give homes explicitly")
+    if system == _platform.DARWIN:
+        return _macos_users(users, directory or pwd.getpwnam)
     uid_min = _uid_min(system)
     seen, result = set(), []
     entries = pwd.getpwall()
@@ -331,6 +341,33 @@ def list_users(homes=None, users="all", system=None):
             continue
         seen.add(home)
         result.append(User(e.pw_name, e.pw_uid, e.pw_gid, home))
+    return result
+
+
+def _macos_users(users, directory):
+    """list_users on macOS: root and the people dscl lists (or the named users), with their directory homes."""
+    wanted = []
+    if users == "all":
+        rc, out, err = _platform.run(_macos.DSCL_USERS)
+        if rc != 0:
+            raise ProfileError("users: %s failed (rc %d): %s" % (" ".join(_macos.DSCL_USERS), rc, (err or out).strip()))
+        wanted = ["root"] + [name for name, _uid, _gid, _home in _macos.macos_users(out, directory)[0]]
+    else:
+        wanted = users
+    result, seen, missing = [], set(), []
+    for name in wanted:
+        try:
+            e = directory(name)
+        except KeyError:
+            missing.append(name)
+            continue
+        home = posixpath.normpath(e.pw_dir or "/")
+        if home in seen or home == "/" or not os.path.isdir(home):
+            continue
+        seen.add(home)
+        result.append(User(name, e.pw_uid, e.pw_gid, home))
+    if missing:
+        raise ProfileError("users: no such user(s) %s" % ", ".join(missing))
     return result
 
 
@@ -390,6 +427,19 @@ def _read_proc_environs():
     return found
 
 
+def _read_ps_environs():
+    """(pid, uid, cache env) of every process whose environment sets a cache variable, from `ps -E` (macOS has
+    no /proc). What ps cannot show is absent: other users' processes without root, SIP-protected ones. A setuid
+    program (real uid != effective uid) carries its invoker's environment: left out."""
+    rc, plain, _err = _platform.run(_macos.PS_PLAIN)
+    rc_env, with_env, _err = _platform.run(_macos.PS_ENV)
+    if rc != 0 or rc_env != 0:
+        return []
+    own = os.getpid()
+    return [(p.pid, p.uid, p.environ) for p in _macos.parse_ps_environments(plain, with_env, CACHE_ENV_VARS)
+            if p.environ and p.ruid == p.uid and p.pid != own]
+
+
 def user_environments(users, scan_processes=True, environ=None, environment_file="/etc/environment"):
     """Every (user, cache environment, source) worth resolving placeholders for.
 
@@ -410,9 +460,9 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
         uid = os.getuid() if hasattr(os, "getuid") else None
         mine = [u for u in users if u.uid == uid] or users[:1]
         contexts.extend(EnvContext(u, own_env, "env") for u in mine)
-    if scan_processes and os.path.isdir("/proc"):
+    if scan_processes and (_platform.is_macos() or os.path.isdir("/proc")):
         by_uid = dict((u.uid, u) for u in users)
-        for pid, uid, env in _read_proc_environs():
+        for pid, uid, env in _read_ps_environs() if _platform.is_macos() else _read_proc_environs():
             user = by_uid.get(uid)
             if user is None:
                 user = _process_user(uid)
@@ -463,7 +513,7 @@ def _env_path(environ, name, home, pathmod):
 
 def placeholder_values(user, environ=None, system=None):
     """Every placeholder's value for one user and environment, per OS (missing env placeholders are absent)."""
-    system = system or platform.system()
+    system = system or _platform.current().system
     windows = system == "Windows"
     pm = ntpath if windows else posixpath
     home = user.home
@@ -510,7 +560,7 @@ def placeholder_values(user, environ=None, system=None):
 
 def expand_template(template, values, system=None):
     """A path template with placeholders replaced, or None when an {env:NAME} it needs is unset."""
-    pm = ntpath if (system or platform.system()) == "Windows" else posixpath
+    pm = ntpath if (system or _platform.current().system) == "Windows" else posixpath
     if template.startswith("~/"):
         template = "{home}" + template[1:]
     missing = []
@@ -576,7 +626,7 @@ def hub_cache_locations(context, system=None):
 
 def protected_paths(users, contexts=(), system=None):
     """Paths never removed as a whole: system dirs, homes and their shared dot-dirs, the HF homes and hub caches."""
-    system = system or platform.system()
+    system = system or _platform.current().system
     windows = system == "Windows"
     pm = ntpath if windows else posixpath
     protected = set(pm.normpath(p) for p in (_WINDOWS_PROTECTED if windows else _SYSTEM_PROTECTED))
@@ -596,7 +646,7 @@ def check_path(path, protected, field="paths", system=None):
     Returns the normalised path.  On Windows an absolute path has a drive and its root or is a UNC share
     (//server/share/...); the root of either is refused, and protected paths compare without regard to case.
     """
-    pm = ntpath if (system or platform.system()) == "Windows" else posixpath
+    pm = ntpath if (system or _platform.current().system) == "Windows" else posixpath
     if not isinstance(path, str) or not path.strip():
         raise ProfileError("%s: an empty path is refused" % field)
     if path.startswith("~"):

@@ -38,7 +38,9 @@ def test_open_autoglm_paths_per_os():
 
 
 def test_ollama_paths_include_service_and_env():
-    assert paths_of("ollama") == ["/home/alice/.ollama/models", "/usr/share/ollama/.ollama/models"]
+    assert paths_of("ollama")[:3] == ["/home/alice/.ollama/models", "/usr/share/ollama/.ollama/models",
+                                      "/home/alice/.ollama/logs"]
+    assert "/home/alice/.ollama" not in paths_of("ollama")  # the user's key lives there
     assert paths_of("ollama", {"OLLAMA_MODELS": "/data/ollama"})[-1] == "/data/ollama"
 
 
@@ -92,7 +94,7 @@ def test_bad_profiles_name_profile_and_field(profile, field):
 def test_user_profile_overrides_keys_of_builtin():
     profiles = P.load_profiles({"ollama": {"paths": ["/srv/models/ollama"]}})
     assert profiles["ollama"]["paths"] == ["/srv/models/ollama"]
-    assert profiles["ollama"]["processes"]["names"] == ["ollama"]
+    assert profiles["ollama"]["processes"]["names"] == ["ollama", "Ollama"]  # the server, and the macOS app
 
 
 def test_select_targets():
@@ -151,7 +153,8 @@ def test_resolve_paths_refuses_profile_path_on_protected_dir():
 def test_env_placeholder_unset_skips_path():
     profiles = P.load_profiles()
     got = P.resolve_paths("ollama", profiles["ollama"], ctx(), set(), "Linux")
-    assert [r.template for r in got] == ["{home}/.ollama/models", "/usr/share/ollama/.ollama/models"]
+    assert [r.template for r in got] == [t for t in profiles["ollama"]["paths"] if t != "{env:OLLAMA_MODELS}"]
+    assert len(got) == len(profiles["ollama"]["paths"]) - 1
 
 
 def test_parse_environment_file():
