@@ -15,7 +15,6 @@ __metaclass__ = type
 import errno
 import fnmatch
 import os
-import platform
 import plistlib
 import re
 import stat
@@ -26,6 +25,7 @@ try:
 except ImportError:  # pragma: no cover - Windows has its own module
     pwd = None
 
+from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     list_users, load_profiles, parse_users_option, select_targets)
 
@@ -41,6 +41,9 @@ XDG_SYSTEM_DIRS = ("etc/xdg/autostart",)
 USER_XDG_DIR = ".config/autostart"
 LAUNCHD_SYSTEM_DIRS = (("Library/LaunchDaemons", "system"), ("Library/LaunchAgents", "gui"))
 USER_LAUNCHD_DIR = "Library/LaunchAgents"
+# Where apps keep the jobs they register with SMAppService (login items, agents, daemons): inside the bundle.
+APP_DIRS = ("Applications",)
+BUNDLE_LAUNCHD_DIRS = (("Contents/Library/LaunchAgents", "gui"), ("Contents/Library/LaunchDaemons", "system"))
 _UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount")
 # a crontab line that sets a variable rather than running a job
 _CRON_ENV_LINE = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
@@ -221,7 +224,7 @@ class Plan(object):
         self.systemd = []   # {scope: system|user|global-user, unit, user, paths: [...], targets: [...]}
         self.cron = []      # {path, user, removed: [lines], before: bytes, after: bytes, st}
         self.xdg = []       # {path, user, targets}
-        self.launchd = []   # {label, path, domain, user, targets}
+        self.launchd = []   # {label, path, domain, user, targets, bundle, targets_launchd: [gui/501/label, ...]}
         self.problems = []
         self.unreadable_spools = []  # cron spools this (unprivileged) user cannot list
 
@@ -375,8 +378,17 @@ def launchd_label(path):
     return name[:-len(".plist")] if name.endswith(".plist") else name
 
 
-def _plan_launchd(plan, dirs, globs_by_target):
-    for directory, domain, user, uid in dirs:
+def _domain_targets(domain, label, uids):
+    """launchctl service targets of a job: system/<label>, or gui/<uid>/<label> for each user it runs for."""
+    if domain == "system":
+        return ["system/%s" % label]
+    return ["gui/%d/%s" % (uid, label) for uid in uids]
+
+
+def _plan_launchd(plan, dirs, globs_by_target, every_uid):
+    """dirs: (directory, domain, user, uid, bundle). A global agent (/Library/LaunchAgents, an app's agent)
+    runs in the GUI domain of every user: it is booted out of each covered user's."""
+    for directory, domain, user, uid, bundle in dirs:
         for entry in _listdir(directory):
             path = os.path.join(directory, entry)
             if not entry.endswith(".plist") or not (os.path.islink(path) or _is_regular(path)):
@@ -385,8 +397,58 @@ def _plan_launchd(plan, dirs, globs_by_target):
             targets = [t for t, globs in sorted(globs_by_target.items())
                        if any(fnmatch.fnmatchcase(label, g) or fnmatch.fnmatchcase(entry[:-6], g) for g in globs)]
             if targets:
+                uids = [uid] if uid is not None else list(every_uid)
                 plan.launchd.append({"label": label, "path": path, "domain": domain, "user": user, "uid": uid,
-                                     "targets": targets})
+                                     "targets": targets, "bundle": bundle,
+                                     "services": _domain_targets(domain, label, uids)})
+
+
+def _bundle_dirs(root, users):
+    """(directory, domain, user, uid, bundle) of the launchd directories inside every app bundle in
+    /Applications and the users' ~/Applications (symlinked bundles are not followed)."""
+    app_dirs = [(_join(root, d), None, None) for d in APP_DIRS]
+    app_dirs += [(os.path.join(u.home, d), u.name, u.uid) for u in users or () for d in APP_DIRS]
+    found = []
+    for apps, user, uid in app_dirs:
+        for name in _listdir(apps):
+            bundle = os.path.join(apps, name)
+            if not name.endswith(".app") or os.path.islink(bundle) or not os.path.isdir(bundle):
+                continue
+            for relative, domain in BUNDLE_LAUNCHD_DIRS:
+                directory = os.path.join(bundle, relative)
+                if os.path.isdir(directory) and not os.path.islink(directory):
+                    found.append((directory, domain, user, uid if domain == "gui" else None, bundle))
+    return found
+
+
+def _launchd_state(run, services):
+    """(loaded, disabled): the service targets launchd has loaded, and those its override database disables."""
+    loaded, disabled, domains = set(), set(), {}
+    for service in services:
+        rc, out, _err = run(["launchctl", "print", service])
+        if rc == 0 and _macos.parse_launchctl_print(out):
+            loaded.add(service)
+        domain, _sep, label = service.rpartition("/")
+        if domain not in domains:
+            rc, out, _err = run(["launchctl", "print-disabled", domain])
+            domains[domain] = _macos.parse_print_disabled(out) if rc == 0 else {}
+        if domains[domain].get(label):
+            disabled.add(service)
+    return loaded, disabled
+
+
+def _settle_bundle_jobs(plan, run):
+    """An app's own job keeps its plist (it is part of the signed bundle and goes with the app): it is planned
+    only while launchd still has it loaded or enabled somewhere, so a second run changes nothing."""
+    kept = []
+    for entry in plan.launchd:
+        if entry["bundle"] and run is not None:
+            loaded, disabled = _launchd_state(run, entry["services"])
+            entry["services"] = [s for s in entry["services"] if s in loaded or s not in disabled]
+            if not entry["services"]:
+                continue
+        kept.append(entry)
+    plan.launchd[:] = kept
 
 
 def _inside_home(plan, user, relative):
@@ -402,13 +464,16 @@ def _inside_home(plan, user, relative):
     return path
 
 
-def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, macos=False, run=None,
+def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, macos=None, run=None,
                    me=None):
     """The Plan for the given profiles ({target: normalised profile}) and users ([_profiles.User]).
 
     system: also cover system-wide locations (system units, /etc/cron.d, /etc/crontab, /etc/xdg/autostart,
     /Library). all_crontabs: every crontab in the spool (service accounts too), not only those of `users`.
+    macos: plan launchd jobs (default: the platform seam says this is macOS). run: the host's commands (the
+    state of jobs inside app bundles is asked of launchctl).
     Raises AutostartError on bad patterns before anything is looked at."""
+    macos = _platform.is_macos() if macos is None else macos
     units, xdg, launchd, cron = {}, {}, {}, {}
     for target, profile in sorted(profiles.items()):
         services = profile.get("services") or {}
@@ -446,10 +511,13 @@ def plan_autostart(profiles, users, root="/", system=True, all_crontabs=False, m
         dirs += [(d, u.name) for u in users or () for d in [_inside_home(plan, u, USER_XDG_DIR)] if d]
         _plan_xdg(plan, dirs, xdg)
     if launchd and macos:
-        dirs = [(_join(root, d), domain, None, None) for d, domain in LAUNCHD_SYSTEM_DIRS] if system else []
-        dirs += [(d, "gui", u.name, u.uid) for u in users or () for d in [_inside_home(plan, u, USER_LAUNCHD_DIR)]
-                 if d]
-        _plan_launchd(plan, dirs, launchd)
+        dirs = [(_join(root, d), domain, None, None, None) for d, domain in LAUNCHD_SYSTEM_DIRS] if system else []
+        dirs += [(d, "gui", u.name, u.uid, None) for u in users or ()
+                 for d in [_inside_home(plan, u, USER_LAUNCHD_DIR)] if d]
+        # an app's agents run in the users' own GUI domains (covered without system); its daemons are system-wide
+        dirs += [d for d in _bundle_dirs(root, users) if system or d[1] == "gui"]
+        _plan_launchd(plan, dirs, launchd, [u.uid for u in users or ()])
+        _settle_bundle_jobs(plan, run)
     return plan
 
 
@@ -485,12 +553,34 @@ def systemctl_commands(entry, runtime_root="/run/user"):
 
 
 def launchctl_commands(entry):
-    """launchctl bootout for a job: system/<label> for daemons, gui/<uid>/<label> for agents."""
-    if entry["domain"] == "system":
-        return [["launchctl", "bootout", "system/%s" % entry["label"]]]
-    if entry.get("uid") is not None:
-        return [["launchctl", "bootout", "gui/%d/%s" % (entry["uid"], entry["label"])]]
-    return []
+    """launchctl invocations for one job, before its plist goes: bootout (stop and unload) and disable (an
+    override launchd keeps, so nothing loads it again, the app's own SMAppService registration included), for
+    each service target: system/<label> for daemons, gui/<uid>/<label> for agents."""
+    commands = []
+    for service in entry.get("services") or ():
+        commands.append(["launchctl", "bootout", service])
+        commands.append(["launchctl", "disable", service])
+    return commands
+
+
+# launchctl bootout's answers for a job that is not loaded (ESRCH 3 "No such process", 113 "Could not find
+# specified service", 36 "Operation now in progress" while it is already going away): nothing to stop.
+_BOOTOUT_NOT_LOADED = (3, 36, 113)
+
+
+def _apply_launchd(entry, run, failures):
+    for argv in launchctl_commands(entry):
+        rc, out, err = run(argv)
+        if rc == 0 or argv[1] == "bootout" and rc in _BOOTOUT_NOT_LOADED:
+            continue
+        if argv[1] == "bootout":  # still loaded? launchctl print answers
+            rc_print, out_print, _err = run(["launchctl", "print", argv[2]])
+            if rc_print != 0 or not _macos.parse_launchctl_print(out_print):
+                continue
+        failures.append({"what": "launchd", "path": entry["path"], "unit": argv[2],
+                         "error": "%s: rc %d: %s" % (" ".join(argv), rc, (err or out).strip())})
+    if not entry.get("bundle"):
+        _remove(entry["path"], failures, "launchd")
 
 
 def apply_plan(plan, run, root="/"):
@@ -538,9 +628,7 @@ def apply_plan(plan, run, root="/"):
     for entry in plan.xdg:
         _remove(entry["path"], failures, "xdg")
     for entry in plan.launchd:
-        for argv in launchctl_commands(entry):
-            run(argv)  # bootout of a job that is not loaded fails harmlessly; the plist goes either way
-        _remove(entry["path"], failures, "launchd")
+        _apply_launchd(entry, run, failures)  # the plist goes whatever launchctl answered
     return failures
 
 
@@ -561,7 +649,7 @@ def plan_result(plan):
         "cron": [{"path": e["path"], "user": e["user"], "removed_lines": list(e["removed"]),
                   "targets": e["targets"]} for e in plan.cron],
         "xdg": [dict(e) for e in plan.xdg],
-        "launchd": [dict((k, v) for k, v in e.items() if k != "uid") for e in plan.launchd],
+        "launchd": [dict((k, v) for k, v in e.items() if k != "uid") for e in plan.launchd],  # bundle, services
     }
 
 
@@ -573,7 +661,7 @@ def plan_diff(plan):
                       "before": entry["before"].decode("utf-8", "replace"),
                       "after": entry["after"].decode("utf-8", "replace")})
     removed = [p for e in plan.systemd for p in e["paths"]] + [e["path"] for e in plan.xdg] + \
-        [e["path"] for e in plan.launchd]
+        [e["path"] for e in plan.launchd if not e.get("bundle")]
     if removed:
         diffs.append({"before_header": "autostart files", "after_header": "autostart files",
                       "before": "".join(p + "\n" for p in removed), "after": ""})
@@ -584,12 +672,17 @@ def plan_diff(plan):
 
 def run(params, check_mode=False, commands=None):
     """autostart with validated module params: the module's result. commands: _module.Commands (the host's
-    systemctl, crontab, launchctl). ValueError for bad options, before anything changes."""
+    systemctl, crontab, launchctl, dscl). ValueError for bad options, before anything changes."""
+    with _platform.attached(commands):
+        return _run(params, check_mode, commands)
+
+
+def _run(params, check_mode, commands):
     profiles = select_targets(load_profiles(params["profiles"]), params["targets"])
     every_user = not params["homes"] and parse_users_option(params["users"]) == "all"
     users = list_users(homes=params["homes"], users=params["users"])
     plan = plan_autostart(profiles, users, system=params["system_wide"], all_crontabs=every_user,
-                          macos=platform.system() == "Darwin", run=commands.run,
+                          run=commands.run,
                           me=pwd.getpwuid(os.geteuid()).pw_name)
     result = dict(changed=not plan.empty(), failures=[], problems=list(plan.problems), **plan_result(plan))
     if not plan.empty():

@@ -6,7 +6,7 @@ tested from recorded output) on any OS. The commands themselves run through _pla
 
     sw_vers                                          -> parse_sw_vers
     dscl . -list /Users UniqueID                     -> parse_dscl_users, macos_users
-    ps -A -ww -o pid=,uid=,command=  (with and without -E) -> parse_ps_environments
+    ps -A -ww -o pid=,ruid=,uid=,command=  (with and without -E) -> parse_ps_environments
     launchctl print <domain>/<label>                 -> parse_launchctl_print
     launchctl list                                   -> parse_launchctl_list
     lsof -F ... (field output, NUL or newline terminated)  -> parse_lsof_fields
@@ -29,14 +29,14 @@ MACOS_UID_MIN = 501
 MACOS_UID_MAX = 2 ** 31 - 1  # 'nobody' is -2, printed as such, and never a person
 
 DSCL_USERS = ["dscl", ".", "-list", "/Users", "UniqueID"]
-PS_PLAIN = ["ps", "-A", "-ww", "-o", "pid=,uid=,command="]
-PS_ENV = ["ps", "-A", "-E", "-ww", "-o", "pid=,uid=,command="]
+PS_PLAIN = ["ps", "-A", "-ww", "-o", "pid=,ruid=,uid=,command="]
+PS_ENV = ["ps", "-A", "-E", "-ww", "-o", "pid=,ruid=,uid=,command="]
 TMUTIL_SNAPSHOTS = ["tmutil", "listlocalsnapshots", "/"]
 DISKUTIL_APFS = ["diskutil", "apfs", "list"]
 
 _ENV_NAME = re.compile(r"(?:^| )([A-Za-z_][A-Za-z0-9_]*)=")
 
-ProcEnv = namedtuple("ProcEnv", "pid uid environ")
+ProcEnv = namedtuple("ProcEnv", "pid ruid uid environ")
 Volume = namedtuple("Volume", "device name role mount_point consumed_bytes")
 
 
@@ -100,13 +100,13 @@ def macos_users(dscl_text, lookup):
 # ---------------------------------------------------------------------------------------------- environments
 
 def _ps_lines(text):
-    """{pid: (uid, rest of line)} of `ps -o pid=,uid=,command=` output."""
+    """{pid: ((ruid, uid), rest of line)} of `ps -o pid=,ruid=,uid=,command=` output."""
     rows = {}
     for line in text.split("\n"):
-        fields = line.split(None, 2)
-        if len(fields) < 2 or not fields[0].isdigit() or not re.match(r"^-?[0-9]+$", fields[1]):
+        fields = line.split(None, 3)
+        if len(fields) < 3 or not fields[0].isdigit() or not all(re.match(r"^-?[0-9]+$", f) for f in fields[1:3]):
             continue
-        rows[int(fields[0])] = (int(fields[1]), fields[2] if len(fields) > 2 else "")
+        rows[int(fields[0])] = ((int(fields[1]), int(fields[2])), fields[3] if len(fields) > 3 else "")
     return rows
 
 
@@ -123,17 +123,18 @@ def split_environment(text):
 
 
 def parse_ps_environments(plain_text, env_text, names=None):
-    """[ProcEnv(pid, uid, environ)] from the same `ps` listing without and with -E.
+    """[ProcEnv(pid, ruid, uid, environ)] from the same `ps` listing without and with -E.
 
     The environment is what -E adds after the command line of the same pid: comparing the two listings is what
     tells arguments from environment (an argument may look like NAME=value). A process whose -E line does not
     start with its plain command line (it exec'd between the two runs, or macOS showed no environment: another
-    user's process without root, or a SIP-protected one) gives an empty environ. names: keep only these
-    variables."""
+    user's process without root, or a SIP-protected one) gives an empty environ; so does one whose uids changed
+    between the runs (the pid was reused). ruid != uid marks a setuid program running with the environment of
+    the user who started it. names: keep only these variables."""
     plain = _ps_lines(plain_text)
     found = []
-    for pid, (uid, with_env) in sorted(_ps_lines(env_text).items()):
-        if pid not in plain or plain[pid][0] != uid:
+    for pid, (uids, with_env) in sorted(_ps_lines(env_text).items()):
+        if pid not in plain or plain[pid][0] != uids:
             continue
         command = plain[pid][1]
         environ = {}
@@ -141,7 +142,7 @@ def parse_ps_environments(plain_text, env_text, names=None):
             environ = split_environment(with_env[len(command) + 1:])
         if names is not None:
             environ = dict((k, v) for k, v in environ.items() if k in names)
-        found.append(ProcEnv(pid, uid, environ))
+        found.append(ProcEnv(pid, uids[0], uids[1], environ))
     return found
 
 
@@ -302,3 +303,21 @@ def parse_apfs_list(text):
             size = _SIZE_BYTES.match(value)
             current["consumed_bytes"] = int(size.group(1)) if size else None
     return [Volume(**v) for v in volumes]
+
+
+def parse_print_disabled(text):
+    """`launchctl print-disabled <domain>` -> {label: disabled (bool)} from its 'disabled services' block
+    ('=> disabled'/'=> enabled'; older macOS prints '=> true'/'=> false')."""
+    states, inside = {}, False
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if line.endswith("= {"):
+            inside = line.startswith("disabled services")
+            continue
+        if line == "}":
+            inside = False
+            continue
+        match = re.match(r'^"(.*)" => (disabled|enabled|true|false)$', line) if inside else None
+        if match:
+            states[match.group(1)] = match.group(2) in ("disabled", "true")
+    return states

@@ -6,13 +6,14 @@
 Code that behaves differently on macOS asks `current()` (never `sys.platform`), and runs host commands through
 `current().run(argv)` (returning (rc, stdout, stderr) as _module.Commands does). Tests switch the seam to macOS
 with recorded command output (`use(Host("Darwin", replay))`), so the same discover/stop/remove code paths run
-on Linux with macOS behaviour. A module hands its own runner in with `attach(commands)`.
+on Linux with macOS behaviour. A topic's run() hands the module's runner in with `with attached(commands):`.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import platform
 import subprocess
 from collections import namedtuple
@@ -48,10 +49,17 @@ def use(host):
     return previous
 
 
-def attach(commands):
-    """Run host commands through a module's _module.Commands (AnsibleModule.run_command) from now on."""
+@contextlib.contextmanager
+def attached(commands):
+    """Inside the with block, host commands run through a module's _module.Commands (AnsibleModule.run_command);
+    commands None: the seam stays as it is."""
+    previous = _state["host"]
     if commands is not None:
         use(Host(current().system, commands.run))
+    try:
+        yield current()
+    finally:
+        use(previous)
 
 
 def is_macos():

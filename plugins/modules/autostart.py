@@ -31,7 +31,13 @@ description:
   - B(XDG autostart) entries (C(~/.config/autostart/*.desktop) and C(/etc/xdg/autostart)) named by the
     profile's C(services.xdg) globs.
   - B(launchd) jobs on macOS (C(~/Library/LaunchAgents), C(/Library/LaunchAgents), C(/Library/LaunchDaemons))
-    whose label or file name matches C(services.launchd) get C(launchctl bootout), then the plist is removed.
+    whose label or file name matches C(services.launchd) get C(launchctl bootout) and C(launchctl disable)
+    (C(system/<label>) for daemons, C(gui/<uid>/<label>) for agents, in every covered user's GUI domain for
+    global agents), then the plist is removed.
+  - Jobs an app registers with C(SMAppService) from inside its bundle
+    (C(/Applications/Ollama.app/Contents/Library/LaunchAgents/com.ollama.ollama.plist), and apps in
+    C(~/Applications)) are booted out and disabled the same way while launchd has them loaded or enabled; their
+    plist is part of the signed app and stays (it goes with the app).
   - Windows services, scheduled tasks and Run keys are not handled by this module.
 author:
   - residue.purge contributors (@residue-purge)
@@ -115,7 +121,8 @@ xdg:
   type: list
   elements: dict
 launchd:
-  description: launchd jobs booted out and removed (label, path, domain, user, targets); macOS only.
+  description: launchd jobs booted out, disabled and (unless inside an app bundle) removed (label, path, domain,
+    user, targets, bundle (the app holding the plist, or null), services (the launchctl targets)); macOS only.
   returned: always
   type: list
   elements: dict

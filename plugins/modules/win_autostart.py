@@ -97,7 +97,8 @@ xdg:
   type: list
   elements: dict
 launchd:
-  description: Always empty on Windows. On POSIX hosts, launchd jobs booted out and removed (label, path, domain, user, targets); macOS only.
+  description: Always empty on Windows. On POSIX hosts, launchd jobs booted out, disabled and (unless inside an
+    app bundle) removed (label, path, domain, user, targets, bundle, services); macOS only.
   returned: always
   type: list
   elements: dict

@@ -257,12 +257,13 @@ def test_launchd_plan_and_commands(host):
     assert jobs == [("ai.rp-tool.agent", "gui", "alice"), ("ai.rp-tool.daemon", "system", None)]
     by_label = dict((j["label"], j) for j in plan.launchd)
     assert _autostart.launchctl_commands(by_label["ai.rp-tool.daemon"]) == [
-        ["launchctl", "bootout", "system/ai.rp-tool.daemon"]]
+        ["launchctl", "bootout", "system/ai.rp-tool.daemon"], ["launchctl", "disable", "system/ai.rp-tool.daemon"]]
+    agent = "gui/%d/ai.rp-tool.agent" % os.getuid()
     assert _autostart.launchctl_commands(by_label["ai.rp-tool.agent"]) == [
-        ["launchctl", "bootout", "gui/%d/ai.rp-tool.agent" % os.getuid()]]
+        ["launchctl", "bootout", agent], ["launchctl", "disable", agent]]
     commands = []
     assert _autostart.apply_plan(plan, lambda argv: commands.append(argv) or (0, "", ""), root=root) == []
-    assert sorted(c[2] for c in commands) == ["gui/%d/ai.rp-tool.agent" % os.getuid(), "system/ai.rp-tool.daemon"]
+    assert sorted(c[2] for c in commands) == [agent, agent, "system/ai.rp-tool.daemon", "system/ai.rp-tool.daemon"]
     assert os.listdir(agents) == ["com.apple.keep.plist"] and os.listdir(daemons) == []
 
 

@@ -63,10 +63,11 @@ def test_is_person(name, uid, person):
 
 
 def test_ps_environments():
-    found = _macos.parse_ps_environments(fixture("ps_A_ww_o_pid_uid_command.txt"),
-                                         fixture("ps_A_E_ww_o_pid_uid_command.txt"))
+    found = _macos.parse_ps_environments(fixture("ps_A_ww_o_pid_ruid_uid_command.txt"),
+                                         fixture("ps_A_E_ww_o_pid_ruid_uid_command.txt"))
     by_pid = dict((p.pid, p) for p in found)
     assert by_pid[1].environ == {} and by_pid[1].uid == 0  # SIP: ps shows no environment
+    assert (by_pid[1500].ruid, by_pid[1500].uid) == (502, 0)  # setuid sudo: told apart by its uids
     assert by_pid[812].uid == 501
     assert by_pid[812].environ["OLLAMA_MODELS"] == "/Volumes/Models/ollama"
     assert by_pid[812].environ["HF_HOME"] == "/Users/alice/HF Cache/hf"  # a value with a space, kept whole
@@ -74,19 +75,19 @@ def test_ps_environments():
     assert by_pid[901].environ["XDG_CACHE_HOME"] == "/Users/bob/.cache"
     assert by_pid[901].environ["HF_HOME"] == "/etc"  # reported as found: trust rules judge it, not the parser
     assert by_pid[2001].environ == {}  # exec'd between the two listings: nothing attributed
-    kept = _macos.parse_ps_environments(fixture("ps_A_ww_o_pid_uid_command.txt"),
-                                        fixture("ps_A_E_ww_o_pid_uid_command.txt"), names=("HF_HOME",))
+    kept = _macos.parse_ps_environments(fixture("ps_A_ww_o_pid_ruid_uid_command.txt"),
+                                        fixture("ps_A_E_ww_o_pid_ruid_uid_command.txt"), names=("HF_HOME",))
     assert dict((p.pid, p.environ) for p in kept)[812] == {"HF_HOME": "/Users/alice/HF Cache/hf"}
 
 
 def test_ps_empty_truncated_hostile():
     assert _macos.parse_ps_environments("", "") == []
-    plain = "  812   501 /x/ollama serve\n"
-    assert _macos.parse_ps_environments(plain, "  812   501 /x/oll") == [_macos.ProcEnv(812, 501, {})]
-    # a uid that differs between the runs (the pid was reused): nothing
-    assert _macos.parse_ps_environments(plain, "  812   502 /x/ollama serve HF_HOME=/h\n") == []
+    plain = "  812   501   501 /x/ollama serve\n"
+    assert _macos.parse_ps_environments(plain, "  812   501   501 /x/oll") == [_macos.ProcEnv(812, 501, 501, {})]
+    # uids that differ between the runs (the pid was reused): nothing
+    assert _macos.parse_ps_environments(plain, "  812   502   502 /x/ollama serve HF_HOME=/h\n") == []
     # an argv with a newline splits the line: the tail is no process
-    hostile = "  812   501 /x/ollama serve\n   99 HF_HOME=/etc\n"
+    hostile = "  812   501   501 /x/ollama serve\n   99 HF_HOME=/etc\n"
     assert [p.pid for p in _macos.parse_ps_environments(hostile, hostile)] == [812]
 
 
@@ -176,3 +177,12 @@ def test_apfs_list():
     assert by_device["disk5s1"].name == "Models" and by_device["disk5s1"].role == "No specific role"
     assert _macos.parse_apfs_list("") == []
     assert _macos.parse_apfs_list(fixture("diskutil_apfs_list.txt")[:1200])[-1].device == "disk3s1"
+
+
+def test_print_disabled():
+    states = _macos.parse_print_disabled(fixture("launchctl_print-disabled_gui_501.txt"))
+    assert states == {"com.apple.ScriptMenuApp": True, "com.ollama.ollama": False, "com.apple.Siri.agent": False,
+                      "ai.open-autoglm.agent": False}  # login item associations are not states
+    assert _macos.parse_print_disabled(fixture("launchctl_print-disabled_legacy.txt"))["com.ollama.ollama"] is True
+    assert _macos.parse_print_disabled("") == {}
+    assert _macos.parse_print_disabled('disabled services = {\n\t"a.b" => disab') == {}

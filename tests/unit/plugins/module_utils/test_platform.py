@@ -40,11 +40,15 @@ def test_use_and_attach_switch_the_seam():
         assert _platform.is_macos()
         assert _platform.run(["launchctl", "list"]) == (0, "out", "")
         other = FakeCommands()
-        _platform.attach(other)
-        assert _platform.is_macos()  # attach keeps the OS, changes only the runner
-        _platform.run(["tmutil", "listlocalsnapshots", "/"], data=b"x")
+        with _platform.attached(other):
+            assert _platform.is_macos()  # keeps the OS, changes only the runner
+            _platform.run(["tmutil", "listlocalsnapshots", "/"], data=b"x")
+        with _platform.attached(None):
+            _platform.run(["launchctl", "print", "system"])
+        _platform.run(["launchctl", "list"])
         assert other.calls == [(["tmutil", "listlocalsnapshots", "/"], b"x")]
-        assert commands.calls == [(["launchctl", "list"], None)]
+        assert commands.calls == [(["launchctl", "list"], None), (["launchctl", "print", "system"], None),
+                                  (["launchctl", "list"], None)]
     finally:
         _platform.use(previous)
     assert _platform.current().system == platform.system()
