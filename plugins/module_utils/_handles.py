@@ -17,7 +17,7 @@ import os
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.residue.purge.plugins.module_utils import _paths, _procfs, _procs
+from ansible_collections.residue.purge.plugins.module_utils import _macos, _paths, _platform, _procfs, _procs
 from ansible_collections.residue.purge.plugins.module_utils._mounts import (
     device_numbers, free_bytes, mountinfo_points, parse_mountinfo)
 from ansible_collections.residue.purge.plugins.module_utils._procfs import strip_deleted
@@ -305,7 +305,11 @@ def _fd_order(fd):
 
 
 def free_space(filesystems, proc="/proc"):
-    """{filesystem: free bytes} for the filesystems of a summary that are mounted in this namespace."""
+    """{filesystem: free bytes} for the filesystems of a summary that are mounted in this namespace. A macOS
+    summary (lsof's hex devices, filesystems named by their mount point) is measured with statvfs at that mount
+    point, once it is checked to be the same device."""
+    if _platform.is_macos():
+        return _free_space_by_point(filesystems)
     mounts = _Mounts(proc)
     my_points = set(point for point, _fstype in mounts.my_points)
     result = {}
@@ -313,7 +317,7 @@ def free_space(filesystems, proc="/proc"):
         try:
             dev = os.makedev(*device_numbers(fs["device"]))
         except ValueError:
-            continue  # lsof's hex devices (macOS): no statvfs comparison there
+            continue  # not a MAJOR:MINOR device: no statvfs comparison here
         point = mounts.mount_point(dev)
         try:
             if point is not None:
@@ -329,45 +333,52 @@ def free_space(filesystems, proc="/proc"):
     return result
 
 
+def _free_space_by_point(filesystems):
+    result = {}
+    for fs in filesystems:
+        dev = _macos.lsof_device(fs["device"])
+        point = fs["filesystem"]
+        if isinstance(dev, tuple):
+            dev = os.makedev(*dev)
+        if dev is None or not point.startswith("/"):
+            continue
+        try:
+            if os.stat(point).st_dev == dev:
+                result[point] = free_bytes(point)
+        except OSError:
+            continue
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # macOS (and any host with lsof): lsof -nP +L1 -F <fields>0
 
-LSOF_FIELDS = "pcuftsDin"
-LSOF_COMMAND = ["lsof", "-nP", "+L1", "-F", LSOF_FIELDS + "0"]
+LSOF_FIELDS = "pcuLftDsikn"
+LSOF_COMMAND = ["lsof", "-nP", "-w", "+L1", "-F", LSOF_FIELDS + "0"]
 
 
 def parse_lsof_fields(output):
-    """Parse `lsof -F ...0` output (NUL after each field, newline after each process or file set).
+    """Parse `lsof -F ...` field output (NUL- or newline-terminated fields; _macos.parse_lsof_fields).
 
-    Returns a list of {pid, name, user, fd, path, bytes, device, inode, type}; only files whose name
-    carries no other lsof annotation are reported by path (lsof appends ' (deleted)' on Linux only).
+    Returns a list of {pid, name, user, fd, path, bytes, device, inode, type}, one per file with a link count
+    of 0 or none shown (lsof +L1 lists only those); paths under the Data volume carry their firmlinked name
+    (/Users/...), and the ' (deleted)' lsof appends on Linux is dropped.
     """
-    records, process = [], {}
-    for line in output.split("\n"):
-        fields = [field for field in line.split("\0") if field]
-        if not fields:
-            continue
-        values = dict((field[0], field[1:]) for field in fields)
-        if "p" in values:
-            process = {"pid": int(values["p"]), "name": printable(values.get("c", "")), "user": values.get("L", "")}
-            if not process["user"] and values.get("u", "").isdigit():
-                process["user"] = _user_name(int(values["u"]))
-            elif not process["user"]:
-                process["user"] = values.get("u", "")
-            if "f" not in values:
+    records = []
+    for process in _macos.parse_lsof_fields(output):
+        user = process["login"]
+        if not user and process["uid"] is not None:
+            user = _user_name(process["uid"])
+        for entry in process["files"]:
+            if entry["links"]:
                 continue
-        if "f" not in values or not process:
-            continue
-        path = values.get("n", "")
-        stripped = strip_deleted(path)
-        size = values.get("s")
-        records.append({
-            "pid": process["pid"], "name": process["name"], "user": process["user"],
-            "fd": values["f"], "path": printable(stripped if stripped is not None else path),
-            "bytes": int(size) if size and size.isdigit() else None,
-            "device": values.get("D", ""), "inode": int(values["i"]) if values.get("i", "").isdigit() else None,
-            "type": values.get("t", ""),
-        })
+            path = entry["name"]
+            stripped = strip_deleted(path)
+            records.append({
+                "pid": process["pid"], "name": printable(process["command"]), "user": user, "fd": entry["fd"],
+                "path": printable(_macos.firmlinked(stripped if stripped is not None else path)),
+                "bytes": entry["size"], "device": entry["device"], "inode": entry["inode"], "type": entry["type"],
+            })
     return records
 
 
@@ -406,11 +417,27 @@ def mount_of(path, mounts):
     return "", ""
 
 
-def handles_from_lsof(records, mounts):
-    """lsof records (one deleted file each, as +L1 lists them) -> handles like scan_proc's."""
+def mount_devices(mounts, stat=os.stat):
+    """{st_dev: (mount_point, fstype)} of the mount points in mounts (those that can be stat'ed)."""
+    devices = {}
+    for point, fstype in sorted(mounts, key=lambda m: len(m[0])):  # the top mount wins over one hiding below
+        try:
+            devices.setdefault(stat(point).st_dev, (point, fstype))
+        except OSError:
+            continue
+    return devices
+
+
+def handles_from_lsof(records, mounts, devices=None):
+    """lsof records (one deleted file each, as +L1 lists them) -> handles like scan_proc's. A file's filesystem
+    is the mount point of its device (devices: mount_devices()); by longest path prefix where the device is not
+    mounted in view."""
     handles = []
     for record in records:
-        filesystem, fstype = mount_of(record["path"], mounts)
+        dev = _macos.lsof_device(record["device"])
+        if isinstance(dev, tuple):
+            dev = os.makedev(*dev)
+        filesystem, fstype = (devices or {}).get(dev) or _mount_of_name(record["path"], mounts)
         handle = dict(record)
         handle.pop("type", None)
         handle.update(filesystem=filesystem or ("dev:%s" % record["device"]), fstype=fstype,
@@ -419,12 +446,40 @@ def handles_from_lsof(records, mounts):
     return handles
 
 
+def _mount_of_name(path, mounts):
+    """mount_of, where a firmlinked name (/Users/...) is looked up on the Data volume it lives on when that is
+    mounted (macOS); the root volume would be the wrong answer."""
+    found = mount_of(path, mounts)
+    real = _macos.data_volume_name(path) if found[0] == "/" else None
+    if real is not None:
+        on_data = mount_of(real, mounts)
+        if on_data[0] and on_data[0] != "/":
+            return on_data
+    return found
+
+
+def apfs_notes(run):
+    """(snapshots, problems) on macOS: the local snapshots of / (tmutil), which keep the blocks of files deleted
+    since they were taken. Reported, never touched."""
+    rc, out, err = run(_macos.TMUTIL_SNAPSHOTS)
+    problems = []
+    if rc != 0:
+        return [], ["tmutil listlocalsnapshots / failed (rc %d): %s; local snapshots not checked"
+                    % (rc, (err or out).strip())]
+    snapshots = _macos.parse_local_snapshots(out)
+    if snapshots:
+        problems.append("%d local snapshot(s) of / keep the blocks of files deleted since they were taken (%s); "
+                        "space comes back when macOS thins them (tmutil thinlocalsnapshots), not by this run"
+                        % (len(snapshots), ", ".join(snapshots[:5])))
+    return snapshots, problems
+
+
 # ---------------------------------------------------------------------------------------------
 # The module's run
 
 def scan(commands, roots, min_bytes):
     """(handles, stats) after the filters, from /proc or, where there is none, from lsof."""
-    if os.path.isdir("/proc/self/fd"):
+    if not _platform.is_macos() and _procfs.available():
         handles, stats = scan_proc(skip_pids=(os.getpid(),))
     else:
         rc, out, err = commands.run([commands.which("lsof")] + LSOF_COMMAND[1:])
@@ -434,7 +489,8 @@ def scan(commands, roots, min_bytes):
         rc, mount_out, err = commands.run([commands.which("mount")])
         if rc != 0:
             raise HandleError("mount failed (rc %d): %s" % (rc, err.strip()))
-        handles = handles_from_lsof(parse_lsof_fields(out), parse_mount_output(mount_out))
+        mounts = parse_mount_output(mount_out)
+        handles = handles_from_lsof(parse_lsof_fields(out), mounts, mount_devices(mounts))
         handles = [h for h in handles if h["pid"] != os.getpid()]
         stats = {"processes": None, "vanished": 0, "denied": 0, "denied_pids": []}  # lsof does not say
     return select_handles(handles, roots, min_bytes), stats
@@ -452,7 +508,7 @@ def check_terminate_roots(roots):
 
 def holds_again(commands, pid, handles):
     """Does pid still hold one of these files? /proc where there is one, else lsof for that pid."""
-    if os.path.isdir("/proc/self/fd"):
+    if not _platform.is_macos() and _procfs.available():
         return still_holds(pid, handles)
     rc, out, err = commands.run([commands.which("lsof")] + LSOF_COMMAND[1:] + ["-a", "-p", str(pid)])
     wanted = set((h["device"], h["inode"]) for h in handles if h["pid"] == pid)
@@ -506,7 +562,12 @@ def terminate(params, check_mode, commands, handles, result, rescan):
 
 def run(params, check_mode=False, commands=None):
     """open_deleted with validated module params: the module's result. commands (_module.Commands) runs lsof
-    where there is no /proc. ValueError for bad options, before any process is inspected or signalled."""
+    where there is no /proc (macOS). ValueError for bad options, before any process is inspected or signalled."""
+    with _platform.attached(commands):
+        return _run(params, check_mode, commands)
+
+
+def _run(params, check_mode, commands):
     roots = normalise_roots(params["under"])
     min_bytes = parse_size(params["min_bytes"], option="min_bytes")
     if params["grace"] < 0:
@@ -525,6 +586,10 @@ def run(params, check_mode=False, commands=None):
                 "even root may not read them (another container, or a Yama/LSM ptrace restriction)")
         result["problems"].append("%d process(es) could not be fully inspected (permission denied: pid %s); %s" % (
             stats["denied"], ", ".join(str(p) for p in stats["denied_pids"][:20]), hint))
+
+    if _platform.is_macos():
+        result["snapshots"], notes = apfs_notes(commands.run)
+        result["problems"].extend(notes)
 
     if params["action"] == "terminate" and handles:
         before = free_space(filesystems)

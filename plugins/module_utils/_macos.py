@@ -32,6 +32,13 @@ DSCL_USERS = ["dscl", ".", "-list", "/Users", "UniqueID"]
 PS_PLAIN = ["ps", "-A", "-ww", "-o", "pid=,ruid=,uid=,command="]
 PS_ENV = ["ps", "-A", "-E", "-ww", "-o", "pid=,ruid=,uid=,command="]
 TMUTIL_SNAPSHOTS = ["tmutil", "listlocalsnapshots", "/"]
+# Every open file of every process (what holds files below a residue: descriptors, cwd, mapped files as 'txt').
+LSOF_ALL = ["lsof", "-nP", "-w", "-F", "pcuLfn"]
+# The Data volume's directories that appear at the root through firmlinks (/usr/share/firmlinks): a path may be
+# reported under either name.
+DATA_VOLUME = "/System/Volumes/Data"
+FIRMLINKS = ("/AppleInternal", "/Applications", "/Library", "/System/Library/Caches", "/Users", "/Volumes",
+             "/cores", "/opt", "/private", "/usr/local", "/usr/libexec/cups", "/usr/share/snmp")
 DISKUTIL_APFS = ["diskutil", "apfs", "list"]
 
 _ENV_NAME = re.compile(r"(?:^| )([A-Za-z_][A-Za-z0-9_]*)=")
@@ -254,6 +261,44 @@ def parse_lsof_fields(output):
         elif kind == "n":
             current["name"] = value
     return [p for p in processes if p["pid"] is not None]
+
+
+def firmlinked(path):
+    """'/System/Volumes/Data/Users/a/x' -> '/Users/a/x' (the name profiles and options use); other paths as given."""
+    if path.startswith(DATA_VOLUME + "/"):
+        rest = path[len(DATA_VOLUME):]
+        if any(rest == link or rest.startswith(link + "/") for link in FIRMLINKS):
+            return rest
+    return path
+
+
+def data_volume_name(path):
+    """'/Users/a/x' -> '/System/Volumes/Data/Users/a/x' (where a firmlinked file really lives); else None."""
+    if any(path == link or path.startswith(link + "/") for link in FIRMLINKS):
+        return DATA_VOLUME + path
+    return None
+
+
+def lsof_device(text):
+    """lsof's DEVICE field -> the st_dev number: '0x1000012' (macOS), '1,4' or '8:1' (major, minor on the BSDs
+    and Linux, needing os.makedev: returned as a (major, minor) tuple); None for anything else."""
+    if re.match(r"^0x[0-9a-fA-F]+$", text or ""):
+        return int(text, 16)
+    match = re.match(r"^([0-9]+)[,:]([0-9]+)$", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def holders_under(output, roots, under):
+    """{pid: root} of the processes whose open files (lsof field output) lie under one of roots.
+    under(path, roots) -> the root holding path or None (_paths.root_of)."""
+    found = {}
+    for process in parse_lsof_fields(output):
+        for entry in process["files"]:
+            root = under(firmlinked(entry["name"]), roots) if entry["name"].startswith("/") else None
+            if root:
+                found.setdefault(process["pid"], root)
+                break
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- APFS

@@ -19,7 +19,7 @@ import signal as _signal
 import sys
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _procfs
+from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform, _procfs
 from ansible_collections.residue.purge.plugins.module_utils._paths import normalise_roots, root_of
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
@@ -190,6 +190,15 @@ def held_root(proc, roots):
     return None
 
 
+def macos_holders(roots):
+    """{pid: root} of the processes holding files under roots on macOS, from one `lsof -F` listing: psutil has no
+    memory maps there (a model file is mmapped, not opened) and sees other users' files only as root."""
+    rc, out, err = _platform.run(_macos.LSOF_ALL)
+    if rc not in (0, 1) or rc == 1 and not out.strip() and err.strip() and "WARNING" not in err:
+        raise ValueError("holding: lsof failed (rc %d): %s" % (rc, (err or out).strip()))
+    return _macos.holders_under(out, roots, root_of)
+
+
 def _wanted_users(users):
     if users is None or users == "all" or users == ["all"]:
         return None
@@ -215,6 +224,7 @@ def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
     if not (names or regexes or roots):
         return []
     protected = protected_pids()
+    holders = macos_holders(roots) if roots and _platform.is_macos() else None
     found = []
     for proc in psutil.process_iter(["pid", "ppid", "name", "username", "cmdline", "create_time", "exe",
                                      "status"]):
@@ -231,7 +241,7 @@ def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
         elif match_cmdline(regexes, argv):
             matched_by = "cmdline"
         elif roots:
-            root = held_root(proc, roots)
+            root = holders.get(pid) if holders is not None else held_root(proc, roots)
             if root:
                 matched_by = "holding:" + root
         if not matched_by:

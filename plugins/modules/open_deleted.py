@@ -18,7 +18,11 @@ description:
     root directories (file descriptors whose link ends in C( (deleted)) and whose file has no links left),
     and deleted files that are only memory-mapped (reported with fd V(DEL), as C(lsof) does).
     Shared anonymous memory (C(/dev/zero), SysV shared memory) is not a file and is not reported.
-  - On other POSIX hosts (macOS) it parses C(lsof -nP +L1 -F) output.
+  - On macOS (no C(/proc)) it parses C(lsof -nP -w +L1 -F pcuLftDsikn0) field output into the same result keys;
+    each file's filesystem is the mount point of its device (paths under C(/System/Volumes/Data) are given
+    their firmlinked names such as C(/Users/...)), and free space per volume comes from C(statfs) at that
+    mount point. Local Time Machine snapshots of C(/) are listed in RV(snapshots): they keep the blocks of
+    files deleted since they were taken (reported, never touched).
   - Read-only unless O(action=terminate), which stops the holding processes with the same machinery and
     guards as M(residue.purge.reap) (never PID 1, kernel threads, this module or its ancestors; PID-reuse safe).
 author:
@@ -170,6 +174,13 @@ scan:
   returned: always
   type: dict
   sample: {processes: 412, vanished: 1, denied: 1, denied_pids: [1]}
+snapshots:
+  description: macOS only, the local snapshots of C(/) (C(tmutil listlocalsnapshots /)); a problem says that they
+    keep deleted files' blocks. Never thinned or deleted by this module.
+  returned: on macOS
+  type: list
+  elements: str
+  sample: [com.apple.TimeMachine.2024-05-02-091512.local]
 problems:
   description: Conditions that limit the answer (unreadable processes, spared holders), also given as warnings.
   returned: always

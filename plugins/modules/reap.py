@@ -58,6 +58,8 @@ options:
     description:
       - Absolute paths. Processes whose executable, working directory, open files (deleted ones included) or
         memory-mapped files lie under one of them are stopped.
+      - On macOS the holders come from one C(lsof -nP -w -F pcuLfn) listing (psutil has no memory maps there);
+        run with become to see other users' processes.
       - V(/) is refused, since every process would match.
     type: list
     elements: path

@@ -195,10 +195,11 @@ def test_parse_lsof_fields_darwin_and_mounts():
     assert handles[0]["user"] == "alice" and handles[0]["name"] == "Open-AutoGLM"
     assert handles[0]["filesystem"] == "/Users/alice/Library/Caches" and handles[0]["fstype"] == "apfs"
     assert handles[0]["bytes"] == handles[0]["disk_bytes"] == 4294967296
-    assert handles[1]["fd"] == "txt" and handles[1]["filesystem"] == "/"
+    # /private is a firmlink into the Data volume: the sealed, read-only "/" holds no deleted user files
+    assert handles[1]["fd"] == "txt" and handles[1]["filesystem"] == "/System/Volumes/Data"
     summary = _handles.summarise(handles)
     assert dict((fs["filesystem"], fs["pinned_bytes"]) for fs in summary) == {
-        "/Users/alice/Library/Caches": 4294967296, "/": 1024}
+        "/Users/alice/Library/Caches": 4294967296, "/System/Volumes/Data": 1024}
 
 
 @pytest.mark.parametrize("output", ["", "\n\n", "garbage\n", "f3\x00n/x (deleted)\x00\n"])
