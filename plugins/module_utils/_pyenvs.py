@@ -43,6 +43,14 @@ PROTECTED_DISTRIBUTIONS = frozenset(("pip", "setuptools", "wheel"))
 ORPHAN_INSTALLERS = frozenset(("pip", "uv"))
 
 _SYSTEM_BIN_DIRS = ("/usr/bin", "/usr/local/bin", "/opt/homebrew/bin", "/opt/local/bin")
+# macOS framework builds, found even without their /usr/local/bin links: python.org's installer, the Command Line
+# Tools' and Xcode's python3 (what /usr/bin/python3, a shim, runs). Homebrew's and pyenv's are found through
+# /opt/homebrew/bin, /usr/local/bin and ~/.pyenv/versions.
+_FRAMEWORK_BIN_GLOBS = (
+    "Library/Frameworks/Python.framework/Versions/3.*/bin",
+    "Library/Developer/CommandLineTools/Library/Frameworks/Python3.framework/Versions/3.*/bin",
+    "Applications/Xcode.app/Contents/Developer/Library/Frameworks/Python3.framework/Versions/3.*/bin",
+)
 _INTERPRETER_NAME = re.compile(r"^python3(\.\d+)?$")
 _LIB_VERSION = re.compile(r"^python(3\.\d+)$")
 # Directories that never hold an environment, skipped by the search walk (some hold millions of files):
@@ -255,8 +263,21 @@ def environment_at(path):
     return None
 
 
-def system_interpreters(bin_dirs=_SYSTEM_BIN_DIRS):
-    """One PyEnv per distinct python3 interpreter in the system bin dirs (symlinks to the same file merged)."""
+def framework_bin_dirs(root="/"):
+    """The bin directories of the macOS Python framework builds under root, newest version first."""
+    found = []
+    for pattern in _FRAMEWORK_BIN_GLOBS:
+        found.extend(sorted(glob.glob(os.path.join(glob.escape(root), pattern)),
+                            key=lambda p: tuple(int(x) for x in re.findall(r"[0-9]+", p.split("/Versions/")[-1])),
+                            reverse=True))
+    return [d for d in found if not os.path.islink(os.path.dirname(d))]  # Versions/Current is a link
+
+
+def system_interpreters(bin_dirs=None):
+    """One PyEnv per distinct python3 interpreter in the system bin dirs (symlinks to the same file merged);
+    default: the usual bin dirs and the macOS framework builds' (framework_bin_dirs)."""
+    if bin_dirs is None:
+        bin_dirs = _SYSTEM_BIN_DIRS + tuple(framework_bin_dirs())
     envs, seen = [], set()
     for bin_dir in bin_dirs:
         try:
