@@ -21,6 +21,8 @@ import signal
 import struct
 import threading
 
+from ansible_collections.residue.purge.plugins.module_utils import _platform
+
 # A child that stops (SIGSTOP from the user it runs as) would block its parent forever: after this many
 # seconds without output the parent looks at its state and ends a stopped child.
 STALL_CHECK_SECONDS = 5
@@ -73,7 +75,10 @@ def _write_all(fd, data):
 
 
 def _stopped(pid):
-    """True when the child is stopped or traced (state T or t in /proc/PID/stat)."""
+    """True when the child is stopped or traced (state T or t in /proc/PID/stat; `ps -o stat=` on macOS)."""
+    if _platform.is_macos():
+        rc, out, _err = _platform.run(["ps", "-o", "stat=", "-p", str(pid)])
+        return rc == 0 and out.strip()[:1] in ("T", "t")
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
             data = f.read()

@@ -27,7 +27,8 @@ stream_as always forks (the stream needs two processes), dropping when we are ro
 
 The drop, in the child, in this order: os.setgroups(the user's groups: os.getgrouplist(name, gid)),
 os.setresgid(gid, gid, gid), os.setresuid(uid, uid, uid); then it is verified (getresuid, getresgid,
-getgroups), and that setuid(0) now fails: there is no way back. The kernel makes such a child non-dumpable,
+getgroups), and that setuid(0) now fails: there is no way back. Where there is no setresuid (macOS),
+drop_portable does the same with setgroups, setgid and setuid, verified with seteuid(0) failing too. The kernel makes such a child non-dumpable,
 so the user cannot ptrace it or read its descriptors; the user can signal it (same real uid), so a child that
 is stopped is killed by its parent rather than waited for (_fork.STALL_CHECK_SECONDS).
 """
@@ -100,6 +101,8 @@ def credentials(user):
 
 def drop(creds):
     """Become creds for good (in a child). Raises OSError/ChildFailed when any step does not hold."""
+    if not hasattr(os, "setresuid"):  # macOS and the BSDs have no setresuid/getresuid
+        return drop_portable(creds)
     os.setgroups(list(creds.groups))
     os.setresgid(creds.gid, creds.gid, creds.gid)
     os.setresuid(creds.uid, creds.uid, creds.uid)
@@ -107,6 +110,42 @@ def drop(creds):
         raise ChildFailed("the switch to uid %d gid %d did not hold" % (creds.uid, creds.gid))
     if set(os.getgroups()) != set(creds.groups):
         raise ChildFailed("the supplementary groups of %s did not hold" % creds.name)
+    _no_way_back(creds)
+
+
+# macOS keeps at most 16 groups in a process's credential (NGROUPS_MAX); membership beyond them is resolved by
+# the directory service when a file's group is checked.
+_BSD_NGROUPS = 16
+
+
+def drop_portable(creds):
+    """drop() with POSIX calls only (where there is no setresuid): setgroups, then setgid and setuid, which set
+    the real, effective and saved ids together when called by root. Verified by the real and effective ids and
+    by seteuid(0) and setuid(0) failing (the saved uid is not 0 any more)."""
+    groups = [creds.gid] + [g for g in creds.groups if g != creds.gid]
+    try:
+        os.setgroups(groups)
+    except OSError:
+        if len(groups) <= _BSD_NGROUPS:
+            raise
+        os.setgroups(groups[:_BSD_NGROUPS])  # fewer groups: never more rights than the user has
+    os.setgid(creds.gid)
+    os.setuid(creds.uid)
+    if (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) != (creds.uid, creds.uid, creds.gid, creds.gid):
+        raise ChildFailed("the switch to uid %d gid %d did not hold" % (creds.uid, creds.gid))
+    if creds.gid not in os.getgroups() and os.getegid() != creds.gid:
+        raise ChildFailed("the groups of %s did not hold" % creds.name)
+    if creds.uid != 0:
+        try:
+            os.seteuid(0)
+        except OSError:
+            pass
+        else:
+            raise ChildFailed("after dropping to uid %d, seteuid(0) still succeeded" % creds.uid)
+    _no_way_back(creds)
+
+
+def _no_way_back(creds):
     if creds.uid != 0:
         try:
             os.setuid(0)

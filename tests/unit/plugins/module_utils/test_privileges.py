@@ -7,10 +7,11 @@ import os
 import pwd
 import signal
 import subprocess
+import time
 
 import pytest
 
-from ansible_collections.residue.purge.plugins.module_utils import _fork, _privileges
+from ansible_collections.residue.purge.plugins.module_utils import _fork, _platform, _privileges
 from ansible_collections.residue.purge.plugins.module_utils._privileges import (
     ChildFailed, NotReachable, call_as, credentials, dropper, root_user, stream_as)
 
@@ -128,3 +129,74 @@ def test_stream_as_passes_messages_in_order_and_fails_loudly():
 
     with pytest.raises(ChildFailed, match="ended before it was done"):
         list(stream_as(NOBODY, dies))
+
+
+def _in_child(work):
+    handle = _fork.fork_call(work)
+    return _fork.fork_result(handle)
+
+
+def test_the_portable_drop_macos_uses_holds_and_has_no_way_back(tmp_path):
+    """drop_portable (setgroups, setgid, setuid: what macOS has) run for real here, in a child."""
+    creds = credentials(NOBODY)
+
+    def dropped():
+        _privileges.drop_portable(creds)
+        refused = []
+        for regain in (lambda: os.seteuid(0), lambda: os.setuid(0), lambda: os.setgid(0)):
+            try:
+                regain()
+            except PermissionError:
+                refused.append(True)
+        return ids(), refused
+
+    got, refused = _in_child(dropped)
+    assert got == ((NOBODY.uid,) * 3, (_NOBODY.pw_gid,) * 3, sorted(creds.groups))
+    assert refused == [True, True, True]
+    victim = tmp_path / "root-file"
+    victim.write_text("root's")
+    os.chmod(str(tmp_path), 0o755)
+
+    def unlink():
+        _privileges.drop_portable(creds)
+        try:
+            os.unlink(str(victim))
+        except PermissionError:
+            return "refused"
+        return "removed"
+
+    assert _in_child(unlink) == "refused"
+    assert victim.read_text() == "root's"
+
+
+def test_the_portable_drop_trims_groups_only_where_the_kernel_refuses_them():
+    many = _privileges.Credentials(NOBODY.uid, _NOBODY.pw_gid, tuple(range(70000, 70020)) + (_NOBODY.pw_gid,),
+                                   "nobody")
+
+    def dropped():
+        _privileges.drop_portable(many)
+        return sorted(os.getgroups())
+
+    assert _in_child(dropped) == sorted(set(many.groups))  # Linux takes 21 groups: nothing trimmed
+
+
+def test_a_stopped_child_is_seen_without_proc_as_on_macos():
+    """macOS has no /proc: _fork asks `ps -o stat=` (the same command answers here, for real)."""
+    child = subprocess.Popen(["sleep", "300"])
+    previous = _platform.use(_platform.Host(_platform.DARWIN, _platform.current().run))
+    try:
+        assert _fork._stopped(child.pid) is False
+        os.kill(child.pid, signal.SIGSTOP)
+        for _attempt in range(50):
+            if _fork._stopped(child.pid):
+                break
+            time.sleep(0.1)
+        assert _fork._stopped(child.pid) is True
+        os.kill(child.pid, signal.SIGCONT)
+        time.sleep(0.2)
+        assert _fork._stopped(child.pid) is False
+    finally:
+        _platform.use(previous)
+        child.kill()
+        child.wait()
+    assert _fork._stopped(child.pid) is False  # gone
