@@ -51,7 +51,10 @@ def test_dscl_people_only_and_hostile_name():
 
 
 def test_dscl_unknown_record_reported():
-    people, problems = _macos.macos_users("ghost 777\n", lambda name: (_ for _ in ()).throw(KeyError(name)))
+    def unknown(name):
+        raise KeyError(name)
+
+    people, problems = _macos.macos_users("ghost 777\n", unknown)
     assert people == [] and "ghost" in problems[0]
 
 
