@@ -9,11 +9,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
+import subprocess
+import sys
 from collections import namedtuple
 
 import pytest
 
-from ansible_collections.residue.purge.plugins.module_utils import _handles, _macos, _paths
+from ansible_collections.residue.purge.plugins.module_utils import _handles, _macos, _paths, _platform, _procs
 from ansible_collections.residue.purge.tests.unit.support.macos_host import MacHost, Replay, fixture
 
 St = namedtuple("St", "st_dev")
@@ -146,8 +149,6 @@ def test_holders_under_roots():
 def test_holding_on_macos_uses_one_lsof_listing(tmp_path):
     """reap's `holding` on macOS: a real process (started here, killed here) is matched because lsof says it
     holds a file under the root, although it holds nothing there on this machine."""
-    from ansible_collections.residue.purge.plugins.module_utils import _procs
-    import subprocess
     child = subprocess.Popen(["sleep", "300"])
     try:
         listing = "p%d\ncsleep\nLalice\nf9\nn/Users/alice/.ollama/models/blobs/sha256-x\n" % child.pid
@@ -161,6 +162,45 @@ def test_holding_on_macos_uses_one_lsof_listing(tmp_path):
                 _procs.find_processes(holding=["/Users/alice/.ollama/models"])
         with MacHost(Replay([(_macos.LSOF_ALL, (0, listing, ""))])):  # no holding: no lsof, psutil matching
             assert [p.pid for p in _procs.find_processes(names=["sleep"]) if p.pid == child.pid] == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+
+
+class RealCommands(object):
+    """This machine's commands (lsof and mount exist here too), for the lsof code path run for real."""
+
+    def run(self, argv, data=None):
+        return _platform._subprocess_run(argv, data)
+
+    def which(self, name):
+        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if not path:
+            pytest.fail("%s is part of this test machine (tools/bootstrap.sh) and is missing" % name)
+        return path
+
+
+def test_the_lsof_path_run_for_real_agrees_with_proc(tmp_path):
+    """The macOS branch (lsof field output, mount, devices) run against this machine's real lsof, checked against
+    the /proc scan of the same process: a real deleted-but-open file, not a recording."""
+    held = tmp_path / "held.bin"
+    script = ("import os, sys, time\nf = open(%r, 'wb')\nf.write(b'x' * 3000000)\nf.flush()\nos.unlink(%r)\n"
+              "sys.stdout.write('ready\\n')\nsys.stdout.flush()\ntime.sleep(300)\n") % (str(held), str(held))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        expected = [h for h in _handles.scan_proc()[0] if h["pid"] == child.pid and h["path"].startswith(str(tmp_path))]
+        assert [h["path"] for h in expected] == [str(held)]
+        previous = _platform.use(_platform.Host(_platform.DARWIN, RealCommands().run))
+        try:
+            result = _handles.run(params(under=[str(tmp_path)]), commands=RealCommands())
+        finally:
+            _platform.use(previous)
+        got = [h for h in result["handles"] if h["pid"] == child.pid]
+        assert [(h["path"], h["fd"], h["inode"], h["bytes"], h["filesystem"]) for h in got] == [
+            (e["path"], e["fd"], e["inode"], e["bytes"], e["filesystem"]) for e in expected]
+        assert got[0]["device"].startswith("0x")  # lsof's device, as on macOS
+        assert any("tmutil" in p for p in result["problems"])  # no tmutil here: said, not fatal
     finally:
         child.kill()
         child.wait()
