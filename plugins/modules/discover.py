@@ -41,6 +41,8 @@ options:
       - Read the cache variables (C(HF_HOME), C(HF_HUB_CACHE), C(HUGGINGFACE_HUB_CACHE), C(TRANSFORMERS_CACHE),
         C(XDG_CACHE_HOME), C(TORCH_HOME), C(MODELSCOPE_CACHE), C(OLLAMA_MODELS), ...) from the environment of
         every running process, so a daemon started with C(HF_HOME=/data/hf) leads to that cache.
+      - On macOS (no C(/proc)) the environments come from C(ps -E); macOS shows another user's only to root
+        and never that of SIP-protected processes. Setuid programs are left out (they carry their invoker's).
       - C(/etc/environment) and the module's own environment are always read.
     type: bool
     default: true
