@@ -41,6 +41,8 @@ options:
     description:
       - Which users' homes to cover when O(homes) is not given.
       - C(all) (the default) covers every user of the passwd database with an existing home directory, and root.
+        On macOS the people come from C(dscl . -list /Users UniqueID) (uid 501 and up, no C(_) service
+        accounts), with their homes from the directory service.
       - A list of user names restricts it to those users.
     type: raw
     default: all
