@@ -397,7 +397,7 @@ def _plan_launchd(plan, dirs, globs_by_target, every_uid):
             targets = [t for t, globs in sorted(globs_by_target.items())
                        if any(fnmatch.fnmatchcase(label, g) or fnmatch.fnmatchcase(entry[:-6], g) for g in globs)]
             if targets:
-                uids = [uid] if uid is not None else list(every_uid)
+                uids = [uid] if uid is not None else [u for u in every_uid if u != 0]  # root has no GUI login
                 plan.launchd.append({"label": label, "path": path, "domain": domain, "user": user, "uid": uid,
                                      "targets": targets, "bundle": bundle,
                                      "services": _domain_targets(domain, label, uids)})
@@ -573,6 +573,11 @@ def _apply_launchd(entry, run, failures):
         rc, out, err = run(argv)
         if rc == 0 or argv[1] == "bootout" and rc in _BOOTOUT_NOT_LOADED:
             continue
+        if argv[1] == "disable" and argv[2].startswith("gui/"):
+            # no GUI session of that user now: the override goes to the user's domain, which always exists
+            rc, out, err = run(["launchctl", "disable", "user/" + argv[2][len("gui/"):]])
+            if rc == 0:
+                continue
         if argv[1] == "bootout":  # still loaded? launchctl print answers
             rc_print, out_print, _err = run(["launchctl", "print", argv[2]])
             if rc_print != 0 or not _macos.parse_launchctl_print(out_print):

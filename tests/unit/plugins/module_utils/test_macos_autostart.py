@@ -154,6 +154,31 @@ def test_bootout_refused_is_a_failure_only_while_the_job_is_loaded(mac):
     assert not os.path.lexists(paths["global_agent"])  # its job was not loaded: an I/O error there stops nothing
 
 
+def test_no_gui_session_disables_in_the_user_domain_and_root_gets_no_gui_target(mac):
+    root, users, profiles, paths = mac
+    users = [User("root", 0, 0, root + "/var/root")] + users
+    no_domain = (113, "", 'Could not find domain for user gui: 502')
+    answers = before_answers() + [
+        (["launchctl", "bootout", "gui/502/com.ollama.updater"], no_domain),
+        (["launchctl", "disable", "gui/502/com.ollama.updater"], no_domain),
+        (["launchctl", "disable", "user/502/com.ollama.updater"], OK),
+        (["launchctl", "bootout", "gui/501/com.ollama.updater"], OK),
+        (["launchctl", "disable", "gui/501/com.ollama.updater"], OK)]
+    with MacHost(Replay(answers)) as replay:
+        plan = _autostart.plan_autostart(profiles, users, root=root, run=replay.run)
+        plan.launchd[:] = [j for j in plan.launchd if j["label"] == "com.ollama.updater"]
+        assert plan.launchd[0]["services"] == ["gui/501/com.ollama.updater", "gui/502/com.ollama.updater"]
+        del replay.calls[:]
+        assert _autostart.apply_plan(plan, replay.run, root=root) == []
+        assert replay.unexpected == []
+    assert replay.calls[-1] == ["launchctl", "disable", "user/502/com.ollama.updater"]
+    assert not os.path.lexists(paths["global_agent"])
+    with MacHost(Replay(answers[:4] + [(["launchctl", "disable", "user/502/com.ollama.updater"], no_domain)]
+                        + answers[4:6] + answers[7:])) as replay:
+        failures = _autostart.apply_plan(plan, replay.run, root=root)
+    assert [f["unit"] for f in failures] == ["gui/502/com.ollama.updater"]
+
+
 def test_not_macos_plans_no_launchd(mac):
     root, users, profiles, _paths = mac
     assert _autostart.plan_autostart(profiles, users, root=root).launchd == []
