@@ -21,7 +21,7 @@ description:
   - On macOS (no C(/proc)) it parses C(lsof -nP -w +L1 -F pcuLftDsikn0) field output into the same result keys;
     each file's filesystem is the mount point of its device (paths under C(/System/Volumes/Data) are given
     their firmlinked names such as C(/Users/...)), and free space per volume comes from C(statfs) at that
-    mount point. Local Time Machine snapshots of C(/) are listed in RV(snapshots): they keep the blocks of
+    mount point. Local Time Machine snapshots of C(/) are listed in RV(snapshots); they keep the blocks of
     files deleted since they were taken (reported, never touched).
   - Read-only unless O(action=terminate), which stops the holding processes with the same machinery and
     guards as M(residue.purge.reap) (never PID 1, kernel threads, this module or its ancestors; PID-reuse safe).
