@@ -611,7 +611,7 @@ def _describe_source(context_source, variable):
 def hub_cache_locations(context, system=None):
     """(path, source) of the HF hub caches one context implies, in huggingface_hub's order, plus the legacy one."""
     values = placeholder_values(context.user, context.environ, system)
-    pm = ntpath if (system or platform.system()) == "Windows" else posixpath
+    pm = ntpath if (system or _platform.current().system) == "Windows" else posixpath
     env = context.environ
     variable = next((v for v in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
                      if _env_path(env, v, context.user.home, pm)), None)
