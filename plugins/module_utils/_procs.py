@@ -378,12 +378,12 @@ def wait_all(procs, timeout, on_poll=None):
     deadline = time.monotonic() + max(0.0, timeout)
     interval = 0.005
     while True:
+        if on_poll is not None:
+            on_poll()  # before the check: a slow poll must not eat the grace of a process that is gone
         still = []
         for proc in alive:
             (gone if is_gone(proc) else still).append(proc)
         alive = still
-        if on_poll is not None:
-            on_poll()
         if not alive or time.monotonic() >= deadline:
             return gone, alive
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
@@ -411,8 +411,53 @@ def _looks_like(candidate, stopped):
     return any(candidate.name == s.name and candidate.cmdline == s.cmdline for s in stopped)
 
 
+def process_table():
+    """{pid: (ppid, create_time, name)} for the whole process table, read once."""
+    table = {}
+    for proc in psutil.process_iter(["ppid", "create_time", "name"]):
+        info = proc.info
+        table[proc.pid] = (info["ppid"], info["create_time"], info["name"] or "")
+    return table
+
+
+def lineage(pid, table):
+    """The ancestors of pid, nearest first, as (pid, create_time, name), as far as the table shows them."""
+    chain, seen = [], {pid}
+    entry = table.get(pid)
+    while entry is not None and entry[0] and entry[0] not in seen:
+        ppid = entry[0]
+        seen.add(ppid)
+        entry = table.get(ppid)
+        if entry is None:
+            break
+        chain.append((ppid, entry[1], entry[2]))
+    return chain
+
+
+def describe_chain(chain):
+    """'bash (pid 12) < sh (pid 3) < systemd (pid 1)': a parent chain, nearest first."""
+    return " < ".join("%s (pid %d)" % (printable(name), pid) for pid, _ctime, name in chain) or "none"
+
+
+class _Respawn(object):
+    """A process seen again after a round: the process, its parent chain and the ancestor that started it again
+    (the nearest one that was also an ancestor of a process stopped before), if there is one."""
+
+    __slots__ = ("info", "chain", "restarter")
+
+    def __init__(self, info, chain, restarter):
+        self.info, self.chain, self.restarter = info, chain, restarter
+
+
 class _Stopper(object):
-    """State of one stop_processes() call: the rounds, what was signalled, and what came back."""
+    """State of one stop_processes() call: the rounds, what was signalled, and what came back.
+
+    One round: signal everything pending at once, wait up to grace for all of it together, SIGKILL what is left,
+    then, once the last of them is gone, watch for `respawn_window` seconds for anything that comes back (a fresh
+    match of `rematch`, or with `tree` a process that looks like a stopped one and was started by one of their
+    ancestors). What came back is stopped in the next round, together with the ancestor that restarted it (the
+    supervisor), unless that is PID 1, an ancestor of this module or a system manager. After the last round
+    everything is matched once more: what runs then is a survivor with outcome "respawned"."""
 
     def __init__(self, signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window):
         self.signum = signum
@@ -421,12 +466,15 @@ class _Stopper(object):
         self.tree = tree
         self.rematch = rematch
         self.max_rounds = max_rounds
-        self.respawn_window = self.grace if respawn_window is None else min(float(respawn_window), self.grace)
+        self.respawn_window = float(respawn_window)
         self.protected = protected_pids()
         self.terminated = []
         self.survivors = []
         self.seen = set()           # (pid, create_time) of everything already handled
         self.escalated = set()      # parent pids stopped as supervisors
+        self.ancestors = set()      # (pid, create_time) of the ancestors of everything signalled
+        self.stopped = []           # ProcInfo of everything signalled (look-alikes of these are respawns)
+        self.scan_cost = 0.0        # seconds the last respawn scan took: polls are spaced by a multiple of it
 
     def key(self, info):
         return (info.pid, info.create_time)
@@ -451,51 +499,55 @@ class _Stopper(object):
         out.sort(key=lambda i: 0 if i.matched_by.startswith("supervisor") else 1)
         return out
 
-    def respawn_parents(self, round_infos):
-        """Parents that may respawn what we stop (alive, not protected, not a system manager), each with the
-        children it has now, so that a child born later is recognised (create times are not comparable with
-        time.time(): psutil derives them from the boot time, which can be off by a second)."""
-        parents = {}
-        kids = None
-        for info in round_infos:
-            if info.ppid in parents or info.ppid in self.protected or info.ppid <= 1:
-                continue
-            try:
-                parent = psutil.Process(info.ppid)
-                name = parent.name()
-            except psutil.Error:
-                continue
-            kids = kids if kids is not None else children_map()
-            existing = set(kids.get(info.ppid, ()))
-            if name in SYSTEM_MANAGERS or is_kernel_thread(parent.pid):
-                continue
-            parents[info.ppid] = (parent, existing)
-        return parents
+    def escalable(self, restarter):
+        """Can the ancestor that restarted a target be stopped as its supervisor?"""
+        if restarter is None or not self.tree:
+            return False
+        pid, _ctime, name = restarter
+        return pid > 1 and pid not in self.protected and name not in SYSTEM_MANAGERS and not is_kernel_thread(pid)
 
-    def new_children(self, parents, stopped):
-        """Children of the candidate parents, born since the round started, that look like what was stopped."""
-        found = []
-        kids = children_map()
-        for ppid, (parent, existing) in parents.items():
-            if not parent.is_running():
-                continue
-            for pid in kids.get(ppid, ()):
-                if pid in existing:  # there before the signal (pids of live children are not reused)
-                    continue
+    def watching(self):
+        return self.rematch is not None or self.tree
+
+    def scan(self):
+        """Processes running now that were not handled yet and match again (rematch) or, with tree, look like a
+        stopped one and were started by one of their ancestors that can be stopped: [_Respawn]."""
+        started = time.monotonic()
+        found = {}
+        if self.rematch is not None:
+            for info in self.rematch():
+                if self.key(info) not in self.seen and info.pid not in self.protected:
+                    found[self.key(info)] = info
+        names = set(s.name for s in self.stopped) if self.tree else set()
+        table = process_table()
+        out = []
+        for pid, (_ppid, ctime, name) in table.items():
+            if name in names and (pid, ctime) not in self.seen and (pid, ctime) not in found \
+                    and pid not in self.protected:
                 try:
-                    child = psutil.Process(pid)
+                    snap = snapshot(psutil.Process(pid), "look-alike")
                 except psutil.Error:
-                    continue
-                snap = snapshot(child, "respawned-by:%d" % ppid)
-                if snap and _looks_like(snap, stopped) and self.key(snap) not in self.seen:
-                    found.append((parent, snap))
-        return found
+                    snap = None
+                if snap is not None and _looks_like(snap, self.stopped):
+                    found[self.key(snap)] = snap
+        for key, info in found.items():
+            chain = lineage(info.pid, table)
+            restarter = next((c for c in chain if (c[0], c[1]) in self.ancestors), None)
+            if info.matched_by == "look-alike":
+                if not self.escalable(restarter):
+                    continue  # the same program started by someone else: not ours to stop
+            if restarter is not None:
+                info.matched_by = "respawned-by:%d" % restarter[0]
+            out.append(_Respawn(info, chain, restarter))
+        self.scan_cost = time.monotonic() - started
+        return out
 
     def run_round(self, infos):
-        """Signal infos, wait for them together, KILL survivors. Returns the respawned (parent, child) pairs."""
-        started = time.monotonic()
-        # their children before the signal are the baseline; supervisors are part of the tree
-        parents = self.respawn_parents(infos) if self.tree else {}
+        """Signal infos, wait for them together, KILL survivors, then watch for the respawn window after the last
+        of them is gone. Returns what came back ([_Respawn])."""
+        table = process_table()
+        for info in infos:  # their ancestors, read before anything dies: a restarter is found among them
+            self.ancestors.update((pid, ctime) for pid, ctime, _name in lineage(info.pid, table))
         signalled = []
         for info in infos:
             error = _send(info.proc, self.signum)
@@ -503,19 +555,18 @@ class _Stopper(object):
                 self.survivors.append(_entry(info, self.signum, "survived", error))
             else:
                 signalled.append(info)
-        respawns = []
-        noted = set()
+                if not info.matched_by.startswith(("child-of:", "supervisor-of:")):
+                    self.stopped.append(info)  # a look-alike of a target is a respawn; of a child, maybe not
+        respawns = {}
+        next_scan = [0.0]
 
-        last_watch = [0.0]
-
-        def watch():
-            # listing a parent's children scans the whole process table: a few times a second is enough
-            if parents and time.monotonic() - last_watch[0] >= 0.1:
-                last_watch[0] = time.monotonic()
-                for parent, child in self.new_children(parents, signalled):
-                    if self.key(child) not in noted:
-                        noted.add(self.key(child))
-                        respawns.append((parent, child))
+        def watch(force=False):
+            # a scan reads the whole process table (and rematches): space the scans by 4x their cost, >= 0.1 s
+            now = time.monotonic()
+            if self.watching() and (force or now >= next_scan[0]):
+                for item in self.scan():
+                    respawns.setdefault(self.key(item.info), item)
+                next_scan[0] = time.monotonic() + max(0.1, 4 * self.scan_cost)
 
         by_proc = dict((id(i.proc), i) for i in signalled)
         gone, alive = wait_all([i.proc for i in signalled], self.grace, on_poll=watch)
@@ -531,48 +582,81 @@ class _Stopper(object):
             last = _signal.SIGKILL if self.kill_after_grace else self.signum
             self.survivors.append(_entry(by_proc[id(proc)], last, "survived", "still running after %s" % (
                 "SIGKILL" if self.kill_after_grace else "the grace period")))
-        # a supervisor may respawn a little after its child died: keep watching for the rest of the window
-        while parents and not respawns and time.monotonic() - started < self.respawn_window:
-            time.sleep(0.02)
-            watch()
-        return respawns
-
-    def rematch_within_window(self, round_started):
-        """Fresh matches not handled yet; a restart by a service manager takes a moment (systemd's RestartSec
-        defaults to 100 ms), so look again until the respawn window since the round's signal has passed."""
-        while True:
-            fresh = [i for i in self.rematch() if self.key(i) not in self.seen and i.pid not in self.protected]
-            if fresh or time.monotonic() - round_started >= self.respawn_window:
-                return fresh
-            time.sleep(0.1)
+        # the window starts when the last one is gone: a supervisor restarts only after its child died, and
+        # sleeps before it does (a shell loop's `sleep 3`, systemd's RestartSec)
+        if self.watching() and signalled:
+            window_end = time.monotonic() + self.respawn_window
+            while True:
+                remaining = window_end - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(remaining, max(0.0, next_scan[0] - time.monotonic()), 0.1) or 0.01)
+                watch()
+            watch(force=True)
+        return list(respawns.values())
 
     def run(self, infos):
         pending = self.expand(infos)
-        for _round in range(self.max_rounds):
-            if not pending:
-                break
-            round_started = time.monotonic()
-            respawns = self.run_round(pending)
+        rounds = 0
+        came_back = {}  # key -> _Respawn, for the survivors' report
+        while pending and rounds < self.max_rounds:
+            rounds += 1
             nxt = []
-            for parent, child in respawns:
-                if parent.pid not in self.escalated:
-                    self.escalated.add(parent.pid)
-                    sup = snapshot(parent, "supervisor-of:%d" % child.pid)
+            for item in self.run_round(pending):
+                came_back[self.key(item.info)] = item
+                restarter = item.restarter
+                if self.escalable(restarter) and restarter[0] not in self.escalated:
+                    self.escalated.add(restarter[0])
+                    sup = _verified(restarter, "supervisor-of:%d" % item.info.pid)
                     if sup:
                         nxt.append(sup)
-                nxt.append(child)
-            if self.rematch is not None:
-                nxt.extend(self.rematch_within_window(round_started))
+                nxt.append(item.info)
             pending = self.expand(nxt)
-        for info in pending:  # still coming back after the last round
-            parent = "pid %d" % info.ppid
-            try:
-                parent = "%s (pid %d)" % (psutil.Process(info.ppid).name(), info.ppid)
-            except psutil.Error:
-                pass
-            message = "came back after %d rounds, started again by %s" % (self.max_rounds, parent)
-            self.survivors.append(_entry(info, self.signum, "respawned", message))
+        if rounds and self.watching():
+            # the final re-match: whatever runs now, after the last round's window, came back
+            for item in self.scan():
+                came_back.setdefault(self.key(item.info), item)
+                pending.append(item.info)
+        reported = set()
+        for info in pending:
+            if self.key(info) in reported or is_gone(info.proc):
+                continue
+            reported.add(self.key(info))
+            self.survivors.append(self.respawned_entry(info, came_back.get(self.key(info)), rounds))
         return self.terminated, self.survivors
+
+    def respawned_entry(self, info, item, rounds):
+        """The survivor entry of a process that still runs after the last round: its parent chain and what
+        started it again."""
+        chain = item.chain if item is not None else lineage(info.pid, process_table())
+        restarter = item.restarter if item is not None else None
+        if restarter is None:
+            by = "its parent %s" % describe_chain(chain[:1])
+        elif not self.tree:
+            by = "%s (not stopped: tree is false)" % describe_chain([restarter])
+        elif restarter[0] in self.escalated or self.escalable(restarter):
+            by = "%s, which kept restarting it" % describe_chain([restarter])
+        else:
+            by = ("%s, a service manager or an ancestor of this module, never stopped by reap: remove what starts "
+                  "it (residue.purge.autostart)" % describe_chain([restarter]))
+        message = "came back after %d round(s) (parent chain: %s), started again by %s" % (
+            rounds, describe_chain(chain), by)
+        entry = _entry(info, self.signum, "respawned", message)
+        entry["parents"] = [{"pid": pid, "name": printable(name)} for pid, _ctime, name in chain]
+        entry["restarted_by"] = ({"pid": restarter[0], "name": printable(restarter[2])}
+                                 if restarter is not None else None)
+        return entry
+
+
+def _verified(ident, matched_by):
+    """ProcInfo for (pid, create_time, name) if that pid is still the same process, else None."""
+    try:
+        proc = psutil.Process(ident[0])
+        if abs(proc.create_time() - ident[1]) > 0.01:
+            return None
+    except psutil.Error:
+        return None
+    return snapshot(proc, matched_by)
 
 
 def _entry(info, signum, outcome, error=None):
@@ -588,11 +672,15 @@ def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=T
     """Stop procs (ProcInfo or dicts with pid and create_time): send `signal` to all, wait up to `grace`
     seconds for all of them together, then SIGKILL survivors if kill_after_grace.
 
-    tree: also stop their descendants, and a parent seen respawning a stopped process within
-    `respawn_window` seconds (never PID 1, an ancestor of this process or a system manager such as systemd).
-    rematch: optional callable returning fresh ProcInfo matches; what it finds after a round is stopped in the
-    next round (a target restarted by systemd shows up here), up to max_rounds rounds; whatever is still
-    coming back after that is returned as a survivor with outcome "respawned".
+    After each round, once the last of its processes is gone (after SIGKILL too), it watches `respawn_window`
+    seconds for what comes back: a fresh match of `rematch` (optional callable returning ProcInfo matches; a
+    target restarted by systemd shows up here) or, with `tree`, a process that looks like a stopped one (same
+    name and argv) started by one of their ancestors. What came back is stopped in the next round, up to
+    max_rounds rounds, and with `tree` so is the ancestor that restarted it (the nearest ancestor of the new
+    process that was also an ancestor of a stopped one; never PID 1, an ancestor of this process or a system
+    manager such as systemd). After the last round everything is matched once more: what runs then is a
+    survivor with outcome "respawned", its parent chain (`parents`) and what restarted it (`restarted_by`).
+    Cost: one respawn window per round in which something was signalled.
 
     Returns (terminated, survivors): dicts with pid, ppid, name, user, cmdline, create_time, matched_by,
     signal and outcome (exited, killed or would_stop in check mode; survived or respawned for survivors, with

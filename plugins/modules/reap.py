@@ -16,10 +16,18 @@ description:
     patterns), or the processes given directly by O(names), O(cmdline) and O(holding), and stops them.
   - Sends O(signal) to all of them at once, waits up to O(grace) seconds for all of them together (200
     processes take about O(grace), not 200 times it), then sends SIGKILL to those still running.
-  - With O(tree) it also stops their descendants, and a parent seen starting a stopped process again (a
-    supervisor loop). After each round it looks for the targets again; what keeps coming back after three
-    rounds (for example a systemd unit with C(Restart=always)) fails the task, naming the process and its
-    parent. Use M(residue.purge.autostart) first to remove what restarts it.
+  - With O(tree) it also stops their descendants, and the supervisor that starts a stopped process again, the
+    nearest ancestor of the new process that was also an ancestor of the stopped one (its parent, or a shell
+    loop further up), unless that is PID 1, an ancestor of the module or a system manager.
+  - After each round, once the last of its processes is gone (after SIGKILL too), it watches for O(respawn_window)
+    seconds for the targets coming back and stops what came back in the next round. After the last of at most
+    three rounds it matches once more; whatever runs then (for example a systemd unit with C(Restart=always))
+    fails the task with outcome V(respawned), its parent chain and what started it again. Use
+    M(residue.purge.autostart) first to remove what restarts it.
+  - "Cost: every round in which something was signalled takes its wait (at most O(grace) plus the SIGKILL) and
+    then one O(respawn_window); a plain run that stops what it matched at once takes about O(respawn_window)
+    seconds. A restart slower than O(respawn_window) is not seen by this task (the purge playbook's verify phase
+    checks the processes again)."
   - Never signals PID 1, kernel threads, the module's own process or any of its ancestors (the Ansible worker,
     the SSH session), or a process that was not matched. A process is signalled only while it is still the
     process that was matched (same PID and create time), so a reused PID is never hit.
@@ -82,16 +90,19 @@ options:
     default: true
   respawn_window:
     description:
-      - Seconds to keep watching, after each signal, for a parent that starts the target again (a supervisor
-        loop that sleeps before restarting). Such a parent is then stopped too when O(tree) is true.
-      - Capped at O(grace). Each reap that has a parent to watch takes at least this long.
+      - Seconds to keep watching, counted from the moment the last process of a round is gone (after SIGKILL
+        too), for the targets coming back (a supervisor loop that sleeps before restarting, systemd's
+        C(RestartSec)). What comes back, and with O(tree) the ancestor that restarted it, is stopped in the next
+        round.
+      - Not capped by O(grace). Every round in which something was signalled takes this long once more.
     type: float
-    default: 3
+    default: 5
   tree:
     description:
-      - Also stop the descendants of every matched process, and a parent that is seen respawning a stopped
-        process within O(grace) (one second at most is spent watching). PID 1, ancestors of the module and
-        system managers (systemd, init, launchd, supervisord, sshd, cron, ...) are never stopped this way.
+      - Also stop the descendants of every matched process, and the ancestor that restarts a stopped process
+        within O(respawn_window) (its parent, or an ancestor further up such as a shell loop that runs a shell
+        that runs the target). PID 1, ancestors of the module and system managers (systemd, init, launchd,
+        containerd-shim, supervisord, sshd, cron, ...) are never stopped this way.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -182,11 +193,18 @@ terminated:
 survivors:
   description:
     - Processes still running, with C(outcome) V(survived) (still running after SIGKILL, or could not be
-      signalled) or V(respawned) (started again after every round) and an C(error) saying why.
+      signalled) or V(respawned) (running at the final match after the last round) and an C(error) saying why.
+    - A V(respawned) entry also has C(parents), its parent chain nearest first (C(pid), C(name)), and
+      C(restarted_by), the ancestor that started it again (C(pid), C(name)) or V(null) when none was seen.
     - The task fails when this list is not empty.
   returned: always
   type: list
   elements: dict
+  sample:
+    - {pid: 4311, ppid: 4310, name: open-autoglm, user: alice, cmdline: [open-autoglm, serve],
+       create_time: 1764161240.1, matched_by: "respawned-by:1", targets: [open_autoglm], signal: TERM,
+       outcome: respawned, parents: [{pid: 1, name: systemd}], restarted_by: {pid: 1, name: systemd},
+       error: "came back after 3 round(s) (parent chain: systemd (pid 1)), started again by systemd (pid 1), ..."}
 spared:
   description:
     - Processes that match but are never signalled because they are PID 1, this module or one of its
@@ -218,7 +236,7 @@ def main():
         signal=dict(type="str", default="TERM"),
         grace=dict(type="float", default=10),
         kill_after_grace=dict(type="bool", default=True),
-        respawn_window=dict(type="float", default=3.0),
+        respawn_window=dict(type="float", default=5.0),
         tree=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

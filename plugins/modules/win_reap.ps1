@@ -22,7 +22,7 @@ $spec = @{
         signal = @{ type = 'str'; default = 'TERM' }
         grace = @{ type = 'float'; default = 10 }
         kill_after_grace = @{ type = 'bool'; default = $true }
-        respawn_window = @{ type = 'float'; default = 3 }
+        respawn_window = @{ type = 'float'; default = 5 }
         tree = @{ type = 'bool'; default = $true }
     }
     supports_check_mode = $true

@@ -87,9 +87,9 @@ options:
     description:
       - Seconds to keep watching, after each signal, for a parent that starts the target again (a supervisor
         loop that sleeps before restarting). Such a parent is then stopped too when O(tree) is true.
-      - Capped at O(grace). Each reap that has a parent to watch takes at least this long.
+      - Capped at O(grace) on Windows. Each reap that has a parent to watch takes at least this long.
     type: float
-    default: 3
+    default: 5
   tree:
     description:
       - Also stop the descendants of every matched process, and a parent that is seen respawning a stopped

@@ -85,6 +85,20 @@ class Procs(object):
             argv = ["runuser", "-u", user, "--"] + argv
         return self.start(argv, expect_name=os.path.basename(exe), cwd=cwd)
 
+    def script(self, role, text):
+        path = os.path.join(self.dir, "%s.sh" % self.name(role))
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def tagged(self, role):
+        """PIDs of the live (not zombie) processes named after role."""
+        out = []
+        for proc in psutil.process_iter(["name", "status"]):
+            if proc.info["name"] == self.name(role) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(proc.pid)
+        return out
+
     def recorder(self, role, log):
         popen = self.start([self.link(role, PYTHON), "-c", RECORDER, log], stdout=subprocess.PIPE)
         assert popen.stdout.readline().strip() == b"ready"
@@ -94,8 +108,7 @@ class Procs(object):
         for popen in self.popens:
             try:
                 for child in psutil.Process(popen.pid).children(recursive=True):
-                    if name_of(child.pid).startswith(self.tag):
-                        child.kill()
+                    child.kill()  # every descendant of a process started here is ours
             except psutil.Error:
                 pass
             if popen.poll() is None:
@@ -211,11 +224,81 @@ def test_respawning_supervisor_loop_is_stopped(module_runner, procs, restart_del
     assert leftovers == []
 
 
+@pytest.mark.parametrize("delay", ["0.1", "1", "3"])
+def test_term_ignoring_daemon_restarted_by_a_while_loop_after_sigkill(module_runner, procs, delay):
+    """The daemon only dies at the SIGKILL after grace, and the loop restarts it `delay` seconds later: the
+    window counts from that death, not from the first signal, so the loop is found and stopped too."""
+    daemon = procs.link("daemon")
+    loop = procs.script("loop", "while true; do\n  ( trap '' TERM; exec %s 600 )\n  sleep %s\ndone\n"
+                        % (daemon, delay))
+    supervisor = procs.start(["/bin/bash", loop], expect_name=procs.name("daemon"))
+    first = procs.tagged("daemon")
+    assert len(first) == 1
+    r = module_runner("reap", {"names": [procs.name("daemon")], "grace": 1})
+    assert not r.get("failed"), r.get("msg")
+    assert r["survivors"] == []
+    got = by_pid(r["terminated"])
+    assert (got[first[0]]["matched_by"], got[first[0]]["outcome"], got[first[0]]["signal"]) == (
+        "name", "killed", "KILL")
+    assert (got[supervisor.pid]["matched_by"].split(":")[0], got[supervisor.pid]["outcome"]) == (
+        "supervisor-of", "exited")
+    again = [t for t in r["terminated"] if t["name"] == procs.name("daemon") and t["pid"] != first[0]]
+    assert [(t["matched_by"], t["outcome"]) for t in again] == [("respawned-by:%d" % supervisor.pid, "killed")]
+    assert supervisor.wait(5) == -signal.SIGTERM
+    time.sleep(float(delay) + 0.5)  # past the loop's sleep: nothing may come back
+    assert procs.tagged("daemon") == []
+
+
+def test_supervisor_two_levels_up_is_found_by_ancestry(module_runner, procs):
+    """A shell loop runs a shell that runs the daemon: the daemon's parent dies with it, the loop starts a new
+    one; the restarter is the nearest ancestor the old and the new daemon share (the loop)."""
+    daemon = procs.link("daemon")
+    inner = procs.script("inner", "( trap '' TERM; exec %s 600 )\nstatus=$?\n" % daemon)
+    outer = procs.script("outer", "while true; do\n  /bin/bash %s\n  sleep 0.5\ndone\n" % inner)
+    supervisor = procs.start(["/bin/bash", outer], expect_name=procs.name("daemon"))
+    first = procs.tagged("daemon")
+    middle = psutil.Process(first[0]).ppid()
+    assert middle != supervisor.pid and psutil.Process(middle).ppid() == supervisor.pid
+    r = module_runner("reap", {"names": [procs.name("daemon")], "grace": 1, "respawn_window": 2})
+    assert not r.get("failed"), r.get("msg")
+    assert r["survivors"] == []
+    got = by_pid(r["terminated"])
+    assert got[first[0]]["outcome"] == "killed"
+    assert got[supervisor.pid]["matched_by"].startswith("supervisor-of:")
+    again = [t for t in r["terminated"] if t["name"] == procs.name("daemon") and t["pid"] != first[0]]
+    assert [t["matched_by"] for t in again] == ["respawned-by:%d" % supervisor.pid]
+    assert supervisor.wait(5) == -signal.SIGTERM
+    time.sleep(1)
+    assert procs.tagged("daemon") == []
+
+
+def test_a_system_manager_that_restarts_the_target_is_never_stopped_and_the_task_fails(module_runner, procs):
+    """The restarting loop runs under a system manager's name (runsv): reap never stops it; the target keeps
+    coming back, and the final re-match after the last round reports it as respawned, with its parent chain and
+    what restarted it."""
+    runsv = os.path.join(procs.dir, "runsv")
+    os.symlink("/bin/bash", runsv)
+    loop = procs.script("loop", "while true; do %s 600; sleep 0.1; done\n" % procs.link("daemon"))
+    supervisor = procs.start([runsv, loop], expect_name=procs.name("daemon"))
+    assert name_of(supervisor.pid) == "runsv"
+    r = module_runner("reap", {"names": [procs.name("daemon")], "grace": 0.5, "respawn_window": 1})
+    assert r.get("failed") is True
+    assert alive(supervisor)
+    assert [(s["outcome"], s["restarted_by"]) for s in r["survivors"]] == [
+        ("respawned", {"pid": supervisor.pid, "name": "runsv"})]
+    survivor = r["survivors"][0]
+    assert survivor["parents"][0] == {"pid": supervisor.pid, "name": "runsv"}
+    assert survivor["parents"][1]["pid"] == os.getpid()
+    assert "never stopped by reap" in survivor["error"] and "parent chain: runsv (pid %d)" % supervisor.pid in r["msg"]
+    assert survivor["pid"] in procs.tagged("daemon")
+    assert len(r["terminated"]) == 3 and supervisor.pid not in by_pid(r["terminated"])
+
+
 def test_without_tree_the_supervisor_wins_and_the_task_fails(module_runner, procs):
     target = procs.link("daemon")
     procs.start(["/bin/bash", "-c", "exec -a %s /bin/bash -c 'while true; do %s 600; sleep 0.05; done'"
                  % (procs.name("loop"), target)], expect_name=procs.name("daemon"))
-    r = module_runner("reap", {"names": [procs.name("daemon")], "grace": 1, "tree": False})
+    r = module_runner("reap", {"names": [procs.name("daemon")], "grace": 1, "tree": False, "respawn_window": 1})
     assert r.get("failed") is True
     assert [s["outcome"] for s in r["survivors"]] == ["respawned"]
     assert "still running" in r["msg"] and procs.name("daemon") in r["msg"] and "started again by" in r["msg"]

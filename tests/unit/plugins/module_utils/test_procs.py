@@ -384,13 +384,14 @@ def test_rematch_reports_what_keeps_coming_back(spawn):
     """A target restarted by a parent it may not stop (here: the test itself) is returned as respawned."""
     restarts = []
 
-    def rematch():
-        restarts.append(spawn.sleeper("phoenix"))
+    def rematch():  # a restarter that starts a new one whenever none runs
+        if not _procs.find_processes(names=[spawn.name("phoenix")]):
+            restarts.append(spawn.sleeper("phoenix"))
         return _procs.find_processes(names=[spawn.name("phoenix")])
 
     spawn.sleeper("phoenix")
     terminated, survivors = _procs.stop_processes(_procs.find_processes(names=[spawn.name("phoenix")]),
-                                                  grace=1, rematch=rematch, max_rounds=2)
+                                                  grace=1, rematch=rematch, max_rounds=2, respawn_window=0.5)
     assert len(terminated) == 2 and {t["outcome"] for t in terminated} == {"exited"}
     assert [s["outcome"] for s in survivors] == ["respawned"]
     assert survivors[0]["pid"] == restarts[-1].pid and "started again by" in survivors[0]["error"]
