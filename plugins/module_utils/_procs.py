@@ -23,7 +23,7 @@ from ansible_collections.residue.purge.plugins.module_utils import _macos, _plat
 from ansible_collections.residue.purge.plugins.module_utils._paths import normalise_roots, root_of
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
-    list_users, load_profiles, parse_users_option, select_targets)
+    check_selective_pattern, list_users, load_profiles, parse_users_option, select_targets)
 
 try:
     import psutil
@@ -126,7 +126,8 @@ def profile_matchers(profile):
 
 
 def compile_patterns(patterns, option="cmdline"):
-    """Compile regexes; a bad one raises ValueError naming the option and the pattern."""
+    """Compile regexes; a bad one, or one that would match every process (see
+    _profiles.check_selective_pattern), raises ValueError naming the option and the pattern."""
     compiled = []
     for pattern in patterns or ():
         if not isinstance(pattern, str) or not pattern:
@@ -135,19 +136,118 @@ def compile_patterns(patterns, option="cmdline"):
             compiled.append(re.compile(pattern))
         except re.error as exc:
             raise ValueError("%s: %r is not a valid regular expression: %s" % (option, pattern, exc))
+        check_selective_pattern(compiled[-1], option)
     return compiled
 
 
+# Interpreters whose program is the script (or module) they run, not their own executable. The value: the
+# options that take the next argument as their value, and the options whose value is code (no script then).
+_INTERPRETERS = (
+    (re.compile(r"^(python|pythonw|pypy)[0-9.]*(\.exe)?$"), ("-W", "-X", "--check-hash-based-pycs"), ("-c",)),
+    (re.compile(r"^(node|nodejs)[0-9.]*(\.exe)?$"),
+     ("-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--title",
+      "--input-type", "--env-file"), ("-e", "--eval", "-p", "--print")),
+    (re.compile(r"^(perl|ruby)[0-9.]*(\.exe)?$"), ("-I", "-r", "-x"), ("-e", "-E")),
+    (re.compile(r"^(sh|bash|dash|zsh|ksh|mksh)$"), ("-o", "+o", "-O", "+O"), ("-c",)),
+)
+_SCRIPT_SUFFIX = re.compile(r"\.(py|pyw|pyc|js|mjs|cjs|ts|pl|rb|sh)$")
+_PACKAGE_DIRS = ("node_modules", "site-packages", "dist-packages")
+# directories that hold many programs' scripts: a script's directory names its program unless it is one of these
+_GENERIC_DIRS = frozenset(["..", "bin", "sbin", "lib", "lib64", "libexec", "src", "dist", "build", "scripts",
+                           "tmp", "usr", "opt", "local", "share", "home", "root", "var", "etc"])
+
+
+def program_key(text):
+    """'Open_AutoGLM' and 'open-autoglm' are one program: Python modules cannot have '-' (PEP 503 folding)."""
+    return re.sub(r"[-_.]+", "-", text).lower()
+
+
+def _interpreted(argv0, args):
+    """('module', name) or ('script', path) an interpreter runs, or None (code given inline, stdin, none)."""
+    base = os.path.basename(argv0)
+    for regex, valued, code in _INTERPRETERS:
+        if regex.match(base):
+            break
+    else:
+        return None
+    python = regex is _INTERPRETERS[0][0]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return ("script", args[i + 1]) if i + 1 < len(args) else None
+        if arg == "-" or not arg:
+            return None
+        if not arg.startswith(("-", "+")):
+            return ("script", arg)
+        if arg in code or (not arg.startswith("--") and any(arg.startswith(c) for c in code if len(c) == 2)):
+            return None
+        if python and not arg.startswith("--"):
+            # a cluster of short options: the first that takes a value ends it (-um mod, -mmod, -Wignore)
+            for j in range(1, len(arg)):
+                if arg[j] in "cmWX":
+                    value = arg[j + 1:] or (args[i + 1] if i + 1 < len(args) else "")
+                    if arg[j] == "c":
+                        return None
+                    if arg[j] == "m":
+                        return ("module", value) if value else None
+                    i += 0 if arg[j + 1:] else 1
+                    break
+            i += 1
+            continue
+        i += 2 if arg in valued else 1
+    return None
+
+
+def program_names(name, cmdline, exe):
+    """What a process runs, as (exact names, folded names): its name, argv[0]'s and its executable's basenames;
+    for an interpreter (python, node, perl, ruby, a shell) also the module it runs (`-m pkg.mod` -> pkg), or its
+    script's name without suffix, the directory holding the script (`.../open_autoglm/main.py`) and the package a
+    script lies in (`.../node_modules/<pkg>/...`). Never the other arguments: `tail -f /var/log/x` runs tail."""
+    exact = {name} if name else set()
+    if cmdline:
+        exact.add(os.path.basename(cmdline[0]))
+    if exe:
+        exact.add(os.path.basename(exe))
+    folded = set()
+    if cmdline:
+        # a script run by its #! line shows the interpreter as argv[0]; exe is the interpreter in both cases
+        run = None
+        for argv0 in [cmdline[0]] + ([exe] if exe else []):
+            run = _interpreted(argv0, cmdline[1:])
+            if run is not None or _interpreter_name(argv0):
+                break
+        if run is not None:
+            kind, value = run
+            if kind == "module":
+                folded.add(program_key(value.split(".")[0]))
+            else:
+                parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+                if parts:
+                    folded.add(program_key(_SCRIPT_SUFFIX.sub("", parts[-1])))
+                if len(parts) > 1 and parts[-2] not in _GENERIC_DIRS:
+                    folded.add(program_key(parts[-2]))
+                for k, part in enumerate(parts[:-1]):
+                    if part in _PACKAGE_DIRS:
+                        folded.add(program_key(parts[k + 1]))
+    folded.discard("")
+    return exact, folded
+
+
+def _interpreter_name(path):
+    base = os.path.basename(path)
+    return any(regex.match(base) for regex, _valued, _code in _INTERPRETERS)
+
+
 def match_name(names, name, cmdline, exe):
-    """Exact match on the process name, argv[0]'s basename or the executable's basename."""
+    """Does the process run one of these programs? Exact match on the process name, argv[0]'s basename or the
+    executable's basename; for an interpreter, the module or script it runs (see program_names)."""
     if not names:
         return False
-    candidates = {name}
-    if cmdline:
-        candidates.add(os.path.basename(cmdline[0]))
-    if exe:
-        candidates.add(os.path.basename(exe))
-    return bool(candidates.intersection(names))
+    exact, folded = program_names(name, cmdline, exe)
+    if exact.intersection(names):
+        return True
+    return bool(folded) and any(program_key(n) in folded for n in names)
 
 
 def match_cmdline(regexes, cmdline):

@@ -62,8 +62,14 @@ BUILTIN_PROFILES = {
     "open_autoglm": {
         "description": "Open-AutoGLM agent: its daemon, caches, configs, model weights and pip package",
         "processes": {
+            # the program: its executable, argv[0], or the module/script an interpreter runs (python -m
+            # open_autoglm, python .../open_autoglm/main.py, node .../open-autoglm); never `tail -f .../open-autoglm`.
+            # names do all of that on POSIX (_procs.program_names); the patterns, anchored at argv[0], say the same
+            # for hosts that only match names exactly (Windows)
             "names": ["open-autoglm"],
-            "cmdline": [r"(^|/)open-autoglm( |$)", r"(^|/)python[0-9.]* (-[^ ]+ )*-m open_autoglm( |$)"],
+            "cmdline": [r"^([^ ]*/)?(python|pythonw|pypy)[0-9.]*( -[^ ]+)* -m ?open_autoglm([. ]|$)",
+                        r"^([^ ]*/)?(python|pythonw|pypy)[0-9.]*( -[^ ]+)* [^ ]*/open_autoglm/[^ /]+( |$)",
+                        r"^([^ ]*/)?(node|nodejs)( -[^ ]+)* ([^ ]*/)?open-autoglm(/[^ ]*)?( |$)"],
         },
         "services": {
             "systemd": ["open-autoglm.service", "open-autoglm-*.service"],
@@ -92,7 +98,7 @@ BUILTIN_PROFILES = {
     "ollama": {
         "description": "Ollama models (per user, the Linux service's, and OLLAMA_MODELS) and the macOS app's "
                        "caches, state and logs (~/.ollama itself stays: it holds the user's key)",
-        "processes": {"names": ["ollama", "Ollama"], "cmdline": [r"(^|/)ollama (serve|runner)( |$)"]},
+        "processes": {"names": ["ollama", "Ollama"], "cmdline": []},
         "services": {"systemd": ["ollama.service"], "launchd": ["com.ollama.*", "homebrew.mxcl.ollama"],
                      "xdg": ["ollama*.desktop"]},
         "paths": ["{home}/.ollama/models", "/usr/share/ollama/.ollama/models", "{home}/.ollama/logs",
@@ -209,9 +215,30 @@ def normalise_profile(name, raw):
 
 def _check_regex(pattern, where):
     try:
-        re.compile(pattern)
+        compiled = re.compile(pattern)
     except re.error as e:
         raise ProfileError("%s: invalid regular expression %r: %s" % (where, pattern, e))
+    check_selective_pattern(compiled, where)
+
+
+# Command lines with no character in common (a kernel thread, init, sshd, a shell, an interpreter, a Windows
+# service): a pattern found in every one of them selects every process, not a program.
+UNRELATED_COMMAND_LINES = (
+    "[kthreadd]", "/sbin/init", "sshd: root@pts/0", "-bash", "sleep 600", "python3 -c pass",
+    "/usr/lib/systemd/systemd-journald", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "1", "Z",
+)
+
+
+def check_selective_pattern(compiled, where):
+    """Refuse a process or cron pattern that matches the empty string ('.*', '^', '|x', 'x?') or every one of
+    UNRELATED_COMMAND_LINES ('.', '\\S', '\\w'): it would select every process (or every crontab line)."""
+    if compiled.search("") is not None:
+        raise ProfileError("%s: %r matches the empty string, so it would match every process; give a pattern "
+                           "that names the program" % (where, compiled.pattern))
+    if all(compiled.search(line) is not None for line in UNRELATED_COMMAND_LINES):
+        raise ProfileError("%s: %r matches every command line (it matches %s), so it would match every process; "
+                           "give a pattern that names the program"
+                           % (where, compiled.pattern, ", ".join(repr(x) for x in UNRELATED_COMMAND_LINES[:4])))
 
 
 def load_profiles(extra=None):

@@ -51,14 +51,22 @@ options:
       - When given, only stop processes owned by the owners of these home directories.
   names:
     description:
-      - Exact process names to stop. A process matches when its name, the basename of its C(argv[0]) or the
-        basename of its executable equals one of them.
+      - Programs to stop. A process matches when its name, the basename of its C(argv[0]) or the basename of
+        its executable equals one of them, or when it is an interpreter (python, node, perl, ruby, a shell)
+        running one of them as a module or script (C(python -m open_autoglm), C(python .../open_autoglm/main.py),
+        C(node .../open-autoglm); C(-), C(_) and C(.) count as one there).
+      - The other arguments never count, so C(tail -f /var/log/open-autoglm), C(vim ~/.cache/open-autoglm/x),
+        C(grep open-autoglm) and their C(sudo) or C(runuser) parents are not matched. Profiles match the same
+        way with their C(processes.names).
     type: list
     elements: str
     default: []
   cmdline:
     description:
       - Regular expressions (Python C(re)) searched in the process command line (arguments joined by spaces).
+      - A pattern that matches the empty string (V(.*), V(^), V(|x)) or every command line (V(.), V(\\S)) is
+        refused before anything is signalled, as are such patterns in a profile's C(processes.cmdline) or
+        C(cron).
     type: list
     elements: str
     default: []

@@ -381,6 +381,8 @@ def test_targets_and_profiles_select_by_profile(module_runner, procs):
     ({"names": ["x"], "signal": "BOGUS"}, "signal: unknown signal"),
     ({"holding": ["/"]}, "holding: '/' would match every process"),
     ({"targets": ["bad"], "profiles": {"bad": {"processes": {"cmdline": ["(oops"]}}}}, "bad"),
+    ({"cmdline": ["|x"]}, "matches the empty string, so it would match every process"),
+    ({"targets": ["bad"], "profiles": {"bad": {"processes": {"cmdline": ["."]}}}}, "matches every command line"),
 ])  # the other bad inputs are covered without Ansible in tests/unit/plugins/module_utils/test_procs_reap.py
 def test_bad_input_fails_clearly_and_signals_nothing(module_runner, procs, args, message):
     victim = procs.sleeper("x")
