@@ -129,19 +129,17 @@ def run(params, check_mode=False, now=None):
     profiles = _profiles.load_profiles(params.get("profiles"))
     selected = _profiles.select_targets(profiles, params.get("targets"))
     users = _profiles.list_users(params.get("homes"), params.get("users", "all"))
-    contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
-    protected = _profiles.protected_paths(users, contexts)
+    env_problems = []
+    contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
+                                           problems=env_problems)
     for user in users:
         if not os.access(user.home, os.R_OK | os.X_OK):
             problems.add("home %s of user %s is not readable here: its residues are not listed (run with become)"
                          % (user.home, user.name))
 
     # Resolve every path first, so a bad profile fails the task before any walking.
-    resolved = {}
-    for name, profile in selected.items():
-        for context in contexts:
-            for r in _profiles.resolve_paths(name, profile, context, protected):
-                resolved.setdefault((name, r.path), r)
+    resolved = dict(((r.target, r.path), r) for r in _profiles.resolve_all(selected, users, contexts, env_problems))
+    problems.extend(env_problems)
 
     residues = []
     usages = {}

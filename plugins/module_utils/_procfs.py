@@ -119,6 +119,20 @@ def owner_uid(pid, proc=PROC):
     return os.stat("%s/%d" % (proc, pid)).st_uid
 
 
+def uids(pid, proc=PROC):
+    """(real, effective, saved, filesystem) uids of a process from /proc/PID/status (OSError when gone)."""
+    for line in read_text("%s/%d/status" % (proc, pid)).splitlines():
+        if line.startswith("Uid:"):
+            return tuple(int(v) for v in line.split()[1:5])
+    raise OSError("%s/%d/status has no Uid line" % (proc, pid))
+
+
+def mount_namespace(pid, proc=PROC):
+    """The link text of /proc/PID/ns/mnt ('mnt:[4026531840]'): equal for processes that see the same
+    filesystem tree (OSError when gone or not ours to read)."""
+    return os.readlink("%s/%d/ns/mnt" % (proc, pid))
+
+
 def comm(pid, proc=PROC):
     """The process name as the kernel keeps it (OSError when gone)."""
     return read_text("%s/%d/comm" % (proc, pid)).rstrip("\n")

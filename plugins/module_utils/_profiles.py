@@ -17,9 +17,11 @@ import os
 import posixpath
 import ntpath
 import re
+import stat
 from collections import namedtuple
 
-from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform, _procfs
+from ansible_collections.residue.purge.plugins.module_utils import _macos, _paths, _platform, _procfs
+from ansible_collections.residue.purge.plugins.module_utils._text import printable
 
 try:
     import pwd
@@ -436,21 +438,39 @@ def _cache_vars(environ):
     return dict((k, v) for k, v in (environ or {}).items() if k in CACHE_ENV_VARS and v)
 
 
-def _read_proc_environs():
-    """(pid, uid, cache env) of every process whose environment sets a cache variable (Linux /proc)."""
+def _read_proc_environs(problems=None):
+    """(pid, uid, cache env) of every process whose environment sets a cache variable (Linux /proc).
+
+    Left out: this module's own process, processes in another mount namespace (a container's paths name its own
+    filesystem, not this one), and processes whose real, effective, saved and filesystem uids differ (a setuid
+    program such as su or passwd runs as root with the environment of the user who started it); the latter
+    are described in problems."""
     found = []
     own = os.getpid()
+    try:
+        own_mnt = _procfs.mount_namespace(own)
+    except OSError:
+        own_mnt = None
     for pid in _procfs.pids():
         if pid == own:
             continue
         try:
             data = _procfs.environ(pid)
-            uid = _procfs.owner_uid(pid)
+            uids = _procfs.uids(pid)
+            mnt = _procfs.mount_namespace(pid) if own_mnt is not None else None
         except (IOError, OSError):
             continue  # gone, or not ours to read
         env = parse_proc_environ(data)
-        if env:
-            found.append((pid, uid, env))
+        if not env or mnt != own_mnt:
+            continue
+        if len(set(uids)) != 1:
+            if problems is not None:
+                problems.append(printable(
+                    "environment of process %d (real uid %d, effective uid %d) is not used: it runs with "
+                    "another user's rights than the one who started it (%s)"
+                    % (pid, uids[0], uids[1], ", ".join("%s=%s" % kv for kv in sorted(env.items())))))
+            continue
+        found.append((pid, uids[0], env))
     return found
 
 
@@ -467,33 +487,138 @@ def _read_ps_environs():
             if p.environ and p.ruid == p.uid and p.pid != own]
 
 
-def user_environments(users, scan_processes=True, environ=None, environment_file="/etc/environment"):
+def _own_home_identity(user):
+    """(st_dev, st_ino) of user's home when the home is really theirs: it exists, is not '/', and the user
+    owns it (a service account whose passwd home is root's /var/lib/x or /nonexistent has none)."""
+    if not user.home or user.uid is None:
+        return None
+    try:
+        home = _paths.canonical(user.home, "home")
+    except _paths.PathRefused:
+        return None
+    if not home.exists or home.path == "/" or not stat.S_ISDIR(home.st.st_mode) or home.st.st_uid != user.uid:
+        return None
+    return home.chain[-1]
+
+
+def _vet(user, name, value, home_identity):
+    """(path, None, None), or (None, why, owner) where owner is the name of the location's owner when that is
+    why (why then does not name user), else None; (None, None, None) for a relative value."""
+    path = _env_path({name: value}, name, user.home, posixpath)
+    if path is None:
+        return None, None, None
+    try:
+        where = _paths.canonical(path, name)
+    except _paths.PathRefused as exc:
+        return None, str(exc), None
+    if home_identity is not None and home_identity in where.chain[1:]:
+        return where.path, None, None
+    # The deepest component that exists (the path itself, or the directory it would be created in).
+    existing = where.path if where.exists else "/" + "/".join(where.path.split("/")[1:len(where.chain)])
+    try:
+        st = os.lstat(existing)
+    except OSError as exc:
+        return None, "%s cannot be looked at: %s" % (existing, exc.strerror or exc), None
+    if (st.st_dev, st.st_ino) != where.chain[-1]:
+        return None, "%s changed while it was being looked at" % existing, None
+    if st.st_uid == user.uid:
+        return where.path, None, None
+    owner = user_name(st.st_uid)
+    if existing == where.path:
+        return None, "%s is owned by %s" % (existing, owner), owner
+    return None, "%s does not exist and %s is owned by %s" % (where.path, existing, owner), owner
+
+
+def vet_value(user, name, value, home_identity=None):
+    """(path, None) when the cache variable `name` = value may be used for user, else (None, why not).
+
+    A value is evidence about where that user's caches are, never authority over anyone else's files: the
+    location it names (after '~' and '//' are resolved, and the system's own root-owned symlinks followed) is
+    used only when it is in the user's own home (home_identity: _own_home_identity(user)) or the deepest
+    existing component of it is owned by the user; a symlink on the way that root did not make refuses it
+    (_paths.canonical), so nothing below the point where ownership was checked can lead elsewhere. A relative
+    value names no location: (None, None)."""
+    path, why, owner = _vet(user, name, value, home_identity)
+    if owner is not None:
+        why = "%s, not by %s, and is not in %s's home" % (why, user.name, user.name)
+    return path, why
+
+
+def vet_environment(user, environ, describe, problems=None, home_identity=None):
+    """The part of one cache environment that user may use: every variable vet_value() accepts, with its
+    location as the value; each refused one becomes a problem '<describe>: NAME=value is not used: why'."""
+    kept = {}
+    for name in sorted(environ):
+        path, why = vet_value(user, name, environ[name], home_identity)
+        if path is not None:
+            kept[name] = path
+        elif why is not None and problems is not None:
+            problems.append(printable("%s: %s=%s is not used: %s" % (describe, name, environ[name], why)))
+    return kept
+
+
+def user_environments(users, scan_processes=True, environ=None, environment_file="/etc/environment",
+                      problems=None):
     """Every (user, cache environment, source) worth resolving placeholders for.
 
     source is 'default' (no variables), 'env' (the module's own environment, for the user running it),
     'file:/etc/environment', or 'process PID'. Processes of users outside `users` are attributed to their
     own passwd user, so a daemon's HF_HOME is found even when its user has no home.
+
+    Environment values are evidence, not authority: each applies to one user (the process's, the module's
+    own user, or each user in turn for /etc/environment) and only where vet_value() accepts it for that
+    user; what is dropped is described in `problems` (a list, appended to), naming the process, the user,
+    the variable and the path. So no user's environment adds to, or takes from, what is protected or
+    targeted for another user.
     """
+    def vet(user, env, describe, into=problems):
+        if user.uid not in homes:
+            homes[user.uid] = _own_home_identity(user)
+        return vet_environment(user, env, describe, into, homes[user.uid])
+
+    homes = {}
     contexts = [EnvContext(u, {}, "default") for u in users]
     try:
         with open(environment_file) as f:
             file_env = _cache_vars(parse_environment_file(f.read()))
     except (IOError, OSError):
         file_env = {}
-    if file_env:
-        contexts.extend(EnvContext(u, file_env, "file:" + environment_file) for u in users)
+    refused = {}  # (variable, why) -> user names: one problem per value, not one per user
+    for u in users if file_env else ():
+        if u.uid not in homes:
+            homes[u.uid] = _own_home_identity(u)
+        kept = {}
+        for name in sorted(file_env):
+            path, why, owner = _vet(u, name, file_env[name], homes[u.uid])
+            if path is not None:
+                kept[name] = path
+            elif why is not None:
+                refused.setdefault((name, why, owner is not None), []).append(u.name)
+        if kept:
+            contexts.append(EnvContext(u, kept, "file:" + environment_file))
+    for (name, why, foreign), names in sorted(refused.items()):
+        if problems is not None:
+            shown = ", ".join(names[:5]) + (" and %d more" % (len(names) - 5) if len(names) > 5 else "")
+            problems.append(printable("%s: %s=%s is not used for %s: %s%s" % (
+                environment_file, name, file_env[name], shown, why,
+                ", not by them, and is not in their home" if foreign else "")))
     own_env = _cache_vars(os.environ if environ is None else environ)
-    if own_env:
-        uid = os.getuid() if hasattr(os, "getuid") else None
-        mine = [u for u in users if u.uid == uid] or users[:1]
-        contexts.extend(EnvContext(u, own_env, "env") for u in mine)
+    if own_env and hasattr(os, "getuid"):
+        uid = os.getuid()
+        mine = [u for u in users if u.uid == uid] or [_process_user(uid)]
+        for u in mine:
+            kept = vet(u, own_env, "the module's environment (user %s)" % u.name)
+            if kept:
+                contexts.append(EnvContext(u, kept, "env"))
     if scan_processes and (_platform.is_macos() or os.path.isdir("/proc")):
         by_uid = dict((u.uid, u) for u in users)
-        for pid, uid, env in _read_ps_environs() if _platform.is_macos() else _read_proc_environs():
+        for pid, uid, env in _read_ps_environs() if _platform.is_macos() else _read_proc_environs(problems):
             user = by_uid.get(uid)
             if user is None:
                 user = _process_user(uid)
-            contexts.append(EnvContext(user, env, "process %d" % pid))
+            kept = vet(user, env, "environment of process %d (user %s)" % (pid, user.name))
+            if kept:
+                contexts.append(EnvContext(user, kept, "process %d" % pid))
     return _dedupe_contexts(contexts)
 
 
@@ -624,6 +749,46 @@ def resolve_paths(name, profile, context, protected=None, system=None):
     return result
 
 
+def describe_context(context):
+    """Where a context's values come from, for messages: 'environment of process 42 (user bob)'."""
+    if context.source == "default":
+        return "defaults of user %s" % context.user.name
+    if context.source == "env":
+        return "the module's environment (user %s)" % context.user.name
+    if context.source.startswith("file:"):
+        return "%s (user %s)" % (context.source[len("file:"):], context.user.name)
+    return "environment of %s (user %s)" % (context.source, context.user.name)
+
+
+def resolve_all(profiles, users, contexts, problems=None, system=None):
+    """Every profile's path residues in every context, de-duplicated by (profile, path), in order.
+
+    Each path is checked against the protected set of its own context's user (protected_paths(user=...)).
+    A profile path refused in a user's default context is a bad profile: ProfileError, before anything
+    happens. Refused in an environment context, it is that environment's doing (a user's MODELSCOPE_CACHE set
+    to their home, say): that path is left out and described in problems, and the rest goes on."""
+    protected, seen, result = {}, set(), []
+    for name in sorted(profiles):
+        for context in contexts:
+            key = (context.user.name, context.user.uid)
+            if key not in protected:
+                protected[key] = protected_paths(users, contexts, system, user=context.user)
+            for r in resolve_paths(name, profiles[name], context, None, system):
+                try:
+                    check_path(r.path, protected[key], "profile %r field paths[%d] (%s)" % (
+                        name, profiles[name]["paths"].index(r.template), r.template), system=system)
+                except ProfileError as exc:
+                    if context.source == "default":
+                        raise
+                    if problems is not None:
+                        problems.append(printable("%s: %s; left out" % (describe_context(context), exc)))
+                    continue
+                if (name, r.path) not in seen:
+                    seen.add((name, r.path))
+                    result.append(r)
+    return result
+
+
 def _describe_source(context_source, variable):
     """'default', 'env HF_HOME', 'process 42 (HF_HOME)', 'file /etc/environment (HF_HOME)'."""
     if variable is None:
@@ -651,15 +816,24 @@ def hub_cache_locations(context, system=None):
 
 # ---------------------------------------------------------------- protection
 
-def protected_paths(users, contexts=(), system=None):
-    """Paths never removed as a whole: system dirs, homes and their shared dot-dirs, the HF homes and hub caches."""
+def _same_user(a, b):
+    return a.name == b.name and a.uid == b.uid
+
+
+def protected_paths(users, contexts=(), system=None, user=None):
+    """Paths never removed as a whole: system dirs, homes and their shared dot-dirs, the HF homes and hub caches.
+
+    With user, only that user's own environment contexts add locations (the set that user's paths are
+    checked against): one user's environment never protects, or blocks, another user's residue."""
     system = system or _platform.current().system
     windows = system == "Windows"
     pm = ntpath if windows else posixpath
     protected = set(pm.normpath(p) for p in (_WINDOWS_PROTECTED if windows else _SYSTEM_PROTECTED))
-    for user in users:
+    for u in users:
         for rel in _HOME_PROTECTED:
-            protected.add(pm.normpath(pm.join(user.home, rel)) if rel else pm.normpath(user.home))
+            protected.add(pm.normpath(pm.join(u.home, rel)) if rel else pm.normpath(u.home))
+    if user is not None:
+        contexts = [c for c in contexts if _same_user(c.user, user)]
     for context in list(contexts) + [EnvContext(u, {}, "default") for u in users]:
         values = placeholder_values(context.user, context.environ, system)
         for key in ("home", "user_cache", "user_config", "user_data", "hf_home", "hf_hub_cache", "tmp"):

@@ -73,24 +73,28 @@ def validate_options(params):
     return older_than, keep
 
 
-def resolve_items(params, environ=None):
+def resolve_items(params, environ=None, problems=None):
     """[(path, target)] to remove: the given paths, or the selected profiles' resolved paths; checked
-    against protected paths, de-duplicated, and a path inside another listed path dropped."""
+    against protected paths, de-duplicated, and a path inside another listed path dropped. Environment
+    values that were not used (_profiles.user_environments) are described in problems."""
     environ = os.environ if environ is None else environ
     users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
-    contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
-    protected = _profiles.protected_paths(users, contexts)
+    contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
+                                           problems=problems)
     wanted = []
     if params.get("paths"):
+        # Paths given by whoever runs the module: checked against what is protected for that user (no other
+        # user's environment can make a given path refused).
+        me = os.getuid() if hasattr(os, "getuid") else None
+        runner = next((c.user for c in contexts if c.user.uid == me), None)
+        protected = _profiles.protected_paths(users, contexts, user=runner) if runner else \
+            _profiles.protected_paths(users)
         for i, raw in enumerate(params["paths"]):
             path = expand_home(raw, environ)
             wanted.append((_profiles.check_path(path, protected, field="paths[%d]" % i), None))
     else:
         profiles = _profiles.select_targets(_profiles.load_profiles(params.get("profiles")), params.get("targets"))
-        for name in sorted(profiles):
-            for context in contexts:
-                for r in _profiles.resolve_paths(name, profiles[name], context, protected):
-                    wanted.append((r.path, name))
+        wanted.extend((r.path, r.target) for r in _profiles.resolve_all(profiles, users, contexts, problems))
     items, seen = [], set()
     for path, target in sorted(wanted):
         if path in seen or any(path.startswith(p.rstrip("/") + "/") for p in seen):
@@ -305,7 +309,8 @@ def diff_of(result):
 
 def _run(params, check_mode, environ, before_verify):
     older_than, _keep = validate_options(params)
-    items = resolve_items(params, environ)
+    env_problems = []
+    items = resolve_items(params, environ, env_problems)
     walk = _walk_options(params, older_than)
     present = []
     for path, target in items:
@@ -330,6 +335,7 @@ def _run(params, check_mode, environ, before_verify):
 
     result = {"removed": [], "freed_bytes": 0, "failures": [], "failed_count": 0, "problems": [], "backup": None,
               "changed": bool(to_remove)}
+    result["problems"].extend(env_problems)
     for _p, _t, _s, res in plans:
         result["problems"].extend(res.problems)
 

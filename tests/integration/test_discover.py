@@ -107,6 +107,7 @@ def test_two_users_and_a_daemon_with_its_own_hf_home(module_runner, sandbox, two
     # a daemon of user 2 started with HF_HOME somewhere no profile names
     data_hf = str(sandbox / "data" / "hf")
     hfgen.add_repo(os.path.join(data_hf, "hub"), "zai-org/AutoGLM-Phone-9B", revisions=2)
+    chown_tree(data_hf, uid2, gid2)  # user 2's own cache: a user's HF_HOME counts only where that user owns it
     exe = str(sandbox / daemon_name)
     shutil.copy("/bin/sleep", exe)
     daemon = subprocess.Popen([exe, "300"], env={"HF_HOME": data_hf, "PATH": "/usr/bin:/bin"}, user=uid2, group=gid2)

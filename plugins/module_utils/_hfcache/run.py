@@ -156,8 +156,9 @@ def selection_from(params):
                          max_size=max_size, incomplete_older_than=incomplete)
 
 
-def cache_dirs_from(params):
-    """Given cache dirs (checked), plus those of the users' environments when discovering."""
+def cache_dirs_from(params, problems=None):
+    """Given cache dirs (checked), plus those of the users' environments when discovering (environment values
+    that were not used are described in problems)."""
     dirs = []
     for path in params["cache_dirs"]:
         if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
@@ -168,7 +169,7 @@ def cache_dirs_from(params):
         discover = not dirs
     if discover:
         users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
-        for context in _profiles.user_environments(users):
+        for context in _profiles.user_environments(users, problems=problems):
             for path, _source in _profiles.hub_cache_locations(context):
                 if path not in dirs and is_hub_cache(path):
                     dirs.append(path)
@@ -178,8 +179,10 @@ def cache_dirs_from(params):
 def run(params, check_mode=False):
     """hf_cache with validated module params: the module's result. ValueError for bad options (nothing read)."""
     selection = selection_from(params)
-    result = clean(cache_dirs_from(params), selection, force=params["force"],
+    env_problems = []
+    result = clean(cache_dirs_from(params, env_problems), selection, force=params["force"],
                    one_file_system=params["one_file_system"], check_mode=check_mode)
+    result["problems"][:0] = env_problems
     warnings = ["hf_cache: %s %s in %s held back (%s): %s" % (
         entry["repo_type"], entry["repo_id"], entry["cache"], entry["reason"], entry["detail"])
         for entry in result["held_back"]]
