@@ -766,7 +766,10 @@ def resolve_all(profiles, users, contexts, problems=None, system=None):
     Each path is checked against the protected set of its own context's user (protected_paths(user=...)).
     A profile path refused in a user's default context is a bad profile: ProfileError, before anything
     happens. Refused in an environment context, it is that environment's doing (a user's MODELSCOPE_CACHE set
-    to their home, say): that path is left out and described in problems, and the rest goes on."""
+    to their home, say): that path is left out and described in problems, and the rest goes on. So is a path
+    that leads through a symlink its owner could have made (_paths.canonical: a user's ~/.config -> /etc makes
+    {user_config}/x name nothing), whatever the context."""
+    posix = (system or platform.system()) != "Windows"
     protected, seen, result = {}, set(), []
     for name in sorted(profiles):
         for context in contexts:
@@ -774,12 +777,19 @@ def resolve_all(profiles, users, contexts, problems=None, system=None):
             if key not in protected:
                 protected[key] = protected_paths(users, contexts, system, user=context.user)
             for r in resolve_paths(name, profiles[name], context, None, system):
+                field = "profile %r field paths[%d] (%s)" % (name, profiles[name]["paths"].index(r.template),
+                                                             r.template)
                 try:
-                    check_path(r.path, protected[key], "profile %r field paths[%d] (%s)" % (
-                        name, profiles[name]["paths"].index(r.template), r.template), system=system)
+                    check_path(r.path, protected[key], field, system=system)
+                    if posix:
+                        _paths.canonical(r.path, field)
                 except ProfileError as exc:
                     if context.source == "default":
                         raise
+                    if problems is not None:
+                        problems.append(printable("%s: %s; left out" % (describe_context(context), exc)))
+                    continue
+                except _paths.PathRefused as exc:  # a symlink a user made on the way (~/.config -> /etc)
                     if problems is not None:
                         problems.append(printable("%s: %s; left out" % (describe_context(context), exc)))
                     continue

@@ -239,3 +239,22 @@ def test_a_bad_profile_still_fails_before_anything_happens(host):
     bad = P.load_profiles({"bad": {"paths": ["{user_cache}"]}})
     with pytest.raises(P.ProfileError, match="protected directory"):
         P.resolve_all({"bad": bad["bad"]}, users, contexts, [], system="Linux")
+
+
+def test_a_users_config_symlink_to_a_root_directory_resolves_nothing(host):
+    """bob's own ~/.config -> /etc: {user_config}/open-autoglm would be /etc/open-autoglm. Left out and said so
+    (naming the link and its owner), in the default context too, without failing the others' residues."""
+    bob, carol = host["bob"], host["carol"]
+    os.symlink("/etc", bob.home + "/.config")
+    os.lchown(bob.home + "/.config", BOB_UID, BOB_UID)
+    users = [bob, carol]
+    contexts = [P.EnvContext(u, {}, "default") for u in users]
+    problems = []
+    found = P.resolve_all({"open_autoglm": P.load_profiles()["open_autoglm"]}, users, contexts, problems,
+                          system="Linux")
+    paths = [r.path for r in found]
+    assert bob.home + "/.config/open-autoglm" not in paths
+    assert bob.home + "/.cache/open-autoglm" in paths and carol.home + "/.config/open-autoglm" in paths
+    assert problems == ["defaults of user bob: profile 'open_autoglm' field paths[1] ({user_config}/open-autoglm): "
+                        "'%s/.config/open-autoglm': %s/.config is a symlink owned by %d (uid %d), not by root; it "
+                        "is not followed; left out" % (bob.home, bob.home, BOB_UID, BOB_UID)]
