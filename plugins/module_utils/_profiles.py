@@ -503,7 +503,10 @@ def _own_home_identity(user):
 
 def _vet(user, name, value, home_identity):
     """(path, None, None), or (None, why, owner) where owner is the name of the location's owner when that is
-    why (why then does not name user), else None; (None, None, None) for a relative value."""
+    why (why then does not name user), else None; (None, None, None) for a relative value. A '..' is
+    refused, not resolved: the location is the one the value spells."""
+    if ".." in value.split("/"):
+        return None, "%r must not contain '..'" % value, None
     path = _env_path({name: value}, name, user.home, posixpath)
     if path is None:
         return None, None, None

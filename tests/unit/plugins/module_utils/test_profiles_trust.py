@@ -258,3 +258,9 @@ def test_a_users_config_symlink_to_a_root_directory_resolves_nothing(host):
     assert problems == ["defaults of user bob: profile 'open_autoglm' field paths[1] ({user_config}/open-autoglm): "
                         "'%s/.config/open-autoglm': %s/.config is a symlink owned by %d (uid %d), not by root; it "
                         "is not followed; left out" % (bob.home, bob.home, BOB_UID, BOB_UID)]
+
+
+def test_a_dotdot_in_a_value_is_refused_not_resolved(host):
+    bob = host["bob"]
+    assert vet(bob, bob.home + "/x/..") == (None, "'%s/x/..' must not contain '..'" % bob.home)
+    assert vet(bob, "~/../carol")[0] is None
