@@ -772,7 +772,7 @@ def resolve_all(profiles, users, contexts, problems=None, system=None):
     to their home, say): that path is left out and described in problems, and the rest goes on. So is a path
     that leads through a symlink its owner could have made (_paths.canonical: a user's ~/.config -> /etc makes
     {user_config}/x name nothing), whatever the context."""
-    posix = (system or platform.system()) != "Windows"
+    posix = (system or _platform.current().system) != "Windows"
     protected, seen, result = {}, set(), []
     for name in sorted(profiles):
         for context in contexts:
