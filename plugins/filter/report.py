@@ -254,6 +254,13 @@ def _hf_deleted(value, result, phase):
     return {"removed": out}
 
 
+def _hf_store_swept(value, result, phase):
+    """Shared store payloads nothing referenced (huggingface_hub 2.x), one removed item per cache's store."""
+    return {"removed": [{"kind": "path", "target": None, "path": item.get("path"),
+                         "bytes": int(item.get("bytes") or 0), "files": item.get("payloads"), "owner": None}
+                        for item in _list(value)]}
+
+
 def _hf_held_back(value, result, phase):
     return {"held_back": [{"phase": phase, "kind": "hf_repo", "item": "%s in %s" % (h.get("repo_id"), h.get("cache")),
                            "cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
@@ -347,9 +354,10 @@ RESULT_KEYS = {
     "hf_cache": {
         "deleted": _hf_deleted,
         "held_back": _hf_held_back,
+        "store_swept": _hf_store_swept,  # unreferenced shared store payloads removed, per cache
         "failures": _failed_items,
         "problems": _problems,  # includes a cache still over its budget
-        "freed_bytes": None,  # the sum of deleted[].freed_bytes (plus stale partial downloads)
+        "freed_bytes": None,  # the sum of deleted[].freed_bytes and store_swept[].bytes (plus stale partial downloads)
         "blobs_deleted": None,  # counts; the bytes are in deleted[]
         "blobs_kept_shared": None,
         "caches": None,  # sizes before/after; over budget is also a problem line

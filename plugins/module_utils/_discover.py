@@ -16,6 +16,7 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _procs, _profiles, _pyenvs, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
+from ansible_collections.residue.purge.plugins.module_utils._hfcache import shared as hf_shared
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
@@ -66,7 +67,7 @@ def _path_residue(target, path, usage):
     }
 
 
-def _repo_residue(target, repo):
+def _repo_residue(target, repo, store):
     return {
         "target": target,
         "kind": "hf_repo",
@@ -79,11 +80,18 @@ def _repo_residue(target, repo):
         "repo_id": repo.repo_id,
         "repo_type": repo.repo_type,
         "blob_bytes": repo.blob_bytes,
+        # what removing this repo alone frees, huggingface_hub's accounting: its own blobs and the shared
+        # store payloads no other repo references
+        "exclusive_bytes": repo.blob_bytes - repo.shared_bytes + hf_shared.Tally(store).gain(_store_links(repo))[0],
         "revisions": [
             {"commit": r.commit, "refs": sorted(r.refs), "bytes": r.bytes, "last_modified": r.last_modified}
             for r in repo.revisions
         ],
     }
+
+
+def _store_links(repo):
+    return [(payload, "%s/blobs/%s" % (repo.folder, etag)) for etag, payload in sorted(repo.shared_links.items())]
 
 
 def find_hub_caches(contexts, extra_caches, problems):
@@ -154,31 +162,46 @@ def run(params, check_mode=False, now=None):
 
     caches = find_hub_caches(contexts, params.get("extra_hf_caches") or [], problems)
     repo_targets = dict((n, p["hf_repos"]) for n, p in selected.items() if p["hf_repos"])
-    if repo_targets:
-        for cache in caches:
-            scan = hf_scan.scan_cache(cache["path"], one_file_system=one_fs)
-            problems.extend(scan.problems)
-            for repo in scan.repos:
-                for name in sorted(repo_targets):
-                    if _profiles.repo_matches(repo_targets[name], repo.repo_id):
-                        residues.append(_repo_residue(name, repo))
+    stores = {}  # repo path -> (Store, repo) for the shared store accounting below
+    for cache in caches:
+        cache["store_bytes"] = None
+        if not repo_targets:
+            continue
+        scan = hf_scan.scan_cache(cache["path"], one_file_system=one_fs)
+        problems.extend(scan.problems)
+        store = hf_shared.Store(scan.path, scan.repos)
+        if store.marked:
+            cache["store_bytes"] = sum(p.disk for p in store.payloads().values())
+            problems.extend(store.problems)
+        for repo in scan.repos:
+            for name in sorted(repo_targets):
+                if _profiles.repo_matches(repo_targets[name], repo.repo_id):
+                    residues.append(_repo_residue(name, repo, store))
+                    stores[repo.path] = (store, repo)
 
     if cutoff is not None:
         residues = [r for r in residues if last_use(r) < cutoff]
 
     counted = set()
     total = 0
+    tallies = {}
     for r in residues:
         if r["path"] not in counted:
             counted.add(r["path"])
             total += r["bytes"]
+            if r["kind"] == "hf_repo" and r["path"] in stores:
+                # the repo dir holds only links into the shared store: add the payloads that removing every
+                # listed repo of that cache frees (allocated bytes, each payload once, last hard link only)
+                store, repo = stores[r["path"]]
+                tally = tallies.setdefault(store.path, hf_shared.Tally(store))
+                total += tally.add(_store_links(repo), attr="disk")[0]
 
     return {
         "changed": False,
         "residues": residues,
         "processes": find_target_processes(selected, problems),
         "packages": find_packages(selected, users, params.get("search_roots"), problems),
-        "hf_caches": [dict((k, c[k]) for k in ("path", "user", "source", "sources")) for c in caches],
+        "hf_caches": [dict((k, c[k]) for k in ("path", "user", "source", "sources", "store_bytes")) for c in caches],
         "users": [u.name for u in users],
         "targets": sorted(selected),
         "total_bytes": total,

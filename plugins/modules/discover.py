@@ -121,6 +121,14 @@ residues:
       description: Sum of the sizes of the repo's unique blobs (what huggingface_hub calls size_on_disk).
       type: int
       returned: when kind is hf_repo
+    exclusive_bytes:
+      description:
+        - What removing this repo alone frees, huggingface_hub's accounting (its C(expected_freed_size)), that is the
+          repo's own blobs plus the huggingface_hub 2.x shared store payloads no other repo references (a
+          payload with other hard links counts only with its last link). Equals RV(residues[].blob_bytes)
+          in a cache without a shared store.
+      type: int
+      returned: when kind is hf_repo
     revisions:
       description: Revisions of the repo with C(commit), C(refs), C(bytes) and C(last_modified).
       type: list
@@ -150,12 +158,18 @@ packages:
   sample:
     - {target: open_autoglm, name: open-autoglm, version: 0.3.1, environment: /opt/agents/venv, python: /opt/agents/venv/bin/python, kind: venv, user: root}
 hf_caches:
-  description: Every Hugging Face hub cache found, with the owner and how it was found.
+  description: Every Hugging Face hub cache found, with the owner and how it was found, and C(store_bytes),
+    the allocated bytes of its huggingface_hub 2.x shared blob store (null when it has none, or when no
+    target names hf_repos, so no cache was scanned).
   returned: always
   type: list
   elements: dict
   sample:
-    - {path: /data/hf/hub, user: svc, source: process 4242 (HF_HOME), sources: [process 4242 (HF_HOME)]}
+    - path: /data/hf/hub
+      user: svc
+      source: process 4242 (HF_HOME)
+      sources: [process 4242 (HF_HOME)]
+      store_bytes: 7516192768
 users:
   description: The users whose homes were covered.
   returned: always
@@ -167,7 +181,8 @@ targets:
   type: list
   elements: str
 total_bytes:
-  description: Disk usage of all residues, each location counted once.
+  description: Disk usage of all residues, each location counted once, plus the huggingface_hub 2.x shared store
+    payloads that removing all the listed hf_repo residues would free (a repo dir there holds only links).
   returned: always
   type: int
 problems:

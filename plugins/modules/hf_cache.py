@@ -18,6 +18,14 @@ description:
   - Blob accounting is that of huggingface_hub's C(delete_revisions), checked against it in tests. A blob
     goes only when no remaining revision of the repo uses it; a repo left without revisions goes whole,
     with its C(.locks/<repo>) entry.
+  - huggingface_hub 2.x's cache-wide shared blob store (C(<cache>/blobs/<xx>/<xet hash>) payloads, C(.refs)
+    manifests, C(.lock) files, marked by C(blobs/.huggingface-shared-blobs)) is handled with its semantics.
+    Removing a repo or revision removes the repo's blob symlinks, then each payload they named is collected
+    under its C(.lock) (the flock huggingface_hub takes) when no live reference is left, and the manifest of a
+    payload that stays is rewritten to its live references. The manifest is a hint checked against the file
+    system; a payload whose manifest is missing or unreadable is kept. A payload another repo still links
+    stays. Freed bytes are huggingface_hub's C(expected_freed_size), except that a payload's bytes count only
+    when its last hard link goes. A repo whose shared payload a process has open is held back.
   - Repos being downloaded are never touched. A repo whose lock file (C(.locks/<repo>/*.lock)) is held by a
     running process, or one of whose files a process has open or mapped, is held back (RV(held_back), reason
     V(locked) or V(in_use)) unless O(force). A fresh C(*.incomplete) file is never removed, even with O(force).
@@ -110,6 +118,14 @@ options:
         still hold a repo back.
     type: bool
     default: false
+  store_orphans:
+    description:
+      - Also remove shared store payloads that no live reference names (left behind when a repo folder was
+        deleted by hand or by an older client), under their locks, as C(hf cache prune) does. Payloads with a
+        missing or unreadable manifest are kept.
+      - Default V(true) when O(revisions=unreferenced), else V(false). The prune playbook sets it.
+      - No effect on Windows hosts (the Windows module does not read the shared store yet).
+    type: bool
   one_file_system:
     description:
       - Do not enter another file system below a cache dir (sizes and deletion); what lies there is reported.
@@ -190,7 +206,7 @@ deleted:
       description: The whole repo folder (and its lock folder) was removed.
       type: bool
     freed_bytes:
-      description: Bytes freed by blobs and copied files, huggingface_hub's accounting.
+      description: Bytes freed by blobs, copied files and shared store payloads, huggingface_hub's accounting.
       type: int
     blobs_deleted:
       description: Blobs removed.
@@ -213,6 +229,12 @@ deleted:
       description: Why (V(selected), V(budget), V(incomplete)).
       type: list
       elements: str
+    store_payloads_deleted:
+      description: Shared store payloads removed because this repo's links were their last live references.
+      type: int
+    store_bytes:
+      description: Their bytes (part of RV(deleted[].freed_bytes)); a payload with other hard links counts 0.
+      type: int
   sample:
     - cache: /home/ana/.cache/huggingface/hub
       repo_id: zai-org/AutoGLM-Phone-9B
@@ -227,8 +249,10 @@ deleted:
       incomplete_deleted: []
       incomplete_bytes: 0
       reason: [selected]
+      store_payloads_deleted: 0
+      store_bytes: 0
 freed_bytes:
-  description: Total bytes freed (blobs, copies and stale partial downloads).
+  description: Total bytes freed (blobs, copies, shared store payloads and stale partial downloads).
   returned: always
   type: int
 blobs_deleted:
@@ -239,8 +263,28 @@ blobs_kept_shared:
   description: Total blobs of removed revisions kept because remaining revisions use them.
   returned: always
   type: int
+store_swept:
+  description: Per cache, the shared store payloads removed because no live reference named them
+    (O(store_orphans)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    cache:
+      description: The cache dir.
+      type: str
+    path:
+      description: The shared store (C(<cache>/blobs)).
+      type: str
+    payloads:
+      description: Payloads removed.
+      type: int
+    bytes:
+      description: Bytes freed.
+      type: int
 held_back:
-  description: Repos selected but not touched (each is also a warning).
+  description: Repos selected but not touched (each is also a warning). An unreferenced shared store payload
+    in use has RV(held_back[].repo_type) V(shared_blob) and its C(<xx>/<hash>) as RV(held_back[].repo_id).
   returned: always
   type: list
   elements: dict
@@ -285,6 +329,10 @@ caches:
       description: Repos kept (O(keep) or out of scope) while over budget.
       type: list
       elements: str
+    shared_store:
+      description: The cache's huggingface_hub 2.x shared blob store, null when it has none (C(path),
+        C(payloads_deleted), C(bytes_freed), C(unreferenced_deleted)).
+      type: dict
 problems:
   description: What was wrong or could not be done (broken cache entries, unreadable dirs, budget not met).
   returned: always
@@ -318,6 +366,7 @@ def argument_spec():
         incomplete_older_than=dict(type="str", default="1d"),
         force=dict(type="bool", default=False),
         one_file_system=dict(type="bool", default=True),
+        store_orphans=dict(type="bool"),
     )
     spec.update(_profiles.TARGET_ARGUMENT_SPEC)
     return spec

@@ -28,6 +28,7 @@ $spec = @{
         incomplete_older_than = @{ type = 'str'; default = '1d' }
         force = @{ type = 'bool'; default = $false }
         one_file_system = @{ type = 'bool'; default = $true }
+        store_orphans = @{ type = 'bool' }
     }
     supports_check_mode = $true
 }

@@ -119,6 +119,11 @@ options:
         not enter another file system below a cache dir).
     type: bool
     default: true
+  store_orphans:
+    description:
+      - No effect on Windows, where huggingface_hub 2.x's shared blob store is not read yet (on POSIX hosts, also
+        remove shared store payloads no live reference names).
+    type: bool
 extends_documentation_fragment:
   - residue.purge.targets
   - residue.purge.attributes
@@ -132,6 +137,7 @@ attributes:
 notes:
   - Run as an administrator to change every user's caches.
   - O(one_file_system) has no effect on Windows, where a mounted volume is a reparse point and is never entered.
+  - O(store_orphans) has no effect on Windows, where huggingface_hub 2.x's shared blob store is not read yet.
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
     C(docs/windows.md).
 seealso:
@@ -220,6 +226,12 @@ blobs_kept_shared:
   description: Total blobs of removed revisions kept because remaining revisions use them.
   returned: always
   type: int
+store_swept:
+  description: Shared store payloads removed because nothing referenced them; huggingface_hub 2.x's shared blob
+    store is not read on Windows yet, so never returned here.
+  returned: never on Windows
+  type: list
+  elements: dict
 held_back:
   description: Repos selected but not touched (each is also a warning).
   returned: always

@@ -340,3 +340,33 @@ def test_psutil_missing_is_a_warning_for_discover(module_runner, sandbox):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_shared_store_cache_exclusive_bytes_and_total(module_runner, sandbox):
+    """huggingface_hub 2.x shared store, built by huggingface_hub's own code: exclusive_bytes is its
+    expected_freed_size for deleting that repo alone, total_bytes is what removing every repo gives back."""
+    from ansible_collections.residue.purge.tests.unit.support import hfshared
+
+    cache = str(sandbox / "hub")
+    repos = hfgen.make_cache(cache, repos=5, revisions_per_repo=2, files_per_revision=6, seed=11)
+    hfshared.share(cache, repos, payloads=5, fraction=0.7, seed=11)
+    home = sandbox / "emptyhome"
+    home.mkdir()
+    result = module_runner("discover", {"targets": ["huggingface"], "homes": [str(home)], "scan_processes": False,
+                                        "extra_hf_caches": [cache]})
+    assert not result.get("failed"), result.get("msg")
+    assert ours(result) == hf_oracle(cache)  # blob_bytes stays huggingface_hub's size_on_disk
+    info = scan_cache_dir(cache)
+    by_path = dict((str(r.repo_path), r) for r in info.repos)
+    shared_somewhere = 0
+    for r in result["residues"]:
+        repo = by_path[r["path"]]
+        alone = info.delete_revisions(*[rev.commit_hash for rev in repo.revisions]).expected_freed_size
+        assert r["exclusive_bytes"] == alone, r["repo_id"]
+        shared_somewhere += r["exclusive_bytes"] < r["blob_bytes"]
+    assert shared_somewhere  # the cache does share payloads between repos
+    (entry,) = [c for c in result["hf_caches"] if c["path"] == os.path.realpath(cache)]
+    payloads = [os.path.join(d, f) for d, _s, fs in os.walk(os.path.join(cache, "blobs")) for f in fs if len(f) == 64]
+    assert payloads and entry["store_bytes"] == sum(os.lstat(p).st_blocks * 512 for p in payloads)
+    # every repo goes: the file system gives back the repo dirs and every payload
+    assert result["total_bytes"] == sum(du(r["path"]) for r in result["residues"]) + entry["store_bytes"]

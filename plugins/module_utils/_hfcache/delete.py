@@ -11,6 +11,7 @@ import errno
 import os
 
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _IFDIR, _IFMT, _O_DIR, _err
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import collect_plan
 from ansible_collections.residue.purge.plugins.module_utils._walk import remove_at
 
 
@@ -76,6 +77,7 @@ def execute_plan(plan, recheck=None):
         root_fd = os.open(cache.path, _O_DIR & ~getattr(os, "O_NOFOLLOW", 0))
     except OSError as e:
         return ["%s: %s" % (cache.path, _err(e))], late
+    done = []
     try:
         if cache.dev is not None and os.fstat(root_fd).st_dev != cache.dev:
             return ["%s: changed since it was scanned, nothing removed" % cache.path], late
@@ -87,6 +89,7 @@ def execute_plan(plan, recheck=None):
             if reason:
                 late.append((rp, reason))
                 continue
+            done.append(rp)
             if rp.whole:
                 _rmtree_at(root_fd, folder, dev, failures, base)
                 try:
@@ -144,6 +147,8 @@ def execute_plan(plan, recheck=None):
                         os.close(blobs_fd)
             finally:
                 os.close(repo_fd)
+        # huggingface_hub 2.x: payloads whose last reference went, collected under their locks
+        failures.extend(collect_plan(plan, root_fd, done))
     finally:
         os.close(root_fd)
     return failures, late

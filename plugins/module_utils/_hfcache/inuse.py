@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import errno
 import os
+import stat
 
 from ansible_collections.residue.purge.plugins.module_utils import _procfs
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _O_DIR, _O_FILE
@@ -31,6 +32,24 @@ def held_lock(lock_dir):
         return _held_in(fd, "", 0)
     finally:
         os.close(fd)
+
+
+def held_lock_file(path):
+    """True when a live process holds the flock of the lock file at path (probed as held_lock does)."""
+    import fcntl
+    try:
+        lfd = os.open(path, _O_FILE)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(lfd).st_mode):
+            return False
+        fcntl.flock(lfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError) as e:
+        return e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+    finally:
+        os.close(lfd)
+    return False
 
 
 def _held_in(dir_fd, rel, depth):

@@ -53,7 +53,7 @@ class HFRepo(object):
 
     __slots__ = ("repo_id", "repo_type", "path", "folder", "blob_bytes", "blob_count", "disk_bytes", "files",
                  "newest_mtime", "last_modified", "last_access", "revisions", "dangling_refs", "incomplete",
-                 "problems")
+                 "problems", "shared_links", "shared_bytes")
 
     def __init__(self, repo_id, repo_type, path):
         self.repo_id = repo_id
@@ -71,9 +71,12 @@ class HFRepo(object):
         self.dangling_refs = []  # (ref name, commit) for refs whose snapshot is missing
         self.incomplete = []  # (file name, size, mtime) of blobs/*.incomplete
         self.problems = []
+        self.shared_links = {}  # blob name -> shared store payload ('xx/<hash>') its symlink names
+        self.shared_bytes = 0  # of blob_bytes, what referenced blobs in the shared store weigh
 
     def to_dict(self):
         out = dict((k, getattr(self, k)) for k in self.__slots__ if k != "revisions")
+        out["shared_links"] = dict(self.shared_links)
         out["revisions"] = [r.to_dict() for r in self.revisions]
         out["dangling_refs"] = [list(x) for x in self.dangling_refs]
         out["incomplete"] = [list(x) for x in self.incomplete]
@@ -104,9 +107,10 @@ class HFCache(object):
 class RepoLayout(object):
     """Which blobs each revision of one repo points to: what a deletion plan needs, built on demand."""
 
-    __slots__ = ("blob_sizes", "revision_blobs", "revision_copy_bytes", "orphan_blobs")
+    __slots__ = ("blob_sizes", "revision_blobs", "revision_copy_bytes", "orphan_blobs", "shared")
 
     def __init__(self):
+        self.shared = {}  # blob name -> shared store payload ('xx/<hash>'), for blobs that link into the store
         self.blob_sizes = {}  # blob name -> size (regular files in blobs/, not *.incomplete)
         self.revision_blobs = {}  # commit -> set of blob names its links point to
         self.revision_copy_bytes = {}  # commit -> bytes of regular files copied into the snapshot

@@ -10,6 +10,8 @@ __metaclass__ = type
 import fnmatch
 import time
 
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import Tally
+
 
 # ------------------------------------------------------------------------------------------ planning
 
@@ -19,14 +21,15 @@ class RepoSelection(object):
     patterns: globs on org/name (empty: every repo); repo_type: model|dataset|space|any; keep: globs
     never touched; revisions: 'all' | 'unreferenced' | None (only the budget selects); older_than:
     seconds or None; age_by: 'accessed' | 'modified'; max_size: bytes or None; incomplete_older_than:
-    seconds or None (never); now: epoch seconds.
+    seconds or None (never); now: epoch seconds; store_orphans: sweep shared store payloads no live reference
+    names (None: when revisions is 'unreferenced').
     """
 
     __slots__ = ("patterns", "repo_type", "keep", "revisions", "older_than", "age_by", "max_size",
-                 "incomplete_older_than", "now")
+                 "incomplete_older_than", "now", "store_orphans")
 
     def __init__(self, patterns=(), repo_type="any", keep=(), revisions=None, older_than=None,
-                 age_by="accessed", max_size=None, incomplete_older_than=86400, now=None):
+                 age_by="accessed", max_size=None, incomplete_older_than=86400, now=None, store_orphans=None):
         self.patterns = list(patterns)
         self.repo_type = repo_type
         self.keep = list(keep)
@@ -36,6 +39,8 @@ class RepoSelection(object):
         self.max_size = max_size
         self.incomplete_older_than = incomplete_older_than
         self.now = time.time() if now is None else now
+        # sweep shared store payloads nothing references (huggingface_hub's `hf cache prune`)
+        self.store_orphans = (revisions == "unreferenced") if store_orphans is None else bool(store_orphans)
 
     def in_scope(self, repo):
         if self.repo_type not in ("any", repo.repo_type):
@@ -64,7 +69,7 @@ class RepoPlan(object):
     """The deletion planned for one repo, with huggingface_hub's accounting."""
 
     __slots__ = ("repo", "layout", "revisions", "whole", "blobs", "blobs_kept_shared", "refs", "freed_bytes",
-                 "incomplete", "reason")
+                 "incomplete", "reason", "local_bytes", "store_bytes", "payloads")
 
     def __init__(self, repo, layout):
         self.repo = repo
@@ -77,6 +82,9 @@ class RepoPlan(object):
         self.freed_bytes = 0
         self.incomplete = []  # (name, size) of stale *.incomplete files
         self.reason = []  # why: 'selected', 'budget', 'incomplete'
+        self.local_bytes = 0  # freed in the repo dir itself (blobs that are files, copies in snapshots)
+        self.store_bytes = 0  # freed in the shared store (payloads whose last reference this plan removes)
+        self.payloads = []  # shared store payloads ('xx/<hash>') this plan frees
 
     def compute(self):
         """Fill blobs/refs/freed from the chosen revisions: a blob goes only if no remaining revision uses it."""
@@ -100,8 +108,18 @@ class RepoPlan(object):
             self.blobs = sorted(deleted_blobs - kept_blobs)
             self.blobs_kept_shared = len(deleted_blobs & kept_blobs)
             self.refs = sorted(ref for r in self.repo.revisions if r.commit in gone for ref in r.refs)
-        self.freed_bytes = copy_bytes + sum(layout.blob_sizes.get(b, 0) for b in self.blobs)
+        shared = layout.shared
+        self.local_bytes = copy_bytes + sum(layout.blob_sizes.get(b, 0) for b in self.blobs if b not in shared)
+        self.freed_bytes = self.local_bytes + self.store_bytes
         return self
+
+    def store_links(self):
+        """[(payload, '<folder>/blobs/<etag>')] of the repo's shared store links this plan removes: all of
+        them when the repo goes whole (orphaned links too), else those of the blobs no kept revision uses."""
+        shared = self.layout.shared
+        folder = self.repo.folder
+        names = sorted(shared) if self.whole else [b for b in self.blobs if b in shared]
+        return [(shared[n], "%s/blobs/%s" % (folder, n)) for n in names]
 
     @property
     def changes(self):
@@ -116,37 +134,68 @@ class RepoPlan(object):
             "incomplete_deleted": [name for name, _size in self.incomplete],
             "incomplete_bytes": sum(size for _name, size in self.incomplete),
             "reason": list(self.reason),
+            "store_payloads_deleted": len(self.payloads), "store_bytes": self.store_bytes,
         }
 
 
 class CachePlan(object):
-    __slots__ = ("cache", "repos", "held_back", "bytes_before", "bytes_after", "max_size", "kept_over_budget")
+    __slots__ = ("cache", "repos", "held_back", "bytes_before", "bytes_after", "max_size", "kept_over_budget",
+                 "store", "orphans")
 
-    def __init__(self, cache):
+    def __init__(self, cache, store=None):
         self.cache = cache
         self.repos = []
         self.held_back = []  # dicts: cache, repo_id, repo_type, reason, detail
-        self.bytes_before = cache.blob_bytes
+        self.store = store if store is not None and store.marked else None
+        self.orphans = []  # (payload, bytes) of store payloads no live reference names, to sweep
+        if self.store is None:
+            self.bytes_before = cache.blob_bytes
+        else:
+            # huggingface_hub's physical size: repo blobs once per repo, every store payload once
+            self.bytes_before = sum(r.blob_bytes - r.shared_bytes for r in cache.repos) + self.store.total_bytes()
         self.bytes_after = self.bytes_before
         self.max_size = None
         self.kept_over_budget = []
 
+    def freed(self):
+        return sum(p.freed_bytes for p in self.repos) + sum(size for _name, size in self.orphans)
+
     def summary(self):
-        return {"path": self.cache.path, "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
-                "max_size": self.max_size,
-                "over_budget": self.max_size is not None and self.bytes_after > self.max_size,
-                "kept_over_budget": list(self.kept_over_budget)}
+        out = {"path": self.cache.path, "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
+               "max_size": self.max_size,
+               "over_budget": self.max_size is not None and self.bytes_after > self.max_size,
+               "kept_over_budget": list(self.kept_over_budget)}
+        out["shared_store"] = None if self.store is None else {
+            "path": self.store.path, "payloads_deleted": sum(len(p.payloads) for p in self.repos) + len(self.orphans),
+            "bytes_freed": sum(p.store_bytes for p in self.repos) + sum(size for _n, size in self.orphans),
+            "unreferenced_deleted": len(self.orphans)}
+        return out
 
 
-def plan_cache(cache, selection, layout_of, held_of):
+def attribute_store(plan):
+    """Give each payload the plan frees to the first repo (in plan order) whose links complete its removal."""
+    if plan.store is None:
+        return
+    tally = Tally(plan.store)
+    for rp in plan.repos:
+        rp.store_bytes, rp.payloads = tally.add(rp.store_links())
+        rp.freed_bytes = rp.local_bytes + rp.store_bytes
+    return tally
+
+
+def plan_cache(cache, selection, layout_of, held_of, store=None, payload_held=None):
     """Plan one cache's deletions. Pure given its inputs:
 
     layout_of(repo) -> RepoLayout (which blobs each revision uses); held_of(repo, whole) -> None or
     (reason, detail) when the repo must not be touched (locked, in use, fresh download).
     Revisions chosen by the selection go first; then, with max_size, the least recently used
     revisions (by selection.age_by) of the repos in scope and not kept, until the cache fits.
+    store: the cache's shared.Store (huggingface_hub 2.x): a payload is freed when the plan removes its last
+    live reference, and with selection.store_orphans the payloads nothing references go too (unless
+    payload_held(name) -> (reason, detail) says one is in use).
     """
-    plan = CachePlan(cache)
+    plan = CachePlan(cache, store)
+    tally = Tally(plan.store) if plan.store is not None else None
     plan.max_size = selection.max_size
     plans = {}
     held = {}
@@ -188,8 +237,24 @@ def plan_cache(cache, selection, layout_of, held_of):
         if stale:
             rp.reason.append("incomplete")
         plans[repo.path] = rp
+        if tally is not None:
+            rp.store_bytes = tally.add(rp.store_links())[0]
+            rp.freed_bytes = rp.local_bytes + rp.store_bytes
 
-    after = plan.bytes_before - sum(p.freed_bytes for p in plans.values())
+    if tally is not None and selection.store_orphans:
+        # payloads no live reference names: no repo's plan can touch them, so they go before any budget choice
+        for name in tally.orphans():
+            reason = payload_held(name) if payload_held else None
+            if reason:
+                entry = {"cache": cache.path, "repo_id": name, "repo_type": "shared_blob", "reason": reason[0],
+                         "detail": reason[1]}
+                if entry not in plan.held_back:
+                    plan.held_back.append(entry)
+                continue
+            payload = plan.store.payload(name)
+            plan.orphans.append((name, payload.size if payload.nlink <= 1 else 0))
+
+    after = plan.bytes_before - sum(p.freed_bytes for p in plans.values()) - sum(s for _n, s in plan.orphans)
     if selection.max_size is not None and after > selection.max_size:
         candidates = []
         for repo in scope:
@@ -212,8 +277,12 @@ def plan_cache(cache, selection, layout_of, held_of):
             if reason:
                 hold(repo, reason)
                 continue
+            had = set(rp.store_links())
             rp.revisions = trial.revisions
             rp.compute()
+            if tally is not None:
+                rp.store_bytes += tally.add([link for link in rp.store_links() if link not in had])[0]
+                rp.freed_bytes = rp.local_bytes + rp.store_bytes
             if "budget" not in rp.reason:
                 rp.reason.append("budget")
             if rp.whole:
@@ -224,7 +293,8 @@ def plan_cache(cache, selection, layout_of, held_of):
             plan.kept_over_budget = sorted(set(
                 r.repo_id for r in cache.repos if selection.kept(r) or not selection.in_scope(r)))
     plan.repos = [plans[r.path] for r in cache.repos if r.path in plans and plans[r.path].changes]
-    plan.bytes_after = plan.bytes_before - sum(p.freed_bytes for p in plan.repos)
+    attribute_store(plan)
+    plan.bytes_after = plan.bytes_before - plan.freed()
     return plan
 
 
@@ -244,4 +314,8 @@ def diff_lines(plan):
             before.append("%s blobs/%s" % (head, name))
         if rp.whole and not repo.revisions:
             before.append("%s (no snapshots)" % head)
+        for name in rp.payloads:
+            before.append("%s/blobs/%s (shared blob)" % (plan.cache.path, name))
+    for name, _size in plan.orphans:
+        before.append("%s/blobs/%s (shared blob, unreferenced)" % (plan.cache.path, name))
     return before, after

@@ -11,10 +11,12 @@ import os
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.delete import execute_plan
-from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import held_lock, open_paths_under
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import (
+    held_lock, held_lock_file, open_paths_under)
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import MAX_LISTED_FAILURES, is_hub_cache
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import RepoSelection, diff_lines, plan_cache
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.scan import scan_cache, scan_repo
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import LOCK_SUFFIX, STORE_DIR, Store
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 
@@ -61,6 +63,26 @@ class _Guard(object):
             if path.startswith(prefix):
                 pid, name = procs[0]
                 return ("in_use", "%s is open in process %d (%s)" % (path, pid, name))
+        if repo.shared_links:
+            # a process reading this repo's model through its links holds the shared store's payload
+            store = os.path.realpath(cache.path) + "/" + STORE_DIR + "/"
+            open_files = self.open_files()
+            for payload in sorted(set(repo.shared_links.values())):
+                procs = open_files.get(store + payload)
+                if procs:
+                    return ("in_use", "%s%s (shared blob of this repo) is open in process %d (%s)" % (
+                        store, payload, procs[0][0], procs[0][1]))
+        return None
+
+    def payload_held(self, cache, payload):
+        if self.force:
+            return None
+        path = os.path.realpath(cache.path) + "/" + STORE_DIR + "/" + payload
+        procs = self.open_files().get(path)
+        if procs:
+            return ("in_use", "%s is open in process %d (%s)" % (path, procs[0][0], procs[0][1]))
+        if held_lock_file(path + LOCK_SUFFIX):
+            return ("locked", "%s%s is held by a running process" % (path, LOCK_SUFFIX))
         return None
 
 
@@ -89,12 +111,14 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
         return layouts[repo.path]
 
     result = {"changed": False, "deleted": [], "held_back": [], "caches": [], "freed_bytes": 0,
-              "blobs_deleted": 0, "blobs_kept_shared": 0, "problems": problems, "failures": [],
+              "blobs_deleted": 0, "blobs_kept_shared": 0, "store_swept": [], "problems": problems, "failures": [],
               "diff": {"before": "", "after": ""}}
     before_all, after_all = [], []
     for cache in caches:
-        plan = plan_cache(cache, selection, layout_of, lambda repo, whole, c=cache: guard.held(c, repo, whole))
-        if not check_mode and plan.repos:
+        store = Store(cache.path, cache.repos)
+        plan = plan_cache(cache, selection, layout_of, lambda repo, whole, c=cache: guard.held(c, repo, whole),
+                          store=store, payload_held=lambda name, c=cache: guard.payload_held(c, name))
+        if not check_mode and (plan.repos or plan.orphans):
             failures, late = execute_plan(
                 plan, recheck=None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)))
             result["failures"].extend(failures)
@@ -102,7 +126,7 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
                 plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id,
                                        "repo_type": rp.repo.repo_type, "reason": reason[0], "detail": reason[1]})
                 plan.repos.remove(rp)
-            plan.bytes_after = plan.bytes_before - sum(p.freed_bytes for p in plan.repos)
+            plan.bytes_after = plan.bytes_before - plan.freed()
         before, after = diff_lines(plan)
         before_all.extend(before)
         after_all.extend(after)
@@ -111,6 +135,12 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
             result["freed_bytes"] += rp.freed_bytes + sum(size for _n, size in rp.incomplete)
             result["blobs_deleted"] += len(rp.blobs)
             result["blobs_kept_shared"] += rp.blobs_kept_shared
+        if plan.orphans:
+            swept = sum(size for _n, size in plan.orphans)
+            result["store_swept"].append({"cache": cache.path, "path": store.path, "payloads": len(plan.orphans),
+                                          "bytes": swept})
+            result["freed_bytes"] += swept
+        problems.extend(store.problems)
         result["held_back"].extend(plan.held_back)
         result["caches"].append(plan.summary())
         if plan.summary()["over_budget"]:
@@ -123,7 +153,7 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
         more = len(failed) - MAX_LISTED_FAILURES
         del failed[MAX_LISTED_FAILURES:]
         failed.append("... and %d more failures" % more)
-    result["changed"] = bool(result["deleted"])
+    result["changed"] = bool(result["deleted"] or result["store_swept"])
     result["diff"] = {"before": "\n".join(before_all) + ("\n" if before_all else ""),
                       "after": "\n".join(after_all) + ("\n" if after_all else "")}
     return result
@@ -153,7 +183,8 @@ def selection_from(params):
                          "name the repos (repos: ['*'] for all of them)")
     return RepoSelection(patterns=patterns, repo_type=params["repo_type"], keep=params["keep"],
                          revisions=revisions, older_than=older_than, age_by=params["age_by"],
-                         max_size=max_size, incomplete_older_than=incomplete)
+                         max_size=max_size, incomplete_older_than=incomplete,
+                         store_orphans=params.get("store_orphans"))
 
 
 def cache_dirs_from(params, problems=None):

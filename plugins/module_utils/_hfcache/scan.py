@@ -13,6 +13,7 @@ import stat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import (
     _IFDIR, _IFLNK, _IFMT, _IFREG, _O_DIR, _O_FILE, _ROOT_NON_REPOS, _SHARED_STORE_MARKER, HFCache, HFRepo,
     HFRevision, IGNORED_NAMES, INCOMPLETE_SUFFIX, MAX_PROBLEMS_PER_REPO, RepoLayout, _err, parse_repo_folder)
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import link_payload
 from ansible_collections.residue.purge.plugins.module_utils._fork import can_fork, fork_call, fork_result
 
 
@@ -278,8 +279,12 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
         if name.endswith(INCOMPLETE_SUFFIX):
             repo.incomplete.append((name, st.st_size, st.st_mtime))
         elif mode == _IFLNK:
-            # huggingface_hub's optional shared store: blobs/<etag> -> <cache>/blobs/xx/<hash>
-            target = os.path.normpath(os.path.join(dirpath, os.readlink(name, dir_fd=dir_fd)))
+            # huggingface_hub 2.x's shared store: blobs/<etag> -> ../../blobs/xx/<hash> (see shared.py)
+            raw = os.readlink(name, dir_fd=dir_fd)
+            target = os.path.normpath(os.path.join(dirpath, raw))
+            payload = link_payload(cache_root, repo.folder, raw)
+            if payload is not None:
+                repo.shared_links[name] = payload
             try:
                 tst = os.lstat(target) if _within(target, cache_root) else None
             except OSError:
@@ -406,6 +411,9 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
 
     size, mtime, atime = _blob_totals(blob_stats, referenced)
     repo.blob_bytes = copies.copy_bytes + size
+    if repo.shared_links:
+        linked = [n for n in referenced if n in repo.shared_links and n in blob_stats]
+        repo.shared_bytes = sum(blob_stats[n][0] for n in linked)
     repo.blob_count = len(referenced) + copies.copy_count
     if repo.blob_count:
         repo.last_modified = max(mtime, copies.copy_mtime)
@@ -423,6 +431,7 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
     if detail:
         layout.blob_sizes = dict((n, v[0]) for n, v in blob_stats.items())
         layout.orphan_blobs = set(blob_stats) - referenced
+        layout.shared = dict(repo.shared_links)
         return repo, layout
     return repo
 

@@ -57,6 +57,7 @@ NO_EFFECT_ON_WINDOWS = {
     },
     "win_hf_cache": {
         "one_file_system": "a mounted volume is a reparse point there, never entered",
+        "store_orphans": "huggingface_hub 2.x's shared blob store is not read on Windows yet",
     },
     "win_remove": {
         "backup_format": "the Windows backup is always a zip",
