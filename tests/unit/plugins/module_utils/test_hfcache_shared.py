@@ -36,6 +36,12 @@ class PickCommits(hf_plan.RepoSelection):
         return rev.commit in self.commits
 
 
+def only(linked):
+    """The one xet hash of a share() result."""
+    assert len(linked) == 1, linked
+    return list(linked)[0]
+
+
 def layout_of(repo):
     return hf_scan.scan_repo(repo.path, detail=True)[1]
 
@@ -149,7 +155,7 @@ def test_payload_shared_by_two_repos_goes_with_the_second(tmp_path):
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=2)
     b = hfgen.add_repo(root, "org/b", revisions=1, files_per_revision=2)
     linked = hfshared.share(root, [a, b], payloads=1, fraction=1.0)
-    (xet,) = linked
+    xet = only(linked)
     store = os.path.join(root, "blobs", xet[:2], xet)
     size = os.path.getsize(store)
     first = plan(root, hf_plan.RepoSelection(patterns=["org/a"], revisions="all"))
@@ -167,7 +173,7 @@ def test_payload_shared_by_two_repos_goes_with_the_second(tmp_path):
 def test_missing_or_unreadable_manifest_keeps_the_payload(tmp_path):
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a], payloads=1, fraction=1.0))
     store = os.path.join(root, "blobs", xet[:2], xet)
     os.unlink(store + ".refs")
     check = plan(root, hf_plan.RepoSelection(patterns=["org/a"], revisions="all"), check=True)
@@ -176,7 +182,7 @@ def test_missing_or_unreadable_manifest_keeps_the_payload(tmp_path):
     assert os.path.isfile(store) and not os.path.exists(a.path)
     # a manifest that is not text: kept too
     b = hfgen.add_repo(root, "org/b", revisions=1, files_per_revision=1)
-    (xet2,) = hfshared.share(root, [b], payloads=1, fraction=1.0, seed=9)
+    xet2 = only(hfshared.share(root, [b], payloads=1, fraction=1.0, seed=9))
     store2 = os.path.join(root, "blobs", xet2[:2], xet2)
     with open(store2 + ".refs", "wb") as f:
         f.write(b"\xff\xfe models--org--b/blobs/x\n")
@@ -188,11 +194,11 @@ def test_a_link_the_manifest_forgot_still_protects_the_payload(tmp_path):
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
     b = hfgen.add_repo(root, "org/b", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a, b], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a, b], payloads=1, fraction=1.0))
     store = os.path.join(root, "blobs", xet[:2], xet)
     with open(store + ".refs", "w") as f:  # forget b's link
-        f.write("".join(line + "\n" for line in ["models--org--a/blobs/" + os.path.basename(p)
-                                                  for p in hfshared_links(root, xet) if "org--a" in p]))
+        kept = ["models--org--a/blobs/" + os.path.basename(p) for p in hfshared_links(root, xet) if "org--a" in p]
+        f.write("".join(line + "\n" for line in kept))
     done = plan(root, hf_plan.RepoSelection(patterns=["org/a"], revisions="all"))
     assert done.repos[0].store_bytes == 0 and os.path.isfile(store)
     assert every_file_reads(root) == 1
@@ -213,7 +219,7 @@ def hfshared_links(root, xet):
 def test_hard_linked_payload_counts_only_at_its_last_link(tmp_path):
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a], payloads=1, fraction=1.0))
     store = os.path.join(root, "blobs", xet[:2], xet)
     os.link(store, str(tmp_path / "elsewhere"))
     check = plan(root, hf_plan.RepoSelection(patterns=["org/a"], revisions="all"), check=True)
@@ -226,7 +232,7 @@ def test_hard_linked_payload_counts_only_at_its_last_link(tmp_path):
 def test_a_held_payload_lock_keeps_the_payload_and_says_so(tmp_path, monkeypatch):
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a], payloads=1, fraction=1.0))
     store = os.path.join(root, "blobs", xet[:2], xet)
     monkeypatch.setattr(hf_shared, "LOCK_TIMEOUT", 0.2)
     fd = os.open(store + ".lock", os.O_RDWR)
@@ -271,7 +277,7 @@ def test_unreferenced_sweep_is_hf_cache_prunes(tmp_path):
 def test_repo_whose_payload_is_open_is_held_back(tmp_path):
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a], payloads=1, fraction=1.0))
     import subprocess
     import sys
     store = os.path.join(root, "blobs", xet[:2], xet)
@@ -307,7 +313,7 @@ def test_store_swapped_for_links_outside_is_never_followed(tmp_path):
     """A prefix dir swapped for a link to a dir outside, and a manifest naming paths outside: nothing outside goes."""
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a], payloads=1, fraction=1.0))
     prefix = os.path.join(root, "blobs", xet[:2])
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -328,7 +334,7 @@ def test_store_swapped_for_links_outside_is_never_followed(tmp_path):
 def test_manifest_entries_outside_the_cache_are_no_references(tmp_path):
     root = str(tmp_path / "hub")
     a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
-    (xet,) = hfshared.share(root, [a], payloads=1, fraction=1.0)
+    xet = only(hfshared.share(root, [a], payloads=1, fraction=1.0))
     name = xet[:2] + "/" + xet
     store = os.path.join(root, "blobs", xet[:2], xet)
     with open(store + ".refs", "a") as f:
