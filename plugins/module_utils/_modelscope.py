@@ -1,0 +1,275 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ModelScope model caches: list models, remove them by pattern, age or size budget.
+
+Layouts (MODELSCOPE_CACHE, default ~/.cache/modelscope/hub; the profile's {modelscope_cache} and its hub/):
+
+    <cache>/models/<org>/<name>/...      current layout (a '.' of the name is written '___')
+    <cache>/<org>/<name>/...             older flat layout: a dir with ModelScope's metadata (.msc, .mdl, .mv)
+    <cache>/._____temp/<org>/<name>/...  a download in progress: that model is kept while it is fresh
+
+The metadata files (.msc, .mdl are pickles) are never unpickled: only their presence identifies a flat-layout
+model. A model dir goes whole (_walk.remove_tree: no link followed, the planned inode only); one a process has
+open or a fresh download is writing is held back.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fnmatch
+import os
+import stat
+import time
+
+from ansible_collections.residue.purge.plugins.module_utils import _profiles, _walk
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import open_paths_under
+from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
+
+TEMP_DIR = "._____temp"
+METADATA = (".msc", ".mdl", ".mv")
+_NOT_ORGS = frozenset(("models", "datasets", TEMP_DIR, "hub", "ast_indexer", ".lock", "modelscope_modules"))
+
+
+class MSModel(object):
+    __slots__ = ("cache", "org", "folder", "layout", "path", "bytes", "files", "last_used", "key", "downloading")
+
+    def __init__(self, cache, org, folder, layout, path):
+        self.cache = cache
+        self.org = org
+        self.folder = folder
+        self.layout = layout  # 'models' or 'flat'
+        self.path = path
+        self.bytes = 0
+        self.files = 0
+        self.last_used = 0.0
+        self.key = None
+        self.downloading = None
+
+    @property
+    def model_id(self):
+        return "%s/%s" % (self.org, self.folder.replace("___", "."))
+
+    def matches(self, pattern):
+        return fnmatch.fnmatchcase(self.model_id, pattern) or fnmatch.fnmatchcase(
+            "%s/%s" % (self.org, self.folder), pattern)
+
+
+def _dirs(path):
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
+def _has_metadata(path):
+    return any(os.path.lexists(os.path.join(path, name)) for name in METADATA)
+
+
+def find_models(cache, problems, one_file_system=True):
+    """Every model dir of one cache, both layouts, sized (du's bytes) with its last use."""
+    found = []
+    for org in _dirs(os.path.join(cache, "models")):
+        for folder in _dirs(os.path.join(cache, "models", org)):
+            found.append(MSModel(cache, org, folder, "models", os.path.join(cache, "models", org, folder)))
+    for org in _dirs(cache):
+        if org in _NOT_ORGS or org.startswith("."):
+            continue
+        for folder in _dirs(os.path.join(cache, org)):
+            path = os.path.join(cache, org, folder)
+            if _has_metadata(path):
+                found.append(MSModel(cache, org, folder, "flat", path))
+    for m in found:
+        use = _walk.usage(m.path, one_file_system=one_file_system, parallel=False)
+        problems.extend(use.problems)
+        m.bytes, m.files = use.bytes, use.files
+        m.last_used = max(use.last_access or 0, use.newest_mtime or 0)
+        st = os.lstat(m.path)
+        m.key = (st.st_dev, st.st_ino)
+        temp = os.path.join(cache, TEMP_DIR, m.org, m.folder)
+        if os.path.isdir(temp) and not os.path.islink(temp):
+            tuse = _walk.usage(temp, one_file_system=True, parallel=False)
+            m.downloading = (temp, max(tuse.newest_mtime or 0, os.lstat(temp).st_mtime))
+    return found
+
+
+class Selection(object):
+    __slots__ = ("patterns", "keep", "older_than", "max_size", "incomplete_older_than", "now")
+
+    def __init__(self, patterns=(), keep=(), older_than=None, max_size=None, incomplete_older_than=86400, now=None):
+        self.patterns = list(patterns)
+        self.keep = list(keep)
+        self.older_than = older_than
+        self.max_size = max_size
+        self.incomplete_older_than = incomplete_older_than
+        self.now = time.time() if now is None else now
+
+    def in_scope(self, m):
+        if any(m.matches(p) for p in self.keep):
+            return False
+        return not self.patterns or any(m.matches(p) for p in self.patterns)
+
+    def picks(self, m):
+        if not self.patterns and self.older_than is None:
+            return False
+        return self.older_than is None or m.last_used < self.now - self.older_than
+
+
+def plan_cache(models, selection, held_of):
+    """[(model, reason)] to remove from one cache, and held_back entries. Budget: least recently used first."""
+    chosen, held_back = [], []
+    total = sum(m.bytes for m in models)
+
+    def take(m, reason):
+        held = held_of(m)
+        if held:
+            held_back.append({"cache": m.cache, "model_id": m.model_id, "path": m.path, "reason": held[0],
+                              "detail": held[1]})
+            return 0
+        chosen.append((m, reason))
+        return m.bytes
+
+    scope = [m for m in models if selection.in_scope(m)]
+    for m in scope:
+        if selection.picks(m):
+            total -= take(m, "selected")
+    if selection.max_size is not None and total > selection.max_size:
+        taken = set(id(m) for m, _r in chosen) | set(e["path"] for e in held_back)
+        for m in sorted((m for m in scope if id(m) not in taken and m.path not in taken),
+                        key=lambda m: (m.last_used, m.path)):
+            if total <= selection.max_size:
+                break
+            total -= take(m, "budget")
+    return chosen, held_back, total
+
+
+def cache_locations(params):
+    found = []
+    for path in params.get("cache_dirs") or []:
+        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
+            raise ValueError("cache_dirs: %r must be an absolute path to a ModelScope cache, without '..'" % path)
+        found.append((os.path.normpath(path), None, "option cache_dirs"))
+    discover = params.get("discover")
+    if discover is None:
+        discover = not found
+    if discover:
+        profile = _profiles.load_profiles(params.get("profiles"))["modelscope"]
+        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
+        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
+        protected = _profiles.protected_paths(users, contexts)
+        for context in contexts:
+            for r in _profiles.resolve_paths("modelscope", profile, context, protected):
+                found.append((r.path, r.user, r.source))
+                found.append((os.path.join(r.path, "hub"), r.user, r.source))  # modelscope's own default
+    out, seen = [], set()
+    for path, user, source in found:
+        try:
+            if not stat.S_ISDIR(os.stat(path).st_mode):
+                continue
+        except OSError:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        out.append((real, user, source))
+    return out
+
+
+def selection_from(params, now=None):
+    for option in ("models", "keep"):
+        for glob in params.get(option) or []:
+            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
+                raise ValueError("%s: %r is not a model pattern such as qwen/Qwen2.5-7B or qwen/*" % (option, glob))
+    older_than = parse_duration(params["older_than"], "older_than") if params.get("older_than") else None
+    max_size = parse_size(params["max_size"], "max_size") if params.get("max_size") is not None else None
+    incomplete = params.get("incomplete_older_than") or "1d"
+    if str(incomplete).strip().lower() == "never":
+        incomplete = None
+    else:
+        incomplete = parse_duration(incomplete, "incomplete_older_than")
+    return Selection(params.get("models") or [], params.get("keep") or [], older_than, max_size, incomplete, now)
+
+
+def run(params, check_mode=False, now=None):
+    selection = selection_from(params, now)
+    locations = cache_locations(params)
+    force = params.get("force", False)
+    one_fs = params.get("one_file_system", True)
+    problems = []
+    state = {"open": False}
+
+    def opened():
+        if state["open"] is False:
+            state["open"] = open_paths_under(sorted(p for p, _u, _s in locations))
+            if state["open"] is None:
+                problems.append("could not check which processes have model files open (no /proc here)")
+        return state["open"] or {}
+
+    def held_of(m):
+        if m.downloading:
+            temp, mtime = m.downloading
+            if selection.incomplete_older_than is None or mtime >= selection.now - selection.incomplete_older_than:
+                return ("in_use", "%s is a download in progress (modified %d s ago)" % (
+                    temp, max(0, int(selection.now - mtime))))
+        if force:
+            return None
+        prefix = m.path + "/"
+        for path, procs in sorted(opened().items()):
+            if path.startswith(prefix):
+                return ("in_use", "%s is open in process %d (%s)" % (path, procs[0][0], procs[0][1]))
+        return None
+
+    result = {"changed": False, "models": [], "removed": [], "held_back": [], "caches": [], "freed_bytes": 0,
+              "problems": problems, "failures": []}
+    before_lines, after_lines = [], []
+    for path, user, source in locations:
+        models = find_models(path, problems, one_fs)
+        chosen, held_back, after = plan_cache(models, selection, held_of)
+        gone = set()
+        for m, reason in chosen:
+            entry = {"cache": path, "model_id": m.model_id, "path": m.path, "layout": m.layout, "bytes": m.bytes,
+                     "files": m.files, "reason": reason}
+            if not check_mode:
+                if held_of(m):  # asked again right before: a download may have started
+                    held_back.append({"cache": path, "model_id": m.model_id, "path": m.path,
+                                      "reason": held_of(m)[0], "detail": held_of(m)[1]})
+                    after += m.bytes
+                    continue
+                done = _walk.remove_tree(m.path, one_file_system=one_fs, expect=m.key)
+                entry["bytes"], entry["files"] = done.bytes, done.files
+                after += m.bytes - done.bytes
+                result["failures"].extend("%s: %s" % (p, e) for p, e in done.failed)
+                problems.extend(done.problems)
+                if not done.changed:
+                    continue
+            gone.add(m.path)
+            result["removed"].append(entry)
+            result["freed_bytes"] += entry["bytes"]
+        for m in models:
+            result["models"].append({"cache": path, "model_id": m.model_id, "path": m.path, "layout": m.layout,
+                                     "bytes": m.bytes, "files": m.files, "last_used": m.last_used,
+                                     "downloading": bool(m.downloading)})
+            before_lines.append("%s %s" % (path, m.model_id))
+            if m.path not in gone:
+                after_lines.append("%s %s" % (path, m.model_id))
+        result["held_back"].extend(held_back)
+        summary = {"path": path, "user": user, "source": source, "bytes_before": sum(m.bytes for m in models),
+                   "bytes_after": after, "max_size": selection.max_size,
+                   "over_budget": selection.max_size is not None and after > selection.max_size}
+        result["caches"].append(summary)
+        if summary["over_budget"]:
+            problems.append("ModelScope cache %s stays over its budget (%d > %d bytes): what is left is kept, held "
+                            "back or out of scope" % (path, after, selection.max_size))
+    result["changed"] = bool(result["removed"])
+    result["diff"] = {"before": "".join(line + "\n" for line in before_lines),
+                      "after": "".join(line + "\n" for line in after_lines)}
+    result["_warnings"] = ["modelscope_models: %s in %s held back (%s): %s" % (
+        h["model_id"], h["cache"], h["reason"], h["detail"]) for h in result["held_back"]]
+    result["_warnings"].extend(p for p in problems if "over its budget" in p)
+    if result["failures"]:
+        result["failure"] = "modelscope_models: %d removal(s) failed, first: %s" % (
+            len(result["failures"]), result["failures"][0])
+    return result
