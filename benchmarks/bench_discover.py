@@ -77,10 +77,15 @@ def du_seconds(path):
     return time.perf_counter() - start
 
 
-def make(workdir, name, repos):
+def make(workdir, name, repos, share=False):
+    """The generated cache; with share, a quarter of its blobs moved into huggingface_hub 2.x's shared store by
+    huggingface_hub's own functions, payloads shared between repos (about 8 repo blobs per payload)."""
     cache = os.path.join(workdir, name)
-    hfgen.make_cache(cache, repos=repos, revisions_per_repo=2, files_per_revision=FILES, shared_fraction=0.8,
-                     seed=2026, max_file_size=512)
+    made = hfgen.make_cache(cache, repos=repos, revisions_per_repo=2, files_per_revision=FILES, shared_fraction=0.8,
+                            seed=2026, max_file_size=512)
+    if share:
+        from ansible_collections.residue.purge.tests.unit.support import hfshared
+        hfshared.share(cache, made, payloads=max(1, repos * FILES // 16), fraction=0.25, seed=2026)
     return cache, hfgen.count_entries(cache)
 
 
@@ -91,6 +96,12 @@ def run(workdir):
     small, small_entries = make(workdir, "hub-quarter", max(1, REPOS // 4))
     subprocess.run(["du", "-sB1", cache], capture_output=True, check=True)  # warm the page cache for everyone
 
+    shared, shared_entries = make(workdir, "hub-shared", REPOS, share=True)
+    ours_shared = best_of(3, lambda: py(SCAN, home=home, cache=shared))
+    hf_shared = best_of(2, lambda: py(HF, cache=shared))
+    du_shared = min(du_seconds(shared) for dummy in range(3))
+    assert not ours_shared["problems"], ours_shared["problems"][:3]
+    assert ours_shared["repos"] == hf_shared["repos"], "shared store: per-repo blob_bytes differ from huggingface_hub"
     ours = best_of(3, lambda: py(SCAN, home=home, cache=cache))
     ours_small = best_of(3, lambda: py(SCAN, home=home, cache=small))
     baseline = py(BASELINE)
@@ -125,6 +136,11 @@ def run(workdir):
         "| huggingface_hub `scan_cache_dir` | %.2f | discover is %.1fx faster | %.1f MB |" % (
             hf["seconds"], hf["seconds"] / ours["seconds"], hf["maxrss_kb"] / mb),
         "| discover scan, quarter-size cache | %.2f | | %.1f MB |" % (ours_small["seconds"], ours_small["maxrss_kb"] / mb),
+        "| `du -sB1`, shared-store cache (%d entries) | %.2f | 1.00 (reference) | |" % (shared_entries, du_shared),
+        "| discover scan, shared-store cache (exclusive_bytes, store totals) | %.2f | %.2fx du | %.1f MB |" % (
+            ours_shared["seconds"], ours_shared["seconds"] / du_shared, ours_shared["maxrss_kb"] / mb),
+        "| huggingface_hub `scan_cache_dir`, shared-store cache | %.2f | discover is %.1fx faster | %.1f MB |" % (
+            hf_shared["seconds"], hf_shared["seconds"] / ours_shared["seconds"], hf_shared["maxrss_kb"] / mb),
         "| interpreter + imports only | | | %.1f MB |" % (baseline["maxrss_kb"] / mb),
         "| `ansible-playbook` residue.purge.discover (best of 3) | %.2f | | result %d bytes |" % (e2e_ours, out_ours),
         "| `ansible-playbook` ansible.builtin.find recurse | %.2f | discover is %.1fx faster | result %d bytes |" % (
@@ -133,8 +149,10 @@ def run(workdir):
         "| the two tasks above without that fixed cost | %.2f vs %.2f | discover is %.1fx faster | |" % (
             e2e_ours - e2e_ping, e2e_find - e2e_ping, (e2e_find - e2e_ping) / (e2e_ours - e2e_ping)),
         "",
-        "Per-repo `blob_bytes` equal huggingface_hub's `size_on_disk` for all %d repos (checked before timing is "
-        "reported). Memory above the interpreter baseline: %.1f MB at %d entries, %.1f MB at %d entries."
+        "Shared-store cache: the same cache with a quarter of the blobs moved into huggingface_hub 2.x's shared "
+        "store by huggingface_hub's own functions, payloads shared between repos.",
+        "Per-repo `blob_bytes` equal huggingface_hub's `size_on_disk` for all %d repos, in both caches (checked "
+        "before timing is reported). Memory above the interpreter baseline: %.1f MB at %d entries, %.1f MB at %d entries."
         % (len(ours["repos"]), (ours["maxrss_kb"] - baseline["maxrss_kb"]) / mb, entries,
            (ours_small["maxrss_kb"] - baseline["maxrss_kb"]) / mb, small_entries),
         "",
