@@ -509,7 +509,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
         /// <summary>The content of an entry a dry run visited, for reading: opened again by name without
         /// following a reparse point and without sharing write access (an open writer makes it fail), then
         /// compared by identity (volume serial number and file index) with the visited handle, so a file swapped
-        /// in meanwhile is refused rather than archived.</summary>
+        /// in meanwhile is refused rather than archived. FILE_FLAG_BACKUP_SEMANTICS as the removal's own opens (the
+        /// backup privilege, where enabled, reads what the ACL would refuse).</summary>
         public static FileStream OpenVisited(string path, SafeFileHandle visited)
         {
             Native.BY_HANDLE_FILE_INFORMATION want, got;
@@ -518,7 +519,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinFiles
             // FILE_SHARE_DELETE: the visited handle holds DELETE access; no FILE_SHARE_WRITE: no writer meanwhile
             SafeFileHandle h = Native.CreateFileW(LongPath(path), Native.GENERIC_READ,
                 Native.FILE_SHARE_READ | Native.FILE_SHARE_DELETE, IntPtr.Zero,
-                Native.OPEN_EXISTING, Native.FILE_FLAG_OPEN_REPARSE_POINT | Native.FILE_FLAG_SEQUENTIAL_SCAN, IntPtr.Zero);
+                Native.OPEN_EXISTING, Native.FILE_FLAG_BACKUP_SEMANTICS | Native.FILE_FLAG_OPEN_REPARSE_POINT | Native.FILE_FLAG_SEQUENTIAL_SCAN,
+                IntPtr.Zero);
             if (h.IsInvalid)
                 throw new IOException(String.Format("{0}: {1}", path, ErrorText(Marshal.GetLastWin32Error())));
             if (!Native.GetFileInformationByHandle(h, out got) || got.VolumeSerialNumber != want.VolumeSerialNumber

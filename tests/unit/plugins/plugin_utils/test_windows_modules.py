@@ -460,6 +460,23 @@ def test_the_compile_check_can_fail(tmp_path):
     assert proc.returncode != 0
 
 
+def test_type_accelerators_name_one_type_each():
+    """Ansible's AddType compiles every util of a module into one assembly and binds //TypeAccelerator to the first
+    type whose short name is -TypeName: that name must be declared in the util and nowhere else."""
+    declared, accelerated = {}, []
+    for path in CS_FILES:
+        with open(path) as f:
+            text = f.read()
+        for name in re.findall(r"\b(?:class|struct|enum|interface|delegate\s+[\w<>\[\],]+)\s+([A-Za-z_]\w*)", text):
+            declared.setdefault(name, []).append(os.path.basename(path))
+        accelerated += [(os.path.basename(path), alias, name) for alias, name in
+                        re.findall(r"(?m)^//\s*TypeAccelerator\s+-Name\s+([\w.]+)\s+-TypeName\s+(\w+)", text)]
+    assert accelerated
+    for util, alias, name in accelerated:
+        assert declared.get(name) == [util], (alias, name, declared.get(name))
+    assert len(set(alias for _u, alias, _n in accelerated)) == len(accelerated)
+
+
 @pytest.mark.parametrize("path", CS_FILES, ids=os.path.basename)
 def test_csharp_util_namespace_matches_its_name(path):
     name = os.path.basename(path)[:-3]
