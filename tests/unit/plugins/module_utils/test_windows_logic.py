@@ -432,6 +432,11 @@ def test_backup_archive_and_manifest(csharp, tmp_path):
             record = {"path": entry["path"], "type": "dir", "size": 0, "sha256": None}
         expected.append(json.dumps(record, sort_keys=True))  # _remove.BackupWriter's line
     assert lines == expected
+    # the free space remove demands (WinBackup.Plan: the sum of EntryNeeds) covers what was written
+    needs = csharp([{"fn": "entry_needs", "args": {"path": e["path"], "size": len(e.get("data", b""))}}
+                    for e in entries])
+    written = os.path.getsize(got["archive"]) + os.path.getsize(got["manifest"])
+    assert written <= sum(n["ok"] for n in needs), (written, needs)
 
 
 def _tampered(tmp_path, got, name, archive_bytes=None, manifest_lines=None):

@@ -89,6 +89,8 @@ public static class Driver
             }
             case "entry_name":
                 return ZipBackup.EntryName((string)a["path"]);
+            case "entry_needs":
+                return ZipBackup.EntryNeeds((string)a["path"], Convert.ToInt64(a["size"]));
             case "manifest_quote":
                 return ManifestJson.Quote((string)a["text"]);
             case "zip_write":
