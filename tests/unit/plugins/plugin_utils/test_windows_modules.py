@@ -356,8 +356,11 @@ for name in json.loads(sys.argv[2]):
     for shell, mod_type in (("powershell", ".ps1"), ("posix", "")):
         found = module_loader.find_plugin_with_context("residue.purge." + name, mod_type=mod_type, collection_list=None)
         out["routes"]["%s/%s" % (name, shell)] = found.plugin_resolved_path if found.resolved else None
+    finder = PSModuleDepFinder()
     with open(sys.argv[3] + "/win_%s.ps1" % name, "rb") as f:
-        deps = PSModuleDepFinder().scan_module(f.read(), fqn="ansible_collections.residue.purge.plugins.modules.win_" + name)
+        deps = finder.scan_module(f.read(), fqn="ansible_collections.residue.purge.plugins.modules.win_" + name)
+    if deps is None:  # ansible-core < 2.19 returns nothing and keeps what it found, by name without extension
+        deps = [m + ".cs" for m in finder.cs_utils_module] + [m + ".psm1" for m in finder.ps_modules]
     out["deps"][name] = sorted(deps)
 print(json.dumps(out))
 """
