@@ -34,6 +34,11 @@ _O_DIR = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW"
 MAX_OPEN_FDS = 64
 # Lists in results are capped so output size does not grow with file count; counters stay exact.
 MAX_LISTED = 200
+# A directory whose rmdir fails with ENOTEMPTY (a writer added entries after it was listed) is listed and emptied
+# again, at most this many times in all (the first pass included), with every identity check applied again.
+MAX_PASSES = 8
+# errors that mean "the directory gained entries since it was listed"
+_NOT_EMPTY = (errno.ENOTEMPTY, errno.EEXIST)
 TIME_FIELDS = ("atime", "mtime", "ctime")
 
 
@@ -75,9 +80,10 @@ def _error_text(exc):
 
 
 class _Frame(object):
-    __slots__ = ("name", "fd", "dev", "ino", "mnt", "pending", "kept", "removed_any", "old", "blocks")
+    __slots__ = ("name", "fd", "dev", "ino", "mnt", "pending", "kept", "removed_any", "old", "blocks", "passes")
 
     def __init__(self, name, fd, st):
+        self.passes = 1
         self.name = name
         self.fd = fd
         self.dev = st.st_dev
@@ -611,7 +617,8 @@ class _Remover(object):
         try:
             fd = _open_root(self.parent_fd, self.name, self.root_st)
         except OSError as exc:
-            result.fail(self.root, exc)
+            if exc.errno != errno.ENOENT:  # gone since it was looked at: nothing left to remove
+                result.fail(self.root, exc)
             return
         try:
             if self.on_entry is not None:
@@ -627,7 +634,17 @@ class _Remover(object):
                 self.join(root_frame, *child)  # may hand the child's half back to us
                 child = None
             done = stack.pop()
-            self.finish_root(done)
+            while self.finish_root(done):  # the root gained entries: list it again and empty it again
+                try:
+                    fd = _open_root(self.parent_fd, self.name, self.root_st)
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        result.fail(self.root, exc)
+                    break
+                again = self.enter(self.root, fd, self.root_st)
+                again.old, again.passes = done.old, done.passes + 1
+                self.drain()
+                done = stack.pop()
         except _Moved as exc:
             result.fail(exc.args[0], "moved during removal; removal of this tree stopped")
         finally:
@@ -741,6 +758,8 @@ class _Remover(object):
                 try:
                     unlink(entry, dir_fd=fd)
                 except OSError as exc:
+                    if exc.errno in (errno.EISDIR, errno.EPERM) and _now_dir(fd, entry, pending):
+                        continue  # replaced by a directory since it was looked at: walked as one
                     if exc.errno != enoent:
                         result.fail(path_of(name=entry), exc)
                         kept += 1
@@ -808,8 +827,8 @@ class _Remover(object):
             result.fail(self.stack.path(name=name), exc)
             return
         if fd is None:
-            parent.kept += 1
-            result.fail(self.stack.path(name=name), "replaced by another directory during removal; not entered")
+            # another directory has this name now (renamed in): not entered under the old identity; the parent's
+            # rmdir then finds it and the parent is listed again, which looks at the newcomer from scratch
             return
         if (est.st_dev, est.st_ino) in self.mounts:
             mnt = mount_id(fd)
@@ -838,22 +857,78 @@ class _Remover(object):
             try:
                 os.rmdir(done.name, dir_fd=parent.fd)
             except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    # renamed away or removed by someone else since it was emptied: gone (if something else has
+                    # the name now, the parent's own rmdir finds it and the parent is listed again)
+                    return
+                if exc.errno in _NOT_EMPTY and self.relist(parent, done):
+                    return
                 parent.kept += 1
-                self.result.fail(self.stack.path(name=done.name), exc)
+                self.result.fail(self.stack.path(name=done.name), exc if exc.errno not in _NOT_EMPTY else
+                                 "still gaining entries after %d passes; left in place" % done.passes)
                 return
         parent.removed_any = True
         self.result.dirs += 1
         self.result.bytes += done.blocks * 512
 
+    def relist(self, parent, done):
+        """done gained entries after it was listed: open it again (the same directory: dev and inode checked)
+        and push it to be emptied again. False when MAX_PASSES is reached; True when it is queued again or is
+        no longer there under that identity (then the parent's own rmdir tells whether anything stays)."""
+        if done.passes >= MAX_PASSES:
+            return False
+        try:
+            fd = _open_child(parent.fd, done.name, done.dev, done.ino)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                parent.kept += 1
+                self.result.fail(self.stack.path(name=done.name), exc)
+            # else gone, or a symlink or file has the name now (never followed): the parent's next pass sees it
+            return True
+        if fd is None:
+            return True  # another directory has the name now: the parent's next pass looks at it
+        frame = self.enter(done.name, fd, _Ident(done))
+        frame.old, frame.passes = done.old, done.passes + 1
+        return True
+
     def finish_root(self, done):
+        """Remove the emptied root. True when it gained entries since it was listed and is to be listed again."""
         if not self.removable(done):
-            return
+            return False
         if not self.dry_run:
             try:
                 os.rmdir(self.name, dir_fd=self.parent_fd)
             except OSError as exc:
-                self.result.fail(self.root, exc)
-                return
+                if exc.errno == errno.ENOENT:
+                    self.result.root_removed = True  # renamed away or removed meanwhile: not there any more
+                    return False
+                if exc.errno in _NOT_EMPTY and done.passes < MAX_PASSES:
+                    return True
+                self.result.fail(self.root, exc if exc.errno not in _NOT_EMPTY else
+                                 "still gaining entries after %d passes; left in place" % done.passes)
+                return False
         self.result.dirs += 1
         self.result.bytes += done.blocks * 512
         self.result.root_removed = True
+        return False
+
+
+class _Ident(object):
+    """The identity fields of a frame, as a stat result would give them (to enter a directory again)."""
+
+    __slots__ = ("st_dev", "st_ino", "st_blocks")
+
+    def __init__(self, frame):
+        self.st_dev, self.st_ino, self.st_blocks = frame.dev, frame.ino, frame.blocks
+
+
+def _now_dir(fd, name, pending):
+    """name could not be unlinked: if it is a directory now, queue it (with its new identity) and say so."""
+    try:
+        st = os.lstat(name, dir_fd=fd)
+    except OSError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        pending.append((name, st))
+        return True
+    return False

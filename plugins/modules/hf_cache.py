@@ -34,6 +34,9 @@ description:
     C(.no_exist) entries) are handled and listed in RV(problems), never a crash.
   - Deletion never follows a symlink and opens every directory from the cache dir downwards without
     following links, so nothing outside the cache can be removed, even if a directory is swapped mid-run.
+  - Deletion converges on a cache that changes meanwhile. What vanished since the plan counts as gone, not
+    failed; a directory that gained entries after it was listed is listed and emptied again, at most 8 passes,
+    with the same checks. Only what is still there at the end is a failure.
 author:
   - residue.purge contributors (@residue-purge)
 options:

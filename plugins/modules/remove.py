@@ -25,6 +25,11 @@ description:
     backup fails the task before anything is written or removed.
   - An entry that cannot be removed (an immutable file, a permission) is listed in RV(failures); everything else
     is removed, and the task then fails. A re-run picks up what is left.
+  - A tree that changes while it is removed converges. An entry that vanished meanwhile (renamed away, removed
+    by someone else) counts as gone, not failed; a directory whose removal fails because entries were added
+    after it was listed is listed and emptied again, at most 8 passes in all, with every identity check (device
+    and inode, no symlink followed, no other filesystem entered) applied again. Only what is still there at the
+    end is a failure.
 author:
   - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:

@@ -105,26 +105,31 @@ def execute_plan(plan, recheck=None):
             try:
                 repo_fd = _open_below(root_fd, [folder])
             except OSError as e:
-                failures.append("%s: %s" % (base, _err(e)))
+                if e.errno != errno.ENOENT:  # vanished since the plan: gone, not failed
+                    failures.append("%s: %s" % (base, _err(e)))
                 continue
             try:
                 if rp.revisions:
                     try:
                         snaps_fd = _open_below(repo_fd, ["snapshots"])
                     except OSError as e:
-                        failures.append("%s/snapshots: %s" % (base, _err(e)))
-                        continue
-                    try:
-                        for commit in rp.revisions:
-                            _rmtree_at(snaps_fd, commit, dev, failures, base + "/snapshots/" + commit)
-                    finally:
-                        os.close(snaps_fd)
+                        if e.errno != errno.ENOENT:
+                            failures.append("%s/snapshots: %s" % (base, _err(e)))
+                            continue  # its snapshots may still point at the blobs: keep them
+                        snaps_fd = None  # no snapshots left at all: nothing points at the blobs any more
+                    if snaps_fd is not None:
+                        try:
+                            for commit in rp.revisions:
+                                _rmtree_at(snaps_fd, commit, dev, failures, base + "/snapshots/" + commit)
+                        finally:
+                            os.close(snaps_fd)
                 for ref in rp.refs:
                     parts = ref.split("/")
                     try:
                         ref_fd = _open_below(repo_fd, ["refs"] + parts[:-1])
                     except OSError as e:
-                        failures.append("%s/refs/%s: %s" % (base, ref, _err(e)))
+                        if e.errno != errno.ENOENT:
+                            failures.append("%s/refs/%s: %s" % (base, ref, _err(e)))
                         continue
                     try:
                         _unlink_at(ref_fd, parts[-1], failures, base + "/refs/" + ref)
@@ -135,7 +140,8 @@ def execute_plan(plan, recheck=None):
                     try:
                         blobs_fd = _open_below(repo_fd, ["blobs"])
                     except OSError as e:
-                        failures.append("%s/blobs: %s" % (base, _err(e)))
+                        if e.errno != errno.ENOENT:
+                            failures.append("%s/blobs: %s" % (base, _err(e)))
                         continue
                     try:
                         # a snapshot that could not go may still point at these blobs: keep them then
