@@ -115,3 +115,37 @@ def test_backup_then_restore_puts_the_files_back(tmp_path):
     _fleet, hosts, _latest = load_run(report)
     assert hosts["good"]["restored"]["archive"] == archive
     assert hosts["good"]["restored"]["files"] >= 1
+
+
+def test_prune_sweeps_unreferenced_shared_store_payloads(tmp_path):
+    """prune.yml on a huggingface_hub 2.x shared-store cache: a payload whose repo was deleted by hand goes (under
+    its lock, as `hf cache prune` does), a payload a repo still links stays, and the repo still reads."""
+    import shutil
+    import sys
+    sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
+    from ansible_collections.residue.purge.tests.unit.support import hfgen, hfshared
+
+    home = tmp_path / "home" / "pruner"
+    cache = str(home / ".cache" / "huggingface" / "hub")
+    kept = hfgen.add_repo(cache, "org/kept", revisions=1, files_per_revision=1)
+    gone = hfgen.add_repo(cache, "org/gone", revisions=1, files_per_revision=1)
+    kept_xet = list(hfshared.share(cache, [kept], payloads=1, fraction=1.0, seed=1))[0]
+    gone_xet = list(hfshared.share(cache, [gone], payloads=1, fraction=1.0, seed=2))[0]
+    shutil.rmtree(gone.path)  # deleted by hand: its payload is left in the store
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("good ansible_connection=local ansible_python_interpreter=%s\n" % VENV_PYTHON)
+    report = tmp_path / "report"
+    extra = {"residue_homes": [str(home)], "residue_report_dir": str(report), "residue_prune_older_than": "3650d"}
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), os.path.join(REPO, "playbooks", "prune.yml"),
+                           "-e", json.dumps(extra)], env=ansible_env(), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    store = os.path.join(cache, "blobs")
+    assert not os.path.exists(os.path.join(store, gone_xet[:2], gone_xet))
+    assert os.path.isfile(os.path.join(store, kept_xet[:2], kept_xet))
+    for dirpath, _d, files in os.walk(os.path.join(kept.path, "snapshots")):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                assert f.read()
+    fleet, hosts, _latest = load_run(report)
+    assert hosts["good"]["freed_bytes"] > 0
