@@ -11,12 +11,21 @@ import stat
 import sys
 
 
+def _open_noatime(path):
+    """Read without touching the access time (O_NOATIME, root or the owner): a snapshot must not change what a
+    later age-based prune sees."""
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(path, os.O_RDONLY)
+
+
 def describe(path, st):
     kind = stat.S_IFMT(st.st_mode)
     head = "%o %o %d %d" % (kind >> 12, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
     if stat.S_ISREG(kind):
         digest = hashlib.sha256()
-        with open(path, "rb") as f:
+        with os.fdopen(_open_noatime(path), "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         return "%s %d %s" % (head, st.st_size, digest.hexdigest())
