@@ -21,7 +21,7 @@ import stat
 import tarfile
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _inputs, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 from ansible_collections.residue.purge.plugins.module_utils._mounts import free_bytes, mount_point
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
@@ -66,8 +66,10 @@ def validate_options(params):
             raise RemoveError("keep: every entry must be a non-empty glob, got %r" % (glob,))
     backup = params.get("backup")
     if backup is not None:
-        if not isinstance(backup, str) or not os.path.isabs(backup) or ".." in backup.split("/"):
-            raise RemoveError("backup: %r must be an absolute directory path without '..'" % (backup,))
+        try:
+            _inputs.absolute(backup, "backup")
+        except _inputs.InputError as exc:
+            raise RemoveError(str(exc))
         if params.get("backup_format", "tar.gz") not in BACKUP_FORMATS:
             raise RemoveError("backup_format must be one of %s" % ", ".join(sorted(BACKUP_FORMATS)))
     return older_than, keep
@@ -101,12 +103,11 @@ def resolve_items(params, environ=None, problems=None):
             continue
         seen.add(path)
         items.append((path, target))
-    backup = params.get("backup")
-    if backup:
-        backup = os.path.normpath(backup)
-        for path, _target in items:
-            if backup == path or backup.startswith(path.rstrip("/") + "/"):
-                raise RemoveError("backup: %r is inside %r, which is to be removed" % (backup, path))
+    if params.get("backup"):  # the rules preflight applies to residue_backup_dir (_inputs.backup_dir)
+        try:
+            _inputs.backup_dir(params["backup"], "backup", protected, [p for p, _t in items])
+        except _inputs.InputError as exc:
+            raise RemoveError(str(exc))
     return items
 
 
@@ -147,8 +148,13 @@ class BackupWriter(object):
                     continue
                 raise
             break
-        self._manifest = self._create(self.manifest)
-        self._tar = tarfile.open(fileobj=self._file, mode="w:" + BACKUP_FORMATS[fmt], format=tarfile.PAX_FORMAT)
+        self._manifest = self._tar = None
+        try:
+            self._manifest = self._create(self.manifest)
+            self._tar = tarfile.open(fileobj=self._file, mode="w:" + BACKUP_FORMATS[fmt], format=tarfile.PAX_FORMAT)
+        except BaseException:
+            self.discard()
+            raise
 
     @staticmethod
     def _create(path):
@@ -200,9 +206,11 @@ class BackupWriter(object):
             f.close()
 
     def discard(self):
+        """Close and delete the archive and the manifest: a failed backup leaves no partial archive."""
         for f in (self._tar, self._file, self._manifest):
             try:
-                f.close()
+                if f is not None:
+                    f.close()
             except (OSError, ValueError, tarfile.TarError):
                 pass
         for path in (self.archive, self.manifest):
@@ -382,24 +390,37 @@ def _backup(directory, fmt, sizer, to_remove, walk, check_mode, before_verify, p
     if check_mode:
         return {"path": None, "manifest": None, "bytes": None, "sha256": None, "entries": sizer.entries,
                 "needed_bytes": needed}
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    writer = BackupWriter(directory, fmt)
+    created = []  # the directories this backup made, removed again (when empty) if it fails
+    missing = directory
+    while not os.path.isdir(missing):
+        created.insert(0, missing)
+        missing = os.path.dirname(missing)
+    writer = None
     try:
+        for path in created:
+            os.mkdir(path, 0o700)
+        writer = BackupWriter(directory, fmt)
         for path, _target, _st, _plan in to_remove:
             res = remove_tree(path, dry_run=True, on_entry=writer.add, **walk)
             if res.failed_count:
                 raise RemoveError("backup: %s could not be read completely (%s: %s); nothing was removed"
                                   % (path, res.failed[0][0], res.failed[0][1]))
         writer.close()
-    except (OSError, tarfile.TarError, RemoveError) as exc:
-        writer.discard()
-        if isinstance(exc, RemoveError):
-            raise
-        raise RemoveError("backup: writing %s failed: %s; nothing was removed" % (writer.archive, exc))
-    if before_verify is not None:
-        before_verify(writer.archive)
-    entries = verify_backup(writer.archive, writer.manifest)
+        if before_verify is not None:
+            before_verify(writer.archive)
+        entries = verify_backup(writer.archive, writer.manifest)
+    except BaseException as exc:
+        if writer is not None:
+            writer.discard()
+        for path in reversed(created):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        if isinstance(exc, (OSError, tarfile.TarError)):
+            raise RemoveError("backup: writing %s failed: %s; nothing was removed"
+                              % (writer.archive if writer is not None else directory, exc))
+        raise
     problems.extend(writer.problems)
     return {"path": writer.archive, "manifest": writer.manifest, "bytes": os.path.getsize(writer.archive),
             "sha256": _sha256_of(writer.archive), "entries": entries, "needed_bytes": needed}

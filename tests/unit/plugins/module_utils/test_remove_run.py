@@ -235,3 +235,33 @@ def test_profiles_resolve_per_home_and_report_owner(tmp_path):
     if IS_ROOT:
         assert [r["owner"] for r in done["removed"] if r["path"].endswith(".cache/mytool")] == ["4321"]
     assert (home / ".cache").is_dir() and (home / ".config").is_dir()
+
+
+@pytest.mark.parametrize("breaker", ["corrupt", "interrupt"])
+def test_a_failed_backup_leaves_no_archive_and_no_directory_it_made(tmp_path, residue, breaker):
+    before = snapshot(residue)
+    seen = []
+
+    def fail(archive):
+        seen.append(archive)
+        assert os.path.getsize(archive) > 0  # the archive was written: the failure comes after
+        if breaker == "interrupt":
+            raise KeyboardInterrupt()
+        _flip_byte(archive, 0.5)
+
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    with pytest.raises(KeyboardInterrupt if breaker == "interrupt" else RemoveError):
+        run(params(paths=[str(residue)], backup=str(backups / "new" / "bk")), before_verify=fail)
+    assert seen and not os.path.exists(seen[0])
+    assert os.listdir(str(backups)) == []  # new/bk made for this backup, removed with it
+    assert snapshot(residue) == before
+
+
+def test_a_failed_backup_keeps_an_existing_backup_directory_and_its_archives(tmp_path, residue):
+    backups = tmp_path / "bk"
+    backups.mkdir()
+    write(backups / "older.tar.gz", "an earlier run's archive")
+    with pytest.raises(RemoveError):
+        run(params(paths=[str(residue)], backup=str(backups)), before_verify=lambda a: _flip_byte(a, 0.5))
+    assert os.listdir(str(backups)) == ["older.tar.gz"]
