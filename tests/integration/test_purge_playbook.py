@@ -99,8 +99,8 @@ def test_backup_then_restore_puts_the_files_back(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not residue.exists()
     # at most about 10 module runs on a host for a whole purge (the Python that runs each module, not its chmod)
-    runs = [m.group(1) for m in re.finditer(r"<good> EXEC /bin/sh -c '(?!chmod)[^\n]*?(AnsiballZ_\w+|probe)\.py", proc.stdout)]
-    assert runs == ["AnsiballZ_setup", "probe", "AnsiballZ_discover", "AnsiballZ_autostart", "AnsiballZ_reap",
+    runs = [m.group(1) for m in re.finditer(r"<good> EXEC /bin/sh -c '(?!chmod)[^\n]*?(AnsiballZ_\w+)\.py", proc.stdout)]
+    assert runs == ["AnsiballZ_setup", "AnsiballZ_check_vars", "AnsiballZ_discover", "AnsiballZ_autostart", "AnsiballZ_reap",
                     "AnsiballZ_hf_cache", "AnsiballZ_remove", "AnsiballZ_pip_remove", "AnsiballZ_open_deleted",
                     "AnsiballZ_discover"], runs
     _fleet, hosts, _latest = load_run(report)
