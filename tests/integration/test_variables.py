@@ -98,8 +98,7 @@ SANDBOX = {"residue_homes": ["/nonexistent-home-is-never-reached"]}
     ("audit", {"residue_homes": ["home/alice"]}, "residue_homes", "'home/alice' is not an absolute path"),
     ("restore", {"residue_restore_archive": "run.tar.gz"}, "residue_restore_archive", "is not an absolute path"),
 ])
-def test_a_wrong_variable_is_one_short_line_naming_it_before_any_host_is_touched(tmp_path, name, extra, variable,
-                                                                                   text):
+def test_a_wrong_variable_is_one_short_line_naming_it_before_any_host_is_touched(tmp_path, name, extra, variable, text):
     proc = playbook(name, tmp_path, dict(SANDBOX, **extra) if "residue_homes" not in extra else extra)
     assert proc.returncode != 0
     messages = fatal_messages(proc.stdout)
