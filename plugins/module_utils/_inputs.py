@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import stat
 
 from ansible_collections.residue.purge.plugins.module_utils import _paths, _profiles
@@ -104,7 +105,12 @@ def boolean(value, name):
 
 
 def absolute(value, name):
-    """An absolute path without '..' or NUL, '//' collapsed (_paths.lexical); '/' refused."""
+    """An absolute path without '..' or NUL, '//' collapsed (_paths.lexical); '/' refused. A Windows path
+    (C:\\x, \\\\server\\share) is for Windows hosts: only '..' and NUL are refused here, the host checks the rest."""
+    if isinstance(value, str) and re.match(r"^([A-Za-z]:[\\/]|\\\\)", value):
+        if "\0" in value or ".." in re.split(r"[/\\]", value):
+            raise InputError("%s: %r must not contain '..' or NUL" % (name, value))
+        return value
     try:
         path = _paths.lexical(value, name)
     except _paths.PathRefused as exc:

@@ -168,3 +168,12 @@ def test_check_host_refuses_a_backup_dir_inside_a_targets_residue(tmp_path):
         _inputs.check_host(values)
     values["residue_backup_dir"] = str(tmp_path / "bk")
     assert _inputs.check_host(values)["backup_dir"] == str(tmp_path / "bk")
+
+
+def test_windows_paths_pass_the_controller_for_windows_hosts_but_not_a_posix_host(tmp_path):
+    out = _inputs.check({"residue_backup_dir": "C:\\Backups\\residue", "residue_homes": ["C:\\Users\\alice"]})
+    assert out["backup_dir"] == "C:\\Backups\\residue" and out["homes"] == ["C:\\Users\\alice"]
+    with pytest.raises(_inputs.InputError, match="^residue_backup_dir: .* must not contain '..'"):
+        _inputs.check({"residue_backup_dir": "C:\\Backups\\..\\Windows"})
+    with pytest.raises(_inputs.InputError, match="^residue_backup_dir: .* is not an absolute path"):
+        _inputs.backup_dir("C:\\Backups\\residue", "residue_backup_dir")
