@@ -20,6 +20,12 @@ import os
 import stat
 import tarfile
 import time
+import zlib
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # a Python built without lzma cannot write tar.xz either
+    _LZMAError = EOFError
 
 from ansible_collections.residue.purge.plugins.module_utils import _inputs, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
@@ -259,7 +265,7 @@ def verify_backup(archive, manifest):
                 count += 1
             if tar.next() is not None:
                 raise RemoveError("backup %s: the archive has entries the manifest does not list" % archive)
-    except (tarfile.TarError, EOFError, OSError, ValueError, KeyError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, KeyError, zlib.error, _LZMAError) as exc:
         if isinstance(exc, RemoveError):
             raise
         raise RemoveError("backup %s could not be read back: %s" % (archive, exc))
