@@ -17,13 +17,32 @@ __metaclass__ = type
 
 from ansible.plugins.action.normal import ActionModule as NormalAction
 
-from ansible_collections.residue.purge.plugins.module_utils._profiles import ProfileError, load_profiles
+import re
+
+from ansible_collections.residue.purge.plugins.module_utils._profiles import (
+    ProfileError, check_selective_pattern, load_profiles)
+
+# Options holding process patterns (reap's): on POSIX _procs.compile_patterns refuses one that would select every
+# process before anything is signalled; for a Windows host the controller does it (the profiles' own patterns are
+# checked by load_profiles).
+PATTERN_OPTIONS = ("cmdline",)
 
 
 def windows_args(args):
-    """The module arguments a Windows host gets: ``profiles`` merged with the built-ins and normalised."""
+    """The module arguments a Windows host gets: ``profiles`` merged with the built-ins and normalised, and the
+    process patterns checked as POSIX hosts check them."""
     args = dict(args)
     args["profiles"] = load_profiles(args.get("profiles") or {})
+    for option in PATTERN_OPTIONS:
+        for i, pattern in enumerate(args.get(option) or ()):
+            where = "%s[%d]" % (option, i)
+            if not isinstance(pattern, str) or not pattern:
+                raise ProfileError("%s: every pattern must be a non-empty string, got %r" % (where, pattern))
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ProfileError("%s: %r is not a valid regular expression: %s" % (where, pattern, exc))
+            check_selective_pattern(compiled, where)
     return args
 
 
