@@ -474,17 +474,33 @@ def _read_proc_environs(problems=None):
     return found
 
 
-def _read_ps_environs():
+def _read_ps_environs(problems=None):
     """(pid, uid, cache env) of every process whose environment sets a cache variable, from `ps -E` (macOS has
-    no /proc). What ps cannot show is absent: other users' processes without root, SIP-protected ones. A setuid
-    program (real uid != effective uid) carries its invoker's environment: left out."""
-    rc, plain, _err = _platform.run(_macos.PS_PLAIN)
-    rc_env, with_env, _err = _platform.run(_macos.PS_ENV)
+    no /proc), under the same rules as _read_proc_environs: this module's own process and setuid programs (real
+    uid != effective uid: they carry their invoker's environment) lend nothing, the latter described in
+    problems. What ps cannot show is absent: other users' processes without root, SIP-protected ones; a failed
+    ps is described in problems."""
+    rc, plain, err = _platform.run(_macos.PS_PLAIN)
+    rc_env, with_env, err_env = _platform.run(_macos.PS_ENV)
     if rc != 0 or rc_env != 0:
+        if problems is not None:
+            problems.append("process environments not read: ps failed (rc %d): %s"
+                            % (rc or rc_env, (err or err_env).strip()))
         return []
+    found = []
     own = os.getpid()
-    return [(p.pid, p.uid, p.environ) for p in _macos.parse_ps_environments(plain, with_env, CACHE_ENV_VARS)
-            if p.environ and p.ruid == p.uid and p.pid != own]
+    for p in _macos.parse_ps_environments(plain, with_env, CACHE_ENV_VARS):
+        if not p.environ or p.pid == own:
+            continue
+        if p.ruid != p.uid:
+            if problems is not None:
+                problems.append(printable(
+                    "environment of process %d (real uid %d, effective uid %d) is not used: it runs with "
+                    "another user's rights than the one who started it (%s)"
+                    % (p.pid, p.ruid, p.uid, ", ".join("%s=%s" % kv for kv in sorted(p.environ.items())))))
+            continue
+        found.append((p.pid, p.uid, p.environ))
+    return found
 
 
 def _own_home_identity(user):
@@ -615,7 +631,7 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
                 contexts.append(EnvContext(u, kept, "env"))
     if scan_processes and (_platform.is_macos() or os.path.isdir("/proc")):
         by_uid = dict((u.uid, u) for u in users)
-        for pid, uid, env in _read_ps_environs() if _platform.is_macos() else _read_proc_environs(problems):
+        for pid, uid, env in _read_ps_environs(problems) if _platform.is_macos() else _read_proc_environs(problems):
             user = by_uid.get(uid)
             if user is None:
                 user = _process_user(uid)

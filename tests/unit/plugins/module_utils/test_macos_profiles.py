@@ -100,10 +100,30 @@ def test_daemon_environment_from_ps(mac):
     assert (root + "/Users/alice/HF Cache/hf/hub", "process 812 (HF_HOME)") in locations
 
 
+def test_ps_values_are_evidence_under_the_same_trust_rules(mac):
+    """issue 10's rules judge what ps -E gave as they judge /proc: bob's daemon's HF_HOME=/etc is dropped and
+    named, his own ~/.cache stays his; the setuid sudo's environment is named and lends nothing."""
+    root, lookup, _replay = mac
+    users = _profiles.list_users(directory=lookup)
+    os.makedirs(root + "/Users/bob/.cache")
+    os.chown(root + "/Users/bob/.cache", 502, 20)
+    problems = []
+    contexts = _profiles.user_environments(users, environ={}, problems=problems)
+    bob = [c for c in contexts if c.source == "process 901"]
+    assert [c.environ for c in bob] == [{"XDG_CACHE_HOME": root + "/Users/bob/.cache"}]
+    assert not any(c.environ.get("HF_HOME") == "/etc" for c in contexts)
+    assert any("process 901" in p and "HF_HOME=/etc" in p for p in problems)
+    assert any("process 1500" in p and "real uid 502, effective uid 0" in p for p in problems)
+    # OLLAMA_MODELS=/Volumes/Models/ollama is not alice's (here it does not exist, and / is root's): dropped, named
+    assert any("process 812" in p and "OLLAMA_MODELS" in p for p in problems)
+
+
 def test_ps_unavailable_gives_no_process_contexts(mac):
     _root, lookup, _replay = mac
     users = _profiles.list_users(users=["alice"], directory=lookup)
+    problems = []
     with MacHost(Replay([])) as replay:
-        contexts = _profiles.user_environments(users, environ={})
+        contexts = _profiles.user_environments(users, environ={}, problems=problems)
     assert [c.source for c in contexts] == ["default"]
+    assert any("ps failed (rc 127)" in p for p in problems)
     assert replay.unexpected == [list(_macos.PS_PLAIN), list(_macos.PS_ENV)]
