@@ -11,7 +11,7 @@ import errno
 import os
 import stat
 
-from ansible_collections.residue.purge.plugins.module_utils import _procfs
+from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform, _procfs
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _O_DIR, _O_FILE
 
 
@@ -91,12 +91,14 @@ def _held_in(dir_fd, rel, depth):
 def open_paths_under(roots, proc="/proc", own_pid=None):
     """{path: [(pid, process name)]} of files under any of roots that a process has open or mapped.
 
-    Reads /proc/<pid>/fd/* links and /proc/<pid>/maps (Linux). Returns None where /proc is not
-    available, so the caller can say it could not check. roots must be real paths (no links).
+    Reads /proc/<pid>/fd/* links and /proc/<pid>/maps (Linux), or one `lsof -F` listing (macOS). Returns None
+    where neither can be read, so the caller can say it could not check. roots must be real paths (no links).
     """
+    own_pid = os.getpid() if own_pid is None else own_pid
+    if _platform.is_macos():
+        return _open_paths_from_lsof(roots, own_pid)
     if not _procfs.available(proc):
         return None
-    own_pid = os.getpid() if own_pid is None else own_pid
     prefixes = tuple(r.rstrip("/") + "/" for r in roots)
     found = {}
     for pid in _procfs.pids(proc):
@@ -113,4 +115,20 @@ def open_paths_under(roots, proc="/proc", own_pid=None):
                 name = "?"
             for path in paths:
                 found.setdefault(path, []).append((pid, name))
+    return found
+
+
+def _open_paths_from_lsof(roots, own_pid):
+    """open_paths_under on macOS: every open file (descriptors, cwd, mapped files as 'txt') from lsof."""
+    rc, out, _err = _platform.run(_macos.LSOF_ALL)
+    if rc not in (0, 1) or not out.strip():
+        return None
+    prefixes = tuple(r.rstrip("/") + "/" for r in roots)
+    found = {}
+    for process in _macos.parse_lsof_fields(out):
+        if process["pid"] == own_pid:
+            continue
+        paths = set(_macos.firmlinked(f["name"]) for f in process["files"])
+        for path in sorted(p for p in paths if p.startswith(prefixes)):
+            found.setdefault(path, []).append((process["pid"], process["command"] or "?"))
     return found

@@ -36,7 +36,8 @@ class _Guard(object):
         if self._open is False:
             self._open = open_paths_under(self.roots)
             if self._open is None:
-                self.problems.append("could not check which processes have cache files open (no /proc here)")
+                self.problems.append("could not check which processes have cache files open (no /proc here, "
+                                     "or lsof failed)")
         return self._open or {}
 
     def lock(self, cache, repo):

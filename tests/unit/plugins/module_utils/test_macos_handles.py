@@ -204,3 +204,20 @@ def test_the_lsof_path_run_for_real_agrees_with_proc(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_hf_cache_open_files_on_macos_come_from_lsof():
+    """hf_cache's 'in use' check (files open or mapped under a cache) on macOS: one lsof listing; None (said as
+    'could not check') when lsof fails, never an empty 'nothing is open'."""
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache import inuse
+    listing = fixture("lsof_F_pcfnL_path.txt") + "p77\ncmds\nf5\nn/System/Volumes/Data/Users/alice/.ollama/logs/x\n"
+    with MacHost(Replay([(_macos.LSOF_ALL, (0, listing, ""))])) as replay:
+        found = inuse.open_paths_under(["/Users/alice/.ollama"], own_pid=1433)
+    assert replay.calls == [list(_macos.LSOF_ALL)]
+    assert found == {
+        "/Users/alice/.ollama/models/blobs/sha256-6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa":
+            [(812, "ollama")],
+        "/Users/alice/.ollama/logs/server.log": [(812, "ollama")],  # 1433 is "this module": left out
+        "/Users/alice/.ollama/logs/x": [(77, "mds")]}
+    with MacHost(Replay([(_macos.LSOF_ALL, (1, "", "lsof: no permission"))])):
+        assert inuse.open_paths_under(["/Users/alice/.ollama"]) is None
