@@ -229,16 +229,13 @@ def check_host(values, require_targets=False, environ=None):
         text = str(exc)
         raise InputError("residue_homes: " + (text[len("homes: "):] if text.startswith("homes: ") else text))
     if out["backup_dir"]:
-        contexts = _profiles.user_environments(users)
-        protected = _profiles.protected_paths(users, contexts)
+        # the residues as remove resolves them (_profiles.resolve_all: each user's environment for that user only);
+        # protected as every user's home and default caches are, whatever any user's environment says
         selected = _profiles.select_targets(out["profiles"], out["targets"])
-        residues = set()
-        for target in sorted(selected):
-            for context in contexts:
-                try:
-                    found = _profiles.resolve_paths(target, selected[target], context, protected)
-                except _profiles.ProfileError:
-                    continue  # discover reports a residue that resolves to a protected path; not this check's
-                residues.update(r.path for r in found)
-        out["backup_dir"] = backup_dir(out["backup_dir"], "residue_backup_dir", protected, sorted(residues))
+        try:
+            found = _profiles.resolve_all(selected, users, _profiles.user_environments(users, problems=[]), [])
+        except _profiles.ProfileError:
+            found = []  # a profile path that is refused stops discover next, with the profile's own message
+        out["backup_dir"] = backup_dir(out["backup_dir"], "residue_backup_dir", _profiles.protected_paths(users),
+                                       sorted(set(r.path for r in found)))
     return out

@@ -111,7 +111,9 @@ def resolve_items(params, environ=None, problems=None):
         items.append((path, target))
     if params.get("backup"):  # the rules preflight applies to residue_backup_dir (_inputs.backup_dir)
         try:
-            _inputs.backup_dir(params["backup"], "backup", protected, [p for p, _t in items])
+            # root's own directory: protected as every user's home and default caches are, whatever any
+            # user's environment says (no environment can make the backup refused, or allowed)
+            _inputs.backup_dir(params["backup"], "backup", _profiles.protected_paths(users), [p for p, _t in items])
         except _inputs.InputError as exc:
             raise RemoveError(str(exc))
     return items

@@ -267,3 +267,16 @@ def test_a_failed_backup_keeps_an_existing_backup_directory_and_its_archives(tmp
         run(params(paths=[str(residue)], backup=str(backups)), before_verify=lambda a: _flip_byte(a, 0.5))
     assert os.listdir(str(backups)) == ["older.tar.gz"]
 
+
+
+def test_profile_targets_with_a_backup_are_archived_and_removed(tmp_path):
+    home = tmp_path / "home"
+    (home / ".cache" / "bktool" / "m").mkdir(parents=True)
+    write(home / ".cache" / "bktool" / "m" / "w.bin", b"w" * 1000)
+    result = run(params(targets=["bktool"], profiles={"bktool": {"paths": ["{user_cache}/bktool"]}},
+                        homes=[str(home)], backup=str(tmp_path / "bk")))
+    assert [r["path"] for r in result["removed"]] == [str(home / ".cache" / "bktool")]
+    assert result["backup"]["entries"] == 3 and not (home / ".cache" / "bktool").exists()
+    with pytest.raises(RemoveError, match="^backup: .* is a protected directory"):
+        run(params(targets=["bktool"], profiles={"bktool": {"paths": ["{user_cache}/bktool"]}},
+                   homes=[str(home)], backup=str(home / ".cache")))
