@@ -274,9 +274,12 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             return values;
         }
 
-        /// <summary>_profiles.expand_template: null when an {env:NAME} it needs is unset.</summary>
+        /// <summary>_profiles.expand_template: null when an {env:NAME} it needs is unset or the template is a POSIX
+        /// system path.</summary>
         public static string ExpandTemplate(string template, IDictionary<string, string> values)
         {
+            if (template.StartsWith("/"))
+                return null;  // a POSIX system path (/usr/share/ollama/...): nothing on Windows
             if (template.StartsWith("~/"))
                 template = "{home}" + template.Substring(1);
             bool missing = false;

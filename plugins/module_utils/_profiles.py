@@ -730,8 +730,11 @@ def placeholder_values(user, environ=None, system=None):
 
 
 def expand_template(template, values, system=None):
-    """A path template with placeholders replaced, or None when an {env:NAME} it needs is unset."""
+    """A path template with placeholders replaced, or None when an {env:NAME} it needs is unset, or when it is a
+    POSIX system path (/usr/share/ollama/...) and the host is Windows, where it names nothing."""
     pm = ntpath if (system or _platform.current().system) == "Windows" else posixpath
+    if pm is ntpath and template.startswith("/"):
+        return None
     if template.startswith("~/"):
         template = "{home}" + template[1:]
     missing = []

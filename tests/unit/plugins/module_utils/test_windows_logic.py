@@ -95,6 +95,7 @@ def test_template_expansion_matches_python(csharp):
     values = _profiles.placeholder_values(_profiles.User("u", None, None, "C:\\Users\\ana"),
                                           {"OLLAMA_MODELS": "D:\\ollama"}, "Windows")
     templates = ["{user_cache}/open-autoglm", "{hf_home}\\datasets", "~/x/y", "{env:OLLAMA_MODELS}", "{env:NOPE}/x",
+                 "/usr/share/ollama/.ollama/models",
                  "{bogus}/x", "C:/Program Files/x/../y", "{tmp}/./z", "{home}"]
     cases = [{"fn": "expand", "args": {"template": rng.choice(templates), "values": values}} for _round in range(60)]
     for case, got in zip(cases, csharp(cases)):
@@ -103,6 +104,25 @@ def test_template_expansion_matches_python(csharp):
             assert "error" in got and "{bogus}" in got["error"], case
         else:
             assert got == want, case
+
+
+def test_builtin_profiles_resolve_on_windows_as_in_python(csharp):
+    """Every built-in profile resolves on a Windows host without error (a POSIX system path such as
+    /usr/share/ollama/... names nothing there and is left out), and to the paths the Python rules give."""
+    users = [_profiles.User("ana", None, None, "C:\\Users\\ana")]
+    protected = sorted(_profiles.protected_paths(users, [], "Windows"))
+    profiles = _profiles.load_profiles()
+    envs = [{}, {"HF_HOME": "D:\\hf", "OLLAMA_MODELS": "E:\\models", "TEMP": "F:\\t"}]
+    cases, expected = [], []
+    for name, profile in sorted(profiles.items()):
+        for env in envs:
+            context = _profiles.EnvContext(users[0], env, "env")
+            expected.append([r.path for r in _profiles.resolve_paths(name, profile, context, set(protected), "Windows")])
+            cases.append({"fn": "resolve", "args": {"templates": profile["paths"], "home": users[0].home, "env": env,
+                                                    "protected": protected}})
+    assert any("/" in t[:1] for p in profiles.values() for t in p["paths"])  # a POSIX path is among them
+    for case, want, got in zip(cases, expected, csharp(cases)):
+        assert got == {"ok": want}, case
 
 
 def test_check_path_matches_python(csharp):

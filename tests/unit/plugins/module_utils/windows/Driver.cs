@@ -87,6 +87,19 @@ public static class Driver
                 return WinHost.HubCacheLocations(new EnvContext(user, Strings(a["env"]), (string)a["source"]))
                     .Select(pair => (object)pair.Select(x => (object)x).ToList()).ToList();
             }
+            case "resolve":
+            {
+                List<object> paths = new List<object>();
+                Dictionary<string, string> values = WinHost.PlaceholderValues((string)a["home"], Strings(a["env"]));
+                List<string> protectedPaths = StringList(a["protected"]);
+                foreach (string template in StringList(a["templates"]))
+                {
+                    string path = WinHost.ExpandTemplate(template, values);
+                    if (path != null)
+                        paths.Add(WinHost.CheckPath(path, protectedPaths, "paths"));
+                }
+                return paths;
+            }
             case "entry_name":
                 return ZipBackup.EntryName((string)a["path"]);
             case "entry_needs":
