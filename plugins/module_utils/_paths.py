@@ -184,3 +184,47 @@ def open_parent(path):
         os.close(fd)
         raise
     return fd, parts[-1]
+
+
+# ---------------------------------------------------------------------------------------- identity
+
+def identities(paths, memo=None):
+    """{(st_dev, st_ino): (protected path, itself)} for a set of protected directories: the location of each
+    (canonical(): root's symlinks followed, nothing else) and of every directory above it, so that a path is
+    known to be a protected directory, or to hold one, whatever it is spelled or mounted as. itself is True
+    for the protected directory's own identity, False for an ancestor's. A protected path that does not exist
+    adds its existing ancestors; one that passes a user's symlink adds nothing (no walk follows that link).
+    memo: a dict shared by the protected sets of one run (one lookup per path, however many users' sets)."""
+    index = {}
+    memo = {} if memo is None else memo  # path -> canonical() or None, shared by the sets of one run
+    for path in sorted(paths):
+        if not isinstance(path, str) or not path.startswith("/"):
+            continue
+        if path not in memo:
+            try:
+                memo[path] = canonical(path)
+            except (PathRefused, OSError):
+                memo[path] = None
+        found = memo[path]
+        if found is None:
+            continue
+        chain = found.chain
+        for i, key in enumerate(chain):
+            itself = found.exists and i == len(chain) - 1
+            if key not in index or (itself and not index[key][1]):
+                index[key] = (path, itself)
+    return index
+
+
+def protected_identity(path, index):
+    """(protected path, itself) when path's location (canonical()) is a protected directory or an ancestor of
+    one by identity (st_dev, st_ino): a bind mount, a second spelling or a root-owned symlink of it. None
+    when it is not, when it does not exist, or when a user's symlink is on the way (a walk never follows it:
+    removing such a path removes the link at most)."""
+    try:
+        found = canonical(path)
+    except (PathRefused, OSError):
+        return None
+    if not found.exists or not stat.S_ISDIR(found.st.st_mode):
+        return None
+    return index.get((found.st.st_dev, found.st.st_ino))

@@ -18,6 +18,8 @@ API (used by remove, discover, hf_cache, pip_remove; stores for Ollama/ModelScop
     for message in stream_as(user, produce):     # produce(send) in the child; each send(obj) reaches the
         ...                                      # parent as one message, in order (plain data), while it runs
     preexec_fn=dropper(user)                     # subprocess.Popen(..., preexec_fn=...): the same drop before exec
+    homes = HomeIndex(users)                     # whose home holds a path: homes.owner(path) -> user or None
+    user = actor_of(path, claims, homes)         # whose rights a path resolved for `claims` ({uid: user}) is acted on with
 
 call_as runs work in this process when `user` is who we already are (no fork), in a child that drops to the
 user when we are root, and raises NotReachable when we are neither root nor that user (an unprivileged run
@@ -40,7 +42,7 @@ __metaclass__ = type
 import os
 from collections import namedtuple
 
-from ansible_collections.residue.purge.plugins.module_utils import _fork
+from ansible_collections.residue.purge.plugins.module_utils import _fork, _paths
 
 try:
     import pwd
@@ -243,3 +245,59 @@ def _checked(messages, name):
     finally:
         messages.close()
     raise ChildFailed("the process acting as %s ended before it was done (killed, stopped or failed)" % name)
+
+
+# ---------------------------------------------------------------------------------------- whose residue
+
+class HomeIndex(object):
+    """The homes of the users that are not root, deepest first: owner(path) is the user whose home holds path,
+    by spelling or by identity (a directory on path's way that is that home under another name)."""
+
+    def __init__(self, users):
+        found = []
+        for user in users:
+            if user.uid == 0 or not user.home or not user.home.startswith("/") or user.home.strip("/") == "":
+                continue
+            try:
+                home = _paths.canonical(user.home)
+                key = (home.st.st_dev, home.st.st_ino) if home.exists else None
+            except (_paths.PathRefused, OSError):
+                key = None
+            try:
+                found.append((_paths.lexical(user.home), key, user))
+            except _paths.PathRefused:
+                continue
+        self.homes = sorted(found, key=lambda h: -len(h[0]))
+
+    def owner(self, path):
+        try:
+            text = _paths.lexical(path)
+        except _paths.PathRefused:
+            return None
+        chain = None
+        for home, key, user in self.homes:
+            if _paths.is_below(text, home):
+                return user
+        for home, key, user in self.homes:
+            if key is None:
+                continue
+            if chain is None:
+                try:
+                    chain = set(_paths.canonical(text).chain)
+                except (_paths.PathRefused, OSError):
+                    chain = set()
+            if key in chain:
+                return user
+        return None
+
+
+def actor_of(path, claims, homes):
+    """Whose rights a path is acted on with: the user whose home holds it; else root when root (or a system
+    path, claimed as uid 0) named it; else the user it was resolved for (the lowest uid when several users'
+    environments name the same place). claims: {uid: user} of who resolved the path."""
+    user = homes.owner(path)
+    if user is not None:
+        return user
+    if 0 in claims or not claims:
+        return claims.get(0) or root_user()
+    return claims[min(claims)]

@@ -142,6 +142,33 @@ class ProfileError(ValueError):
     """A profile, option or path that cannot be used; the message names the profile and the field."""
 
 
+class ProtectedPaths(set):
+    """The protected paths (their spelling) plus, looked up once when first asked, their identities
+    ({(st_dev, st_ino): (path, itself)}, _paths.identities) on this host. memo: lookups shared with the
+    other sets made for the same users (one per user, resolve_all), so each path is looked up once."""
+
+    _index = None
+    memo = None
+
+    def identities(self):
+        if self._index is None:
+            self._index = _paths.identities(self, self.memo)
+        return self._index
+
+
+_IDENTITY_MEMOS = []  # [(users list, {path: canonical or None})] of the last few runs
+
+
+def _identity_memo(users):
+    for owner, memo in _IDENTITY_MEMOS:
+        if owner is users:
+            return memo
+    memo = {}
+    _IDENTITY_MEMOS.insert(0, (users, memo))
+    del _IDENTITY_MEMOS[4:]
+    return memo
+
+
 # ---------------------------------------------------------------- schema
 
 def _string_list(value, where):
@@ -870,6 +897,10 @@ def protected_paths(users, contexts=(), system=None, user=None):
         values = placeholder_values(context.user, context.environ, system)
         for key in ("home", "user_cache", "user_config", "user_data", "hf_home", "hf_hub_cache", "tmp"):
             protected.add(values[key])
+    if not windows:  # posixpath.normpath keeps a leading '//'
+        protected = set("/" + p.lstrip("/") if p.startswith("//") else p for p in protected)
+    protected = ProtectedPaths(protected)
+    protected.memo = _identity_memo(users)
     return protected
 
 
@@ -892,6 +923,8 @@ def check_path(path, protected, field="paths", system=None):
     if _GLOB_CHARS.search(path):
         raise ProfileError("%s: %r contains glob characters; name one residue per path" % (field, path))
     norm = pm.normpath(path)
+    if pm is posixpath:
+        norm = "/" + norm.lstrip("/")  # normpath keeps a leading '//' ('//etc' is '/etc')
     if norm in (pm.sep, "//") or (pm is ntpath and _WINDOWS_ROOT.match(norm)):
         raise ProfileError("%s: %r is the root of a filesystem" % (field, path))
     same = pm.normcase  # Windows: C:\Windows and c:\WINDOWS are one directory
@@ -903,4 +936,21 @@ def check_path(path, protected, field="paths", system=None):
     inside = sorted(p for p in protected if same(p).startswith(prefix))
     if inside:
         raise ProfileError("%s: %r contains the protected directory %s" % (field, norm, inside[0]))
+    if pm is posixpath and os.name == "posix":  # identities are this host's
+        _check_identity(norm, protected, field)
     return norm
+
+
+def _check_identity(norm, protected, field):
+    """By identity (st_dev, st_ino): no bind mount, root-owned symlink or second spelling of a protected
+    directory (or of one of its ancestors) passes."""
+    index = protected.identities() if isinstance(protected, ProtectedPaths) else _paths.identities(protected)
+    hit = _paths.protected_identity(norm, index)
+    if hit is None:
+        return
+    where, itself = hit
+    if itself:
+        raise ProfileError("%s: %r is the protected directory %s under another name (same device and inode)"
+                           % (field, norm, where))
+    raise ProfileError("%s: %r contains the protected directory %s (it is one of its parents under another name)"
+                       % (field, norm, where))

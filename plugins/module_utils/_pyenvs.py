@@ -19,7 +19,7 @@ import re
 import subprocess
 from collections import namedtuple
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._profiles import owner_name
 
 try:
@@ -631,14 +631,6 @@ def command_environment(env, user_home=None):
     return result
 
 
-def _run_as(uid, gid):
-    def demote():
-        os.setgroups([gid])
-        os.setgid(gid)
-        os.setuid(uid)
-    return demote
-
-
 def environment_owner(env):
     """uid the environment's code should run as: the one non-root owner of its site dir and interpreter, or 0.
 
@@ -657,6 +649,41 @@ def environment_owner(env):
     return owners.pop() if owners else 0
 
 
+def environment_user(env):
+    """The user whose rights env's interpreter (and so pip's uninstall) runs with when we are root: a user-site
+    install, or an environment inside a user's home, is that user's, whoever owns its files (a root-owned
+    site dir in a home can be swapped by the home's owner between any check and the run); otherwise
+    environment_owner's. None for root. EnvError when the files belong to another user than the home's."""
+    uid = environment_owner(env)
+    owner = None
+    if env.kind == "user-site" and env.user and pwd is not None:
+        try:
+            entry = pwd.getpwnam(env.user)
+            owner = _privileges._User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+        except KeyError:
+            owner = None
+    if owner is None:
+        try:
+            owner = _privileges.HomeIndex(_profiles.list_users()).owner(env.path)
+        except (_profiles.ProfileError, OSError):
+            owner = None
+    if owner is not None and owner.uid != 0:
+        if uid not in (0, owner.uid):
+            raise EnvError("%s: in the home of %s but its files belong to uid %d; not running it"
+                           % (env.path, owner.name, uid))
+        return owner
+    if uid == 0:
+        return None
+    if pwd is not None:
+        try:
+            entry = pwd.getpwuid(uid)
+            return _privileges._User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+        except KeyError:
+            pass
+    gid = os.stat(env.site_dirs[0]).st_gid if env.site_dirs else uid
+    return _privileges._User(str(uid), uid, gid, None)
+
+
 def run_in_environment(env, args, stdin=None, timeout=600):
     """Run env's interpreter with args; as the environment's owner when we are root and it is not (so a user's
     crafted RECORD or .pth file cannot make root delete or run anything). Returns (rc, stdout, stderr)."""
@@ -666,16 +693,9 @@ def run_in_environment(env, args, stdin=None, timeout=600):
         raise EnvError("interpreter %s is not executable" % env.python)
     preexec, home = None, None
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        uid = environment_owner(env)
-        if uid != 0:
-            gid = uid
-            if pwd is not None:
-                try:
-                    entry = pwd.getpwuid(uid)
-                    gid, home = entry.pw_gid, entry.pw_dir
-                except KeyError:
-                    gid = os.stat(env.site_dirs[0]).st_gid if env.site_dirs else uid
-            preexec = _run_as(uid, gid)
+        user = environment_user(env)
+        if user is not None:  # uid, gid and every group of the user, verified, no way back (_privileges)
+            preexec, home = _privileges.dropper(user), user.home
     try:
         proc = subprocess.Popen([env.python] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd="/", env=command_environment(env, home),

@@ -7,6 +7,17 @@ The same dry-run walk (_walk.remove_tree(dry_run=True)) gives check mode's list 
 real run makes the same decisions. A backup is written through descriptors opened relative to their parent
 directory (never through a symlink), read back and compared entry by entry with its manifest (path, type,
 size, sha256) before anything is removed.
+
+Whose rights (the trust boundary, docs/DESIGN.md invariant 7): every item has an actor. An item inside a
+user's home, or resolved from a user's placeholders or environment, is a user's residue: when the module runs
+as root, it is sized, read for the backup and removed by a forked child that dropped to that user's uid, gid
+and groups (_privileges), so the kernel refuses whatever that user could not do (a root-owned file in a
+directory the user cannot write, a bind mount of /etc). Root reaches the item's parent directory from '/'
+with O_NOFOLLOW at every component (_paths.open_parent) and hands that descriptor to the child, which acts
+only relative to it and only on the (st_dev, st_ino) root planned. Root's own and system residue (absolute
+system profile paths, root's home, explicit paths outside every home) stay with root. The backup archive is
+written by root: the child reads the user's files and streams them (plain data) to the parent. Without root,
+everything runs in this process with the connecting user's rights, as before.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,22 +32,30 @@ import stat
 import tarfile
 import time
 import zlib
+from collections import namedtuple
 
 try:
     from lzma import LZMAError as _LZMAError
 except ImportError:  # a Python built without lzma cannot write tar.xz either
     _LZMAError = EOFError
 
-from ansible_collections.residue.purge.plugins.module_utils import _inputs, _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _inputs, _paths, _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 from ansible_collections.residue.purge.plugins.module_utils._mounts import free_bytes, mount_point
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
-from ansible_collections.residue.purge.plugins.module_utils._walk import MAX_LISTED, TIME_FIELDS, remove_tree
+from ansible_collections.residue.purge.plugins.module_utils._walk import (
+    MAX_LISTED, TIME_FIELDS, RemovalResult, remove_at)
 
 BACKUP_FORMATS = {"tar.gz": "gz", "tar.xz": "xz"}
 # Each tar entry costs at least a 512-byte header plus padding; PAX headers for long names cost more.
 _TAR_OVERHEAD_PER_ENTRY = 2048
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+# A backup child sends file content in chunks of this size (each one message to the parent).
+_CHUNK = 1 << 18
+
+# One thing to remove: its path, the profile that named it (None for explicit paths) and whose rights it is
+# acted on with (a user: name, uid, gid, home; root for root's and system residue).
+Item = namedtuple("Item", "path target actor")
 
 
 class RemoveError(ValueError):
@@ -82,14 +101,23 @@ def validate_options(params):
 
 
 def resolve_items(params, environ=None, problems=None):
-    """[(path, target)] to remove: the given paths, or the selected profiles' resolved paths; checked
-    against protected paths, de-duplicated, and a path inside another listed path dropped. Environment
-    values that were not used (_profiles.user_environments) are described in problems."""
+    """[Item(path, target, actor)] to remove: the given paths, or the selected profiles' resolved paths;
+    checked against protected paths (by spelling and by identity), de-duplicated, and a path inside another
+    listed path dropped. See the module docstring for the actor. Environment values that were not used
+    (_profiles.user_environments) are described in problems."""
+    return _resolve(params, environ, problems)[0]
+
+
+def _resolve(params, environ, problems=None):
+    """(items, protected): protected is the set every walk refuses to enter by identity (system directories,
+    every home and its shared directories, their default locations: no user's environment adds to it)."""
     environ = os.environ if environ is None else environ
     users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
     contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
                                            problems=problems)
-    wanted = []
+    claims = {}  # path -> {uid: user} of the contexts that resolved it (root for system paths)
+    targets = {}
+    root = _privileges.root_user()
     if params.get("paths"):
         # Paths given by whoever runs the module: checked against what is protected for that user (no other
         # user's environment can make a given path refused).
@@ -99,24 +127,36 @@ def resolve_items(params, environ=None, problems=None):
             _profiles.protected_paths(users)
         for i, raw in enumerate(params["paths"]):
             path = expand_home(raw, environ)
-            wanted.append((_profiles.check_path(path, protected, field="paths[%d]" % i), None))
+            path = _profiles.check_path(path, protected, field="paths[%d]" % i)
+            claims.setdefault(path, {})[0] = root
+            targets[path] = None
     else:
         profiles = _profiles.select_targets(_profiles.load_profiles(params.get("profiles")), params.get("targets"))
-        wanted.extend((r.path, r.target) for r in _profiles.resolve_all(profiles, users, contexts, problems))
+        by_name = {}
+        for context in contexts:
+            by_name.setdefault(context.user.name, context.user)
+        for r in _profiles.resolve_all(profiles, users, contexts, problems):
+            owner = by_name.get(r.user)
+            system_path = r.template.startswith("/")  # an absolute system path: root's, for everyone
+            user = root if system_path or owner is None or owner.uid == 0 else owner
+            claims.setdefault(r.path, {})[user.uid] = user
+            targets.setdefault(r.path, r.target)
+    homes = _privileges.HomeIndex(users)
     items, seen = [], set()
-    for path, target in sorted(wanted):
+    for path in sorted(claims):
         if path in seen or any(path.startswith(p.rstrip("/") + "/") for p in seen):
             continue
         seen.add(path)
-        items.append((path, target))
+        items.append(Item(path, targets[path], _privileges.actor_of(path, claims[path], homes)))
     if params.get("backup"):  # the rules preflight applies to residue_backup_dir (_inputs.backup_dir)
         try:
             # root's own directory: protected as every user's home and default caches are, whatever any
             # user's environment says (no environment can make the backup refused, or allowed)
-            _inputs.backup_dir(params["backup"], "backup", _profiles.protected_paths(users), [p for p, _t in items])
+            _inputs.backup_dir(params["backup"], "backup", _profiles.protected_paths(users),
+                               [item.path for item in items])
         except _inputs.InputError as exc:
             raise RemoveError(str(exc))
-    return items
+    return items, _profiles.protected_paths(users)
 
 
 # ---------------------------------------------------------------------------------------------- backup
@@ -169,33 +209,28 @@ class BackupWriter(object):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         return os.fdopen(fd, "wb")
 
-    def add(self, path, st, dir_fd, name):
-        """on_entry callback of remove_tree: archive one entry, read relative to its parent's fd."""
+    def add(self, header, content):
+        """Archive one entry the reading child described: header = (path bytes, kind, mode, mtime, uid, gid,
+        size, link target bytes or None); content: a reader of exactly size bytes for a file."""
+        path, kind, mode, mtime, uid, gid, size, linkname = header
         info = tarfile.TarInfo(_member_name(path))
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.mtime = int(st.st_mtime)
-        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mode, info.mtime, info.uid, info.gid = mode, mtime, uid, gid
         record = {"path": os.fsdecode(path), "size": 0, "sha256": None}
-        if stat.S_ISREG(st.st_mode):
-            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
-            with os.fdopen(fd, "rb") as f:
-                fst = os.fstat(f.fileno())
-                if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-                    raise RemoveError("backup: %s was replaced while it was being archived" % printable(path))
-                info.size = fst.st_size
-                reader = _HashingReader(f)
-                self._tar.addfile(info, reader)
-            record.update(type="file", size=info.size, sha256=reader.sha.hexdigest())
-        elif stat.S_ISDIR(st.st_mode):
+        if kind == "file":
+            info.size = size
+            reader = _HashingReader(content)
+            self._tar.addfile(info, reader)
+            record.update(type="file", size=size, sha256=reader.sha.hexdigest())
+        elif kind == "dir":
             info.type = tarfile.DIRTYPE
             self._tar.addfile(info)
             record["type"] = "dir"
-        elif stat.S_ISLNK(st.st_mode):
+        elif kind == "symlink":
             info.type = tarfile.SYMTYPE
-            info.linkname = os.fsdecode(os.readlink(name, dir_fd=dir_fd))
+            info.linkname = os.fsdecode(linkname)
             self._tar.addfile(info)
             record.update(type="symlink", target=info.linkname)
-        elif stat.S_ISFIFO(st.st_mode):
+        elif kind == "fifo":
             info.type = tarfile.FIFOTYPE
             self._tar.addfile(info)
             record["type"] = "fifo"
@@ -205,6 +240,9 @@ class BackupWriter(object):
             return
         self._manifest.write((json.dumps(record, sort_keys=True) + "\n").encode("ascii"))
         self.entries += 1
+
+    def fds(self):
+        return [f.fileno() for f in (self._file, self._manifest)]
 
     def close(self):
         self._tar.close()
@@ -294,9 +332,9 @@ def _walk_options(params, older_than):
                 older_than=older_than, time_field=params.get("time_field", "atime"))
 
 
-def _item_record(path, target, st, res):
-    return {"path": path, "target": target, "owner": _profiles.user_name(st.st_uid), "bytes": res.bytes, "files": res.files,
-            "dirs": res.dirs, "kept": res.kept, "whole": res.root_removed}
+def _item_record(item, uid, res):
+    return {"path": item.path, "target": item.target, "owner": _profiles.user_name(uid), "bytes": res.bytes,
+            "files": res.files, "dirs": res.dirs, "kept": res.kept, "whole": res.root_removed}
 
 
 def run(params, check_mode=False, environ=None, before_verify=None):
@@ -323,51 +361,202 @@ def diff_of(result):
     return {"before": before, "after": after, "before_header": "residues", "after_header": "residues"}
 
 
+# ---------------------------------------------------------------------------------------------- acting as a user
+
+def _runner(actor):
+    """Who does an item's work: the actor when we are root (a child that drops when the actor is not root);
+    ourselves otherwise (an unprivileged run acts with its own rights on everything, as the kernel allows)."""
+    euid = _privileges.effective_uid()
+    if euid is None or euid == 0:
+        return actor
+    home = os.environ.get("HOME") or "/"
+    return _privileges._User(_profiles.user_name(euid), euid, os.getegid(), home)
+
+
+def _by_runner(items):
+    """[(runner, [(index, item)])] in the items' order of first appearance."""
+    groups, order = {}, []
+    for i, item in enumerate(items):
+        runner = _runner(item.actor)
+        if runner.uid not in groups:
+            groups[runner.uid] = (runner, [])
+            order.append(runner.uid)
+        groups[runner.uid][1].append((i, item))
+    return [groups[uid] for uid in order]
+
+
+def _open_parents(group):
+    """Root's side: (index, parent fd or None, last name, error text or None) per item, each parent reached
+    from '/' with O_NOFOLLOW at every component (a symlink on the way is refused, never followed)."""
+    opened = []
+    for i, item in group:
+        try:
+            fd, name = _paths.open_parent(item.path)
+            opened.append((i, fd, name, None))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                opened.append((i, None, None, None))
+            elif exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                opened.append((i, None, None, "a directory on the way is a symlink or not a directory; nothing "
+                                              "below it is touched"))
+            else:
+                opened.append((i, None, None, exc.strerror or str(exc)))
+    return opened
+
+
+def _close(opened):
+    for _i, fd, _name, _error in opened:
+        if fd is not None:
+            os.close(fd)
+
+
+def _failed_result(path, text):
+    res = RemovalResult()
+    res.fail(os.fsencode(path), text)
+    return res.to_dict()
+
+
+def _plan_at(jobs, walk, protect, sizing):
+    """In the acting process: for each (index, parent fd, name, path): the entry's identity and owner and the
+    dry-run walk's result (and what a backup of it needs when sizing). Plain data."""
+    out = []
+    for i, fd, name, path in jobs:
+        try:
+            st = os.lstat(name, dir_fd=fd)
+        except OSError as exc:
+            out.append((i, None, None if exc.errno == errno.ENOENT else _failed_result(path, exc.strerror), 0, 0))
+            continue
+        sizer = _Sizer() if sizing else None
+        expect = (st.st_dev, st.st_ino)
+        res = remove_at(fd, name, path, dry_run=True, on_entry=sizer, expect=expect, protect=protect, **walk)
+        out.append((i, (st.st_dev, st.st_ino, st.st_uid), res.to_dict(), sizer.entries if sizer else 0,
+                    sizer.content if sizer else 0))
+    return out
+
+
+def _remove_jobs(jobs, walk, protect):
+    """In the acting process: remove each (index, parent fd, name, path, planned (dev, ino)); plain data."""
+    return [(i, remove_at(fd, name, path, expect=expect, protect=protect, **walk).to_dict())
+            for i, fd, name, path, expect in jobs]
+
+
+def _as(runner, work, *args):
+    """work(*args) with runner's rights (_privileges.call_as); a child that failed is the text of ChildFailed."""
+    try:
+        return _privileges.call_as(runner, work, *args), None
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        return None, str(exc)
+
+
+def _result_of(data):
+    res = RemovalResult()
+    for key, value in data.items():
+        setattr(res, key, [tuple(f) for f in value] if key == "failed" else value)
+    return res
+
+
+def _plan(items, walk, protect, sizing):
+    """{index: (uid, identity, RemovalResult, entries, content)} of the items that exist, plus a failed
+    RemovalResult for those that could not be looked at; each group planned with its runner's rights."""
+    plans = {}
+    for runner, group in _by_runner(items):
+        opened = _open_parents(group)
+        try:
+            jobs = []
+            for i, fd, name, error in opened:
+                if error is not None:
+                    plans[i] = (None, None, _result_of(_failed_result(items[i].path, error)), 0, 0)
+                elif fd is not None:
+                    jobs.append((i, fd, name, os.fsencode(items[i].path)))
+            if not jobs:
+                continue
+            out, error = _as(runner, _plan_at, jobs, walk, protect, sizing)
+        finally:
+            _close(opened)
+        if error is not None:
+            for i, _fd, _name, _path in jobs:
+                plans[i] = (None, None, _result_of(_failed_result(items[i].path, error)), 0, 0)
+            continue
+        for i, ident, res, entries, content in out:
+            if res is not None:
+                plans[i] = (ident[2] if ident else None, ident[:2] if ident else None, _result_of(res), entries,
+                            content)
+    return plans
+
+
+def _remove(items, plans, walk, protect):
+    """{index: RemovalResult} of the real removal of the planned items, each with its runner's rights."""
+    done = {}
+    for runner, group in _by_runner(items):
+        group = [(i, item) for i, item in group if i in plans]
+        if not group:
+            continue
+        opened = _open_parents(group)
+        try:
+            jobs = []
+            for i, fd, name, error in opened:
+                if error is not None:
+                    done[i] = _result_of(_failed_result(items[i].path, error))
+                elif fd is not None:
+                    jobs.append((i, fd, name, os.fsencode(items[i].path), tuple(plans[i][1])))
+            if not jobs:
+                continue
+            out, error = _as(runner, _remove_jobs, jobs, walk, protect)
+        finally:
+            _close(opened)
+        if error is not None:
+            for job in jobs:
+                done[job[0]] = _result_of(_failed_result(items[job[0]].path, error))
+            continue
+        for i, res in out:
+            done[i] = _result_of(res)
+    return done
+
+
 def _run(params, check_mode, environ, before_verify):
     older_than, _keep = validate_options(params)
     env_problems = []
-    items = resolve_items(params, environ, env_problems)
+    items, protected = _resolve(params, environ, env_problems)
+    protect = frozenset(protected.identities()) if isinstance(protected, _profiles.ProtectedPaths) else frozenset()
     walk = _walk_options(params, older_than)
-    present = []
-    for path, target in items:
-        try:
-            present.append((path, target, os.lstat(path)))
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise RemoveError("%s: %s" % (path, exc.strerror))
-    mounts = sorted(set(mount_point(p) for p, _t, _s in present))
     backup_dir = params.get("backup")
+    # Planning walk (with each item's actor's rights): the list check mode shows, and the size of the backup.
+    plans = _plan(items, walk, protect, bool(backup_dir))
+    present = sorted(i for i in plans if plans[i][1] is not None)
+    mounts = sorted(set(mount_point(items[i].path) for i in present))
     if backup_dir:
         mounts = sorted(set(mounts) | {mount_point(os.path.join(backup_dir, "x"))})
     free_before = dict((m, free_bytes(m)) for m in mounts)
-
-    # Planning walk: the list check mode shows, and the size of the backup.
-    sizer = _Sizer() if backup_dir else None
-    plans = []
-    for path, target, st in present:
-        res = remove_tree(path, dry_run=True, on_entry=sizer, **walk)
-        plans.append((path, target, st, res))
-    to_remove = [p for p in plans if p[3].changed]
+    to_remove = [i for i in present if plans[i][2].changed]
 
     result = {"removed": [], "freed_bytes": 0, "failures": [], "failed_count": 0, "problems": [], "backup": None,
               "changed": bool(to_remove)}
     result["problems"].extend(env_problems)
-    for _p, _t, _s, res in plans:
-        result["problems"].extend(res.problems)
+    for i in sorted(plans):
+        result["problems"].extend(plans[i][2].problems)
+        if i not in to_remove:
+            _add_failures(result, plans[i][2])  # refused before anything could be removed: named, not hidden
 
     if backup_dir and to_remove:
-        result["backup"] = _backup(backup_dir, params.get("backup_format", "tar.gz"), sizer, to_remove, walk,
-                                   check_mode, before_verify, result["problems"])
+        entries = sum(plans[i][3] for i in to_remove)
+        content = sum(plans[i][4] for i in to_remove)
+        result["backup"] = _backup(backup_dir, params.get("backup_format", "tar.gz"), entries, content,
+                                   [(items[i], plans[i][1]) for i in to_remove], walk, protect, check_mode,
+                                   before_verify, result["problems"])
 
     if check_mode:
-        for path, target, st, res in to_remove:
-            result["removed"].append(_item_record(path, target, st, res))
-            _add_failures(result, res)
+        for i in to_remove:
+            result["removed"].append(_item_record(items[i], plans[i][0], plans[i][2]))
+            _add_failures(result, plans[i][2])
     else:
-        for path, target, st, _plan in to_remove:
-            res = remove_tree(path, **walk)
+        done = _remove([items[i] for i in to_remove], dict((n, plans[i]) for n, i in enumerate(to_remove)), walk,
+                       protect)
+        for n, i in enumerate(to_remove):
+            res = done.get(n)
+            if res is None:
+                continue
             if res.changed:
-                result["removed"].append(_item_record(path, target, st, res))
+                result["removed"].append(_item_record(items[i], plans[i][0], res))
             _add_failures(result, res)
             result["problems"].extend(p for p in res.problems if p not in result["problems"])
         result["changed"] = bool(result["removed"])
@@ -385,18 +574,161 @@ def _add_failures(result, res):
             result["failures"].append({"path": path, "error": error})
 
 
-def _backup(directory, fmt, sizer, to_remove, walk, check_mode, before_verify, problems):
+# ---------------------------------------------------------------------------------------------- backup run
+
+class _EntrySender(object):
+    """on_entry in the reading child: describe each entry to the parent, and stream a file's content."""
+
+    def __init__(self, send):
+        self.send = send
+
+    def __call__(self, path, st, dir_fd, name):
+        mode, mtime, uid, gid = stat.S_IMODE(st.st_mode), int(st.st_mtime), st.st_uid, st.st_gid
+        if stat.S_ISREG(st.st_mode):
+            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+            with os.fdopen(fd, "rb") as f:
+                fst = os.fstat(f.fileno())
+                if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+                    raise RemoveError("backup: %s was replaced while it was being archived" % printable(path))
+                size = fst.st_size
+                self.send(("entry", (path, "file", mode, mtime, uid, gid, size, None)))
+                left = size
+                while left:
+                    data = f.read(min(left, _CHUNK))
+                    if not data:
+                        raise RemoveError("backup: %s shrank while it was being archived" % printable(path))
+                    left -= len(data)
+                    self.send(("data", data))
+        elif stat.S_ISDIR(st.st_mode):
+            self.send(("entry", (path, "dir", mode, mtime, uid, gid, 0, None)))
+        elif stat.S_ISLNK(st.st_mode):
+            target = os.readlink(name, dir_fd=dir_fd)
+            self.send(("entry", (path, "symlink", mode, mtime, uid, gid, 0, os.fsencode(target))))
+        elif stat.S_ISFIFO(st.st_mode):
+            self.send(("entry", (path, "fifo", mode, mtime, uid, gid, 0, None)))
+        else:
+            self.send(("entry", (path, "other", mode, mtime, uid, gid, 0, None)))
+
+
+class _Content(object):
+    """A file's content as the child streams it: read(n) gives exactly n bytes (fewer only at its end)."""
+
+    def __init__(self, messages, size):
+        self.messages = messages
+        self.left = size
+        self.buf = b""
+
+    def read(self, size=-1):
+        want = self.left + len(self.buf) if size is None or size < 0 else size
+        while len(self.buf) < want and self.left:
+            kind, data = _message(self.messages)
+            if kind != "data" or not isinstance(data, bytes) or len(data) > self.left:
+                raise RemoveError("backup: the reading process sent something other than the file's content")
+            self.left -= len(data)
+            self.buf += data
+        out, self.buf = self.buf[:want], self.buf[want:]
+        return out
+
+
+def _check_header(header, below):
+    """The child's description of an entry, checked: its shape, and that it lies in the item being read."""
+    ok = (isinstance(header, tuple) and len(header) == 8 and isinstance(header[0], bytes)
+          and header[1] in ("file", "dir", "symlink", "fifo", "other")
+          and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in header[2:7])
+          and (header[7] is None or isinstance(header[7], bytes)))
+    if not ok or not (header[0] == below or header[0].startswith(below.rstrip(b"/") + b"/")):
+        raise RemoveError("backup: the reading process described an entry outside %s" % printable(below))
+    return header
+
+
+def _archive_group(writer, runner, jobs_of, walk, protect):
+    """Stream one runner's items into the archive: a child with the runner's rights walks each item (the
+    same dry-run walk as the plan) and sends its entries; root writes them. RemoveError on any failure."""
+    opened = jobs_of()
+    try:
+        # an item gone since the plan (fd None) has nothing left to archive
+        jobs = [(i, fd, name, path, expect) for i, fd, name, path, expect, error in opened
+                if error is None and fd is not None]
+        refused = [(path, error) for _i, _fd, _name, path, _e, error in opened if error is not None]
+        if refused:
+            raise RemoveError("backup: %s could not be read (%s); nothing was removed"
+                              % (printable(refused[0][0]), refused[0][1]))
+        if not jobs:
+            return
+        inherited = writer.fds()
+
+        def produce(send):
+            for fd in inherited:  # the archive is root's: the reading child never holds it
+                os.close(fd)
+            sender = _EntrySender(send)
+            for i, fd, name, path, expect in jobs:
+                res = remove_at(fd, name, path, dry_run=True, on_entry=sender, expect=expect, protect=protect,
+                                parallel=False, **walk)
+                send(("item", (i, res.failed_count, list(res.failed[:1]))))
+
+        messages = _privileges.stream_as(runner, produce)
+        try:
+            _take(writer, messages, dict((i, path) for i, _fd, _name, path, _expect in jobs))
+        finally:
+            messages.close()  # a child still running is ended
+    except _privileges.ChildFailed as exc:
+        raise RemoveError("backup: reading the residue failed (%s); nothing was removed" % exc)
+    finally:
+        for _i, fd, _name, _path, _expect, _error in opened:
+            if fd is not None:
+                os.close(fd)
+
+
+def _message(messages):
+    message = next(messages)
+    if not (isinstance(message, tuple) and len(message) == 2):
+        raise RemoveError("backup: the reading process sent an unexpected message")
+    return message
+
+
+def _take(writer, messages, paths):
+    """Write what the reading child sends into the archive; RemoveError when it could not read everything."""
+    while True:
+        try:
+            kind, body = _message(messages)
+        except StopIteration:
+            return
+        if kind == "entry":
+            header = _below_any(body, paths)
+            content = _Content(messages, header[6]) if header[1] == "file" else None
+            writer.add(header, content)
+            if content is not None and (content.left or content.buf):
+                raise RemoveError("backup: %s: the archive did not take the whole file" % printable(header[0]))
+        elif kind == "item":
+            i, failed_count, failed = body
+            if failed_count:
+                raise RemoveError("backup: %s could not be read completely (%s: %s); nothing was removed"
+                                  % (printable(paths[i]), failed[0][0], failed[0][1]))
+        else:
+            raise RemoveError("backup: the reading process sent an unexpected message")
+
+
+def _below_any(header, paths):
+    for below in paths.values():
+        try:
+            return _check_header(header, below)
+        except RemoveError:
+            continue
+    raise RemoveError("backup: the reading process described an entry outside the residue")
+
+
+def _backup(directory, fmt, entries, content, planned, walk, protect, check_mode, before_verify, problems):
     """Free-space check, archive, read back and verify; RemoveError (nothing removed) on any failure."""
-    needed = sizer.content + sizer.entries * _TAR_OVERHEAD_PER_ENTRY
+    needed = content + entries * _TAR_OVERHEAD_PER_ENTRY
     probe = directory
     while not os.path.isdir(probe):
         probe = os.path.dirname(probe)
     available = free_bytes(probe)
     if available < needed:
         raise RemoveError("backup: %s has %d bytes free, the backup of %d entries needs up to %d; nothing was removed"
-                          % (directory, available, sizer.entries, needed))
+                          % (directory, available, entries, needed))
     if check_mode:
-        return {"path": None, "manifest": None, "bytes": None, "sha256": None, "entries": sizer.entries,
+        return {"path": None, "manifest": None, "bytes": None, "sha256": None, "entries": entries,
                 "needed_bytes": needed}
     created = []  # the directories this backup made, removed again (when empty) if it fails
     missing = directory
@@ -404,15 +736,17 @@ def _backup(directory, fmt, sizer, to_remove, walk, check_mode, before_verify, p
         created.insert(0, missing)
         missing = os.path.dirname(missing)
     writer = None
+    items = [item for item, _ident in planned]
     try:
         for path in created:
             os.mkdir(path, 0o700)
         writer = BackupWriter(directory, fmt)
-        for path, _target, _st, _plan in to_remove:
-            res = remove_tree(path, dry_run=True, on_entry=writer.add, **walk)
-            if res.failed_count:
-                raise RemoveError("backup: %s could not be read completely (%s: %s); nothing was removed"
-                                  % (path, res.failed[0][0], res.failed[0][1]))
+        for runner, group in _by_runner(items):
+            def jobs_of(group=group):
+                opened = _open_parents(group)
+                return [(i, fd, name, os.fsencode(items[i].path), tuple(planned[i][1]), error)
+                        for i, fd, name, error in opened]
+            _archive_group(writer, runner, jobs_of, walk, protect)
         writer.close()
         if before_verify is not None:
             before_verify(writer.archive)
@@ -425,7 +759,8 @@ def _backup(directory, fmt, sizer, to_remove, walk, check_mode, before_verify, p
                 os.rmdir(path)
             except OSError:
                 pass
-        if isinstance(exc, (OSError, tarfile.TarError)):
+        if isinstance(exc, (OSError, tarfile.TarError, StopIteration, ValueError, KeyError, TypeError)) \
+                and not isinstance(exc, RemoveError):
             raise RemoveError("backup: writing %s failed: %s; nothing was removed"
                               % (writer.archive if writer is not None else directory, exc))
         raise

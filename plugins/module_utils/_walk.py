@@ -511,7 +511,7 @@ class _Keep(object):
 
 
 def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_field="atime", now=None,
-                dry_run=False, on_entry=None, parallel=True, expect=None):
+                dry_run=False, on_entry=None, parallel=True, expect=None, protect=None):
     """Remove path (a file, symlink or directory tree) like `rm -rf`, safely.
 
     Never follows symlinks (a symlink is removed, not its target); directories are opened relative to their
@@ -526,11 +526,10 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     entered (pre-order), with the fd of its parent directory, so a caller (backup) can read it safely.
     parallel: without on_entry, a forked child removes half of the top-level subdirectories.
     expect: the (st_dev, st_ino) planned for path; anything else found there is not touched (a failure).
+    protect: (st_dev, st_ino) of protected directories (and of their ancestors): never entered nor removed,
+    whatever name they are reached by (a bind mount of /etc inside a residue is noted and left alone).
     path must be absolute; no component of it is followed (see the module docstring)."""
     root = _to_bytes(path)
-    get_time = _time_getter(time_field)
-    cutoff = _cutoff(older_than, now)
-    keep = _Keep(keep)
     result = RemovalResult()
     try:
         parent_fd, name = _reach(root)
@@ -539,25 +538,30 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
             result.fail(root, _chain_error(root, exc))
         return result
     try:
-        _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry, parallel,
-                   expect, result)
+        return remove_at(parent_fd, name, root, one_file_system, keep, older_than, time_field, now, dry_run,
+                         on_entry, parallel, expect, protect, result)
     finally:
         os.close(parent_fd)
-    return result
 
 
-def remove_at(parent_fd, name, path, one_file_system=True, parallel=True):
-    """remove_tree of parent_fd/name for a caller that already holds the parent's descriptor, reached without
-    following links (hf_cache's plan executor): the same engine, checks and counts. path names the entry in
-    messages and in the mount table."""
-    result = RemovalResult()
-    _remove_at(_to_bytes(path), parent_fd, name, one_file_system, _Keep(None), None, _time_getter("atime"),
-               False, None, parallel, None, result)
+def remove_at(parent_fd, name, path, one_file_system=True, keep=None, older_than=None, time_field="atime",
+              now=None, dry_run=False, on_entry=None, parallel=True, expect=None, protect=None, result=None):
+    """remove_tree of the entry `name` in the directory parent_fd, for a caller that already holds the parent's
+    descriptor, reached without following links (hf_cache's plan executor; root's O_NOFOLLOW chain handed to a
+    child acting with a user's rights): the same engine, checks and counts. path names the entry in messages,
+    keep globs and the mount table. Returns the RemovalResult."""
+    root = _to_bytes(path)
+    get_time = _time_getter(time_field)
+    cutoff = _cutoff(older_than, now)
+    keep = _Keep(keep)
+    result = RemovalResult() if result is None else result
+    _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry,
+               parallel, expect, result, frozenset(protect or ()))
     return result
 
 
 def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry, parallel,
-               expect, result):
+               expect, result, protect=frozenset()):
     try:
         st = os.lstat(name, dir_fd=parent_fd)
     except OSError as exc:
@@ -566,6 +570,9 @@ def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, d
         return result
     if expect is not None and (st.st_dev, st.st_ino) != tuple(expect):
         result.fail(root, "is not what was planned (another file or directory is there now); not touched")
+        return result
+    if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in protect:
+        result.fail(root, "is a protected directory (or holds one) under another name; not touched")
         return result
     if keep and keep.matches(os.path.basename(root.rstrip(b"/")), lambda: root):
         result.kept += 1
@@ -585,8 +592,10 @@ def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, d
         except OSError as exc:
             result.fail(root, exc)
         return result
-    _Remover(root, parent_fd, name, st, one_file_system, keep, cutoff, get_time, dry_run, result,
-             on_entry).run(parallel)
+    remover = _Remover(root, parent_fd, name, st, one_file_system, keep, cutoff, get_time, dry_run, result,
+                       on_entry)
+    remover.protect = protect
+    remover.run(parallel)
     return result
 
 
@@ -609,6 +618,7 @@ class _Remover(object):
         self.seen = {}  # (dev, ino) -> st_blocks of removed files with st_nlink > 1, counted once
         self.stack = _Stack(root)
         self.mounts = mount_points_under(root) if one_file_system else set()
+        self.protect = frozenset()
 
     def run(self, parallel=False):
         """Remove the tree; with parallel (and no on_entry), a forked child removes every other top-level
@@ -808,6 +818,11 @@ class _Remover(object):
         if (est.st_dev, est.st_ino) in self.ancestors:
             parent.kept += 1  # a bind mount of an ancestor (cross_filesystems): never walk in circles
             result.note("%s: directory loop (bind mount), not entered" % printable(self.stack.path(name=name)))
+            return
+        if (est.st_dev, est.st_ino) in self.protect:
+            parent.kept += 1  # a protected directory reached by another name (a bind mount of /etc)
+            result.fail(self.stack.path(name=name), "is a protected directory (or holds one) under another name; "
+                        "not entered")
             return
         try:
             fd = _open_child(parent.fd, name, est.st_dev, est.st_ino)

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.delete import execute_plan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import (
     held_lock, held_lock_file, open_paths_under)
@@ -87,11 +87,32 @@ class _Guard(object):
         return None
 
 
-def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=False):
-    """Scan, plan and (unless check_mode) carry out the deletions on every cache. Returns the module result."""
+def _execute_as(actor, plan, recheck):
+    """execute_plan with actor's rights (_privileges: a child that dropped to the user when we are root and
+    the cache is a user's): (failures, [(repo plan, reason)]). A child that failed fails every planned repo."""
+    if actor is None or _privileges.effective_uid() != 0 or actor.uid == 0:
+        return execute_plan(plan, recheck=recheck)
+
+    def work():
+        failures, late = execute_plan(plan, recheck=recheck)
+        return failures, [(plan.repos.index(rp), reason) for rp, reason in late]
+
+    try:
+        failures, late = _privileges.call_as(actor, work)
+    except _privileges.ChildFailed as exc:
+        return ["%s: %s" % (plan.cache.path, exc)], []
+    return list(failures), [(plan.repos[i], tuple(reason)) for i, reason in late]
+
+
+def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=False, actors=None):
+    """Scan, plan and (unless check_mode) carry out the deletions on every cache. Returns the module result.
+    actors: {cache dir: user} whose rights each cache's deletions run with (see cache_actors); root's when
+    absent."""
+    actors = actors or {}
     caches = []
     problems = []
     seen = set()
+    actor_of = {}
     for path in cache_dirs:
         real = os.path.realpath(path)
         if real in seen:
@@ -103,6 +124,7 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
         cache = scan_cache(path, one_file_system=one_file_system)
         problems.extend(cache.problems)
         caches.append(cache)
+        actor_of[id(cache)] = actors.get(path)
     guard = _Guard(caches, selection, force)
     layouts = {}
 
@@ -120,8 +142,9 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
         plan = plan_cache(cache, selection, layout_of, lambda repo, whole, c=cache: guard.held(c, repo, whole),
                           store=store, payload_held=lambda name, c=cache: guard.payload_held(c, name))
         if not check_mode and (plan.repos or plan.orphans):
-            failures, late = execute_plan(
-                plan, recheck=None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)))
+            failures, late = _execute_as(
+                actor_of[id(cache)], plan,
+                None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)))
             result["failures"].extend(failures)
             for rp, reason in late:
                 plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id,
@@ -191,6 +214,20 @@ def selection_from(params):
 def cache_dirs_from(params, problems=None):
     """Given cache dirs (checked), plus those of the users' environments when discovering (environment values
     that were not used are described in problems)."""
+    return _cache_dirs(params, problems)[0]
+
+
+def cache_actors(params, dirs, claims=None):
+    """{cache dir: user} whose rights its deletions run with: the user whose home holds it, else the user
+    whose environment named it (claims: {dir: {uid: user}}), else root (given dirs outside every home)."""
+    users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
+    homes = _privileges.HomeIndex(users)
+    return dict((path, _privileges.actor_of(path, (claims or {}).get(path) or {}, homes)) for path in dirs)
+
+
+def _cache_dirs(params, problems=None):
+    """(dirs, {dir: {uid: user}} of the environments that named each discovered dir)."""
+    claims = {}
     dirs = []
     for path in params["cache_dirs"]:
         if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
@@ -203,17 +240,20 @@ def cache_dirs_from(params, problems=None):
         users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
         for context in _profiles.user_environments(users, problems=problems):
             for path, _source in _profiles.hub_cache_locations(context):
+                if is_hub_cache(path):
+                    claims.setdefault(path, {})[context.user.uid] = context.user
                 if path not in dirs and is_hub_cache(path):
                     dirs.append(path)
-    return dirs
+    return dirs, claims
 
 
 def run(params, check_mode=False):
     """hf_cache with validated module params: the module's result. ValueError for bad options (nothing read)."""
     selection = selection_from(params)
     env_problems = []
-    result = clean(cache_dirs_from(params, env_problems), selection, force=params["force"],
-                   one_file_system=params["one_file_system"], check_mode=check_mode)
+    dirs, claims = _cache_dirs(params, env_problems)
+    result = clean(dirs, selection, force=params["force"], one_file_system=params["one_file_system"],
+                   check_mode=check_mode, actors=cache_actors(params, dirs, claims))
     result["problems"][:0] = env_problems
     warnings = ["hf_cache: %s %s in %s held back (%s): %s" % (
         entry["repo_type"], entry["repo_id"], entry["cache"], entry["reason"], entry["detail"])

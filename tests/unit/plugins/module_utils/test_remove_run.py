@@ -222,9 +222,10 @@ def test_profiles_resolve_per_home_and_report_owner(tmp_path):
     (home / ".cache" / "mytool" / "sub").mkdir(parents=True)
     write(home / ".cache" / "mytool" / "sub" / "data", "z" * 10000)
     (home / ".config" / "mytool").mkdir(parents=True)
-    os.chown(str(home), 4321, 4321) if IS_ROOT else None
-    if IS_ROOT:
-        os.chown(str(home / ".cache" / "mytool"), 4321, 4321)
+    if IS_ROOT:  # the user's residue is removed with the user's rights: the whole home is theirs
+        for dirpath, dirnames, filenames in os.walk(str(home)):
+            for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+                os.lchown(name, 4321, 4321)
     profiles = {"mytool": {"paths": ["{user_cache}/mytool", "{user_config}/mytool", "{user_data}/mytool"]}}
     p = params(targets=["mytool"], profiles=profiles, homes=[str(home)])
     planned = run(p, check_mode=True)

@@ -1,0 +1,460 @@
+"""_remove.run as root on a shared host: a user's residue is sized, backed up and removed with that user's rights
+(real throwaway users made with useradd, real files, real bind mounts), and protected directories are refused by
+identity, whatever they are called. Each test checks everything outside the user's own files with a digest."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.residue.purge.plugins.module_utils._profiles import ProfileError
+from ansible_collections.residue.purge.plugins.module_utils._remove import RemoveError, resolve_items, run
+
+
+@pytest.fixture(autouse=True)
+def need_root():
+    if os.geteuid() != 0:
+        pytest.fail("these tests create users and mounts and act as them: they need root (the lab runs as root)")
+
+
+def write(path, data, mode=None):
+    with open(str(path), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    if mode is not None:
+        os.chmod(str(path), mode)
+
+
+def digest(root):
+    """Every path under root with its type, mode, owner, link count and content: equal means unchanged."""
+    root = os.fsencode(str(root))
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            detail = None
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    detail = hashlib.sha256(f.read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                detail = os.readlink(path)
+            found[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_nlink, detail)
+    return found
+
+
+@pytest.fixture
+def sandbox():
+    """A world-searchable directory (a real host's homes are reachable from '/'), removed afterwards."""
+    path = tempfile.mkdtemp(prefix="rp-trust-", dir="/tmp")
+    os.chmod(path, 0o755)
+    yield path
+    subprocess.run(["umount", "-R", "-l", path], capture_output=True, check=False)
+    for line in open("/proc/self/mountinfo").read().splitlines():
+        assert (" " + path) not in line, "a test mount was left behind"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def make_user(sandbox):
+    made = []
+
+    def make():
+        name = "rpt" + uuid.uuid4().hex[:8]
+        home = os.path.join(sandbox, "home", name)
+        os.makedirs(os.path.dirname(home), exist_ok=True)
+        subprocess.run(["useradd", "--home-dir", home, "--create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+        made.append(name)
+        return pwd.getpwnam(name)
+
+    yield make
+    for name in made:
+        end_processes_of(pwd.getpwnam(name).pw_uid)
+        done = subprocess.run(["userdel", name], capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+
+def end_processes_of(uid, timeout=10):
+    """Wait for the throwaway user's processes (all started by this test: a racer, a child left stopped by the
+    user's own SIGSTOP) to end; those still there after timeout are killed by pid. Zombies are reaped by init."""
+    deadline, killed = time.time() + timeout, False
+    while True:
+        pids = []
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and os.stat("/proc/" + pid).st_uid == uid:
+                    with open("/proc/%s/stat" % pid, "rb") as f:
+                        state = f.read().rsplit(b")", 1)[1].split()[0]
+                    pids.append((int(pid), state))
+            except OSError:
+                continue
+        if not pids:
+            return
+        if time.time() > deadline:
+            if killed:
+                return  # userdel names what is left
+            killed = True
+            for pid, _state in pids:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            deadline = time.time() + timeout
+        time.sleep(0.1)
+
+
+def as_user(user, *argv):
+    subprocess.run(["runuser", "-u", user.pw_name, "--"] + list(argv), check=True, cwd="/", capture_output=True)
+
+
+def seed_as(user, path, files=3):
+    """A residue the user made themselves (their own files, their own directories)."""
+    as_user(user, "mkdir", "-p", os.path.join(path, "sub", "deep"))
+    for i in range(files):
+        as_user(user, "sh", "-c", "head -c %d /dev/urandom > '%s'" % (5000 + i, os.path.join(path, "sub", "f%d" % i)))
+    as_user(user, "ln", "-s", "/etc/passwd", os.path.join(path, "sub", "link-to-passwd"))
+
+
+PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
+
+
+def params(**kw):
+    base = dict(paths=[], targets=[], profiles={}, homes=[], users="all", older_than=None, time_field="atime",
+                keep=[], backup=None, backup_format="tar.gz", cross_filesystems=False, scan_processes=False)
+    base.update(kw)
+    return base
+
+
+def profile_params(user, **kw):
+    return params(targets=["trusttool"], profiles=PROFILE, users=[user.pw_name], **kw)
+
+
+def test_the_users_own_residue_is_removed_and_owned_by_them(make_user):
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    seed_as(alice, residue)
+    (item,) = resolve_items(profile_params(alice))
+    assert item.path == residue and item.actor.uid == alice.pw_uid
+    planned = run(profile_params(alice), check_mode=True)
+    done = run(profile_params(alice))
+    assert planned["removed"] == done["removed"]
+    assert [(r["path"], r["owner"], r["whole"]) for r in done["removed"]] == [(residue, alice.pw_name, True)]
+    assert done["failed_count"] == 0 and not os.path.lexists(residue)
+    assert os.path.isfile("/etc/passwd")
+    assert run(profile_params(alice))["changed"] is False
+
+
+def test_what_the_user_cannot_remove_stays_and_is_named(make_user, sandbox):
+    """Root-owned files in a directory the user cannot write, a hard link to a root file: the user's run
+    removes the user's files, the kernel refuses the rest, the result names each refusal."""
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    seed_as(alice, residue)
+    locked = os.path.join(residue, "rootdir")
+    os.mkdir(locked, 0o755)  # root's directory inside the user's residue: the user cannot write it
+    write(os.path.join(locked, "root-file"), "root's", 0o644)
+    rootfile = os.path.join(sandbox, "root-owned")
+    write(rootfile, "root's secret", 0o600)
+    os.link(rootfile, os.path.join(residue, "sub", "hardlink"))  # root made it (protected_hardlinks stops users)
+    before_root = digest(locked)
+    before_file = open(rootfile, "rb").read()
+    result = run(profile_params(alice))
+    assert digest(locked) == before_root
+    assert open(rootfile, "rb").read() == before_file
+    failed = dict((f["path"], f["error"]) for f in result["failures"])
+    assert failed == {os.path.join(locked, "root-file"): "Permission denied"}
+    assert result["failed_count"] == 1 and "failure" in result
+    # the user's own files went (and the user's own name for root's file: unlinking it is theirs to do)
+    assert sorted(os.listdir(residue)) == ["rootdir"]
+    assert os.stat(rootfile).st_nlink == 1
+    assert [r["owner"] for r in result["removed"]] == [alice.pw_name] and not result["removed"][0]["whole"]
+
+
+def test_a_bind_mount_of_a_system_directory_inside_a_home_is_not_emptied(make_user, sandbox):
+    """A bind mount (made by root, say for a container) of a root directory inside the user's residue, with
+    cross_filesystems: the user's child enters it and the kernel refuses every unlink."""
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    seed_as(alice, residue)
+    system = os.path.join(sandbox, "fake-etc")
+    os.makedirs(os.path.join(system, "sub"))
+    write(os.path.join(system, "shadow"), "root:x", 0o640)
+    write(os.path.join(system, "sub", "conf"), "conf", 0o644)
+    before = digest(system)
+    mnt = os.path.join(residue, "etc-bind")
+    as_user(alice, "mkdir", mnt)
+    subprocess.run(["mount", "--bind", system, mnt], check=True)
+    try:
+        result = run(profile_params(alice, cross_filesystems=True))
+        assert digest(system) == before
+        assert result["failed_count"] >= 2
+        assert all(f["path"].startswith(mnt + "/") or f["path"] == mnt for f in result["failures"])
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    assert digest(system) == before
+
+
+def test_a_bind_mount_of_a_protected_directory_is_refused_by_identity(make_user, sandbox):
+    """Root's own residue (an explicit path outside every home) holding a bind mount of a user's home: the
+    walk (as root) never enters a protected directory reached by another name; named as a failure."""
+    alice = make_user()
+    seed_as(alice, os.path.join(alice.pw_dir, "work"))
+    before = digest(alice.pw_dir)
+    residue = os.path.join(sandbox, "srv-residue")
+    os.makedirs(os.path.join(residue, "x"))
+    write(os.path.join(residue, "x", "junk"), "junk")
+    mnt = os.path.join(residue, "x", "home-bind")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "--bind", alice.pw_dir, mnt], check=True)
+    try:
+        result = run(params(paths=[residue], cross_filesystems=True))
+        assert digest(alice.pw_dir) == before
+        assert [f["path"] for f in result["failures"]] == [mnt]
+        assert "protected directory" in result["failures"][0]["error"]
+        assert not os.path.exists(os.path.join(residue, "x", "junk"))
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    assert digest(alice.pw_dir) == before
+
+
+@pytest.mark.parametrize("how", ["bind", "root_symlink", "double_slash", "dot"])
+def test_no_other_name_of_a_protected_directory_passes_check_path(make_user, sandbox, how):
+    alice = make_user()
+    before = digest(alice.pw_dir)
+    other = os.path.join(sandbox, "other-name")
+    if how == "bind":
+        os.mkdir(other)
+        subprocess.run(["mount", "--bind", alice.pw_dir, other], check=True)
+    elif how == "root_symlink":
+        os.symlink(alice.pw_dir, other)  # root's own link is followed, and compared by identity
+    elif how == "double_slash":
+        other = "/" + alice.pw_dir
+    else:
+        other = alice.pw_dir.replace("/home/", "/home/./")
+    try:
+        with pytest.raises(ProfileError, match="protected directory"):
+            run(params(paths=[other], users=[alice.pw_name]))
+        with pytest.raises(ProfileError, match="protected directory"):
+            run(params(paths=[other], users=[alice.pw_name], cross_filesystems=True), check_mode=True)
+    finally:
+        if how == "bind":
+            subprocess.run(["umount", other], check=True)
+    assert digest(alice.pw_dir) == before
+
+
+def test_a_bind_mount_of_an_ancestor_of_a_protected_directory_is_refused(make_user, sandbox):
+    alice = make_user()
+    other = os.path.join(sandbox, "homes-again")
+    os.mkdir(other)
+    subprocess.run(["mount", "--bind", os.path.dirname(alice.pw_dir), other], check=True)
+    try:
+        with pytest.raises(ProfileError, match="contains the protected directory"):
+            run(params(paths=[other], users=[alice.pw_name]))
+    finally:
+        subprocess.run(["umount", other], check=True)
+
+
+def test_an_explicit_path_inside_a_home_is_acted_on_as_that_user(make_user, sandbox):
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, "models")
+    seed_as(alice, residue)
+    os.mkdir(os.path.join(residue, "rootdir"))
+    write(os.path.join(residue, "rootdir", "keep"), "root's")
+    (item,) = resolve_items(params(paths=[residue], users=[alice.pw_name]))
+    assert item.actor.uid == alice.pw_uid
+    result = run(params(paths=[residue], users=[alice.pw_name]))
+    assert [f["path"] for f in result["failures"]] == [os.path.join(residue, "rootdir", "keep")]
+    assert open(os.path.join(residue, "rootdir", "keep")).read() == "root's"
+
+
+def test_a_user_symlinked_cache_dir_is_not_followed_and_is_named(make_user, sandbox):
+    """~/.cache -> a root directory: the residue below it is refused (never reached through the link)."""
+    alice = make_user()
+    system = os.path.join(sandbox, "var-lib")
+    os.makedirs(os.path.join(system, "trusttool"))
+    write(os.path.join(system, "trusttool", "db"), "root's database")
+    before = digest(system)
+    shutil.rmtree(os.path.join(alice.pw_dir, ".cache"), ignore_errors=True)
+    as_user(alice, "ln", "-s", system, os.path.join(alice.pw_dir, ".cache"))
+    result = run(profile_params(alice))
+    assert digest(system) == before
+    assert result["changed"] is False
+    # left out at resolution (_profiles.resolve_all) and named as a problem; never reached through the link
+    named = [p for p in result["problems"] if os.path.join(alice.pw_dir, ".cache") in p and "symlink" in p]
+    assert named and result["failures"] == [], result
+
+
+def test_the_backup_is_read_with_the_users_rights_and_written_by_root(make_user, sandbox):
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    seed_as(alice, residue, files=4)
+    as_user(alice, "sh", "-c", "head -c 3000000 /dev/urandom > '%s'" % os.path.join(residue, "big"))
+    before = digest(residue)
+    backup_dir = os.path.join(sandbox, "backups")
+    result = run(profile_params(alice, backup=backup_dir))
+    assert not os.path.lexists(residue) and result["failed_count"] == 0
+    archive = result["backup"]["path"]
+    st = os.stat(archive)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+    restore = os.path.join(sandbox, "restore")
+    os.mkdir(restore)
+    with tarfile.open(archive) as tar:
+        extra = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+        tar.extractall(restore, numeric_owner=True, **extra)
+    assert digest(restore + residue) == before
+
+
+def test_a_file_the_user_cannot_read_stops_the_backup_and_nothing_is_removed(make_user, sandbox):
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    seed_as(alice, residue)
+    secret = os.path.join(sandbox, "secret")
+    write(secret, "root only", 0o600)
+    os.link(secret, os.path.join(residue, "secret-link"))  # root could read it; alice cannot
+    before = digest(residue)
+    backup_dir = os.path.join(sandbox, "backups")
+    with pytest.raises(RemoveError, match="Permission denied.*nothing was removed"):
+        run(profile_params(alice, backup=backup_dir))
+    assert digest(residue) == before
+    assert not os.path.isdir(backup_dir) or os.listdir(backup_dir) == []
+
+
+def test_a_user_swapping_directories_for_symlinks_during_removal_reaches_nothing_else(make_user, sandbox):
+    """The user races renames (a directory of their residue swapped for a symlink to a root directory and
+    back) while root's run removes it: the root directory stays whole whatever the interleaving."""
+    alice = make_user()
+    residue = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    target = os.path.join(sandbox, "root-data")
+    os.makedirs(os.path.join(target, "d"))
+    for i in range(50):
+        write(os.path.join(target, "d", "f%d" % i), "root %d" % i, 0o666)  # world-writable files, root's dir
+    os.chmod(os.path.join(target, "d"), 0o777)  # even a directory the user could write, reached via a link
+    before = digest(target)
+    script = ("import os, time\n"
+              "r = %r; t = %r\n"
+              "end = time.time() + 4\n"
+              "while time.time() < end:\n"
+              "    for i in range(40):\n"
+              "        d = os.path.join(r, 'x%%d' %% i)\n"
+              "        try:\n"
+              "            os.makedirs(os.path.join(d, 'in'), exist_ok=True)\n"
+              "            open(os.path.join(d, 'in', 'f'), 'w').close()\n"
+              "            os.rename(d, d + '.old')\n"
+              "            os.symlink(t, d)\n"
+              "            os.unlink(d)\n"
+              "            os.rename(d + '.old', d)\n"
+              "        except OSError:\n"
+              "            pass\n" % (residue, os.path.join(target, "d")))
+    as_user(alice, "mkdir", "-p", residue)
+    racer = subprocess.Popen(["runuser", "-u", alice.pw_name, "--", "python3", "-c", script], cwd="/")
+    try:
+        deadline = time.time() + 4
+        while time.time() < deadline:
+            run(profile_params(alice))
+            assert digest(target) == before
+    finally:
+        racer.wait(timeout=30)
+    assert digest(target) == before
+
+
+def test_a_stopped_child_fails_that_users_items_and_never_runs_as_root(make_user, monkeypatch):
+    """The user can signal the child acting as them (same uid): a SIGSTOP makes that user's items fail (the
+    stopped child is killed); root never redoes their work with its own rights; other users' items still go."""
+    from ansible_collections.residue.purge.plugins.module_utils import _fork
+    monkeypatch.setattr(_fork, "STALL_CHECK_SECONDS", 0.3)
+    alice, bob = make_user(), make_user()
+    for user in (alice, bob):
+        seed_as(user, os.path.join(user.pw_dir, ".cache", "trusttool"))
+    many = os.path.join(alice.pw_dir, ".cache", "trusttool", "many")
+    as_user(alice, "sh", "-c", "mkdir -p '%s' && cd '%s' && seq 1 3000 | xargs touch" % (many, many))
+    stopper = ("import os, time\n"
+               "end = time.time() + 8\n"
+               "while time.time() < end:\n"
+               "    for pid in os.listdir('/proc'):\n"
+               "        if pid.isdigit() and int(pid) != os.getpid():\n"
+               "            try:\n"
+               "                if os.stat('/proc/' + pid).st_uid == os.getuid():\n"
+               "                    os.kill(int(pid), 19)\n"
+               "            except OSError:\n"
+               "                pass\n")
+    proc = subprocess.Popen(["runuser", "-u", alice.pw_name, "--", "python3", "-c", stopper], cwd="/")
+    time.sleep(1)
+    try:
+        result = run(params(targets=["trusttool"], profiles=PROFILE, users=[alice.pw_name, bob.pw_name]))
+    finally:
+        proc.wait(timeout=30)
+    assert not os.path.lexists(os.path.join(bob.pw_dir, ".cache", "trusttool"))
+    assert os.path.isdir(many)  # nothing of alice's was done by root instead
+    alices = [f for f in result["failures"] if f["path"].startswith(alice.pw_dir)]
+    assert alices and all("acting as %s" % alice.pw_name in f["error"] for f in alices), result["failures"]
+
+
+# ------------------------------------------------------------------------------------------ hf_cache
+
+def test_hf_cache_deletes_a_users_cache_with_that_users_rights(make_user, sandbox):
+    """A hub cache in alice's home: the deletions run as alice. A root-owned directory planted in a snapshot
+    (alice cannot write it) stays and is named; alice's own files of the repo go; bob's cache is not touched
+    by alice's child (and goes with bob's rights)."""
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run
+    from ansible_collections.residue.purge.tests.unit.support import hfgen
+
+    alice, bob = make_user(), make_user()
+    caches = {}
+    for user in (alice, bob):
+        cache = os.path.join(user.pw_dir, ".cache", "huggingface", "hub")
+        caches[user.pw_name] = (cache, hfgen.make_cache(cache, repos=2, seed=user.pw_uid % 97, max_file_size=4096))
+        subprocess.run(["chown", "-R", "-h", "%d:%d" % (user.pw_uid, user.pw_gid),
+                        os.path.join(user.pw_dir, ".cache")], check=True)
+    cache, repos = caches[alice.pw_name]
+    snapshot = os.path.join(repos[0].path, "snapshots", repos[0].commits[0])
+    planted = os.path.join(snapshot, "root-dir")
+    os.mkdir(planted, 0o755)
+    write(os.path.join(planted, "root-file"), "root's")
+    p = {"homes": [], "users": [alice.pw_name, bob.pw_name]}
+    actors = hf_run.cache_actors(p, [cache, caches[bob.pw_name][0]])
+    assert actors[cache].uid == alice.pw_uid and actors[caches[bob.pw_name][0]].uid == bob.pw_uid
+    sel = hf_plan.RepoSelection(patterns=[repos[0].repo_id, caches[bob.pw_name][1][0].repo_id], revisions="all")
+    result = hf_run.clean([cache, caches[bob.pw_name][0]], sel, actors=actors)
+    assert open(os.path.join(planted, "root-file")).read() == "root's"
+    assert any(f.startswith(os.path.join(planted, "root-file")) and "Permission denied" in f
+               for f in result["failures"]), result["failures"]
+    assert not os.path.exists(caches[bob.pw_name][1][0].path)  # bob's went, as bob
+    assert os.path.isdir(repos[1].path) and os.path.isdir(caches[bob.pw_name][1][1].path)
+    # and the same cache with root's rights (no actor) would have removed root's file: the test can fail
+    assert hf_run.cache_actors({"homes": [], "users": [alice.pw_name]}, ["/var/cache/x-hub"])["/var/cache/x-hub"].uid == 0
+
+
+# ------------------------------------------------------------------------------------------ pip_remove
+
+def test_pip_runs_a_user_site_or_home_environment_as_the_user_whoever_owns_its_files(make_user, sandbox):
+    """A user-site install (or a venv in a home) whose site dir root owns (root ran pip --user there, say) is
+    still the user's: pip runs with the user's uid, gid and all their groups, and what root put there stays."""
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    alice = make_user()
+    site = os.path.join(alice.pw_dir, ".local", "lib", "python3.99", "site-packages")
+    os.makedirs(site)  # root's
+    probe = "import os; print(os.getuid(), os.getgid(), sorted(os.getgroups()), os.environ['HOME'])"
+    for kind, path in (("user-site", os.path.join(alice.pw_dir, ".local")), ("venv", os.path.join(alice.pw_dir, ".local"))):
+        env = _pyenvs.PyEnv(path, "/usr/bin/python3", kind, alice.pw_name if kind == "user-site" else "root",
+                            [site], False)
+        assert _pyenvs.environment_user(env).uid == alice.pw_uid
+        rc, out, err = _pyenvs.run_in_environment(env, ["-c", probe])
+        assert rc == 0, err
+        uid, gid, rest = out.split(" ", 2)
+        assert (int(uid), int(gid)) == (alice.pw_uid, alice.pw_gid)
+        assert rest.strip().endswith(alice.pw_dir)
+        assert rest.startswith(str(sorted(set(os.getgrouplist(alice.pw_name, alice.pw_gid)))))
+    # a venv outside every home, owned by root, stays root's (system residue)
+    system = _pyenvs.PyEnv(sandbox, "/usr/bin/python3", "venv", "root", [sandbox], False)
+    assert _pyenvs.environment_user(system) is None
