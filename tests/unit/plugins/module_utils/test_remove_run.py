@@ -269,7 +269,6 @@ def test_a_failed_backup_keeps_an_existing_backup_directory_and_its_archives(tmp
     assert os.listdir(str(backups)) == ["older.tar.gz"]
 
 
-
 def test_profile_targets_with_a_backup_are_archived_and_removed(tmp_path):
     home = tmp_path / "home"
     (home / ".cache" / "bktool" / "m").mkdir(parents=True)
