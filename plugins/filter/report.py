@@ -180,6 +180,20 @@ def _spared(value, result, phase):
                           for p in _list(value)]}
 
 
+def _other_namespaces(value, result, phase):
+    """Matching processes of other PID namespaces (containers), left running: the operator must know a container
+    still runs the target."""
+    out = []
+    for p in _list(value):
+        where = "%s container %s" % (p.get("runtime"), p.get("container")) if p.get("runtime") else \
+            "another PID namespace"
+        detail = "runs in %s (cgroup %s, %s); not signalled (namespaces: all stops it)" % (
+            where, p.get("cgroup") or "?", p.get("namespace") or "?")
+        out.append({"phase": phase, "kind": "process", "item": "%s (pid %s)" % (p.get("name"), p.get("pid")),
+                    "reason": "other namespace", "detail": detail, "user": p.get("user")})
+    return {"held_back": out}
+
+
 def _stopped(why):
     def normalise(value, result, phase):
         return {"stopped": [{"phase": phase, "pid": p.get("pid"), "name": p.get("name"), "user": p.get("user"),
@@ -348,6 +362,7 @@ RESULT_KEYS = {
         "terminated": _stopped("matched"),
         "survivors": _failed_items,
         "spared": _spared,
+        "other_namespaces": _other_namespaces,  # containers still running the target: held back, never signalled
         "problems": _problems,
         "matched": None,  # what was signalled is in terminated, what was not in survivors and spared
     },

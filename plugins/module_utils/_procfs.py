@@ -136,3 +136,48 @@ def mount_namespace(pid, proc=PROC):
 def comm(pid, proc=PROC):
     """The process name as the kernel keeps it (OSError when gone)."""
     return read_text("%s/%d/comm" % (proc, pid)).rstrip("\n")
+
+
+def pid_namespace(pid, proc=PROC):
+    """The PID namespace of a process ('pid:[4026531836]'), or None when it cannot be read (gone, not ours, no
+    namespaces on this system)."""
+    try:
+        return os.readlink("%s/%s/ns/pid" % (proc, pid))
+    except OSError:
+        return None
+
+
+def cgroup_path(pid, proc=PROC):
+    """The cgroup of a process: the cgroup v2 path ('0::/...'), else the first non-root v1 path; None if unread."""
+    try:
+        lines = read_text("%s/%d/cgroup" % (proc, pid)).splitlines()
+    except OSError:
+        return None
+    paths = [line.split(":", 2)[2] for line in lines if line.count(":") >= 2]
+    unified = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
+    for path in unified + paths:
+        if path and path != "/":
+            return path
+    return paths[0] if paths else None
+
+
+# container runtimes as their cgroup paths show them (systemd and cgroupfs drivers)
+_CONTAINER_CGROUPS = (
+    ("docker", r"(?:/docker[-/]|docker-)([0-9a-f]{12,64})"),
+    ("containerd", r"cri-containerd[-:]([0-9a-f]{12,64})"),
+    ("cri-o", r"crio[-:]([0-9a-f]{12,64})"),
+    ("podman", r"libpod-(?:conmon-)?([0-9a-f]{12,64})"),
+    ("lxc", r"/lxc(?:\.payload)?[./]([^/]+)"),
+    ("systemd-nspawn", r"/machine\.slice/(?:systemd-nspawn@|machine-)([^/]+?)(?:\.service|\.scope)?(?:/|$)"),
+    ("kubernetes", r"/kubepods[^/]*/(?:[^/]+/)?pod([0-9a-f_-]+)"),
+)
+
+
+def container_of(cgroup):
+    """(runtime, id) of the container a cgroup path shows, or (None, None)."""
+    import re  # pylint: disable=import-outside-toplevel  # only when a foreign namespace is seen
+    for runtime, pattern in _CONTAINER_CGROUPS:
+        match = re.search(pattern, cgroup or "")
+        if match:
+            return runtime, match.group(1)
+    return None, None

@@ -307,14 +307,39 @@ def _wanted_users(users):
     return set(users)
 
 
-def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
+def own_namespace():
+    """This process's PID namespace ('pid:[...]'), or None where there is none to read (macOS, BSDs)."""
+    return _procfs.pid_namespace("self")
+
+
+def foreign_entry(info):
+    """A matched process of another PID namespace as the result lists it: the ProcInfo fields plus its namespace,
+    cgroup and the container runtime and id the cgroup shows (when it shows one)."""
+    cgroup = _procfs.cgroup_path(info.pid)
+    runtime, container = _procfs.container_of(cgroup)
+    entry = info.to_dict()
+    entry.update(namespace=_procfs.pid_namespace(info.pid), cgroup=printable(cgroup) if cgroup else None,
+                 runtime=runtime, container=container)
+    return entry
+
+
+def in_other_namespace(pid, own):
+    """True when pid is in a PID namespace other than own (False when either cannot be read)."""
+    if own is None:
+        return False
+    theirs = _procfs.pid_namespace(pid)
+    return theirs is not None and theirs != own
+
+
+def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None, others=None):
     """Processes matched by exact name, command-line regex or held paths (any of them), optionally only
     those of the given users. Never returns PID 1, kernel threads, zombies, this process or its ancestors.
 
     names: exact process names; cmdline: regex strings or compiled regexes searched in the space-joined argv;
     holding: absolute paths (processes whose exe, cwd, open files or maps lie under them); users: None/"all"
     or a list of user names. With no selector at all nothing is matched. If `spared` is a list, matches that
-    are protected (PID 1, this process, its ancestors) are appended to it instead of being returned.
+    are protected (PID 1, this process, its ancestors) are appended to it instead of being returned. If `others`
+    is a list, matches in another PID namespace than this process's (containers) are appended to it instead.
     """
     require_psutil()
     names = set(names or ())
@@ -325,6 +350,7 @@ def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
         return []
     protected = protected_pids()
     holders = macos_holders(roots) if roots and _platform.is_macos() else None
+    own = own_namespace() if others is not None else None
     found = []
     for proc in psutil.process_iter(["pid", "ppid", "name", "username", "cmdline", "create_time", "exe",
                                      "status"]):
@@ -347,7 +373,9 @@ def find_processes(names=(), cmdline=(), holding=(), users=None, spared=None):
         if not matched_by:
             continue
         match = ProcInfo(pid, info["ppid"], name, info["username"], argv, info["create_time"], matched_by, exe, proc)
-        if pid not in protected:
+        if own is not None and in_other_namespace(pid, own):
+            others.append(match)
+        elif pid not in protected:
             found.append(match)
         elif spared is not None:
             spared.append(match)
@@ -559,7 +587,8 @@ class _Stopper(object):
     supervisor), unless that is PID 1, an ancestor of this module or a system manager. After the last round
     everything is matched once more: what runs then is a survivor with outcome "respawned"."""
 
-    def __init__(self, signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window):
+    def __init__(self, signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window, namespaces="own"):
+        self.own_ns = own_namespace() if namespaces != "all" else None  # None: every namespace may be signalled
         self.signum = signum
         self.grace = float(grace)
         self.kill_after_grace = kill_after_grace
@@ -593,7 +622,7 @@ class _Stopper(object):
                 for child in descendants(info.proc, kids):
                     snap = snapshot(child, "child-of:%d" % info.pid)
                     if snap and not is_gone(child) and snap.pid not in self.protected \
-                            and self.key(snap) not in self.seen:
+                            and self.key(snap) not in self.seen and not in_other_namespace(snap.pid, self.own_ns):
                         self.seen.add(self.key(snap))
                         out.append(snap)
         out.sort(key=lambda i: 0 if i.matched_by.startswith("supervisor") else 1)
@@ -604,7 +633,8 @@ class _Stopper(object):
         if restarter is None or not self.tree:
             return False
         pid, _ctime, name = restarter
-        return pid > 1 and pid not in self.protected and name not in SYSTEM_MANAGERS and not is_kernel_thread(pid)
+        return pid > 1 and pid not in self.protected and name not in SYSTEM_MANAGERS and not is_kernel_thread(pid) \
+            and not in_other_namespace(pid, self.own_ns)
 
     def watching(self):
         return self.rematch is not None or self.tree
@@ -623,7 +653,7 @@ class _Stopper(object):
         out = []
         for pid, (_ppid, ctime, name) in table.items():
             if name in names and (pid, ctime) not in self.seen and (pid, ctime) not in found \
-                    and pid not in self.protected:
+                    and pid not in self.protected and not in_other_namespace(pid, self.own_ns):
                 try:
                     snap = snapshot(psutil.Process(pid), "look-alike")
                 except psutil.Error:
@@ -768,7 +798,7 @@ def _entry(info, signum, outcome, error=None):
 
 
 def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=True, check_mode=False,
-                   rematch=None, max_rounds=3, respawn_window=1.0):
+                   rematch=None, max_rounds=3, respawn_window=1.0, namespaces="own"):
     """Stop procs (ProcInfo or dicts with pid and create_time): send `signal` to all, wait up to `grace`
     seconds for all of them together, then SIGKILL survivors if kill_after_grace.
 
@@ -781,6 +811,8 @@ def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=T
     manager such as systemd). After the last round everything is matched once more: what runs then is a
     survivor with outcome "respawned", its parent chain (`parents`) and what restarted it (`restarted_by`).
     Cost: one respawn window per round in which something was signalled.
+    namespaces: "own" (default) never signals a descendant, look-alike or supervisor in another PID namespace than
+    this process's (the caller selects the matches themselves, see ProcessSelection); "all" lifts that.
 
     Returns (terminated, survivors): dicts with pid, ppid, name, user, cmdline, create_time, matched_by,
     signal and outcome (exited, killed or would_stop in check mode; survived or respawned for survivors, with
@@ -794,7 +826,7 @@ def stop_processes(procs, signal="TERM", grace=10, kill_after_grace=True, tree=T
         raise ValueError("respawn_window: expected a number of seconds >= 0, got %r" % (respawn_window,))
     if not isinstance(max_rounds, int) or max_rounds < 1:
         raise ValueError("max_rounds: expected an integer >= 1, got %r" % (max_rounds,))
-    stopper = _Stopper(signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window)
+    stopper = _Stopper(signum, grace, kill_after_grace, tree, rematch, max_rounds, respawn_window, namespaces)
     infos = [_as_procinfo(p) for p in procs]
     if check_mode:
         return [_entry(i, signum, "would_stop") for i in stopper.expand(infos)], []
@@ -807,7 +839,9 @@ class ProcessSelection(object):
     """What reap matches: the union of the chosen profiles' process patterns and the direct selectors, and
     for every match the profiles it belongs to. Built (and validated) before anything is signalled."""
 
-    def __init__(self, profiles=None, names=(), cmdline=(), holding=(), users=None):
+    def __init__(self, profiles=None, names=(), cmdline=(), holding=(), users=None, namespaces="own"):
+        self.namespaces = namespaces
+        self.others = []  # what find() matched in other PID namespaces (containers), each once
         self.per_target = {}
         all_names, all_regexes = set(names or ()), compile_patterns(cmdline, "cmdline")
         for target, profile in sorted((profiles or {}).items()):
@@ -825,7 +859,13 @@ class ProcessSelection(object):
         return not (self.names or self.regexes or self.roots)
 
     def find(self, spared=None):
-        return find_processes(self.names, self.regexes, self.roots, self.users, spared)
+        """Matches in this PID namespace (all namespaces with namespaces='all'); the others go to self.others."""
+        others = [] if self.namespaces != "all" else None
+        found = find_processes(self.names, self.regexes, self.roots, self.users, spared, others)
+        if others is not None:
+            known = set((o.pid, o.create_time) for o in self.others)
+            self.others.extend(o for o in others if (o.pid, o.create_time) not in known)
+        return found
 
     def targets_of(self, entry):
         """Names of the profiles whose patterns match entry (a ProcInfo or a result dict)."""
@@ -879,14 +919,17 @@ def selection_from(params):
     grace = params.get("grace", 10)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
         raise ValueError("grace: expected a number of seconds >= 0, got %r" % (grace,))
-    return ProcessSelection(profiles, names, cmdline, holding, None if users == "all" else users)
+    namespaces = params.get("namespaces") or "own"
+    if namespaces not in ("own", "all"):
+        raise ValueError("namespaces: expected 'own' or 'all', got %r" % (namespaces,))
+    return ProcessSelection(profiles, names, cmdline, holding, None if users == "all" else users, namespaces)
 
 
 def run(params, check_mode=False):
     """reap: match, then stop (or in check mode, list what would be stopped). The module's result; ValueError
     for bad options, before anything is signalled."""
     selection = selection_from(params)
-    result = dict(changed=False, matched=[], spared=[], terminated=[], survivors=[], problems=[])
+    result = dict(changed=False, matched=[], spared=[], terminated=[], survivors=[], other_namespaces=[], problems=[])
     if selection.empty():
         result["problems"].append("the chosen targets name no processes, so nothing was matched")
     spared = []
@@ -896,10 +939,19 @@ def run(params, check_mode=False):
     terminated, survivors = stop_processes(
         matched, signal=params["signal"], grace=params["grace"], kill_after_grace=params["kill_after_grace"],
         tree=params["tree"], check_mode=check_mode, rematch=selection.find,
-        respawn_window=params["respawn_window"])
+        respawn_window=params["respawn_window"], namespaces=selection.namespaces)
     for entry in terminated + survivors:
         entry["targets"] = selection.targets_of(entry)
-    result.update(terminated=terminated, survivors=survivors, changed=bool(terminated))
+    other_namespaces = [dict(foreign_entry(p), targets=selection.targets_of(p)) for p in selection.others
+                        if not is_gone(p.proc)]
+    result.update(terminated=terminated, survivors=survivors, changed=bool(terminated),
+                  other_namespaces=other_namespaces)
+    for entry in other_namespaces:
+        where = " (%s container %s)" % (entry["runtime"], entry["container"]) if entry["runtime"] else ""
+        result["problems"].append(
+            "pid %d (%s, user %s) matches but runs in another PID namespace%s, cgroup %s: not signalled, its "
+            "runtime owns it (namespaces=all stops it)" % (entry["pid"], entry["name"], entry["user"], where,
+                                                          entry["cgroup"]))
     if terminated or survivors:
         result["diff"] = {"before": describe_processes(terminated + survivors), "after": describe_processes(survivors),
                           "before_header": "processes", "after_header": "processes"}

@@ -105,6 +105,16 @@ options:
       - Not capped by O(grace). Every round in which something was signalled takes this long once more.
     type: float
     default: 5
+  namespaces:
+    description:
+      - Which PID namespaces to act in. With V(own) only processes of the module's own PID namespace
+        (C(/proc/PID/ns/pid)) are stopped; matching processes of other namespaces (containers) are listed in
+        RV(other_namespaces) and as problems, never signalled, since their runtime owns them. V(all) stops them
+        too.
+      - Descendants, look-alikes and supervisors in another namespace are never stopped with V(own) either.
+    type: str
+    choices: [own, all]
+    default: own
   tree:
     description:
       - Also stop the descendants of every matched process, and the ancestor that restarts a stopped process
@@ -221,6 +231,19 @@ spared:
   returned: always
   type: list
   elements: dict
+other_namespaces:
+  description:
+    - Matching processes of other PID namespaces (containers), left running because O(namespaces=own).
+    - Each has the keys of RV(matched), plus C(namespace) (V(pid:[inode])), C(cgroup) (its cgroup path), and
+      C(runtime) and C(container), the container runtime and id the cgroup shows (V(docker), V(containerd),
+      V(cri-o), V(podman), V(lxc), V(systemd-nspawn), V(kubernetes)), or V(null) when it shows none.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {pid: 9120, ppid: 9101, name: open-autoglm, user: root, cmdline: [open-autoglm, serve],
+       create_time: 1764161299.2, matched_by: name, targets: [open_autoglm], namespace: "pid:[4026532612]",
+       cgroup: /system.slice/docker-3f2a9c1b7d4e.scope, runtime: docker, container: 3f2a9c1b7d4e}
 problems:
   description: Conditions worth knowing that did not fail the task, also given as warnings.
   returned: always
@@ -246,6 +269,7 @@ def main():
         kill_after_grace=dict(type="bool", default=True),
         respawn_window=dict(type="float", default=5.0),
         tree=dict(type="bool", default=True),
+        namespaces=dict(type="str", default="own", choices=["own", "all"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not _procs.HAS_PSUTIL:

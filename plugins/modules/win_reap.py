@@ -111,6 +111,8 @@ attributes:
 notes:
   - Run as an administrator to stop every user's processes; others are reported as survivors and the task fails.
   - Services restart what they run; remove them first with M(residue.purge.autostart).
+  - The POSIX option O(namespaces) (PID namespaces, containers seen from the host) does not exist here; Windows
+    has no PID namespaces, so RV(other_namespaces) is never returned.
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
     C(docs/windows.md).
 seealso:
@@ -172,6 +174,13 @@ spared:
       ancestors (for example a pattern that also matches the C(ansible-playbook) command line).
     - Each has the keys of RV(matched) and a C(reason).
   returned: always
+  type: list
+  elements: dict
+other_namespaces:
+  description:
+    - Matching processes of other PID namespaces on POSIX hosts (see M(residue.purge.reap)). Windows has no PID
+      namespaces, so this is never returned there.
+  returned: never on Windows
   type: list
   elements: dict
 problems:

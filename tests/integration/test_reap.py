@@ -407,3 +407,32 @@ def test_missing_psutil_fails_with_one_clear_sentence(module_runner, procs, tmp_
     assert "apt install python3-psutil" in r["msg"] and "pip install psutil" in r["msg"]
     assert_no_traceback(r)
     assert alive(victim)
+
+
+def test_a_process_of_another_pid_namespace_is_reported_not_signalled_unless_asked(module_runner, procs):
+    """`unshare --pid --fork --mount-proc` runs the tagged daemon as PID 1 of a namespace of its own (as a
+    container would): reap lists it in other_namespaces and leaves it running; namespaces=all stops it."""
+    daemon = procs.link("contained")
+    outside = procs.sleeper("contained")  # the same program in our own namespace: stopped either way
+    inside = procs.start(["unshare", "--pid", "--fork", "--mount-proc", daemon, "600"], expect_name=procs.name(
+        "contained"))
+    contained = [pid for pid in procs.tagged("contained") if pid != outside.pid]
+    assert len(contained) == 1
+    contained = contained[0]
+    assert os.readlink("/proc/%d/ns/pid" % contained) != os.readlink("/proc/self/ns/pid")
+    r = module_runner("reap", {"names": [procs.name("contained")], "grace": 1, "respawn_window": 0.5})
+    assert not r.get("failed"), r.get("msg")
+    assert [t["pid"] for t in r["terminated"]] == [outside.pid]
+    assert [(o["pid"], o["namespace"]) for o in r["other_namespaces"]] == [
+        (contained, os.readlink("/proc/%d/ns/pid" % contained))]
+    entry = r["other_namespaces"][0]
+    assert entry["name"] == procs.name("contained") and entry["matched_by"] == "name" and "cgroup" in entry
+    assert any("another PID namespace" in p and str(contained) in p for p in r["problems"])
+    assert alive(inside) and psutil.Process(contained).status() != psutil.STATUS_ZOMBIE
+    # asked for: stopped (as PID 1 of its namespace it ignores TERM from outside, so it gets the SIGKILL)
+    r = module_runner("reap", {"names": [procs.name("contained")], "grace": 1, "respawn_window": 0.5,
+                               "namespaces": "all"})
+    assert not r.get("failed"), r.get("msg")
+    assert [(t["pid"], t["outcome"]) for t in r["terminated"]] == [(contained, "killed")]
+    assert r["other_namespaces"] == []
+    inside.wait(10)

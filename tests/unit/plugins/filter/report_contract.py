@@ -41,6 +41,7 @@ EXPECTED = {
     ("reap", "terminated"): ("stopped", ("name", "pid")),
     ("reap", "survivors"): ("failed", ("name", "pid", "error")),
     ("reap", "spared"): ("held_back", ("name", "pid")),
+    ("reap", "other_namespaces"): ("held_back", ("name", "pid", "cgroup")),
     ("reap", "problems"): ("problems", None),
     ("hf_cache", "deleted"): ("removed", ("repo_id", "cache")),
     ("hf_cache", "held_back"): ("held_back", ("repo_id", "cache", "reason", "detail")),

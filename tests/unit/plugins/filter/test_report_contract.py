@@ -187,3 +187,15 @@ def test_windows_paths_are_attributed_by_containment_without_regard_to_case():
     run = {"targets": ["ollama", "lmstudio"], "completed": True}
     record = host_record({"found": found, "removed": removed}, "win1", run)
     assert [i["target"] for i in record["removed"]] == ["ollama", "lmstudio", "unattributed"]
+
+
+def test_processes_of_other_namespaces_are_held_back_with_their_container():
+    from ansible_collections.residue.purge.plugins.filter.report import normalise  # pylint: disable=import-outside-toplevel
+    parts = normalise("reap", {"terminated": [], "survivors": [], "spared": [], "problems": [], "other_namespaces": [
+        {"pid": 9120, "name": "open-autoglm", "user": "root", "namespace": "pid:[4026532612]",
+         "cgroup": "/system.slice/docker-3f2a9c1b7d4e.scope", "runtime": "docker", "container": "3f2a9c1b7d4e"}]},
+        "stop")
+    [entry] = parts["held_back"]
+    assert entry["item"] == "open-autoglm (pid 9120)" and entry["reason"] == "other namespace"
+    assert "docker container 3f2a9c1b7d4e" in entry["detail"] and "/system.slice/docker-3f2a9c1b7d4e.scope" in \
+        entry["detail"]

@@ -88,3 +88,24 @@ def test_describe_processes_one_line_each():
     text = _procs.describe_processes([{"pid": 12, "user": "bob", "name": "b", "cmdline": ["b", "-x"]},
                                       {"pid": 3, "user": "al", "name": "a", "cmdline": []}])
     assert text == "3 al a: \n12 bob b: b -x\n"
+
+
+@pytest.mark.parametrize("cgroup,expected", [
+    ("/system.slice/docker-3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4.scope",
+     ("docker", "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4")),
+    ("/docker/3f2a9c1b7d4e", ("docker", "3f2a9c1b7d4e")),
+    ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-"
+     "abcdef0123456789.scope", ("containerd", "abcdef0123456789")),
+    ("/machine.slice/libpod-0123456789abcdef.scope/container", ("podman", "0123456789abcdef")),
+    ("/lxc.payload.web1/init.scope", ("lxc", "web1")),
+    ("/user.slice/user-1000.slice/session-3.scope", (None, None)),
+    (None, (None, None)),
+])
+def test_container_runtime_and_id_from_the_cgroup(cgroup, expected):
+    from ansible_collections.residue.purge.plugins.module_utils import _procfs  # pylint: disable=import-outside-toplevel
+    assert _procfs.container_of(cgroup) == expected
+
+
+def test_namespaces_option_is_validated():
+    with pytest.raises(ValueError, match="namespaces"):
+        _procs.selection_from({"names": ["x"], "namespaces": "host", "users": "all"})

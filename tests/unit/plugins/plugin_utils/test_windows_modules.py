@@ -47,7 +47,9 @@ CS_FILES = sorted(glob.glob(os.path.join(UTILS, "*.cs")))
 # and named in the win_<name>.py notes, and the roles must not pass it to Windows hosts (Ansible.Basic refuses an
 # unknown option). Usually better: accept it on Windows too and list it in NO_EFFECT_ON_WINDOWS.
 WINDOWS_ONLY_OPTIONS = {}
-POSIX_ONLY_OPTIONS = {}
+POSIX_ONLY_OPTIONS = {
+    "win_reap": {"namespaces": "PID namespaces (containers' processes seen from the host) exist only on Linux"},
+}
 # Options a Windows module accepts (its POSIX twin's) that do nothing there, each with the reason; each one's
 # win_<name>.py description says so. test_every_option_is_used_or_said_to_have_no_effect finds the others used.
 NO_EFFECT_ON_WINDOWS = {
