@@ -189,6 +189,8 @@ def _other_namespaces(value, result, phase):
             "another PID namespace"
         detail = "runs in %s (cgroup %s, %s); not signalled (namespaces: all stops it)" % (
             where, p.get("cgroup") or "?", p.get("namespace") or "?")
+        if p.get("paths"):
+            detail += "; holds %s" % ", ".join(p["paths"])
         out.append({"phase": phase, "kind": "process", "item": "%s (pid %s)" % (p.get("name"), p.get("pid")),
                     "reason": "other namespace", "detail": detail, "user": p.get("user")})
     return {"held_back": out}
@@ -396,6 +398,7 @@ RESULT_KEYS = {
         "terminated": _stopped("held deleted residue open"),
         "survivors": _failed_items,
         "spared": _spared,
+        "other_namespaces": _other_namespaces,  # holders in containers: held back, never signalled
         "remaining": _pinned_left,
         "problems": _problems,
         "pinned_bytes": None,  # per filesystem; the handles carry the bytes

@@ -519,13 +519,22 @@ def describe(handles):
     return "".join("%d %s fd=%s %s\n" % (h["pid"], h["name"], h["fd"], h["path"]) for h in handles)
 
 
-def holder_targets(commands, handles, protected):
-    """(targets, spared): ProcInfo of each holder still holding its files, and the holders never signalled."""
+def holder_targets(commands, handles, protected, own_ns=None, others=None):
+    """(targets, spared): ProcInfo of each holder still holding its files, and the holders never signalled.
+    With own_ns (a PID namespace), holders in another PID namespace are neither: they go to `others` (a list),
+    with their namespace, cgroup, container and the paths they hold."""
     targets, spared = [], []
     for holder in holders(handles):
         pid = holder["pid"]
         if pid in protected or _procs.is_kernel_thread(pid):
             spared.append(dict(holder, reason="protected: PID 1, this module or one of its ancestors"))
+            continue
+        if _procs.in_other_namespace(pid, own_ns):
+            if others is not None and pid not in set(o["pid"] for o in others):
+                cgroup = _procfs.cgroup_path(pid)
+                runtime, container = _procfs.container_of(cgroup)
+                others.append(dict(holder, namespace=_procfs.pid_namespace(pid), runtime=runtime, container=container,
+                                   cgroup=printable(cgroup) if cgroup else None))
             continue
         try:
             info = _procs.snapshot(_procs.psutil.Process(pid), "holding-deleted")
@@ -544,7 +553,9 @@ def terminate(params, check_mode, commands, handles, result, rescan):
     if not _procs.HAS_PSUTIL:
         return missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT
     protected = _procs.protected_pids()
-    targets, spared = holder_targets(commands, handles, protected)
+    own_ns = _procs.own_namespace() if params.get("namespaces", "own") != "all" else None
+    others = result.setdefault("other_namespaces", [])
+    targets, spared = holder_targets(commands, handles, protected, own_ns, others)
     result["spared"] = spared
     for entry in spared:
         result["problems"].append("pid %d (%s) holds deleted files but is never signalled: %s"
@@ -552,11 +563,18 @@ def terminate(params, check_mode, commands, handles, result, rescan):
     try:
         terminated, survivors = _procs.stop_processes(
             targets, signal=params["signal"], grace=params["grace"], tree=False,
-            check_mode=check_mode, rematch=lambda: holder_targets(commands, rescan(), protected)[0])
+            check_mode=check_mode, rematch=lambda: holder_targets(commands, rescan(), protected, own_ns, others)[0],
+            namespaces=params.get("namespaces", "own"))
     except ValueError as exc:
         return str(exc)
     result["terminated"], result["survivors"] = terminated, survivors
     result["changed"] = bool(terminated)
+    for entry in others:
+        where = " (%s container %s)" % (entry["runtime"], entry["container"]) if entry["runtime"] else ""
+        result["problems"].append("pid %d (%s) holds deleted files (%s) but runs in another PID namespace%s, cgroup "
+                                  "%s: not signalled (namespaces=all stops it)" % (
+                                      entry["pid"], entry["name"], ", ".join(entry["paths"][:5]), where,
+                                      entry["cgroup"]))
     return None
 
 
@@ -572,6 +590,8 @@ def _run(params, check_mode, commands):
     min_bytes = parse_size(params["min_bytes"], option="min_bytes")
     if params["grace"] < 0:
         raise ValueError("grace: expected a number of seconds >= 0, got %r" % (params["grace"],))
+    if params.get("namespaces", "own") not in ("own", "all"):
+        raise ValueError("namespaces: expected 'own' or 'all', got %r" % (params["namespaces"],))
     if params["action"] == "terminate":
         _procs.signal_number(params["signal"])
         check_terminate_roots(roots)
@@ -605,7 +625,7 @@ def _run(params, check_mode, commands):
                     fs.update(free_bytes_before=before[fs["filesystem"]], free_bytes_after=after[fs["filesystem"]],
                               freed_bytes=after[fs["filesystem"]] - before[fs["filesystem"]])
             result["remaining"] = public(scan(commands, roots, min_bytes)[0])
-            spared = set(entry["pid"] for entry in result["spared"])
+            spared = set(entry["pid"] for entry in result["spared"] + result.get("other_namespaces", []))
             unexplained = [h for h in result["remaining"] if h["pid"] not in spared]
             if unexplained:
                 result["problems"].append("still held after terminate: %s" % "; ".join(
@@ -615,10 +635,11 @@ def _run(params, check_mode, commands):
         result["diff"] = {"before": describe(handles), "after": after_text,
                           "before_header": "deleted files held", "after_header": "deleted files held"}
     elif params["action"] == "terminate":
-        result.update(terminated=[], survivors=[], spared=[], remaining=[])
+        result.update(terminated=[], survivors=[], spared=[], remaining=[], other_namespaces=[])
 
     result["_warnings"] = result["problems"]
-    held = [h for h in result.get("remaining", []) if h["pid"] not in set(e["pid"] for e in result.get("spared", []))]
+    held = [h for h in result.get("remaining", []) if h["pid"] not in set(
+        e["pid"] for e in result.get("spared", []) + result.get("other_namespaces", []))]
     if held and not result.get("survivors"):
         result["failure"] = "%d deleted file handle(s) are still held after terminate (see remaining)" % len(held)
     if result.get("survivors"):

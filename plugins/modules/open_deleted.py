@@ -63,6 +63,15 @@ options:
       - Seconds to wait for the holders to exit after O(signal) before they are killed with SIGKILL.
     type: float
     default: 10
+  namespaces:
+    description:
+      - Which PID namespaces O(action=terminate) acts in. With V(own) only holders in the module's own PID
+        namespace are stopped; holders in other namespaces (containers) are listed in RV(other_namespaces) and as
+        problems, never signalled, and what they hold is not a failure. V(all) stops them too.
+      - Every holder is listed in RV(handles) whatever its namespace.
+    type: str
+    choices: [own, all]
+    default: own
 extends_documentation_fragment:
   - residue.purge.attributes
 attributes:
@@ -162,6 +171,14 @@ spared:
   returned: when O(action=terminate)
   type: list
   elements: dict
+other_namespaces:
+  description:
+    - With O(action=terminate), holders in other PID namespaces (containers) left running because
+      O(namespaces=own), each with C(pid), C(name), C(user), C(handles), C(paths) (what it holds), C(namespace),
+      C(cgroup), and C(runtime) and C(container) as the cgroup shows them (V(null) when it shows none).
+  returned: when O(action=terminate)
+  type: list
+  elements: dict
 remaining:
   description: Handles found by a second scan after the holders were stopped (not in check mode). Any that is not
     held by a spared process fails the task.
@@ -202,6 +219,7 @@ def main():
             action=dict(type="str", choices=["report", "terminate"], default="report"),
             signal=dict(type="str", default="TERM"),
             grace=dict(type="float", default=10),
+            namespaces=dict(type="str", default="own", choices=["own", "all"]),
         ),
         supports_check_mode=True,
     )

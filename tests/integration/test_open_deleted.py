@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 
+import psutil
 import pytest
 import yaml
 from conftest import REPO, ansible_env
@@ -466,3 +467,32 @@ def test_over_ssh_on_a_lab_host_with_an_overlay_root(tmp_path):
         assert int(out["after"]) - int(out["before"]) == pinned        # measured by the play itself
     finally:
         subprocess.run(lab + ["down"], check=False, capture_output=True, timeout=120)
+
+
+def test_terminate_leaves_a_holder_of_another_pid_namespace_unless_asked(module_runner, holders, tmp_path):
+    """A holder started as PID 1 of its own PID namespace (unshare, as a container's process): terminate lists it
+    in other_namespaces with what it holds, does not signal it and does not fail; namespaces=all stops it."""
+    name = "odh-" + uuid.uuid4().hex[:10]
+    exe = os.path.join(str(tmp_path), name)
+    os.symlink(holders.python, exe)
+    inside = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", exe, "-c", HOLDER,
+                               "fd=%s/contained.bin:65536" % tmp_path], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    holders.procs.append(inside)
+    assert inside.stdout.readline().strip() == "ready"
+    [holder] = [p.pid for p in psutil.Process(inside.pid).children() if p.name() == name[:15]]
+    assert os.readlink("/proc/%d/ns/pid" % holder) != os.readlink("/proc/self/ns/pid")
+    result = module_runner("open_deleted", {"under": [str(tmp_path)], "action": "terminate", "grace": 1})
+    assert not result.get("failed"), result.get("msg")
+    assert result["terminated"] == [] and result["survivors"] == []
+    [other] = result["other_namespaces"]
+    assert other["pid"] == holder and other["paths"] == ["%s/contained.bin" % tmp_path]
+    assert other["namespace"] == os.readlink("/proc/%d/ns/pid" % holder)
+    assert any("another PID namespace" in p for p in result["problems"])
+    assert inside.poll() is None and psutil.Process(holder).is_running()
+    result = module_runner("open_deleted", {"under": [str(tmp_path)], "action": "terminate", "grace": 1,
+                                            "namespaces": "all"})
+    assert not result.get("failed"), result.get("msg")
+    assert [(t["pid"], t["outcome"]) for t in result["terminated"]] == [(holder, "killed")]  # init: TERM ignored
+    assert result["other_namespaces"] == [] and result["remaining"] == []
+    inside.wait(10)

@@ -55,6 +55,7 @@ EXPECTED = {
     ("open_deleted", "terminated"): ("stopped", ("name", "pid")),
     ("open_deleted", "survivors"): ("failed", ("name", "pid", "error")),
     ("open_deleted", "spared"): ("held_back", ("name", "pid")),
+    ("open_deleted", "other_namespaces"): ("held_back", ("name", "pid", "cgroup")),
     ("open_deleted", "remaining"): ("failed", ("path",)),
     ("open_deleted", "problems"): ("problems", None),
 }
