@@ -948,10 +948,9 @@ def run(params, check_mode=False):
                   other_namespaces=other_namespaces)
     for entry in other_namespaces:
         where = " (%s container %s)" % (entry["runtime"], entry["container"]) if entry["runtime"] else ""
-        result["problems"].append(
-            "pid %d (%s, user %s) matches but runs in another PID namespace%s, cgroup %s: not signalled, its "
-            "runtime owns it (namespaces=all stops it)" % (entry["pid"], entry["name"], entry["user"], where,
-                                                          entry["cgroup"]))
+        text = ("pid %d (%s, user %s) matches but runs in another PID namespace%s, cgroup %s: not signalled, its "
+                "runtime owns it (namespaces=all stops it)")
+        result["problems"].append(text % (entry["pid"], entry["name"], entry["user"], where, entry["cgroup"]))
     if terminated or survivors:
         result["diff"] = {"before": describe_processes(terminated + survivors), "after": describe_processes(survivors),
                           "before_header": "processes", "after_header": "processes"}
