@@ -216,13 +216,20 @@ def find_target_processes(selected, problems):
         problems.add("processes not listed: %s" % e)
         return []
     found = []
+    table = None
     for name in sorted(selected):
         names, cmdline = _procs.profile_matchers(selected[name])
         if not names and not cmdline:
             continue
         for p in _procs.find_processes(names=names, cmdline=cmdline):
+            table = table if table is not None else _procs.process_table()
+            by = _procs.restarter_in(p.pid, table)
             found.append({"pid": p.pid, "ppid": p.ppid, "name": p.name, "user": p.user,
-                          "cmdline": [printable(a) for a in p.cmdline], "target": name})
+                          "cmdline": [printable(a) for a in p.cmdline], "target": name,
+                          # where it came from: verify names what brought a stopped target back
+                          "parents": [{"pid": a_pid, "name": printable(a_name)}
+                                      for a_pid, _ctime, a_name in _procs.lineage(p.pid, table)],
+                          "restarted_by": {"pid": by[0], "name": printable(by[2])} if by else None})
     return found
 
 

@@ -562,6 +562,18 @@ def lineage(pid, table):
     return chain
 
 
+def restarter_in(pid, table):
+    """The ancestor that started pid, as (pid, create_time, name): the nearest one that is older than pid by more
+    than a second (a wrapper shell born with it is skipped: what restarted it was running before). None if unknown."""
+    entry = table.get(pid)
+    if entry is None or entry[1] is None:
+        return None
+    for ancestor in lineage(pid, table):
+        if ancestor[1] is not None and ancestor[1] < entry[1] - 1.0:
+            return ancestor
+    return None
+
+
 def describe_chain(chain):
     """'bash (pid 12) < sh (pid 3) < systemd (pid 1)': a parent chain, nearest first."""
     return " < ".join("%s (pid %d)" % (printable(name), pid) for pid, _ctime, name in chain) or "none"

@@ -111,7 +111,7 @@ attributes:
 notes:
   - Run as an administrator to stop every user's processes; others are reported as survivors and the task fails.
   - Services restart what they run; remove them first with M(residue.purge.autostart).
-  - The POSIX option O(namespaces) (PID namespaces, containers seen from the host) does not exist here; Windows
+  - The POSIX option O(residue.purge.reap#module:namespaces) (PID namespaces, containers seen from the host) does not exist here; Windows
     has no PID namespaces, so RV(other_namespaces) is never returned.
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
     C(docs/windows.md).

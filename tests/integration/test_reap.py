@@ -24,6 +24,8 @@ import uuid
 
 import psutil
 import pytest
+import yaml
+from conftest import ansible_env
 
 SLEEP = shutil.which("sleep")
 PYTHON = "/usr/bin/python3"
@@ -436,3 +438,34 @@ def test_a_process_of_another_pid_namespace_is_reported_not_signalled_unless_ask
     assert [(t["pid"], t["outcome"]) for t in r["terminated"]] == [(contained, "killed")]
     assert r["other_namespaces"] == []
     inside.wait(10)
+
+
+def test_verify_fails_the_host_naming_a_target_that_came_back_its_parent_chain_and_restarter(procs, tmp_path):
+    """The purge's verify phase looks at the processes again: a target restarted after the stop phase (here: by a
+    shell loop, through a wrapper shell born with it) fails the host with its PID, parent chain and restarter."""
+    daemon = procs.link("daemon")
+    loop = procs.script("loop", "while true; do\n  /bin/sh -c '%s 600; true'\n  sleep 0.1\ndone\n" % daemon)
+    supervisor = procs.start(["/bin/bash", loop], expect_name=procs.name("daemon"))
+    time.sleep(1.5)  # the loop runs well before the restart: it is the restarter, not the wrapper born with it
+    [first] = procs.tagged("daemon")
+    os.kill(first, signal.SIGKILL)  # the stop phase did its work ...
+    wait_for(lambda: [p for p in procs.tagged("daemon") if p != first])  # ... and the loop brought it back
+    [again] = procs.tagged("daemon")
+    wrapper = psutil.Process(again).ppid()
+    assert psutil.Process(wrapper).ppid() == supervisor.pid
+    home = tmp_path / "home"
+    home.mkdir()
+    play = [{"hosts": "localhost", "gather_facts": True, "tasks": [{"ansible.builtin.include_role": {
+        "name": "residue.purge.verify"}}], "vars": {
+            "ansible_python_interpreter": sys.executable, "residue_targets": ["rp_daemon"],
+            "residue_profiles": {"rp_daemon": {"processes": {"names": [procs.name("daemon")]}}},
+            "residue_homes": [str(home)], "verify_roots": []}}]
+    playbook = tmp_path / "verify.yml"
+    playbook.write_text(yaml.safe_dump(play))
+    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)], env=ansible_env(),
+                          capture_output=True, text=True, timeout=600, check=False)
+    msg = proc.stdout
+    assert "TASK [residue.purge.verify : Record why verification failed]" in msg, msg
+    assert "came back after the sweep: pid %d %s" % (again, procs.name("daemon")) in msg, msg
+    assert "parent chain sh (pid %d) < bash (pid %d) < " % (wrapper, supervisor.pid) in msg, msg
+    assert "restarted by bash (pid %d))" % supervisor.pid in msg, msg
