@@ -38,6 +38,7 @@ SLOTS = {
     "autostart": ("autostart", "stop"),
     "reaped": ("reap", "stop"),
     "hf": ("hf_cache", "sweep"),
+    "budget": ("model_budget", "sweep"),
     "removed": ("remove", "sweep"),
     "pip": ("pip_remove", "sweep"),
     "pinned": ("open_deleted", "verify"),
@@ -277,6 +278,19 @@ def _hf_store_swept(value, result, phase):
                         for item in _list(value)]}
 
 
+def _budget_removed(value, result, phase):
+    """model_budget's removals across stores: each one a removed item of its kind."""
+    return {"removed": [{"kind": "path" if item.get("kind") == "torch_hub" else item.get("kind"), "target": None,
+                         "path": item.get("path"), "repo_id": item.get("name"), "cache": item.get("store"),
+                         "bytes": int(item.get("freed_bytes") or 0)} for item in _list(value)]}
+
+
+def _budget_held_back(value, result, phase):
+    return {"held_back": [{"phase": phase, "kind": h.get("kind"), "item": "%s in %s" % (h.get("name"), h.get("store")),
+                           "cache": h.get("store"), "repo_id": h.get("name"), "reason": h.get("reason"),
+                           "detail": h.get("detail") or ""} for h in _list(value)]}
+
+
 def _hf_held_back(value, result, phase):
     return {"held_back": [{"phase": phase, "kind": "hf_repo", "item": "%s in %s" % (h.get("repo_id"), h.get("cache")),
                            "cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
@@ -379,6 +393,18 @@ RESULT_KEYS = {
         "blobs_kept_shared": None,
         "caches": None,  # sizes before/after; over budget is also a problem line
     },
+    "model_budget": {
+        "removed": _budget_removed,
+        "held_back": _budget_held_back,
+        "failures": _failed_items,
+        "problems": _problems,  # includes stores still over the budget
+        "freed_bytes": None,  # the sum of removed[].freed_bytes
+        "stores": None,  # sizes before; the removals carry the bytes
+        "max_size": None,
+        "bytes_before": None,
+        "bytes_after": None,
+        "over_budget": None,  # also a problem line
+    },
     "remove": {
         "removed": _removed_paths,
         "failures": _failed_items,
@@ -445,10 +471,11 @@ def host_record(results, host, run):
     default_target = targets[0] if len(targets) == 1 else "unattributed"
     pip_targets = dict(((p["name"], p["environment"]), p["target"]) for p in found.get("packages", []))
 
-    def gather(part, slots=("autostart", "reaped", "hf", "removed", "pip", "pinned")):
+    def gather(part, slots=("autostart", "reaped", "hf", "budget", "removed", "pip", "pinned")):
         return [entry for slot in slots for entry in parts[slot].get(part, [])]
 
-    removed_items = parts["removed"].get("removed", []) + parts["hf"].get("removed", []) + parts["pip"].get("removed", [])
+    removed_items = (parts["removed"].get("removed", []) + parts["hf"].get("removed", [])
+                     + parts["budget"].get("removed", []) + parts["pip"].get("removed", []))
     for item in removed_items:
         if item["kind"] == "pip":
             item["target"] = pip_targets.get((item.pop("name"), item["path"])) or default_target

@@ -161,8 +161,9 @@ def cache_locations(params):
         protected = _profiles.protected_paths(users, contexts)
         for context in contexts:
             for r in _profiles.resolve_paths("modelscope", profile, context, protected):
-                found.append((r.path, r.user, r.source))
-                found.append((os.path.join(r.path, "hub"), r.user, r.source))  # modelscope's own default
+                # modelscope's own default is <cache>/hub: the models are there when it exists
+                hub = os.path.join(r.path, "hub")
+                found.append((hub if os.path.isdir(hub) and not os.path.islink(hub) else r.path, r.user, r.source))
     out, seen = [], set()
     for path, user, source in found:
         try:

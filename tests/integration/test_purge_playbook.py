@@ -149,3 +149,38 @@ def test_prune_sweeps_unreferenced_shared_store_payloads(tmp_path):
                 assert f.read()
     fleet, hosts, _latest = load_run(report)
     assert hosts["good"]["freed_bytes"] > 0
+
+
+def test_prune_max_size_is_one_budget_per_host_across_stores(tmp_path):
+    """prune.yml with residue_prune_max_size: the least recently used models go first, whatever the store (an old
+    Ollama model and an old torch checkpoint before a fresher Hugging Face repo), until the host fits."""
+    import sys
+    import time
+    sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
+    from ansible_collections.residue.purge.tests.unit.support import hfgen, ollamagen
+
+    now = time.time()
+    home = tmp_path / "home" / "budgeter"
+    hub = str(home / ".cache" / "huggingface" / "hub")
+    repo = hfgen.add_repo(hub, "org/fresh", revisions=1, files_per_revision=2)
+    ollama = str(home / ".ollama" / "models")
+    ollamagen.model(ollama, "old:1b", [b"cfg-old", b"O" * 50000], mtime=now - 300 * 86400)
+    for name in ollamagen.blob_names(ollama):
+        os.utime(os.path.join(ollama, "blobs", name), (now - 300 * 86400,) * 2)
+    checkpoint = home / ".cache" / "torch" / "hub" / "checkpoints" / "old.pth"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"t" * 40000)
+    os.utime(str(checkpoint), (now - 200 * 86400,) * 2)
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("good ansible_connection=local ansible_python_interpreter=%s\n" % VENV_PYTHON)
+    report = tmp_path / "report"
+    extra = {"residue_homes": [str(home)], "residue_report_dir": str(report), "residue_prune_older_than": "3650d",
+             "residue_prune_max_size": "20000"}
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), os.path.join(REPO, "playbooks", "prune.yml"),
+                           "-e", json.dumps(extra)], env=ansible_env(), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert ollamagen.blob_names(ollama) == [] and not checkpoint.exists()
+    assert os.path.isdir(repo.path)  # the fresh repo fits the budget once the two older models are gone
+    fleet, hosts, _latest = load_run(report)
+    assert hosts["good"]["freed_bytes"] >= 50007 + 40000
