@@ -145,7 +145,7 @@ def plan_cache(models, selection, held_of):
     return chosen, held_back, total
 
 
-def cache_locations(params):
+def cache_locations(params, problems=None):
     found = []
     for path in params.get("cache_dirs") or []:
         if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
@@ -157,13 +157,13 @@ def cache_locations(params):
     if discover:
         profile = _profiles.load_profiles(params.get("profiles"))["modelscope"]
         users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
-        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
-        protected = _profiles.protected_paths(users, contexts)
-        for context in contexts:
-            for r in _profiles.resolve_paths("modelscope", profile, context, protected):
-                # modelscope's own default is <cache>/hub: the models are there when it exists
-                hub = os.path.join(r.path, "hub")
-                found.append((hub if os.path.isdir(hub) and not os.path.islink(hub) else r.path, r.user, r.source))
+        # environment values vetted per user, refused ones and paths they would make protected reported
+        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
+                                               problems=problems)
+        for r in _profiles.resolve_all({"modelscope": profile}, users, contexts, problems):
+            # modelscope's own default is <cache>/hub: the models are there when it exists
+            hub = os.path.join(r.path, "hub")
+            found.append((hub if os.path.isdir(hub) and not os.path.islink(hub) else r.path, r.user, r.source))
     out, seen = [], set()
     for path, user, source in found:
         try:
@@ -196,10 +196,11 @@ def selection_from(params, now=None):
 
 def run(params, check_mode=False, now=None):
     selection = selection_from(params, now)
-    locations = cache_locations(params)
+    env_problems = []
+    locations = cache_locations(params, env_problems)
     force = params.get("force", False)
     one_fs = params.get("one_file_system", True)
-    problems = []
+    problems = env_problems  # environment values not used come first
     state = {"open": False}
 
     def opened():

@@ -530,7 +530,7 @@ def execute(plan, held_of):
 
 # ------------------------------------------------------------------------------------------ one run
 
-def store_locations(params):
+def store_locations(params, problems=None):
     """[(path, user, source)] of the Ollama models dirs: given ones, else every user's ~/.ollama/models, the
     service's, and OLLAMA_MODELS from each user's environment (running processes included, a process's value
     only for its own user's paths, as the profiles resolve it)."""
@@ -545,12 +545,12 @@ def store_locations(params):
     if discover:
         profile = _profiles.load_profiles(params.get("profiles"))["ollama"]
         users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
-        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True))
-        protected = _profiles.protected_paths(users, contexts)
-        for context in contexts:
-            for r in _profiles.resolve_paths("ollama", profile, context, protected):
-                source = "default" if "{env:" not in r.template else "%s (OLLAMA_MODELS)" % r.source
-                found.append((r.path, r.user, source))
+        # environment values vetted per user, refused ones and paths they would make protected reported
+        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
+                                               problems=problems)
+        for r in _profiles.resolve_all({"ollama": profile}, users, contexts, problems):
+            source = "default" if "{env:" not in r.template else "%s (OLLAMA_MODELS)" % r.source
+            found.append((r.path, r.user, source))
     out, seen = [], set()
     for path, user, source in found:
         if not os.path.isdir(path):
@@ -585,11 +585,12 @@ def _model_entry(store, m):
 
 def run(params, check_mode=False, now=None):
     selection = selection_from(params, now)
-    locations = store_locations(params)
+    env_problems = []
+    locations = store_locations(params, env_problems)
     force = params.get("force", False)
     roots = sorted(set(os.path.realpath(p) for p, _u, _s in locations))
     open_files = {"value": False}
-    problems = []
+    problems = env_problems  # environment values not used come first
 
     def opened():
         if open_files["value"] is False:

@@ -264,3 +264,30 @@ def test_a_dotdot_in_a_value_is_refused_not_resolved(host):
     bob = host["bob"]
     assert vet(bob, bob.home + "/x/..") == (None, "'%s/x/..' must not contain '..'" % bob.home)
     assert vet(bob, "~/../carol")[0] is None
+
+
+def test_model_stores_found_from_environments_are_vetted_too(host):
+    """ollama_models and modelscope_models find stores from environments: mallory-style values there are
+    refused and reported, and bob's MODELSCOPE_CACHE=$HOME (a protected directory) no longer fails the task."""
+    from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama
+    bob, carol, top = host["bob"], host["carol"], host["top"]
+    owned(top + "/srv/bobdata/ollama", BOB_UID)
+    os.makedirs(top + "/srv/shared/ollama", exist_ok=True)
+    params = {"homes": [bob.home, carol.home], "users": "all", "profiles": {}, "discover": True,
+              "scan_processes": True}
+    procs = [spawn(BOB_UID, {"OLLAMA_MODELS": top + "/srv/shared/ollama", "TMPDIR": "/tmp"}),
+             spawn(BOB_UID, {"OLLAMA_MODELS": top + "/srv/bobdata/ollama", "TMPDIR": "/tmp"}),
+             spawn(BOB_UID, {"MODELSCOPE_CACHE": bob.home, "TMPDIR": "/tmp"})]
+    try:
+        ollama_problems, modelscope_problems = [], []
+        stores = [p for p, _u, _s in _ollama.store_locations(dict(params, models_dirs=[]), ollama_problems)]
+        _modelscope.cache_locations(dict(params, cache_dirs=[]), modelscope_problems)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert top + "/srv/bobdata/ollama" in stores and top + "/srv/shared/ollama" not in stores
+    assert any("environment of process %d (user %d): OLLAMA_MODELS=%s/srv/shared/ollama is not used: "
+               % (procs[0].pid, BOB_UID, top) in p for p in ollama_problems), ollama_problems
+    assert any("environment of process %d (user %d): profile 'modelscope'" % (procs[2].pid, BOB_UID) in p
+               and "is a protected directory" in p for p in modelscope_problems), modelscope_problems
