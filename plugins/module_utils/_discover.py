@@ -99,16 +99,21 @@ def find_hub_caches(contexts, extra_caches, problems):
     found = {}
     candidates = []
     for context in contexts:
-        candidates.extend(_profiles.hub_cache_locations(context))
-    candidates.extend((path, "option extra_hf_caches") for path in extra_caches)
-    for path, source in candidates:
+        candidates.extend((path, source, context.user) for path, source in _profiles.hub_cache_locations(context))
+    candidates.extend((path, "option extra_hf_caches", None) for path in extra_caches)
+    for path, source, user in candidates:
         if not os.path.isdir(path):
             if source.startswith("option"):
                 problems.add("extra_hf_caches: %s is not a directory" % path)
             continue
         # The configured cache root may itself be a symlink (a cache moved to a data disk); inside it nothing
-        # is ever followed.
+        # is ever followed. A user's cache root counts only where it really is that user's (docs/trust.md).
         real = os.path.realpath(path)
+        if user is not None:
+            real, why = _profiles.vet_location(user, path)
+            if real is None:
+                problems.add("HF hub cache of user %s (%s) is not used: %s" % (user.name, source, why))
+                continue
         entry = found.get(real)
         if entry is None:
             found[real] = {"path": real, "user": _profiles.owner_name(real), "source": source, "sources": [source],

@@ -590,6 +590,22 @@ def vet_value(user, name, value, home_identity=None):
     return path, why
 
 
+def vet_location(user, path):
+    """(real path, None) when a cache root resolved for user (a default such as ~/.cache/huggingface/hub, or
+    one an accepted variable names) may be used for that user, else (None, why not).
+
+    A cache root may be a symlink the user made to their own data (~/.cache/huggingface -> /data/alice/hf):
+    what counts is where it really is, which must be in the user's home or owned by the user, as for
+    environment values. So a user's ~/.cache/huggingface -> /srv/models (root's system cache) is refused."""
+    real = os.path.realpath(path)
+    found, why, owner = _vet(user, "cache", real, _own_home_identity(user))
+    if found is None:
+        if owner is not None:
+            why = "%s, not by %s, and is not in %s's home" % (why, user.name, user.name)
+        return None, "%s is %s: %s" % (path, real, why) if real != path else why
+    return found, None
+
+
 def vet_environment(user, environ, describe, problems=None, home_identity=None):
     """The part of one cache environment that user may use: every variable vet_value() accepts, with its
     location as the value; each refused one becomes a problem '<describe>: NAME=value is not used: why'."""

@@ -40,6 +40,7 @@ DECOYS = ("/etc/open-autoglm/system.yaml", "/var/lib/open-autoglm/state.db", "/u
           "/srv/models/hub/models--zai-org--AutoGLM-Phone-9B/blobs/" + "cd" * 32,
           "/srv/models/hub/models--BAAI--bge-small/blobs/" + "cd" * 32,
           "/root/trustenv-hf/hub/models--zai-org--AutoGLM-Phone-9B/blobs/" + "cd" * 32,
+          "/var/lib/huggingface/hub/models--zai-org--AutoGLM-Phone-9B/blobs/" + "cd" * 32,
           "/home/alice/projects/thesis.tex", "/home/alice/keep/open-autoglm/notes.txt",
           "/home/alice/data/hub/weights.pt", "/home/alice/old-cache/pip/x")
 
@@ -80,8 +81,17 @@ def adhoc(inventory, module, args):
     return result
 
 
+def attackers_alive(lab):
+    """Every attacker process is still there (a run without them would prove nothing)."""
+    pids = sorted(lab["pids"].values())
+    out = adhoc(lab["inventory"], "ansible.builtin.command", {"argv": ["ps", "-o", "pid=", "-p",
+                                                                       ",".join(map(str, pids))]})["stdout"]
+    assert sorted(int(p) for p in out.split()) == pids, "attacker processes gone: %s" % out
+
+
 def playbook(lab, name, extra, report_dir):
     """ansible-playbook residue.purge.<name> on the lab host: (process, the host's JSON record, snapshot diff)."""
+    attackers_alive(lab)
     before = snapshot()
     extra = dict(extra, residue_report_dir=str(report_dir))
     proc = subprocess.run(["ansible-playbook", "-i", lab["inventory"], "residue.purge." + name, "-e",
@@ -206,11 +216,15 @@ def test_a_setuid_process_lends_no_root_authority(lab, purged, pruned):
 
 def test_own_symlinks_to_root_directories_are_not_followed(purged, pruned):
     """trudy's ~/.config -> /etc, ~/.cache -> /var/lib, ~/.local -> /usr: {user_config}/open-autoglm would be
-    /etc/open-autoglm, {pip_cache} /var/lib/pip. Refused, named, and the runs still succeed."""
+    /etc/open-autoglm, {pip_cache} /var/lib/pip, her HF hub cache root's /var/lib/huggingface/hub (whose AutoGLM
+    the purge would drop). Refused, named, and the runs still succeed."""
     for run, links in ((purged, (".config", ".cache", ".local")), (pruned, (".cache",))):
         assert run["record"]["status"] == "ok", run["record"]
         for link in links:
             assert "/home/trudy/%s is a symlink owned by trudy" % link in run["problems"], run["problems"]
+        # her default HF hub cache (~/.cache/huggingface/hub) is really root's /var/lib/huggingface/hub
+        assert ("HF hub cache of user trudy (default) is not used: /home/trudy/.cache/huggingface/hub is "
+                "/var/lib/huggingface/hub: /var/lib/huggingface/hub is owned by root, not by trudy") in run["problems"]
         assert not [p for p in run["changed"] if below(p, ["/etc", "/var", "/usr", "/home/trudy"])]
 
 

@@ -35,11 +35,16 @@ def chown_tree(top, uid):
     os.lchown(top, uid, uid)
 
 
+UIDS = {"alice": 47301, "carol": 47302, "mallory": 47303, "trudy": 47304, "eve": 47305}
+
+
 def user(name):
+    """A user of the lab host with a uid no test on the machine itself uses: a lab host's processes are visible
+    from the machine's PID namespace, so a test there that ends a uid's processes must not hit these."""
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
+        subprocess.run(["useradd", "-m", "-u", str(UIDS[name]), "-s", "/bin/sh", name], check=True)
         return pwd.getpwnam(name)
 
 
@@ -100,6 +105,7 @@ def main():
     hf_repo("/srv/models/hub", "zai-org/AutoGLM-Phone-9B", b"system weights\n")
     hf_repo("/srv/models/hub", "BAAI/bge-small", b"other weights\n")
     hf_repo("/root/trustenv-hf/hub", "zai-org/AutoGLM-Phone-9B", b"root weights\n")
+    hf_repo("/var/lib/huggingface/hub", "zai-org/AutoGLM-Phone-9B", b"service weights\n")  # trudy's ~/.cache/huggingface/hub
     # the attackers' own residue (theirs to lose)
     for pw in (mallory, eve):
         write(pw.pw_dir + "/.cache/open-autoglm/mine.db", "%s's own\n" % pw.pw_name, pw.pw_uid)

@@ -239,11 +239,19 @@ def _cache_dirs(params, problems=None):
     if discover:
         users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
         for context in _profiles.user_environments(users, problems=problems):
-            for path, _source in _profiles.hub_cache_locations(context):
-                if is_hub_cache(path):
-                    claims.setdefault(path, {})[context.user.uid] = context.user
-                if path not in dirs and is_hub_cache(path):
-                    dirs.append(path)
+            for path, source in _profiles.hub_cache_locations(context):
+                if not is_hub_cache(path):
+                    continue
+                # a user's cache root counts where it really is, if that is theirs (docs/trust.md)
+                real, why = _profiles.vet_location(context.user, path)
+                if real is None:
+                    if problems is not None:
+                        problems.append("HF hub cache of user %s (%s) is not used: %s" % (
+                            context.user.name, source, why))
+                    continue
+                claims.setdefault(real, {})[context.user.uid] = context.user
+                if real not in dirs:
+                    dirs.append(real)
     return dirs, claims
 
 

@@ -291,3 +291,21 @@ def test_model_stores_found_from_environments_are_vetted_too(host):
                % (procs[0].pid, BOB_UID, top) in p for p in ollama_problems), ollama_problems
     assert any("environment of process %d (user %d): profile 'modelscope'" % (procs[2].pid, BOB_UID) in p
                and "is a protected directory" in p for p in modelscope_problems), modelscope_problems
+
+
+def test_a_hub_cache_root_counts_where_it_really_is(host):
+    """A user may move their HF cache with a symlink to their own data; a symlink to root's cache (a system
+    hub in /srv) is refused: discover used to list, and the purge to empty, whatever the link pointed at."""
+    bob, top = host["bob"], host["top"]
+    owned(bob.home + "/.cache", BOB_UID)
+    owned(top + "/srv/bobdata/hf", BOB_UID)
+    os.makedirs(top + "/srv/shared/hub", exist_ok=True)
+    os.symlink(top + "/srv/bobdata/hf", bob.home + "/.cache/huggingface")
+    os.lchown(bob.home + "/.cache/huggingface", BOB_UID, BOB_UID)
+    assert P.vet_location(bob, bob.home + "/.cache/huggingface") == (top + "/srv/bobdata/hf", None)
+    os.symlink(top + "/srv/shared/hub", bob.home + "/.cache/hub-link")
+    os.lchown(bob.home + "/.cache/hub-link", BOB_UID, BOB_UID)
+    assert P.vet_location(bob, bob.home + "/.cache/hub-link") == (None, "%s/.cache/hub-link is %s/srv/shared/hub: "
+                                                                   "%s/srv/shared/hub is owned by root, not by bob, "
+                                                                   "and is not in bob's home" % (bob.home, top, top))
+    assert P.vet_location(bob, bob.home + "/.cache") == (bob.home + "/.cache", None)
