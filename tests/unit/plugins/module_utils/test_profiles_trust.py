@@ -305,7 +305,7 @@ def test_a_hub_cache_root_counts_where_it_really_is(host):
     assert P.vet_location(bob, bob.home + "/.cache/huggingface") == (top + "/srv/bobdata/hf", None)
     os.symlink(top + "/srv/shared/hub", bob.home + "/.cache/hub-link")
     os.lchown(bob.home + "/.cache/hub-link", BOB_UID, BOB_UID)
-    assert P.vet_location(bob, bob.home + "/.cache/hub-link") == (None, "%s/.cache/hub-link is %s/srv/shared/hub: "
-                                                                   "%s/srv/shared/hub is owned by root, not by bob, "
-                                                                   "and is not in bob's home" % (bob.home, top, top))
+    why = ("%s/.cache/hub-link is %s/srv/shared/hub: %s/srv/shared/hub is owned by root, not by bob, and is not in "
+           "bob's home" % (bob.home, top, top))
+    assert P.vet_location(bob, bob.home + "/.cache/hub-link") == (None, why)
     assert P.vet_location(bob, bob.home + "/.cache") == (bob.home + "/.cache", None)
