@@ -119,27 +119,33 @@ def _torch_candidates(path, one_fs):
     return total, out, problems
 
 
-def _locations(params):
+def _locations(params, problems=None):
     homes, users = params.get("homes") or None, params.get("users", "all")
     scan = params.get("scan_processes", True)
     base = {"homes": params.get("homes") or [], "users": users, "scan_processes": scan,
             "profiles": params.get("profiles") or {}, "discover": True}
-    ollama = [p for p, _u, _s in _ollama.store_locations(dict(base, models_dirs=[]))]
-    modelscope = [p for p, _u, _s in _modelscope.cache_locations(dict(base, cache_dirs=[]))]
+    ollama = [p for p, _u, _s in _ollama.store_locations(dict(base, models_dirs=[]), problems)]
+    modelscope = [p for p, _u, _s in _modelscope.cache_locations(dict(base, cache_dirs=[]), problems)]
     torch, hf = [], []
     profile = _profiles.load_profiles(params.get("profiles"))["torch_hub"]
     users_list = _profiles.list_users(homes, users)
-    contexts = _profiles.user_environments(users_list, scan_processes=scan)
-    protected = _profiles.protected_paths(users_list, contexts)
+    # environment values and cache roots vetted per user as everywhere (docs/trust.md); what is refused is
+    # reported (each store module's own refusals once: duplicates are dropped below)
+    contexts = _profiles.user_environments(users_list, scan_processes=scan, problems=problems)
     for context in contexts:  # as hf_cache finds them, with scan_processes honoured
-        for path, _source in _profiles.hub_cache_locations(context):
-            real = os.path.realpath(path)
-            if real not in hf and hf_model.is_hub_cache(path):
+        for path, source in _profiles.hub_cache_locations(context):
+            if not hf_model.is_hub_cache(path):
+                continue
+            real, why = _profiles.vet_location(context.user, path)
+            if real is None:
+                if problems is not None:
+                    problems.append("HF hub cache of user %s (%s) is not used: %s" % (context.user.name, source, why))
+                continue
+            if real not in hf:
                 hf.append(real)
-    for context in contexts:
-        for r in _profiles.resolve_paths("torch_hub", profile, context, protected):
-            if os.path.isdir(r.path) and os.path.realpath(r.path) not in torch:
-                torch.append(os.path.realpath(r.path))
+    for r in _profiles.resolve_all({"torch_hub": profile}, users_list, contexts, problems):
+        if os.path.isdir(r.path) and os.path.realpath(r.path) not in torch:
+            torch.append(os.path.realpath(r.path))
     return hf, ollama, modelscope, torch
 
 
@@ -148,8 +154,9 @@ def run(params, check_mode=False, now=None):
     now = time.time() if now is None else now
     one_fs = params.get("one_file_system", True)
     force = params.get("force", False)
-    hf, ollama, modelscope, torch = _locations(params)
-    problems, candidates, stores = [], [], []
+    env_problems = []
+    hf, ollama, modelscope, torch = _locations(params, env_problems)
+    problems, candidates, stores = sorted(set(env_problems), key=env_problems.index), [], []
     for kind, paths, collect in (("hf", hf, lambda p: _hf_candidates(p, one_fs)),
                                  ("ollama", ollama, _ollama_candidates),
                                  ("modelscope", modelscope, lambda p: _modelscope_candidates(p, one_fs)),

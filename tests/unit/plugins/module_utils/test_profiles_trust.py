@@ -309,3 +309,29 @@ def test_a_hub_cache_root_counts_where_it_really_is(host):
            "bob's home" % (bob.home, top, top))
     assert P.vet_location(bob, bob.home + "/.cache/hub-link") == (None, why)
     assert P.vet_location(bob, bob.home + "/.cache") == (bob.home + "/.cache", None)
+
+
+def test_the_host_budget_finds_stores_under_the_same_rules(host):
+    """model_budget (the prune playbook's host budget) gathers HF, Ollama, ModelScope and torch stores: a user's
+    symlink to root's hub cache and a user's TORCH_HOME on root's directory are reported, not budgeted."""
+    from ansible_collections.residue.purge.plugins.module_utils import _budget
+    bob, carol, top = host["bob"], host["carol"], host["top"]
+    owned(bob.home + "/.cache", BOB_UID)
+    os.makedirs(top + "/srv/shared/hub/models--x--y/snapshots")
+    os.makedirs(top + "/srv/shared/torch/hub")
+    os.symlink(top + "/srv/shared", bob.home + "/.cache/huggingface")
+    os.lchown(bob.home + "/.cache/huggingface", BOB_UID, BOB_UID)
+    proc = spawn(BOB_UID, {"TORCH_HOME": top + "/srv/shared/torch", "TMPDIR": "/tmp"})
+    try:
+        problems = []
+        hf, _ollama, _modelscope, torch = _budget._locations(  # pylint: disable=protected-access
+            {"homes": [bob.home, carol.home], "users": "all", "scan_processes": True, "profiles": {}}, problems)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert top + "/srv/shared/hub" not in hf and top + "/srv/shared/torch/hub" not in torch
+    text = "\n".join(problems)
+    assert "HF hub cache of user %d (default) is not used: %s/.cache/huggingface/hub is %s/srv/shared/hub" % (
+        BOB_UID, bob.home, top) in text, text
+    assert "environment of process %d (user %d): TORCH_HOME=%s/srv/shared/torch is not used" % (
+        proc.pid, BOB_UID, top) in text, text
