@@ -35,19 +35,21 @@ def ansible_env(extra=None):
     return env
 
 
-def run_module(module, args, check=False, diff=False, interpreter=None, env=None, timeout=600, become_user=None):
-    """Run residue.purge.<module> with args on localhost; return its registered result."""
-    return run_module_batch(module, [args], check, diff, interpreter, env, timeout, become_user)[0]
+def run_module(module, args, check=False, diff=False, interpreter=None, env=None, timeout=600, become_user=None,
+               extra_vars=None):
+    """Run residue.purge.<module> with args on localhost; return its registered result. extra_vars go on
+    ansible-playbook's command line (-e), where a process pattern can see them."""
+    return run_module_batch(module, [args], check, diff, interpreter, env, timeout, become_user, extra_vars)[0]
 
 
 def run_module_batch(module, args_list, check=False, diff=False, interpreter=None, env=None, timeout=600,
-                     become_user=None):
+                     become_user=None, extra_vars=None):
     """Run the module once per args in one ansible-playbook (cheaper for many bad-input cases); list of results."""
     return run_tasks([dict(module=module, args=args, become_user=become_user) for args in args_list],
-                     check, diff, interpreter, env, timeout)
+                     check, diff, interpreter, env, timeout, extra_vars)
 
 
-def run_tasks(steps, check=False, diff=False, interpreter=None, env=None, timeout=600):
+def run_tasks(steps, check=False, diff=False, interpreter=None, env=None, timeout=600, extra_vars=None):
     """Run several modules in order in one ansible-playbook; list of their registered results.
 
     steps: [{"module": "remove" (a residue.purge module) or an FQCN, "args": {...},
@@ -82,6 +84,8 @@ def run_tasks(steps, check=False, diff=False, interpreter=None, env=None, timeou
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
         proc = subprocess.run(cmd, env=ansible_env(env), capture_output=True, text=True, timeout=timeout, check=False)
         if not os.path.exists(out):
             raise AssertionError("ansible-playbook did not run the tasks:\n" + proc.stdout + proc.stderr)

@@ -344,8 +344,8 @@ def _system_psutil():
 
 
 def test_pattern_matching_ansible_and_the_module_itself_kills_neither(module_runner, procs, tmp_path):
-    """The interpreter path carries the tag, so the pattern matches ansible-playbook's command line (an ancestor
-    of the module) and the module's own command line. Only the tagged sleeper may die."""
+    """The interpreter path carries the tag, and so does an extra var, so the pattern matches ansible-playbook's
+    command line (an ancestor of the module) and the module's own command line. Only the tagged sleeper may die."""
     alias = tmp_path / "venv-alias"
     (alias / "bin").mkdir(parents=True)
     venv = os.path.dirname(os.path.dirname(sys.executable))
@@ -354,7 +354,8 @@ def test_pattern_matching_ansible_and_the_module_itself_kills_neither(module_run
     interpreter = alias / "bin" / procs.name("python")
     interpreter.symlink_to(os.path.realpath(sys.executable))
     victim = procs.sleeper("victim")
-    r = module_runner("reap", {"cmdline": [re.escape(procs.tag)], "grace": 2}, interpreter=str(interpreter))
+    r = module_runner("reap", {"cmdline": [re.escape(procs.tag)], "grace": 2}, interpreter=str(interpreter),
+                      extra_vars={"reap_test_tag": procs.tag})  # the tag on ansible-playbook's own command line
     assert not r.get("failed"), r.get("msg")
     assert [t["pid"] for t in r["terminated"]] == [victim.pid]
     assert victim.wait(5) == -signal.SIGTERM
