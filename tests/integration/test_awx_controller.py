@@ -23,7 +23,7 @@ AWX = os.path.join(REPO, "awx")
 INPUTS = {"residue_awx_url": "https://awx.example.com", "residue_awx_token": "t0ken",
           "residue_awx_inventory": "GPU fleet", "residue_awx_credentials": ["GPU fleet ssh"],
           "residue_awx_project_url": "https://git.example.com/ops/residue-purge.git",
-          "residue_awx_ee_image": "registry.example.com/residue-purge-ee:0.1.0"}
+          "residue_awx_ee_image": "registry.example.com/residue-purge-ee:0.2.0"}
 SURVEY_TYPES = {"text": str, "textarea": str, "password": str, "multiplechoice": str, "multiselect": str,
                 "integer": int, "float": float}
 
