@@ -14,7 +14,7 @@ __metaclass__ = type
 import os
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _procs, _profiles, _pyenvs, _walk
+from ansible_collections.residue.purge.plugins.module_utils import _apfs, _platform, _procs, _profiles, _pyenvs, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import shared as hf_shared
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
@@ -65,6 +65,25 @@ def _path_residue(target, path, usage):
         "newest_mtime": usage.newest_mtime,
         "last_access": usage.last_access,
     }
+
+
+def apfs_shared(path, usage, one_fs, problems):
+    """macOS: bytes of path that APFS clones or local snapshots share (removing it frees that much less), with a
+    problem line saying so; None when no file's sharing could be read. A second, read-only pass (_apfs)."""
+    sharing = _apfs.shared_bytes(path, one_file_system=one_fs)
+    if sharing is None:
+        problems.add("%s: APFS clone and snapshot sharing not read" % path)
+        return None
+    shared, known, unknown = sharing
+    if unknown:
+        problems.add("%s: APFS clone and snapshot sharing of %d of %d files not read (getattrlist "
+                     "ATTR_CMNEXT_PRIVATESIZE, macOS 10.15+ on APFS)" % (path, unknown, known + unknown))
+    if not known and unknown:
+        return None
+    if shared:
+        problems.add("%s: %d of its %d bytes are shared with APFS clones or kept by local snapshots: removing it "
+                     "frees that much less" % (path, shared, usage.bytes))
+    return shared
 
 
 def _repo_residue(target, repo, store):
@@ -156,6 +175,8 @@ def run(params, check_mode=False, now=None):
 
     residues = []
     usages = {}
+    shared = {}  # macOS: path -> bytes APFS clones or snapshots share (apfs_shared)
+    macos = _platform.is_macos()
     for (name, path) in sorted(resolved):
         if not os.path.lexists(path):
             continue
@@ -163,7 +184,12 @@ def run(params, check_mode=False, now=None):
         if usage is None:
             usage = usages[path] = _walk.usage(path, one_file_system=one_fs)
             problems.extend(usage.problems)
-        residues.append(_path_residue(name, path, usage))
+            if macos:
+                shared[path] = apfs_shared(path, usage, one_fs, problems)
+        residue = _path_residue(name, path, usage)
+        if macos:
+            residue["apfs_shared_bytes"] = shared[path]
+        residues.append(residue)
 
     caches = find_hub_caches(contexts, params.get("extra_hf_caches") or [], problems)
     repo_targets = dict((n, p["hf_repos"]) for n, p in selected.items() if p["hf_repos"])

@@ -12,6 +12,7 @@ tested from recorded output) on any OS. The commands themselves run through _pla
     lsof -F ... (field output, NUL or newline terminated)  -> parse_lsof_fields
     tmutil listlocalsnapshots /                      -> parse_local_snapshots
     diskutil apfs list                               -> parse_apfs_list
+    getattrlist(2) buffer with ATTR_CMNEXT_PRIVATESIZE -> decode_private_size (the call: _apfs.private_size)
 
 Every parser takes hostile input (names with newlines, truncated output) without raising: what it cannot read
 it leaves out, and the callers report what is missing.
@@ -22,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import struct
 from collections import namedtuple
 
 # uids of people on macOS start at 501; lower ones and `_`-prefixed records are service accounts.
@@ -366,3 +368,49 @@ def parse_print_disabled(text):
         if match:
             states[match.group(1)] = match.group(2) in ("disabled", "true")
     return states
+
+
+# getattrlist(2), from xnu's bsd/sys/attr.h and bsd/man/man2/getattrlist.2 (apple-oss-distributions/xnu):
+#   struct attrlist { u_short bitmapcount; u_int16_t reserved; attrgroup_t commonattr, volattr, dirattr, fileattr,
+#                     forkattr; }   attrgroup_t is u_int32_t; bitmapcount must be ATTR_BIT_MAP_COUNT (5)
+#   attribute_set_t { attrgroup_t commonattr, volattr, dirattr, fileattr, forkattr; }
+#   FSOPT_NOFOLLOW 0x1; FSOPT_ATTR_CMN_EXTENDED 0x20 (forkattr then means the ATTR_CMNEXT_* attributes)
+#   ATTR_CMN_RETURNED_ATTRS 0x80000000: an attribute_set_t of what was really returned, always the first attribute
+#   ATTR_CMNEXT_PRIVATESIZE 0x8: an off_t, "the number of bytes that are not trapped inside a clone or snapshot,
+#   and which would be freed immediately if the file were deleted" (macOS 10.15+, APFS)
+# The returned buffer: u_int32_t length of what was returned (the length field included), then the attributes in
+# the order the man page lists them (common, volume, directory, file, fork/extended common), each aligned to
+# 4 bytes, 64-bit ones included; unsupported attributes are skipped (not packed) unless FSOPT_PACK_INVAL_ATTRS.
+ATTR_BIT_MAP_COUNT = 5
+ATTR_CMN_RETURNED_ATTRS = 0x80000000
+ATTR_CMNEXT_PRIVATESIZE = 0x00000008
+FSOPT_NOFOLLOW = 0x00000001
+FSOPT_ATTR_CMN_EXTENDED = 0x00000020
+# what private_size asks for: common = RETURNED_ATTRS, fork (extended common) = PRIVATESIZE
+PRIVATE_SIZE_REQUEST = struct.pack("=HHIIIII", ATTR_BIT_MAP_COUNT, 0, ATTR_CMN_RETURNED_ATTRS, 0, 0, 0,
+                                   ATTR_CMNEXT_PRIVATESIZE)
+PRIVATE_SIZE_OPTIONS = FSOPT_NOFOLLOW | FSOPT_ATTR_CMN_EXTENDED
+_LENGTH = struct.Struct("=I")
+_RETURNED = struct.Struct("=5I")
+_OFF_T = struct.Struct("=q")
+PRIVATE_SIZE_BUFFER = _LENGTH.size + _RETURNED.size + _OFF_T.size  # 32 bytes when the size is returned
+
+
+def decode_private_size(buf):
+    """The ATTR_CMNEXT_PRIVATESIZE (bytes of the file no clone or snapshot shares) in a buffer getattrlist filled
+    for PRIVATE_SIZE_REQUEST, native byte order; None when it is not there (not APFS, an older macOS) or the buffer
+    is not what was asked for: too short, a length field beyond the buffer, attributes that were not requested
+    (their layout would shift the value), a negative size."""
+    buf = bytes(buf)
+    if len(buf) < _LENGTH.size + _RETURNED.size:
+        return None
+    (length,) = _LENGTH.unpack_from(buf, 0)
+    if length < _LENGTH.size + _RETURNED.size or length > len(buf):
+        return None
+    common, vol, dirs, files, extended = _RETURNED.unpack_from(buf, _LENGTH.size)
+    if common & ~ATTR_CMN_RETURNED_ATTRS or vol or dirs or files or extended & ~ATTR_CMNEXT_PRIVATESIZE:
+        return None
+    if not extended & ATTR_CMNEXT_PRIVATESIZE or length < PRIVATE_SIZE_BUFFER:
+        return None
+    (size,) = _OFF_T.unpack_from(buf, _LENGTH.size + _RETURNED.size)
+    return size if size >= 0 else None

@@ -121,6 +121,15 @@ residues:
       description: Sum of the sizes of the repo's unique blobs (what huggingface_hub calls size_on_disk).
       type: int
       returned: when kind is hf_repo
+    apfs_shared_bytes:
+      description:
+        - Bytes of this path residue's regular files that APFS clones or local (Time Machine) snapshots share, so
+          removing it frees that much less than RV(residues[].bytes) (allocated bytes minus getattrlist's
+          C(ATTR_CMNEXT_PRIVATESIZE) per file, hard links once; macOS 10.15+). Read only, nothing is thinned.
+        - C(null) when it could not be read; files it could not read and a non-zero value are named in
+          RV(problems).
+      type: int
+      returned: on macOS, when kind is path
     exclusive_bytes:
       description:
         - What removing this repo alone frees, huggingface_hub's accounting (its C(expected_freed_size)), that is the
