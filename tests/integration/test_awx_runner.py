@@ -156,9 +156,12 @@ def test_audit_node_is_a_check_job_that_previews_and_changes_nothing(lab, tmp_pa
     assert plays == ["Audit AI-model residue", "Report"]
     module_events = [e for e in events if e["event"] == "runner_on_ok"
                      and e["event_data"].get("task_action", "").startswith("residue.purge.")]
+    checks = [e["event_data"]["host"] for e in module_events if e["event_data"]["task_action"] == "residue.purge.check_vars"]
+    # the playbook's variables once for the run (run_once, reported under the first host), then each host's own
+    assert len(checks) == len(HOSTS) + 1 and set(checks) == set(HOSTS), checks
     for host in HOSTS:
         ran = sorted(e["event_data"]["task_action"][len("residue.purge."):] for e in module_events
-                     if e["event_data"]["host"] == host)
+                     if e["event_data"]["host"] == host and e["event_data"]["task_action"] != "residue.purge.check_vars")
         # a preview discovers once (verify does not rediscover what was not removed)
         assert ran == ["autostart", "discover", "hf_cache", "open_deleted", "pip_remove", "reap", "remove"], (host, ran)
     exists, out = host_paths_exist(lab, [TARGET_CACHE])
