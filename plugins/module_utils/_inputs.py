@@ -26,7 +26,7 @@ from ansible_collections.residue.purge.plugins.module_utils._units import parse_
 VARIABLES = (
     "residue_targets", "residue_profiles", "residue_homes", "residue_backup_dir", "residue_report_dir",
     "residue_install_deps", "residue_hosts", "residue_prune_older_than", "residue_prune_max_size",
-    "residue_restore_archive",
+    "residue_prune_budget_scope", "residue_restore_archive",
 )
 _TRUE = ("true", "yes", "on", "1", "y", "t")
 _FALSE = ("false", "no", "off", "0", "n", "f")
@@ -161,6 +161,11 @@ def check(values, require_targets=False):
     out["older_than"] = None if _optional(older) else duration(older, "residue_prune_older_than")
     budget = values.get("residue_prune_max_size")
     out["max_size"] = None if _optional(budget) else size(budget, "residue_prune_max_size")
+    scope = values.get("residue_prune_budget_scope")
+    if not _optional(scope) and scope not in ("host", "cache"):
+        raise InputError("residue_prune_budget_scope: expected host (one budget for all the host's model stores) "
+                         "or cache (one per Hugging Face cache), got %s" % _short(scope))
+    out["budget_scope"] = "host" if _optional(scope) else scope
     return out
 
 

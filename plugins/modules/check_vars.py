@@ -21,7 +21,7 @@ description:
     when O(require_targets)), C(residue_profiles), C(residue_homes), C(residue_backup_dir),
     C(residue_restore_archive) (absolute paths without C(..)), C(residue_report_dir) (a directory, or one that
     can be created, writable by whoever runs the playbook), C(residue_install_deps), C(residue_hosts),
-    C(residue_prune_older_than) and C(residue_prune_max_size).
+    C(residue_prune_older_than), C(residue_prune_max_size) and C(residue_prune_budget_scope) (V(host) or V(cache)).
   - On the host (unless O(on_host=false)), what only the host can tell. Every home in C(residue_homes) exists.
     C(residue_backup_dir) is refused when a component is a symlink not owned by root, when an existing
     component is not a directory, belongs to a user other than root and the connecting user, or is writable by

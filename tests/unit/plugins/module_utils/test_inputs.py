@@ -177,3 +177,15 @@ def test_windows_paths_pass_the_controller_for_windows_hosts_but_not_a_posix_hos
         _inputs.check({"residue_backup_dir": "C:\\Backups\\..\\Windows"})
     with pytest.raises(_inputs.InputError, match="^residue_backup_dir: .* is not an absolute path"):
         _inputs.backup_dir("C:\\Backups\\residue", "residue_backup_dir")
+
+
+@pytest.mark.parametrize("value,expected", [(None, "host"), ("", "host"), ("host", "host"), ("cache", "cache")])
+def test_budget_scope_defaults_to_one_budget_per_host(value, expected):
+    assert _inputs.check({"residue_prune_budget_scope": value})["budget_scope"] == expected
+
+
+@pytest.mark.parametrize("value", ["hosts", "Cache", 3, ["host"]])
+def test_a_bad_budget_scope_is_named(value):
+    with pytest.raises(_inputs.InputError) as exc:
+        _inputs.check({"residue_prune_budget_scope": value})
+    assert str(exc.value).startswith("residue_prune_budget_scope: expected host") and "\n" not in str(exc.value)
