@@ -29,6 +29,7 @@ import re
 import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles
+from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import open_paths_under
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
@@ -46,19 +47,6 @@ MAX_LISTED = 50
 
 def _err(e):
     return e.strerror or str(e)
-
-
-class Blob(object):
-    __slots__ = ("name", "size", "disk", "nlink", "key", "mtime", "atime")
-
-    def __init__(self, name, st):
-        self.name = name
-        self.size = st.st_size
-        self.disk = st.st_blocks * 512
-        self.nlink = st.st_nlink
-        self.key = (st.st_dev, st.st_ino)
-        self.mtime = st.st_mtime
-        self.atime = st.st_atime
 
 
 class Model(object):
@@ -113,8 +101,8 @@ class Store(object):
         self.user = user
         self.source = source
         self.models = []
-        self.blobs = {}  # name -> Blob, every sha256-<hex> layer file
-        self.partials = []  # (name, Blob) of downloads in progress
+        self.blobs = {}  # name -> BlobStat, every sha256-<hex> layer file
+        self.partials = []  # (name, BlobStat) of downloads in progress
         self.problems = []
         self.unreadable = []  # manifests that could not be read: no layer may go while there are any
         self.dev = None
@@ -255,9 +243,9 @@ def scan_store(path, user=None, source=None):
                         if (st.st_mode & 0o170000) != 0o100000:
                             continue
                         if _LAYER.match(entry.name):
-                            store.blobs[entry.name] = Blob(entry.name, st)
+                            store.blobs[entry.name] = BlobStat(entry.name, st)
                         elif _PARTIAL.match(entry.name):
-                            store.partials.append((entry.name, Blob(entry.name, st)))
+                            store.partials.append((entry.name, BlobStat(entry.name, st)))
             finally:
                 os.close(blobs_fd)
         found = _manifests(store_fd, path, store.problems, store.unreadable)
@@ -327,9 +315,9 @@ class Plan(object):
         self.store = store
         self.removed = []  # Models
         self.reasons = {}  # model full name -> 'selected' | 'budget'
-        self.blobs = {}  # model full name -> [Blob] that go with it
+        self.blobs = {}  # model full name -> [BlobStat] that go with it
         self.freed = {}  # model full name -> bytes
-        self.sweep = []  # (kind, Blob) orphaned layers and stale partial downloads
+        self.sweep = []  # (kind, BlobStat) orphaned layers and stale partial downloads
         self.held_back = []
         self.bytes_before = store.blob_bytes() + sum(b.size for _n, b in store.partials)
         self.bytes_after = self.bytes_before

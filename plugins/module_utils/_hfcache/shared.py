@@ -28,6 +28,7 @@ import os
 import re
 import time
 
+from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import (
     _IFLNK, _IFMT, _IFREG, _O_DIR, _SHARED_STORE_MARKER, _err)
 
@@ -94,19 +95,6 @@ def is_marked(cache_path):
         return False
 
 
-class Payload(object):
-    __slots__ = ("name", "size", "disk", "nlink", "key", "mtime", "atime")
-
-    def __init__(self, name, st):
-        self.name = name
-        self.size = st.st_size
-        self.disk = st.st_blocks * 512
-        self.nlink = st.st_nlink
-        self.key = (st.st_dev, st.st_ino)
-        self.mtime = st.st_mtime
-        self.atime = st.st_atime
-
-
 class Store(object):
     """The shared store of one cache, read lazily: payload stats and validated references, each read once."""
 
@@ -125,7 +113,7 @@ class Store(object):
                 self.seen_links.setdefault(payload, set()).add("%s/blobs/%s" % (repo.folder, etag))
 
     def payloads(self):
-        """{name: Payload} of every payload in the store (empty when it is not marked)."""
+        """{name: BlobStat} of every payload in the store (empty when it is not marked)."""
         if self._payloads is not None:
             return self._payloads
         found = {}
@@ -148,18 +136,18 @@ class Store(object):
                                 continue
                             if st.st_mode & _IFMT == _IFREG:
                                 name = prefix + "/" + entry.name
-                                found[name] = self._stat[name] = Payload(name, st)
+                                found[name] = self._stat[name] = BlobStat(name, st)
                 except OSError as e:
                     self.problems.append("cannot read %s/%s: %s" % (self.path, prefix, _err(e)))
         self._payloads = found
         return found
 
     def payload(self, name):
-        """Payload or None (not a regular file)."""
+        """The payload's BlobStat, or None (not a regular file)."""
         if name not in self._stat:
             try:
                 st = os.lstat(self.path + "/" + name)
-                self._stat[name] = Payload(name, st) if st.st_mode & _IFMT == _IFREG else None
+                self._stat[name] = BlobStat(name, st) if st.st_mode & _IFMT == _IFREG else None
             except OSError:
                 self._stat[name] = None
         return self._stat[name]
@@ -242,7 +230,7 @@ class Tally(object):
     def __init__(self, store):
         self.store = store
         self.removed = set()
-        self.freed = {}  # payload name -> Payload
+        self.freed = {}  # payload name -> BlobStat
 
     def gain(self, links, attr="size"):
         """(bytes, [payload names]) removing links (pairs (payload, '<folder>/blobs/<etag>')) would add.
