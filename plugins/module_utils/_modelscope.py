@@ -24,7 +24,7 @@ import stat
 import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles, _walk
-from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import open_paths_under
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 TEMP_DIR = "._____temp"
@@ -201,14 +201,8 @@ def run(params, check_mode=False, now=None):
     force = params.get("force", False)
     one_fs = params.get("one_file_system", True)
     problems = env_problems  # environment values not used come first
-    state = {"open": False}
-
-    def opened():
-        if state["open"] is False:
-            state["open"] = open_paths_under(sorted(p for p, _u, _s in locations))
-            if state["open"] is None:
-                problems.append("could not check which processes have model files open (no /proc here)")
-        return state["open"] or {}
+    opened = OpenFiles([p for p, _u, _s in locations], problems,
+                       "could not check which processes have model files open (no /proc here)")
 
     def held_of(m):
         if m.downloading:

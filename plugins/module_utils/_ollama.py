@@ -30,7 +30,7 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
-from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import open_paths_under
+from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -576,16 +576,9 @@ def run(params, check_mode=False, now=None):
     env_problems = []
     locations = store_locations(params, env_problems)
     force = params.get("force", False)
-    roots = sorted(set(os.path.realpath(p) for p, _u, _s in locations))
-    open_files = {"value": False}
     problems = env_problems  # environment values not used come first
-
-    def opened():
-        if open_files["value"] is False:
-            open_files["value"] = open_paths_under(roots)
-            if open_files["value"] is None:
-                problems.append("could not check which processes have model files open (no /proc here)")
-        return open_files["value"] or {}
+    opened = OpenFiles([p for p, _u, _s in locations], problems,
+                       "could not check which processes have model files open (no /proc here)")
 
     result = {"changed": False, "models": [], "removed": [], "swept": [], "held_back": [], "stores": [],
               "freed_bytes": 0, "problems": problems, "failures": []}

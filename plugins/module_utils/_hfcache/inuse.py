@@ -118,6 +118,25 @@ def open_paths_under(roots, proc="/proc", own_pid=None):
     return found
 
 
+class OpenFiles(object):
+    """open_paths_under(roots), read on the first call only and kept for the run: a run that selects nothing, or
+    forces, never scans /proc. Where it cannot be read, `unreadable` goes to problems (once) and the answer is {}.
+    """
+
+    def __init__(self, roots, problems, unreadable):
+        self.roots = sorted(set(os.path.realpath(r) for r in roots))
+        self.problems = problems
+        self.unreadable = unreadable
+        self._found = False  # not read yet
+
+    def __call__(self):
+        if self._found is False:
+            self._found = open_paths_under(self.roots)
+            if self._found is None:
+                self.problems.append(self.unreadable)
+        return self._found or {}
+
+
 def _open_paths_from_lsof(roots, own_pid):
     """open_paths_under on macOS: every open file (descriptors, cwd, mapped files as 'txt') from lsof."""
     rc, out, _err = _platform.run(_macos.LSOF_ALL)

@@ -12,7 +12,7 @@ import os
 from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.delete import execute_plan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import (
-    held_lock, held_lock_file, open_paths_under)
+    OpenFiles, held_lock, held_lock_file)
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import MAX_LISTED_FAILURES, is_hub_cache
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import RepoSelection, diff_lines, plan_cache
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.scan import scan_cache, scan_repo
@@ -28,17 +28,9 @@ class _Guard(object):
     def __init__(self, caches, selection, force):
         self.selection = selection
         self.force = force
-        self.roots = sorted(set(os.path.realpath(c.path) for c in caches))
-        self._open = False  # not read yet
         self.problems = []
-
-    def open_files(self):
-        if self._open is False:
-            self._open = open_paths_under(self.roots)
-            if self._open is None:
-                self.problems.append("could not check which processes have cache files open (no /proc here, "
-                                     "or lsof failed)")
-        return self._open or {}
+        self.open_files = OpenFiles([c.path for c in caches], self.problems, "could not check which processes have "
+                                    "cache files open (no /proc here, or lsof failed)")
 
     def lock(self, cache, repo):
         name = held_lock(os.path.join(cache.locks_path, repo.folder))

@@ -221,3 +221,22 @@ def test_hf_cache_open_files_on_macos_come_from_lsof():
         "/Users/alice/.ollama/logs/x": [(77, "mds")]}
     with MacHost(Replay([(_macos.LSOF_ALL, (1, "", "lsof: no permission"))])):
         assert inuse.open_paths_under(["/Users/alice/.ollama"]) is None
+
+
+def test_open_files_is_read_once_and_says_once_that_it_could_not_check():
+    """OpenFiles (hf_cache, ollama_models, modelscope_models): one listing for the whole run, however often it is
+    asked; when it cannot be read, {} and one problem line, and no second listing."""
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache import inuse
+    listing = fixture("lsof_F_pcfnL_path.txt")
+    problems = []
+    with MacHost(Replay([(_macos.LSOF_ALL, (0, listing, ""))])) as replay:
+        opened = inuse.OpenFiles(["/Users/alice/.ollama"], problems, "could not check")
+        assert replay.calls == []  # nothing read until asked
+        first = opened()
+        assert opened() is first
+    assert replay.calls == [list(_macos.LSOF_ALL)]
+    assert (812, "ollama") in first["/Users/alice/.ollama/logs/server.log"] and problems == []
+    with MacHost(Replay([(_macos.LSOF_ALL, (1, "", "lsof: no permission"))])) as replay:
+        opened = inuse.OpenFiles(["/Users/alice/.ollama"], problems, "could not check")
+        assert opened() == {} and opened() == {}
+    assert replay.calls == [list(_macos.LSOF_ALL)] and problems == ["could not check"]
