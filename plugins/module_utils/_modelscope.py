@@ -23,9 +23,8 @@ import os
 import stat
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles, _walk
+from ansible_collections.residue.purge.plugins.module_utils import _profiles, _stores, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
-from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 TEMP_DIR = "._____temp"
 METADATA = (".msc", ".mdl", ".mv")
@@ -180,17 +179,10 @@ def cache_locations(params, problems=None):
 
 
 def selection_from(params, now=None):
-    for option in ("models", "keep"):
-        for glob in params.get(option) or []:
-            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
-                raise ValueError("%s: %r is not a model pattern such as qwen/Qwen2.5-7B or qwen/*" % (option, glob))
-    older_than = parse_duration(params["older_than"], "older_than") if params.get("older_than") else None
-    max_size = parse_size(params["max_size"], "max_size") if params.get("max_size") is not None else None
-    incomplete = params.get("incomplete_older_than") or "1d"
-    if str(incomplete).strip().lower() == "never":
-        incomplete = None
-    else:
-        incomplete = parse_duration(incomplete, "incomplete_older_than")
+    _stores.check_globs([(option, params.get(option) or []) for option in ("models", "keep")],
+                        "model pattern such as qwen/Qwen2.5-7B or qwen/*")
+    older_than, max_size = _stores.age_and_size(params)
+    incomplete = _stores.incomplete_age(params.get("incomplete_older_than") or "1d")
     return Selection(params.get("models") or [], params.get("keep") or [], older_than, max_size, incomplete, now)
 
 

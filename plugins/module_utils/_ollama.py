@@ -28,10 +28,10 @@ import os
 import re
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _profiles, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
-from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
+from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -552,12 +552,9 @@ def store_locations(params, problems=None):
 
 
 def selection_from(params, now=None):
-    for option in ("models", "keep"):
-        for glob in params.get(option) or []:
-            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
-                raise ValueError("%s: %r is not a model pattern such as llama3:8b, llama3 or hf.co/*" % (option, glob))
-    older_than = parse_duration(params["older_than"], "older_than") if params.get("older_than") else None
-    max_size = parse_size(params["max_size"], "max_size") if params.get("max_size") is not None else None
+    _stores.check_globs([(option, params.get(option) or []) for option in ("models", "keep")],
+                        "model pattern such as llama3:8b, llama3 or hf.co/*")
+    older_than, max_size = _stores.age_and_size(params)
     orphans = None
     if params.get("orphans"):
         orphans = parse_duration(params.get("orphans_older_than") or "1d", "orphans_older_than")

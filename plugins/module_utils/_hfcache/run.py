@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.delete import execute_plan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import (
     OpenFiles, held_lock, held_lock_file)
@@ -17,7 +17,6 @@ from ansible_collections.residue.purge.plugins.module_utils._hfcache.model impor
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import RepoSelection, diff_lines, plan_cache
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.scan import scan_cache, scan_repo
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import LOCK_SUFFIX, STORE_DIR, Store
-from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 
 # ------------------------------------------------------------------------------------------ one run
@@ -182,15 +181,9 @@ def selection_from(params):
         chosen = _profiles.select_targets(_profiles.load_profiles(params["profiles"]), params["targets"])
         for name in sorted(chosen):
             patterns.extend(chosen[name].get("hf_repos") or [])
-    for option, globs in (("repos", patterns), ("keep", params["keep"])):
-        for glob in globs:
-            if not isinstance(glob, str) or not glob.strip() or glob != glob.strip():
-                raise ValueError("%s: %r is not a repo pattern such as org/name or org/*" % (option, glob))
-    older_than = parse_duration(params["older_than"], "older_than") if params["older_than"] else None
-    max_size = parse_size(params["max_size"], "max_size") if params["max_size"] is not None else None
-    incomplete = params["incomplete_older_than"]
-    incomplete = None if str(incomplete).strip().lower() == "never" else parse_duration(
-        incomplete, "incomplete_older_than")
+    _stores.check_globs((("repos", patterns), ("keep", params["keep"])), "repo pattern such as org/name or org/*")
+    older_than, max_size = _stores.age_and_size(params)
+    incomplete = _stores.incomplete_age(params["incomplete_older_than"])
     revisions = params["revisions"]
     if revisions is None and (patterns or older_than is not None):
         revisions = "all"
