@@ -44,6 +44,11 @@ def run_purge(tmp_path, extra_args=(), with_bare_python=False, env=None):
     return proc, residue, keep, report
 
 
+def module_runs(output, host="good"):
+    """The modules run on host, in order, from -vvv output without pipelining."""
+    return [m.group(1) for m in re.finditer(r"<%s> EXEC /bin/sh -c '(?!chmod)[^\n]*?AnsiballZ_(\w+)\.py" % host, output)]
+
+
 def load_run(report):
     latest = report / "latest"
     fleet = json.loads((latest / "fleet.json").read_text())
@@ -91,6 +96,33 @@ def test_check_mode_changes_nothing_and_reports_the_plan(tmp_path):
     assert "What a purge would remove" in (latest / "fleet.md").read_text()
 
 
+def test_a_host_without_the_residue_skips_the_sweep_steps_and_is_still_verified(tmp_path):
+    """Preflight finds nothing of the target: hf_cache, remove and pip_remove are skipped on the controller (no
+    module run), open_deleted too (no residue root), and verify's inventory still runs and proves the host clean.
+    sweep_only_found=false runs every sweep step again."""
+    tag = uuid.uuid4().hex[:10]
+    home = tmp_path / "home" / "tester"
+    (home / ".cache").mkdir(parents=True)
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("good ansible_connection=local ansible_python_interpreter=%s\n" % VENV_PYTHON)
+    extra = {"residue_targets": ["labtest_" + tag],
+             "residue_profiles": {"labtest_" + tag: {"paths": ["{user_cache}/labtest-" + tag],
+                                                     "hf_repos": ["labtest-org/" + tag], "pip": ["labtest-" + tag]}},
+             "residue_homes": [str(home)], "residue_report_dir": str(tmp_path / "report")}
+    outputs = []
+    for more in ({}, {"sweep_only_found": False}):
+        proc = subprocess.run(["ansible-playbook", "-vvv", "-i", str(inventory), os.path.join(REPO, "playbooks", "purge.yml"),
+                               "-e", json.dumps(dict(extra, **more))], env=ansible_env({"ANSIBLE_PIPELINING": "0"}),
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        _fleet, hosts, _latest = load_run(tmp_path / "report")
+        assert hosts["good"]["status"] == "ok" and hosts["good"]["verified"]["clean"] is True
+        outputs.append(proc.stdout)
+    assert module_runs(outputs[0]) == ["setup", "check_vars", "discover", "autostart", "reap", "discover"]
+    assert module_runs(outputs[1]) == ["setup", "check_vars", "discover", "autostart", "reap", "hf_cache", "remove",
+                                       "pip_remove", "discover"]
+
+
 def test_backup_then_restore_puts_the_files_back(tmp_path):
     backups = tmp_path / "backups"
     proc, residue, keep, report = run_purge(
@@ -98,11 +130,10 @@ def test_backup_then_restore_puts_the_files_back(tmp_path):
         env={"ANSIBLE_PIPELINING": "0"})  # without pipelining -vvv names every module file it runs
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not residue.exists()
-    # at most about 10 module runs on a host for a whole purge (the Python that runs each module, not its chmod)
-    runs = [m.group(1) for m in re.finditer(r"<good> EXEC /bin/sh -c '(?!chmod)[^\n]*?(AnsiballZ_\w+)\.py", proc.stdout)]
-    assert runs == ["AnsiballZ_setup", "AnsiballZ_check_vars", "AnsiballZ_discover", "AnsiballZ_autostart", "AnsiballZ_reap",
-                    "AnsiballZ_hf_cache", "AnsiballZ_remove", "AnsiballZ_pip_remove", "AnsiballZ_open_deleted",
-                    "AnsiballZ_discover"], runs
+    # the module runs on the host for a whole purge (the Python that runs each module, not its chmod): the profile
+    # has paths only, so preflight found no HF repo and no pip package and hf_cache and pip_remove never ran
+    assert module_runs(proc.stdout) == ["setup", "check_vars", "discover", "autostart", "reap", "remove", "open_deleted",
+                                        "discover"]
     _fleet, hosts, _latest = load_run(report)
     archive = hosts["good"]["backed_up"]["path"]
     assert archive.startswith(str(backups)) and os.path.isfile(archive)
