@@ -23,7 +23,7 @@ import os
 import stat
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles, _stores, _walk
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
 
 TEMP_DIR = "._____temp"
@@ -94,6 +94,51 @@ def find_models(cache, problems, one_file_system=True):
     return found
 
 
+def find_models_as(actor, cache, problems, failures, one_file_system=True):
+    """find_models with actor's rights (docs/trust.md): a user's cache is walked and sized by a child that
+    dropped to them. A child that failed reads nothing: the cache's models are not planned, and that is a
+    failure naming the cache."""
+    if not _privileges.acts_for(actor):
+        return find_models(cache, problems, one_file_system)
+
+    def work():
+        found = []
+        models = find_models(cache, found, one_file_system)
+        return [[getattr(m, k) for k in MSModel.__slots__] for m in models], found
+
+    try:
+        rows, found = _privileges.call_as(actor, work)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        failures.append("%s: %s (not read, nothing removed there)" % (cache, exc))
+        return []
+    problems.extend(found)
+    models = []
+    for row in rows:
+        m = MSModel.__new__(MSModel)
+        for key, value in zip(MSModel.__slots__, row):
+            setattr(m, key, tuple(value) if isinstance(value, list) else value)
+        models.append(m)
+    return models
+
+
+def remove_models_as(actor, models, one_file_system=True):
+    """Remove each model dir whole (_walk.remove_tree: no link followed, the planned inode only) with actor's
+    rights, in one child for the cache when it is a user's: ([RemovalResult dict per model], None), or
+    (None, why) when that child failed (killed, stopped, refused the drop): then none of them was removed by
+    anyone else."""
+    def work():
+        return [_walk.remove_tree(m.path, one_file_system=one_file_system, expect=m.key).to_dict() for m in models]
+
+    if not models:
+        return [], None
+    if not _privileges.acts_for(actor):
+        return work(), None
+    try:
+        return _privileges.call_as(actor, work), None
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        return None, str(exc)
+
+
 class Selection(object):
     __slots__ = ("patterns", "keep", "older_than", "max_size", "incomplete_older_than", "now")
 
@@ -144,37 +189,56 @@ def plan_cache(models, selection, held_of):
     return chosen, held_back, total
 
 
-def cache_locations(params, problems=None):
+def cache_locations(params, problems=None, actors=None):
+    """[(path, user, source)] of the ModelScope caches (path: where it really is). actors: a dict filled with
+    {path: user} whose rights each cache's sizing and removals run with (docs/trust.md): the user whose home
+    holds it (as found, or where it really is), else the user whose environment named it, else root."""
     found = []
+    root = _privileges.root_user()
     for path in params.get("cache_dirs") or []:
         if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
             raise ValueError("cache_dirs: %r must be an absolute path to a ModelScope cache, without '..'" % path)
-        found.append((os.path.normpath(path), None, "option cache_dirs"))
+        found.append((os.path.normpath(path), None, "option cache_dirs", root))
     discover = params.get("discover")
     if discover is None:
         discover = not found
+    users = None
+    if discover or actors is not None:
+        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
     if discover:
         profile = _profiles.load_profiles(params.get("profiles"))["modelscope"]
-        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
         # environment values vetted per user, refused ones and paths they would make protected reported
         contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
                                                problems=problems)
+        by_name = {}
+        for context in contexts:
+            by_name.setdefault(context.user.name, context.user)
         for r in _profiles.resolve_all({"modelscope": profile}, users, contexts, problems):
             # modelscope's own default is <cache>/hub: the models are there when it exists
             hub = os.path.join(r.path, "hub")
-            found.append((hub if os.path.isdir(hub) and not os.path.islink(hub) else r.path, r.user, r.source))
-    out, seen = [], set()
-    for path, user, source in found:
+            owner = by_name.get(r.user)
+            claim = root if r.template.startswith("/") or owner is None else owner
+            found.append((hub if os.path.isdir(hub) and not os.path.islink(hub) else r.path, r.user, r.source, claim))
+    out, seen, claims, names = [], set(), {}, {}
+    for path, user, source, claim in found:
         try:
             if not stat.S_ISDIR(os.stat(path).st_mode):
                 continue
         except OSError:
             continue
         real = os.path.realpath(path)
+        claims.setdefault(real, {})[claim.uid] = claim
+        for name in (path, real):
+            if name not in names.setdefault(real, []):
+                names[real].append(name)
         if real in seen:
             continue
         seen.add(real)
         out.append((real, user, source))
+    if actors is not None:
+        homes = _privileges.HomeIndex(users)
+        for real, _user, _source in out:
+            actors[real] = _privileges.actor_of_any(names[real], claims[real], homes)
     return out
 
 
@@ -186,10 +250,15 @@ def selection_from(params, now=None):
     return Selection(params.get("models") or [], params.get("keep") or [], older_than, max_size, incomplete, now)
 
 
-def run(params, check_mode=False, now=None):
+def run(params, check_mode=False, now=None, actors=None):
+    """The module's result. actors: {cache: user} whose rights each cache's sizing and removals run with
+    (model_budget passes the ones it found); found by cache_locations when not given."""
     selection = selection_from(params, now)
     env_problems = []
-    locations = cache_locations(params, env_problems)
+    found_actors = {}
+    locations = cache_locations(params, env_problems, found_actors)
+    if actors:
+        found_actors.update((p, actors[p]) for p, _u, _s in locations if p in actors)
     force = params.get("force", False)
     one_fs = params.get("one_file_system", True)
     problems = env_problems  # environment values not used come first
@@ -214,25 +283,39 @@ def run(params, check_mode=False, now=None):
               "problems": problems, "failures": []}
     before_lines, after_lines = [], []
     for path, user, source in locations:
-        models = find_models(path, problems, one_fs)
+        actor = found_actors.get(path)
+        models = find_models_as(actor, path, problems, result["failures"], one_fs)
         chosen, held_back, after = plan_cache(models, selection, held_of)
         gone = set()
+        todo = []
         for m, reason in chosen:
             entry = {"cache": path, "model_id": m.model_id, "path": m.path, "layout": m.layout, "bytes": m.bytes,
                      "files": m.files, "reason": reason}
             if not check_mode:
-                if held_of(m):  # asked again right before: a download may have started
+                held = held_of(m)  # asked again right before: a download may have started
+                if held:
                     held_back.append({"cache": path, "model_id": m.model_id, "path": m.path,
-                                      "reason": held_of(m)[0], "detail": held_of(m)[1]})
+                                      "reason": held[0], "detail": held[1]})
                     after += m.bytes
                     continue
-                done = _walk.remove_tree(m.path, one_file_system=one_fs, expect=m.key)
-                entry["bytes"], entry["files"] = done.bytes, done.files
-                after += m.bytes - done.bytes
-                result["failures"].extend("%s: %s" % (p, e) for p, e in done.failed)
-                problems.extend(done.problems)
-                if not done.changed:
-                    continue
+            todo.append((m, entry))
+        if not check_mode:
+            outcomes, error = remove_models_as(actor, [m for m, _e in todo], one_fs)
+            if error is not None:
+                result["failures"].extend("%s: %s" % (m.path, error) for m, _e in todo)
+                after += sum(m.bytes for m, _e in todo)
+                todo = []
+            else:
+                kept = []
+                for (m, entry), done in zip(todo, outcomes):
+                    entry["bytes"], entry["files"] = done["bytes"], done["files"]
+                    after += m.bytes - done["bytes"]
+                    result["failures"].extend("%s: %s" % (p, e) for p, e in done["failed"])
+                    problems.extend(done["problems"])
+                    if done["files"] or done["dirs"]:
+                        kept.append((m, entry))
+                todo = kept
+        for m, entry in todo:
             gone.add(m.path)
             result["removed"].append(entry)
             result["freed_bytes"] += entry["bytes"]

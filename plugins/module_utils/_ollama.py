@@ -28,7 +28,7 @@ import os
 import re
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _profiles, _stores
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
@@ -516,38 +516,94 @@ def execute(plan, held_of):
     return failures
 
 
+def execute_as(plan, held_of, actor):
+    """execute(plan, held_of) with actor's rights (docs/trust.md): in a child that dropped to the user when we
+    are root and the store is a user's, so the kernel refuses what that user could not remove (a root-owned
+    manifest dir, a bind mount of a root directory as blobs/, a store that is a link to root's). held_of must
+    answer from what the parent already read (the user cannot see other users' open files). A child that failed
+    (killed, stopped, refused the drop) fails the store's planned items: nothing of them is done by root
+    instead, and nothing is reported removed. Returns failures, like execute."""
+    if not _privileges.acts_for(actor):
+        return execute(plan, held_of)
+
+    def work():
+        failures = execute(plan, held_of)
+        return {"failures": failures, "removed": [m.full for m in plan.removed],
+                "blobs": dict((name, [b.name for b in blobs]) for name, blobs in plan.blobs.items()),
+                "freed": dict(plan.freed), "sweep": [(kind, b.name, got) for kind, b, got in plan.sweep],
+                "held_back": plan.held_back, "bytes_after": plan.bytes_after}
+
+    store = plan.store
+    planned_sweep = dict((b.name, b) for _kind, b in plan.sweep)
+    planned_blobs = dict((b.name, b) for blobs in plan.blobs.values() for b in blobs)
+    try:
+        out = _privileges.call_as(actor, work)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        models = len(plan.removed) + len(plan.sweep)
+        plan.removed, plan.blobs, plan.freed, plan.sweep = [], {}, {}, []
+        plan.bytes_after = plan.bytes_before
+        return ["%s: %s (%d planned removal(s) not done)" % (store.path, exc, models)]
+    by_full = dict((m.full, m) for m in plan.removed)
+    plan.removed = [by_full[name] for name in out["removed"]]
+    plan.blobs = dict((name, [planned_blobs[b] for b in blobs]) for name, blobs in out["blobs"].items())
+    plan.freed = dict(out["freed"])
+    plan.sweep = [(kind, planned_sweep[name], got) for kind, name, got in out["sweep"]]
+    plan.held_back[:] = out["held_back"]
+    plan.bytes_after = out["bytes_after"]
+    return list(out["failures"])
+
+
 # ------------------------------------------------------------------------------------------ one run
 
-def store_locations(params, problems=None):
+def store_locations(params, problems=None, actors=None):
     """[(path, user, source)] of the Ollama models dirs: given ones, else every user's ~/.ollama/models, the
     service's, and OLLAMA_MODELS from each user's environment (running processes included, a process's value
-    only for its own user's paths, as the profiles resolve it)."""
+    only for its own user's paths, as the profiles resolve it).
+    actors: a dict filled with {path: user} whose rights each store's removals (and reads) run with
+    (docs/trust.md): the user whose home holds the store (as found, or where it really is), else the user whose
+    environment named it, else root (a given dir outside every home, the service's store)."""
     found = []
+    root = _privileges.root_user()
     for path in params.get("models_dirs") or []:
         if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
             raise ValueError("models_dirs: %r must be an absolute path to an Ollama models dir, without '..'" % path)
-        found.append((os.path.normpath(path), None, "option models_dirs"))
+        found.append((os.path.normpath(path), None, "option models_dirs", root))
     discover = params.get("discover")
     if discover is None:
         discover = not found
+    users = None
+    if discover or actors is not None:
+        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
     if discover:
         profile = _profiles.load_profiles(params.get("profiles"))["ollama"]
-        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
         # environment values vetted per user, refused ones and paths they would make protected reported
         contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
                                                problems=problems)
+        by_name = {}
+        for context in contexts:
+            by_name.setdefault(context.user.name, context.user)
         for r in _profiles.resolve_all({"ollama": profile}, users, contexts, problems):
             source = "default" if "{env:" not in r.template else "%s (OLLAMA_MODELS)" % r.source
-            found.append((r.path, r.user, source))
-    out, seen = [], set()
-    for path, user, source in found:
+            owner = by_name.get(r.user)
+            claim = root if r.template.startswith("/") or owner is None else owner  # the service's: root's
+            found.append((r.path, r.user, source, claim))
+    out, seen, claims, names = [], {}, {}, {}
+    for path, user, source, claim in found:
         if not os.path.isdir(path):
             continue
         real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        out.append((path, user, source))
+        if real not in seen:
+            seen[real] = path
+            out.append((path, user, source))
+        kept = seen[real]
+        claims.setdefault(kept, {})[claim.uid] = claim
+        for name in (kept, path, real):
+            if name not in names.setdefault(kept, []):
+                names[kept].append(name)
+    if actors is not None:
+        homes = _privileges.HomeIndex(users)
+        for path, _user, _source in out:
+            actors[path] = _privileges.actor_of_any(names[path], claims[path], homes)
     return out
 
 
@@ -568,10 +624,15 @@ def _model_entry(store, m):
             "last_used": m.last_used, "modified": m.mtime}
 
 
-def run(params, check_mode=False, now=None):
+def run(params, check_mode=False, now=None, actors=None):
+    """The module's result. actors: {models dir: user} whose rights each store's removals run with (model_budget
+    passes the ones it found); found by store_locations when not given."""
     selection = selection_from(params, now)
     env_problems = []
-    locations = store_locations(params, env_problems)
+    found_actors = {}
+    locations = store_locations(params, env_problems, found_actors)
+    if actors:
+        found_actors.update((p, actors[p]) for p, _u, _s in locations if p in actors)
     force = params.get("force", False)
     problems = env_problems  # environment values not used come first
     opened = OpenFiles([p for p, _u, _s in locations], problems,
@@ -595,7 +656,9 @@ def run(params, check_mode=False, now=None):
 
         plan = plan_store(store, selection, held_of)
         if not check_mode and (plan.removed or plan.sweep):
-            result["failures"].extend(execute(plan, held_of))
+            if not force:
+                opened()  # read here, with root's sight of every process; the child asks this answer again
+            result["failures"].extend(execute_as(plan, held_of, found_actors.get(path)))
             sweep = plan.sweep
         else:
             sweep = [(kind, b, b.size if b.nlink <= 1 else 0) for kind, b in plan.sweep]

@@ -20,6 +20,8 @@ API (used by remove, discover, hf_cache, pip_remove; stores for Ollama/ModelScop
     preexec_fn=dropper(user)                     # subprocess.Popen(..., preexec_fn=...): the same drop before exec
     homes = HomeIndex(users)                     # whose home holds a path: homes.owner(path) -> user or None
     user = actor_of(path, claims, homes)         # whose rights a path resolved for `claims` ({uid: user}) is acted on with
+    user = actor_of_any(names, claims, homes)    # the same for a location known by several names (given, real)
+    acts_for(user)                               # True when acting as user takes a child (we are root, user is not)
 
 call_as runs work in this process when `user` is who we already are (no fork), in a child that drops to the
 user when we are root, and raises NotReachable when we are neither root nor that user (an unprivileged run
@@ -301,3 +303,21 @@ def actor_of(path, claims, homes):
     if 0 in claims or not claims:
         return claims.get(0) or root_user()
     return claims[min(claims)]
+
+
+def actor_of_any(names, claims, homes):
+    """actor_of for a location known by several names (as it was found or given, and where it really is, for a
+    model store that may be a link): the user whose home holds the first of them that is in a home; else as
+    actor_of."""
+    for name in names:
+        user = homes.owner(name)
+        if user is not None:
+            return user
+    return actor_of(names[-1], claims, homes)
+
+
+def acts_for(user):
+    """True when work for user runs in a child that drops to them: we are root and user is someone else. An
+    unprivileged run acts with its own rights (the kernel decides what it reaches); root's own residue with
+    root's."""
+    return user is not None and effective_uid() == 0 and user.uid != 0

@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ollama_models and modelscope_models as root on a shared host: a store in a user's home is sized and emptied with
+that user's rights (real throwaway users, real files, real bind mounts), so root-owned files planted in it, a bind
+mount of a root directory and a store that is the user's link to root's stay whole; a child the user kills fails
+only that user's store. Each test was run against the code before this rule (root removed everything) and failed."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama
+from ansible_collections.residue.purge.tests.unit.support import ollamagen as og
+from ansible_collections.residue.purge.tests.unit.support.realusers import (  # noqa: F401 (fixtures)
+    as_user, chown_tree, digest, make_user, sandbox, write)
+
+
+@pytest.fixture(autouse=True)
+def need_root():
+    if os.geteuid() != 0:
+        pytest.fail("these tests create users and mounts and act as them: they need root (the lab runs as root)")
+
+
+def ollama_params(stores, users, **kw):
+    p = {"models_dirs": list(stores), "discover": False, "models": ["*"], "keep": [], "older_than": None,
+         "max_size": None, "orphans": False, "orphans_older_than": "1d", "force": False, "homes": [],
+         "users": [u.pw_name for u in users], "scan_processes": False}
+    p.update(kw)
+    return p
+
+
+def ms_params(caches, users, **kw):
+    p = {"cache_dirs": list(caches), "discover": False, "models": ["*"], "keep": [], "older_than": None,
+         "max_size": None, "incomplete_older_than": "1d", "force": False, "one_file_system": True, "homes": [],
+         "users": [u.pw_name for u in users], "scan_processes": False}
+    p.update(kw)
+    return p
+
+
+def users_store(user, models=(("mine:1b", b"M" * 3000),)):
+    store = os.path.join(user.pw_dir, ".ollama", "models")
+    for name, weights in models:
+        og.model(store, name, [b"cfg-" + name.encode(), weights])
+    chown_tree(user, os.path.join(user.pw_dir, ".ollama"))
+    return store
+
+
+def start_killer(user, sandbox):
+    """A process of user's that SIGKILLs every other process of user's (the child acting as them among them)
+    until the test says stop."""
+    stop = os.path.join(sandbox, "stop-killer")
+    killer = ("import os, time\n"
+              "while not os.path.exists(%r):\n"
+              "    for pid in os.listdir('/proc'):\n"
+              "        if pid.isdigit() and int(pid) != os.getpid():\n"
+              "            try:\n"
+              "                if os.stat('/proc/' + pid).st_uid == os.getuid():\n"
+              "                    os.kill(int(pid), 9)\n"
+              "            except OSError:\n"
+              "                pass\n" % stop)
+    proc = subprocess.Popen(["runuser", "-u", user.pw_name, "--", "python3", "-c", killer], cwd="/")
+    time.sleep(1)
+    return proc
+
+
+def stop_killer(proc, sandbox):
+    write(os.path.join(sandbox, "stop-killer"), "")
+    proc.wait(timeout=30)
+
+
+# ------------------------------------------------------------------------------------------ ollama
+
+def test_ollama_a_root_owned_manifest_dir_in_a_users_store_stays_and_is_named(make_user):
+    """Root's directory planted in alice's store (alice cannot write it): alice's own model goes with alice's
+    rights, root's manifest fails with Permission denied and stays, and so do its layers."""
+    alice = make_user()
+    store = users_store(alice)
+    og.model(store, "rootmodel:1b", [b"cfg-root", b"R" * 2000])  # made by root: its dirs and manifest are root's
+    rootdir = os.path.join(store, "manifests", "registry.ollama.ai", "library", "rootmodel")
+    assert os.stat(rootdir).st_uid == 0
+    before = digest(rootdir)
+    result = _ollama.run(ollama_params([store], [alice]))
+    assert digest(rootdir) == before
+    assert [f for f in result["failures"] if "rootmodel" in f] == [os.path.join(rootdir, "1b") + ": Permission denied"]
+    assert [r["name"] for r in result["removed"]] == ["mine:1b"] and result.get("failure")
+    assert og.blob_names(store) == sorted("sha256-" + hashlib.sha256(c).hexdigest() for c in (b"cfg-root", b"R" * 2000))
+
+
+def test_ollama_a_bind_mount_of_a_root_directory_as_blobs_is_not_emptied(make_user, sandbox):
+    """root bind-mounted a root directory (a shared layer cache, say) as alice's blobs/: alice's manifests go,
+    the layers in root's directory stay (alice cannot unlink them) and are named."""
+    alice = make_user()
+    store = users_store(alice)
+    shared = os.path.join(sandbox, "srv-layers")
+    os.makedirs(shared)
+    for name in og.blob_names(store):
+        os.rename(os.path.join(store, "blobs", name), os.path.join(shared, name))  # root's now
+    for name in os.listdir(shared):
+        os.chown(os.path.join(shared, name), 0, 0)
+    before = digest(shared)
+    subprocess.run(["mount", "--bind", shared, os.path.join(store, "blobs")], check=True)
+    try:
+        result = _ollama.run(ollama_params([store], [alice]))
+        assert digest(shared) == before
+    finally:
+        subprocess.run(["umount", os.path.join(store, "blobs")], check=True)
+    assert digest(shared) == before
+    assert len(result["failures"]) == 2 and all(f.endswith("Permission denied") for f in result["failures"])
+    assert not os.path.exists(os.path.join(store, "manifests", "registry.ollama.ai"))  # alice's manifest went
+
+
+def test_ollama_a_users_store_that_is_a_link_to_roots_store_is_acted_on_as_the_user(make_user, sandbox):
+    """alice's ~/.ollama/models is her symlink to the service's store (root's): named as a models dir, it is
+    opened through the link, but as alice, so the kernel refuses every removal in root's store."""
+    alice = make_user()
+    service = os.path.join(sandbox, "usr-share-ollama", "models")
+    og.model(service, "served:7b", [b"cfg-served", b"S" * 4000])
+    before = digest(service)
+    as_user(alice, "mkdir", "-p", os.path.join(alice.pw_dir, ".ollama"))
+    link = os.path.join(alice.pw_dir, ".ollama", "models")
+    as_user(alice, "ln", "-s", service, link)
+    result = _ollama.run(ollama_params([link], [alice]))
+    assert digest(service) == before
+    assert result["removed"] == [] and result["failures"] and "Permission denied" in result["failures"][0]
+    # the same store named where it really is (outside every home) is root's: the test can tell the two apart
+    check = _ollama.run(ollama_params([service], [alice]), check_mode=True)
+    assert [r["name"] for r in check["removed"]] == ["served:7b"]
+
+
+def test_ollama_a_child_the_user_kills_fails_only_that_users_store(make_user, sandbox):
+    """alice kills every process of hers (the child acting as her is one): her store fails, named, and nothing
+    of it is done by root instead; bob's store goes with bob's rights."""
+    alice, bob = make_user(), make_user()
+    many = [("m%d:1b" % i, b"W%d" % i * 200) for i in range(600)]
+    alice_store, bob_store = users_store(alice, many), users_store(bob)
+    proc = start_killer(alice, sandbox)
+    try:
+        result = _ollama.run(ollama_params([alice_store, bob_store], [alice, bob]))
+    finally:
+        stop_killer(proc, sandbox)
+    assert [r["store"] for r in result["removed"]] == [bob_store]
+    assert not os.path.exists(os.path.join(bob_store, "manifests", "registry.ollama.ai"))
+    (failed,) = result["failures"]
+    assert failed.startswith(alice_store + ": ") and alice.pw_name in failed, failed
+    assert os.listdir(os.path.join(alice_store, "manifests", "registry.ollama.ai", "library"))  # root did not redo it
+
+
+# ------------------------------------------------------------------------------------------ modelscope
+
+def users_cache(user):
+    cache = os.path.join(user.pw_dir, ".cache", "modelscope", "hub")
+    model = os.path.join(cache, "models", "qwen", "tiny")
+    os.makedirs(os.path.join(model, "sub"))
+    write(os.path.join(model, "model.bin"), b"m" * 5000)
+    write(os.path.join(model, "sub", "tok.json"), b"t" * 100)
+    chown_tree(user, os.path.join(user.pw_dir, ".cache"))
+    return cache, model
+
+
+def test_modelscope_a_root_owned_dir_in_a_users_model_stays_and_is_named(make_user):
+    alice = make_user()
+    cache, model = users_cache(alice)
+    locked = os.path.join(model, "rootdir")
+    os.mkdir(locked, 0o755)
+    write(os.path.join(locked, "root-file"), "root's", 0o644)
+    before = digest(locked)
+    result = _modelscope.run(ms_params([cache], [alice]))
+    assert digest(locked) == before
+    assert result["failures"] == [os.path.join(locked, "root-file") + ": Permission denied"]
+    assert sorted(os.listdir(model)) == ["rootdir"]  # alice's own files went
+
+
+def test_modelscope_a_root_only_dir_in_a_users_model_is_sized_as_the_user(make_user):
+    """Sizing runs as alice too: a root-only directory in her model is not read (named), its bytes not counted."""
+    alice = make_user()
+    cache, model = users_cache(alice)
+    secret = os.path.join(model, "secret")
+    os.mkdir(secret, 0o700)
+    write(os.path.join(secret, "big"), b"s" * 200000)
+    check = _modelscope.run(ms_params([cache], [alice]), check_mode=True)
+    (listed,) = check["models"]
+    assert listed["bytes"] < 100000, listed
+    assert any(secret in p for p in check["problems"]), check["problems"]
+
+
+def test_modelscope_a_bind_mount_of_a_root_directory_in_a_model_is_not_emptied(make_user, sandbox):
+    """Even with one_file_system off (the walk enters other filesystems), alice's child cannot remove root's
+    files reached through a bind mount in her model."""
+    alice = make_user()
+    cache, model = users_cache(alice)
+    system = os.path.join(sandbox, "fake-var-lib")
+    os.makedirs(os.path.join(system, "sub"))
+    write(os.path.join(system, "db"), "root's db", 0o644)
+    write(os.path.join(system, "sub", "conf"), "conf", 0o644)
+    before = digest(system)
+    mnt = os.path.join(model, "bind")
+    as_user(alice, "mkdir", mnt)
+    subprocess.run(["mount", "--bind", system, mnt], check=True)
+    try:
+        result = _modelscope.run(ms_params([cache], [alice], one_file_system=False))
+        assert digest(system) == before
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    assert digest(system) == before
+    assert result["failures"] and all(f.startswith(mnt) and "Permission denied" in f for f in result["failures"])
+
+
+def test_modelscope_a_child_the_user_kills_fails_only_that_users_cache(make_user, sandbox):
+    alice, bob = make_user(), make_user()
+    (alice_cache, alice_model), (bob_cache, bob_model) = users_cache(alice), users_cache(bob)
+    many = os.path.join(alice_model, "many")
+    as_user(alice, "sh", "-c", "mkdir -p '%s' && cd '%s' && seq 1 4000 | xargs touch" % (many, many))
+    proc = start_killer(alice, sandbox)
+    try:
+        result = _modelscope.run(ms_params([alice_cache, bob_cache], [alice, bob]))
+    finally:
+        stop_killer(proc, sandbox)
+    assert [r["path"] for r in result["removed"]] == [bob_model] and not os.path.exists(bob_model)
+    assert result["failures"] and all(f.startswith(alice_cache) and alice.pw_name in f for f in result["failures"])
+    assert os.path.isdir(many)  # root did not redo alice's work
