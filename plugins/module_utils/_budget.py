@@ -7,7 +7,13 @@ Every model of every store is one candidate with its last use; the least recentl
 they are in, until the stores together fit. What removing a candidate frees is each store's own accounting,
 updated as candidates are chosen: a shared blob store payload (huggingface_hub 2.x) or an Ollama layer counts when
 its last reference goes. Removal is then done by each store's own code (hf_cache, ollama_models,
-modelscope_models, _walk for torch hub), which checks locks and open files again right before.
+modelscope_models, _walk for torch hub), which checks locks and open files again right before; a candidate that
+check holds back is replaced by the next least recently used ones until the stores fit or none are left.
+
+A store in a non-root user's home (or one that user's environment named) is sized and emptied with that user's
+rights, by the store's own code in a child that dropped to them (docs/trust.md); root's own and system stores stay
+with root. Candidates are chosen by identity, not by pattern: an HF repo by type and id, an Ollama model by its
+full name, a ModelScope model and a torch hub entry by path.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,9 +21,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama, _profiles, _walk
+from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama, _privileges, _profiles, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import model as hf_model
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan, shared as hf_shared
@@ -26,9 +33,11 @@ from ansible_collections.residue.purge.plugins.module_utils._units import parse_
 
 
 class Candidate(object):
-    __slots__ = ("store", "kind", "name", "path", "last_used", "gain", "take", "watch")
+    __slots__ = ("store", "kind", "name", "path", "last_used", "gain", "take", "watch", "repo_type", "key")
 
-    def __init__(self, store, kind, name, path, last_used, gain, take, watch):
+    def __init__(self, store, kind, name, path, last_used, gain, take, watch, repo_type=None, key=None):
+        self.repo_type = repo_type  # HF: model | dataset | space (one id may be all three in one cache)
+        self.key = key  # torch hub: the (st_dev, st_ino) scanned; nothing else found there is removed
         self.store = store
         self.kind = kind  # hf_repo | ollama_model | modelscope_model | torch_hub
         self.name = name
@@ -56,7 +65,8 @@ def _hf_candidates(path, one_fs):
             if tally is not None:
                 tally.add(links)
         watch = [repo.path + "/"] + ["%s/%s" % (store.path, p) for p in sorted(set(repo.shared_links.values()))]
-        out.append(Candidate(path, "hf_repo", repo.repo_id, repo.path, repo.last_access, gain, take, watch))
+        out.append(Candidate(path, "hf_repo", repo.repo_id, repo.path, repo.last_access, gain, take, watch,
+                             repo_type=repo.repo_type))
     return plan.bytes_before, out, cache.problems + store.problems
 
 
@@ -81,10 +91,11 @@ def _ollama_candidates(path):
     return store.blob_bytes() + sum(b.size for _n, b in store.partials), out, store.problems
 
 
-def _modelscope_candidates(path, one_fs):
+def _modelscope_candidates(path, one_fs, actor=None, failures=None):
     problems = []
     out = []
-    models = _modelscope.find_models(path, problems, one_fs)
+    models = _modelscope.find_models_as(actor, path, problems, failures if failures is not None else problems,
+                                        one_fs)
     for m in models:
         if m.downloading:
             continue  # a download in progress is never a candidate
@@ -93,42 +104,75 @@ def _modelscope_candidates(path, one_fs):
     return sum(m.bytes for m in models), out, problems
 
 
-def _torch_candidates(path, one_fs):
-    """torch hub: each checkpoint file (hub/checkpoints/*) and each hub checkout dir (hub/<owner>_<repo>_<ref>)."""
-    problems, out, total = [], [], 0
-    entries = []
+def _torch_entries(path, one_fs):
+    """[(path, bytes, last used, (st_dev, st_ino))] of the torch hub dir's entries, and problems (plain data: it
+    runs in the child acting as the store's user)."""
+    problems, entries, out = [], [], []
     for sub in ("checkpoints", ""):
         base = os.path.join(path, sub) if sub else path
         try:
             with os.scandir(base) as it:
                 for e in it:
-                    if sub == "" and e.name == "checkpoints":
-                        continue
+                    if sub == "" and (e.name == "checkpoints" or not e.is_dir(follow_symlinks=False)):
+                        continue  # hub/trusted_list and hub/<branch>.zip are not models; a checkout is a dir
                     if e.is_symlink():
                         continue
                     entries.append(e.path)
         except OSError:
             continue
     for p in sorted(entries):
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
         use = _walk.usage(p, one_file_system=one_fs, parallel=False)
         problems.extend(use.problems)
-        total += use.bytes
-        out.append(Candidate(path, "torch_hub", os.path.relpath(p, path), p,
-                             max(use.last_access or 0, use.newest_mtime or 0), lambda b=use.bytes: b, lambda: None,
-                             [p, p + "/"]))
-    return total, out, problems
+        out.append((p, use.bytes, max(use.last_access or 0, use.newest_mtime or 0), (st.st_dev, st.st_ino)))
+    return out, problems
+
+
+def _torch_candidates(path, one_fs, actor=None, failures=None):
+    """torch hub: each checkpoint file (hub/checkpoints/*) and each hub checkout dir (hub/<owner>_<repo>_<ref>),
+    sized with the store's user's rights. A child that failed reads nothing: a failure naming the dir."""
+    try:
+        entries, problems = _as(actor, _torch_entries, path, one_fs)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        text = "%s: %s (not read, nothing removed there)" % (path, exc)
+        if failures is None:
+            return 0, [], [text]
+        failures.append(text)
+        return 0, [], []
+    out = []
+    for p, size, last, key in entries:
+        out.append(Candidate(path, "torch_hub", os.path.relpath(p, path), p, last, lambda b=size: b, lambda: None,
+                             [p, p + "/"], key=tuple(key)))
+    return sum(e[1] for e in entries), out, problems
+
+
+def _as(actor, work, *args):
+    """work(*args) with actor's rights: in a child that dropped to them when we are root and they are not."""
+    if not _privileges.acts_for(actor):
+        return work(*args)
+    return _privileges.call_as(actor, work, *args)
 
 
 def _locations(params, problems=None):
+    """(hf, ollama, modelscope, torch) store paths and {path: user} whose rights each is sized and emptied with:
+    the user whose home holds it (as found, or where it really is), else the user whose environment named it,
+    else root (docs/trust.md)."""
     homes, users = params.get("homes") or None, params.get("users", "all")
     scan = params.get("scan_processes", True)
     base = {"homes": params.get("homes") or [], "users": users, "scan_processes": scan,
             "profiles": params.get("profiles") or {}, "discover": True}
-    ollama = [p for p, _u, _s in _ollama.store_locations(dict(base, models_dirs=[]), problems)]
-    modelscope = [p for p, _u, _s in _modelscope.cache_locations(dict(base, cache_dirs=[]), problems)]
+    actors = {}
+    ollama = [p for p, _u, _s in _ollama.store_locations(dict(base, models_dirs=[]), problems, actors)]
+    modelscope = [p for p, _u, _s in _modelscope.cache_locations(dict(base, cache_dirs=[]), problems, actors)]
     torch, hf = [], []
     profile = _profiles.load_profiles(params.get("profiles"))["torch_hub"]
     users_list = _profiles.list_users(homes, users)
+    homes_index = _privileges.HomeIndex(users_list)
+    root = _privileges.root_user()
+    claims, names = {}, {}
     # environment values and cache roots vetted per user as everywhere (docs/trust.md); what is refused is
     # reported (each store module's own refusals once: duplicates are dropped below)
     contexts = _profiles.user_environments(users_list, scan_processes=scan, problems=problems)
@@ -141,34 +185,44 @@ def _locations(params, problems=None):
                 if problems is not None:
                     problems.append("HF hub cache of user %s (%s) is not used: %s" % (context.user.name, source, why))
                 continue
+            claims.setdefault(real, {})[context.user.uid] = context.user
+            names.setdefault(real, [])
+            for name in (path, real):
+                if name not in names[real]:
+                    names[real].append(name)
             if real not in hf:
                 hf.append(real)
+    by_name = {}
+    for context in contexts:
+        by_name.setdefault(context.user.name, context.user)
     for r in _profiles.resolve_all({"torch_hub": profile}, users_list, contexts, problems):
-        if os.path.isdir(r.path) and os.path.realpath(r.path) not in torch:
-            torch.append(os.path.realpath(r.path))
-    return hf, ollama, modelscope, torch
+        if not os.path.isdir(r.path):
+            continue
+        real = os.path.realpath(r.path)
+        owner = by_name.get(r.user)
+        claim = root if r.template.startswith("/") or owner is None else owner
+        claims.setdefault(real, {})[claim.uid] = claim
+        names.setdefault(real, [])
+        for name in (r.path, real):
+            if name not in names[real]:
+                names[real].append(name)
+        if real not in torch:
+            torch.append(real)
+    for path in hf + torch:
+        actors[path] = _privileges.actor_of_any(names[path], claims[path], homes_index)
+    return hf, ollama, modelscope, torch, actors
 
 
-def run(params, check_mode=False, now=None):
-    max_size = parse_size(params["max_size"], "max_size")
-    now = time.time() if now is None else now
-    one_fs = params.get("one_file_system", True)
-    force = params.get("force", False)
-    env_problems = []
-    hf, ollama, modelscope, torch = _locations(params, env_problems)
-    problems, candidates, stores = sorted(set(env_problems), key=env_problems.index), [], []
-    for kind, paths, collect in (("hf", hf, lambda p: _hf_candidates(p, one_fs)),
-                                 ("ollama", ollama, _ollama_candidates),
-                                 ("modelscope", modelscope, lambda p: _modelscope_candidates(p, one_fs)),
-                                 ("torch_hub", torch, lambda p: _torch_candidates(p, one_fs))):
-        for path in paths:
-            size, found, probs = collect(path)
-            stores.append({"kind": kind, "path": path, "bytes_before": size})
-            candidates.extend(found)
-            problems.extend(probs)
-    total = sum(s["bytes_before"] for s in stores)
-    roots = sorted(set(os.path.realpath(s["path"]) for s in stores))
-    opened = {} if force else (open_paths_under(roots) or {})
+_GLOB = re.compile(r"([*?\[])")
+
+
+def exact(name):
+    """A glob that matches name only (the stores select by glob; a name may hold '*', '?' or '[')."""
+    return _GLOB.sub(r"[\1]", name)
+
+
+def _holder(opened):
+    """holder(candidate) -> why it is held back (one of its files is open), from opened ({path: [(pid, name)]})."""
     open_paths = sorted(opened)
 
     def holder(c):
@@ -179,33 +233,75 @@ def run(params, check_mode=False, now=None):
                 if p == real.rstrip("/") or (real.endswith("/") and p.startswith(real)):
                     return "%s is open in process %d (%s)" % (p, opened[p][0][0], opened[p][0][1])
         return None
+    return holder
 
-    chosen, held_back = [], []
-    after = total
-    for c in sorted(candidates, key=lambda c: (c.last_used, c.kind, c.name)):
-        if after <= max_size:
-            break
-        why = holder(c)
-        if why:
-            held_back.append({"store": c.store, "kind": c.kind, "name": c.name, "reason": "in_use", "detail": why})
-            continue
-        gain = c.gain()
-        c.take()
-        chosen.append((c, gain))
-        after -= gain
 
+def run(params, check_mode=False, now=None):
+    max_size = parse_size(params["max_size"], "max_size")
+    now = time.time() if now is None else now
+    one_fs = params.get("one_file_system", True)
+    force = params.get("force", False)
+    env_problems = []
+    hf, ollama, modelscope, torch, actors = _locations(params, env_problems)
+    problems, candidates, stores = sorted(set(env_problems), key=env_problems.index), [], []
+    failed = []  # a store whose sizing child failed (the user killed it): nothing of it is chosen
+    for kind, paths, collect in (
+            ("hf", hf, lambda p: _hf_candidates(p, one_fs)),
+            ("ollama", ollama, _ollama_candidates),
+            ("modelscope", modelscope, lambda p: _modelscope_candidates(p, one_fs, actors.get(p), failed)),
+            ("torch_hub", torch, lambda p: _torch_candidates(p, one_fs, actors.get(p), failed))):
+        for path in paths:
+            size, found, probs = collect(path)
+            stores.append({"kind": kind, "path": path, "bytes_before": size})
+            candidates.extend(found)
+            problems.extend(probs)
+    total = sum(s["bytes_before"] for s in stores)
+    roots = sorted(set(os.path.realpath(s["path"]) for s in stores))
+    holder = _holder({} if force else (open_paths_under(roots) or {}))
+
+    held_back = []
+    queue = sorted(candidates, key=lambda c: (c.last_used, c.kind, c.name, c.path))
+
+    def choose(after):
+        """The next least recently used candidates, until after (bytes) fits the budget or none are left."""
+        picked = []
+        while queue and after > max_size:
+            c = queue.pop(0)
+            why = holder(c)
+            if why:
+                held_back.append({"store": c.store, "kind": c.kind, "name": c.name, "reason": "in_use",
+                                  "detail": why})
+                continue
+            gain = c.gain()
+            c.take()
+            picked.append((c, gain))
+            after -= gain
+        return picked, after
+
+    chosen, after = choose(total)
     result = {"changed": False, "removed": [], "held_back": held_back, "stores": stores, "max_size": max_size,
               "bytes_before": total, "bytes_after": after, "over_budget": after > max_size, "freed_bytes": 0,
-              "problems": problems, "failures": []}
+              "problems": problems, "failures": failed}
     if check_mode:
         for c, gain in chosen:
             result["removed"].append({"store": c.store, "kind": c.kind, "name": c.name, "path": c.path,
                                       "last_used": c.last_used, "freed_bytes": gain})
         result["freed_bytes"] = sum(g for _c, g in chosen)
     else:
-        _execute(chosen, params, result, one_fs, force)
-        rank = dict(((c.kind, c.name), i) for i, (c, _g) in enumerate(chosen))  # least recently used first
-        result["removed"].sort(key=lambda r: rank.get((r["kind"], r["name"]), len(rank)))
+        pending, done = chosen, []
+        while pending:
+            held_before, failed_before = len(held_back), len(result["failures"])
+            _execute(pending, result, one_fs, force, actors)
+            done.extend(pending)
+            after = total - result["freed_bytes"]
+            if after <= max_size or len(result["failures"]) > failed_before or len(held_back) == held_before:
+                break
+            # the store's own check held some back right before removal (opened since the choice): the next
+            # least recently used take their place
+            pending, _est = choose(after)
+        chosen = done
+        rank = dict((c.path, i) for i, (c, _g) in enumerate(chosen))  # least recently used first
+        result["removed"].sort(key=lambda r: rank.get(r["path"], len(rank)))
         result["bytes_after"] = total - result["freed_bytes"]
         result["over_budget"] = result["bytes_after"] > max_size
     result["changed"] = bool(result["removed"])
@@ -219,54 +315,88 @@ def run(params, check_mode=False, now=None):
     return result
 
 
-def _execute(chosen, params, result, one_fs, force):
-    """Remove the chosen candidates with each store's own code; account what really went."""
+def _execute(chosen, result, one_fs, force, actors):
+    """Remove the chosen candidates with each store's own code and its user's rights; account what really went."""
     by_store = {}
     for c, gain in chosen:
         by_store.setdefault((c.kind, c.store), []).append(c)
     common = {"homes": [], "users": "all", "scan_processes": False, "force": force, "discover": False,
               "profiles": {}, "targets": []}
     for (kind, store), items in sorted(by_store.items()):
-        last = dict((c.name, c.last_used) for c in items)
+        last = dict((c.path, c.last_used) for c in items)
+        actor = actors.get(store)
+        held, failures, problems, freed = [], [], [], 0
         if kind == "hf_repo":
-            sel = hf_plan.RepoSelection(patterns=[c.name for c in items], revisions="all")
-            res = hf_run.clean([store], sel, force=force, one_file_system=one_fs)
-            for d in res["deleted"]:
-                result["removed"].append({"store": store, "kind": kind, "name": d["repo_id"], "path": d["path"],
-                                          "last_used": last.get(d["repo_id"]), "freed_bytes": d["freed_bytes"]})
-            held = list(res["held_back"])
-            failures = res["failures"]
-            problems = res["problems"]
-            freed = res["freed_bytes"]
+            by_type = {}
+            for c in items:  # a model and a dataset may share an id: each type is selected on its own
+                by_type.setdefault(c.repo_type, []).append(c)
+            for repo_type, group in sorted(by_type.items()):
+                sel = hf_plan.RepoSelection(patterns=[exact(c.name) for c in group], repo_type=repo_type,
+                                            revisions="all")
+                res = hf_run.clean([store], sel, force=force, one_file_system=one_fs, actors={store: actor})
+                for d in res["deleted"]:
+                    result["removed"].append({"store": store, "kind": kind, "name": d["repo_id"], "path": d["path"],
+                                              "last_used": last.get(d["path"]), "freed_bytes": d["freed_bytes"]})
+                held.extend(res["held_back"])
+                failures.extend(res["failures"])
+                problems.extend(res["problems"])
+                freed += res["freed_bytes"]
         elif kind == "ollama_model":
-            res = _ollama.run(dict(common, models_dirs=[store], models=[c.name for c in items], keep=[],
-                                   older_than=None, max_size=None, orphans=False, orphans_older_than="1d"))
+            res = _ollama.run(dict(common, models_dirs=[store], models=[exact(c.name) for c in items], keep=[],
+                                   older_than=None, max_size=None, orphans=False, orphans_older_than="1d"),
+                              actors={store: actor})
+            paths = dict((c.name, c.path) for c in items)
             for r in res["removed"]:
                 result["removed"].append({"store": store, "kind": kind, "name": r["model"], "path": r["manifest"],
-                                          "last_used": last.get(r["model"]), "freed_bytes": r["freed_bytes"]})
+                                          "last_used": last.get(paths.get(r["model"])),
+                                          "freed_bytes": r["freed_bytes"]})
             held, failures, problems, freed = res["held_back"], res["failures"], res["problems"], res["freed_bytes"]
         elif kind == "modelscope_model":
-            res = _modelscope.run(dict(common, cache_dirs=[store], models=[c.name for c in items], keep=[],
-                                       older_than=None, max_size=None, incomplete_older_than="1d",
-                                       one_file_system=one_fs))
+            res = _modelscope.run(dict(common, cache_dirs=[store], models=["*"], keep=[], older_than=None,
+                                       max_size=None, incomplete_older_than="1d", one_file_system=one_fs),
+                                  actors={store: actor}, only=set(c.path for c in items))
             for r in res["removed"]:
                 result["removed"].append({"store": store, "kind": kind, "name": r["model_id"], "path": r["path"],
-                                          "last_used": last.get(r["model_id"]), "freed_bytes": r["bytes"]})
+                                          "last_used": last.get(r["path"]), "freed_bytes": r["bytes"]})
             held, failures, problems, freed = res["held_back"], res["failures"], res["problems"], res["freed_bytes"]
         else:
-            held, failures, problems, freed = [], [], [], 0
-            for c in items:
-                st = os.lstat(c.path)
-                done = _walk.remove_tree(c.path, one_file_system=one_fs, expect=(st.st_dev, st.st_ino))
-                failures.extend("%s: %s" % (p, e) for p, e in done.failed)
-                problems.extend(done.problems)
-                if done.changed:
-                    freed += done.bytes
-                    result["removed"].append({"store": store, "kind": kind, "name": c.name, "path": c.path,
-                                              "last_used": c.last_used, "freed_bytes": done.bytes})
+            freed = _remove_torch(store, items, actor, one_fs, force, result, held, failures, problems)
         for h in held:
             result["held_back"].append({"store": store, "kind": kind, "name": h.get("repo_id") or h.get("name") or
                                         h.get("model_id"), "reason": h.get("reason"), "detail": h.get("detail")})
         result["failures"].extend(failures)
         result["problems"].extend(problems)
         result["freed_bytes"] += freed
+
+
+def _remove_torch(store, items, actor, one_fs, force, result, held, failures, problems):
+    """torch hub entries: open files asked again right before (with root's sight of every process), then each
+    entry removed whole with the store's user's rights, only if it is still the inode scanned. Returns bytes."""
+    holder = _holder({} if force else (open_paths_under([os.path.realpath(store)]) or {}))
+    todo = []
+    for c in items:
+        why = holder(c)
+        if why:
+            held.append({"name": c.name, "reason": "in_use", "detail": why})
+        else:
+            todo.append(c)
+
+    def work():
+        return [_walk.remove_tree(c.path, one_file_system=one_fs, expect=c.key).to_dict() for c in todo]
+
+    if not todo:
+        return 0
+    try:
+        outcomes = _as(actor, work)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        failures.extend("%s: %s" % (c.path, exc) for c in todo)
+        return 0
+    freed = 0
+    for c, done in zip(todo, outcomes):
+        failures.extend("%s: %s" % (p, e) for p, e in done["failed"])
+        problems.extend(done["problems"])
+        if done["files"] or done["dirs"]:
+            freed += done["bytes"]
+            result["removed"].append({"store": store, "kind": "torch_hub", "name": c.name, "path": c.path,
+                                      "last_used": c.last_used, "freed_bytes": done["bytes"]})
+    return freed

@@ -250,9 +250,10 @@ def selection_from(params, now=None):
     return Selection(params.get("models") or [], params.get("keep") or [], older_than, max_size, incomplete, now)
 
 
-def run(params, check_mode=False, now=None, actors=None):
+def run(params, check_mode=False, now=None, actors=None, only=None):
     """The module's result. actors: {cache: user} whose rights each cache's sizing and removals run with
-    (model_budget passes the ones it found); found by cache_locations when not given."""
+    (model_budget passes the ones it found); found by cache_locations when not given. only: the model dirs to
+    consider, by path (model_budget's chosen ones: one model id may be in both layouts)."""
     selection = selection_from(params, now)
     env_problems = []
     found_actors = {}
@@ -285,6 +286,8 @@ def run(params, check_mode=False, now=None, actors=None):
     for path, user, source in locations:
         actor = found_actors.get(path)
         models = find_models_as(actor, path, problems, result["failures"], one_fs)
+        if only is not None:
+            models = [m for m in models if m.path in only]
         chosen, held_back, after = plan_cache(models, selection, held_of)
         gone = set()
         todo = []

@@ -120,3 +120,59 @@ def test_a_model_in_use_is_skipped_and_the_next_one_taken(home):
     kinds = [r["kind"] for r in res["removed"]]
     assert "torch_hub" not in kinds and kinds[:2] == ["ollama_model", "modelscope_model"]
     assert res["held_back"][0]["kind"] == "torch_hub" and os.path.isfile(checkpoint)
+
+
+def test_a_model_and_a_dataset_with_the_same_id_are_chosen_apart(tmp_path):
+    """models--org--x (old) and datasets--org--x (new) side by side: only the model is chosen, and only the model
+    goes (the code before selected by id and removed both)."""
+    h = tmp_path / "home"
+    hub = str(h / ".cache" / "huggingface" / "hub")
+    model = hfgen.add_repo(hub, "org/x", repo_type="model", revisions=1, files_per_revision=2)
+    dataset = hfgen.add_repo(hub, "org/x", repo_type="dataset", revisions=1, files_per_revision=2)
+    age(model.path, 30)
+    age(dataset.path, 1)
+    listed = _budget.run(params(h, 0), check_mode=True)
+    total = listed["bytes_before"]
+    check = _budget.run(params(h, total - 1), check_mode=True)
+    assert [(r["name"], r["path"]) for r in check["removed"]] == [("org/x", model.path)]
+    real = _budget.run(params(h, total - 1))
+    assert [(r["name"], r["path"]) for r in real["removed"]] == [("org/x", model.path)]
+    assert not os.path.exists(model.path) and os.path.isdir(dataset.path)
+    assert real["failures"] == [] and real["over_budget"] is False
+
+
+def test_a_candidate_opened_after_the_choice_is_replaced_by_the_next_least_recently_used(home, monkeypatch):
+    """The stale Ollama model is chosen; before it is removed a real process opens its weights (the Ollama
+    server loading it): ollama_models' own check holds it back, and the next least recently used (the torch
+    checkpoint) goes instead, so the host ends within the budget (the code before stopped over it)."""
+    import hashlib
+    import subprocess
+    import sys
+    everything = _budget.run(params(home, 0), check_mode=True)
+    first = everything["removed"][0]
+    assert first["name"] == "registry.ollama.ai/library/stale:1b"
+    budget = everything["bytes_before"] - first["freed_bytes"]  # removing the stale model alone would fit
+    weights = str(home / ".ollama" / "models" / "blobs" / ("sha256-" + hashlib.sha256(b"S" * 6000).hexdigest()))
+    procs = []
+    real_execute = _budget._execute
+
+    def opened_meanwhile(*args, **kw):
+        if not procs:
+            procs.append(subprocess.Popen([sys.executable, "-c", "import sys,time; f=open(sys.argv[1],'rb'); "
+                                           "print(1, flush=True); time.sleep(60)", weights], stdout=subprocess.PIPE))
+            procs[0].stdout.readline()
+        return real_execute(*args, **kw)
+
+    monkeypatch.setattr(_budget, "_execute", opened_meanwhile)
+    try:
+        res = _budget.run(params(home, budget))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert procs, "the store's removal was never reached"
+    assert [(h["kind"], h["name"], h["reason"]) for h in res["held_back"]] == [
+        ("ollama_model", "stale:1b", "in_use")]
+    assert [r["kind"] for r in res["removed"]] == ["torch_hub"] and res["failures"] == []
+    assert res["over_budget"] is False and res["bytes_after"] <= budget
+    assert os.path.isfile(weights)

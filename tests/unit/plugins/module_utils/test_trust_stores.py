@@ -226,3 +226,52 @@ def test_modelscope_a_child_the_user_kills_fails_only_that_users_cache(make_user
     assert [r["path"] for r in result["removed"]] == [bob_model] and not os.path.exists(bob_model)
     assert result["failures"] and all(f.startswith(alice_cache) and alice.pw_name in f for f in result["failures"])
     assert os.path.isdir(many)  # root did not redo alice's work
+
+
+# ------------------------------------------------------------------------------------------ model_budget
+
+def test_model_budget_empties_a_users_stores_with_that_users_rights(make_user):
+    """The prune playbook's budget (0 here: everything goes) over alice's HF cache, Ollama store, ModelScope
+    cache and torch hub, each with a directory root planted in it: alice's own models go, root's files stay in
+    every store, each named as a failure (the code before removed them all as root)."""
+    from ansible_collections.residue.purge.plugins.module_utils import _budget
+    from ansible_collections.residue.purge.tests.unit.support import hfgen
+
+    alice = make_user()
+    hub = os.path.join(alice.pw_dir, ".cache", "huggingface", "hub")
+    (repo,) = hfgen.make_cache(hub, repos=1, seed=3, max_file_size=4096)
+    og.model(os.path.join(alice.pw_dir, ".ollama", "models"), "mine:1b", [b"cfg-mine", b"M" * 3000])
+    ms_model = os.path.join(alice.pw_dir, ".cache", "modelscope", "hub", "models", "qwen", "tiny")
+    os.makedirs(ms_model)
+    write(os.path.join(ms_model, "model.bin"), b"m" * 5000)
+    checkout = os.path.join(alice.pw_dir, ".cache", "torch", "hub", "owner_repo_main")
+    os.makedirs(os.path.join(checkout, "src"))
+    write(os.path.join(checkout, "src", "hubconf.py"), "x = 1\n")
+    write(os.path.join(alice.pw_dir, ".cache", "torch", "hub", "trusted_list"), "owner_repo\n")
+    chown_tree(alice, os.path.join(alice.pw_dir, ".cache"))
+    chown_tree(alice, os.path.join(alice.pw_dir, ".ollama"))
+    planted = [os.path.join(repo.path, "snapshots", repo.commits[0], "root-dir"), os.path.join(ms_model, "root-dir"),
+               os.path.join(checkout, "root-dir")]
+    for d in planted:
+        os.mkdir(d, 0o755)
+        write(os.path.join(d, "root-file"), "root's")
+    og.model(os.path.join(alice.pw_dir, ".ollama", "models"), "rootmodel:1b", [b"cfg-root", b"R" * 2000])
+    root_manifest = os.path.join(alice.pw_dir, ".ollama", "models", "manifests", "registry.ollama.ai", "library",
+                                 "rootmodel", "1b")
+    p = {"max_size": "0", "homes": [], "users": [alice.pw_name], "scan_processes": False, "profiles": {},
+         "force": False, "one_file_system": True}
+    check = _budget.run(p, check_mode=True)
+    assert sorted(r["kind"] for r in check["removed"]) == [
+        "hf_repo", "modelscope_model", "ollama_model", "ollama_model", "torch_hub"]
+    result = _budget.run(p)
+    for d in planted:
+        assert open(os.path.join(d, "root-file")).read() == "root's"
+    assert os.path.isfile(root_manifest)
+    failures = result["failures"]
+    for where in planted + [root_manifest]:
+        assert any(f.startswith(where) and "Permission denied" in f for f in failures), (where, failures)
+    assert not os.path.exists(os.path.join(ms_model, "model.bin"))
+    assert not os.path.exists(os.path.join(checkout, "src"))
+    assert os.path.isfile(os.path.join(alice.pw_dir, ".cache", "torch", "hub", "trusted_list"))  # not a model
+    assert "mine:1b" not in str(os.listdir(os.path.join(alice.pw_dir, ".ollama", "models", "manifests",
+                                                        "registry.ollama.ai", "library")))
