@@ -275,3 +275,39 @@ def test_model_budget_empties_a_users_stores_with_that_users_rights(make_user):
     assert os.path.isfile(os.path.join(alice.pw_dir, ".cache", "torch", "hub", "trusted_list"))  # not a model
     assert "mine:1b" not in str(os.listdir(os.path.join(alice.pw_dir, ".ollama", "models", "manifests",
                                                         "registry.ollama.ai", "library")))
+
+
+def test_ollama_a_store_a_users_process_names_outside_every_home_is_acted_on_as_that_user(make_user, sandbox):
+    """OLLAMA_MODELS=/data/alice/ollama (alice's own directory outside her home) in the environment of alice's
+    running process: the store is found and claimed by alice, so it is emptied as alice; a manifest directory
+    root made in it stays (the code before removed it as root)."""
+    alice = make_user()
+    data = os.path.join(sandbox, "data", alice.pw_name)
+    store = os.path.join(data, "ollama")
+    og.model(store, "mine:1b", [b"cfg-mine", b"M" * 3000])
+    chown_tree(alice, data)
+    og.model(store, "rootmodel:1b", [b"cfg-root", b"R" * 2000])  # root's dirs in alice's store
+    rootdir = os.path.join(store, "manifests", "registry.ollama.ai", "library", "rootmodel")
+    before = digest(rootdir)
+    proc = subprocess.Popen(["runuser", "-u", alice.pw_name, "--", "env", "OLLAMA_MODELS=" + store, "sleep", "60"],
+                            cwd="/")
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:  # runuser has exec'd sleep with the environment
+            if any(("OLLAMA_MODELS=" + store).encode() in open("/proc/%s/environ" % pid, "rb").read()
+                   for pid in os.listdir("/proc") if pid.isdigit() and os.path.exists("/proc/%s/environ" % pid)
+                   and os.stat("/proc/" + pid).st_uid == alice.pw_uid):
+                break
+            time.sleep(0.1)
+        actors = {}
+        found = _ollama.store_locations(dict(ollama_params([], [alice]), discover=True, scan_processes=True),
+                                        [], actors)
+        assert [p for p, _u, _s in found] == [store] and actors[store].uid == alice.pw_uid
+        result = _ollama.run(dict(ollama_params([], [alice]), discover=True, scan_processes=True))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert digest(rootdir) == before
+    assert [r["name"] for r in result["removed"]] == ["mine:1b"]
+    assert [f for f in result["failures"]] == [os.path.join(rootdir, "1b") + ": Permission denied"]
+
