@@ -156,15 +156,15 @@ def _as(actor, work, *args):
     return _privileges.call_as(actor, work, *args)
 
 
-def _locations(params, problems=None):
-    """(hf, ollama, modelscope, torch) store paths and {path: user} whose rights each is sized and emptied with:
-    the user whose home holds it (as found, or where it really is), else the user whose environment named it,
-    else root (docs/trust.md)."""
+def _locations(params, problems=None, actors=None):
+    """(hf, ollama, modelscope, torch) store paths; actors (a dict) is filled with {path: user} whose rights each
+    is sized and emptied with: the user whose home holds it (as found, or where it really is), else the user whose
+    environment named it, else root (docs/trust.md)."""
     homes, users = params.get("homes") or None, params.get("users", "all")
     scan = params.get("scan_processes", True)
     base = {"homes": params.get("homes") or [], "users": users, "scan_processes": scan,
             "profiles": params.get("profiles") or {}, "discover": True}
-    actors = {}
+    actors = {} if actors is None else actors
     ollama = [p for p, _u, _s in _ollama.store_locations(dict(base, models_dirs=[]), problems, actors)]
     modelscope = [p for p, _u, _s in _modelscope.cache_locations(dict(base, cache_dirs=[]), problems, actors)]
     torch, hf = [], []
@@ -210,7 +210,7 @@ def _locations(params, problems=None):
             torch.append(real)
     for path in hf + torch:
         actors[path] = _privileges.actor_of_any(names[path], claims[path], homes_index)
-    return hf, ollama, modelscope, torch, actors
+    return hf, ollama, modelscope, torch
 
 
 _GLOB = re.compile(r"([*?\[])")
@@ -242,7 +242,8 @@ def run(params, check_mode=False, now=None):
     one_fs = params.get("one_file_system", True)
     force = params.get("force", False)
     env_problems = []
-    hf, ollama, modelscope, torch, actors = _locations(params, env_problems)
+    actors = {}
+    hf, ollama, modelscope, torch = _locations(params, env_problems, actors)
     problems, candidates, stores = sorted(set(env_problems), key=env_problems.index), [], []
     failed = []  # a store whose sizing child failed (the user killed it): nothing of it is chosen
     for kind, paths, collect in (
