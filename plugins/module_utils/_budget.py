@@ -347,6 +347,8 @@ def _execute(chosen, result, one_fs, force, actors):
                                    older_than=None, max_size=None, orphans=False, orphans_older_than="1d"),
                               actors={store: actor})
             paths = dict((c.name, c.path) for c in items)
+            for h in res["held_back"]:  # ollama_models names a model as `ollama list` does; here it is the full name
+                h["name"] = dict((_ollama_list_name(c.name), c.name) for c in items).get(h["name"], h["name"])
             for r in res["removed"]:
                 result["removed"].append({"store": store, "kind": kind, "name": r["model"], "path": r["manifest"],
                                           "last_used": last.get(paths.get(r["model"])),
@@ -368,6 +370,13 @@ def _execute(chosen, result, one_fs, force, actors):
         result["failures"].extend(failures)
         result["problems"].extend(problems)
         result["freed_bytes"] += freed
+
+
+def _ollama_list_name(full):
+    """The name `ollama list` shows for a full registry/namespace/model:tag name."""
+    registry, namespace, rest = full.split("/", 2)
+    model, tag = rest.rsplit(":", 1)
+    return _ollama.Model(registry, namespace, model, tag, 0, []).name
 
 
 def _remove_torch(store, items, actor, one_fs, force, result, held, failures, problems):

@@ -172,7 +172,7 @@ def test_a_candidate_opened_after_the_choice_is_replaced_by_the_next_least_recen
             p.wait()
     assert procs, "the store's removal was never reached"
     assert [(h["kind"], h["name"], h["reason"]) for h in res["held_back"]] == [
-        ("ollama_model", "stale:1b", "in_use")]
+        ("ollama_model", "registry.ollama.ai/library/stale:1b", "in_use")]
     assert [r["kind"] for r in res["removed"]] == ["torch_hub"] and res["failures"] == []
     assert res["over_budget"] is False and res["bytes_after"] <= budget
     assert os.path.isfile(weights)
