@@ -19,7 +19,7 @@ import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama
 from ansible_collections.residue.purge.tests.unit.support import ollamagen as og
-from ansible_collections.residue.purge.tests.unit.support.realusers import (  # noqa: F401 (fixtures)
+from ansible_collections.residue.purge.tests.unit.support.realusers import (  # noqa: F401  # pylint: disable=unused-import
     as_user, chown_tree, digest, make_user, sandbox, write)
 
 
