@@ -309,5 +309,4 @@ def test_ollama_a_store_a_users_process_names_outside_every_home_is_acted_on_as_
         proc.wait()
     assert digest(rootdir) == before
     assert [r["name"] for r in result["removed"]] == ["mine:1b"]
-    assert [f for f in result["failures"]] == [os.path.join(rootdir, "1b") + ": Permission denied"]
-
+    assert result["failures"] == [os.path.join(rootdir, "1b") + ": Permission denied"]
