@@ -14,6 +14,7 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Ansible.Privilege;
+using Microsoft.Win32.SafeHandles;
 
 //TypeAccelerator -Name ResiduePurge.WinHost -TypeName WinHost
 //TypeAccelerator -Name ResiduePurge.UserProfile -TypeName UserProfile
@@ -56,6 +57,24 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
         }
     }
 
+    public class ResolvedPath
+    {
+        public string Target;
+        public string Path;
+        public string User;
+        public string Template;
+        public string Source;
+
+        public ResolvedPath(string target, string path, string user, string template, string source)
+        {
+            Target = target;
+            Path = path;
+            User = user;
+            Template = template;
+            Source = source;
+        }
+    }
+
     internal static class NativeMethods
     {
         [DllImport("advapi32.dll", CharSet = CharSet.Unicode)]
@@ -65,6 +84,38 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
         public static extern int RegUnLoadKeyW(IntPtr hKey, string lpSubKey);
 
         public static readonly IntPtr HKEY_USERS = new IntPtr(unchecked((int)0x80000003));
+
+        [StructLayout(LayoutKind.Sequential)]
+        public struct BY_HANDLE_FILE_INFORMATION
+        {
+            public uint FileAttributes;
+            public System.Runtime.InteropServices.ComTypes.FILETIME CreationTime;
+            public System.Runtime.InteropServices.ComTypes.FILETIME LastAccessTime;
+            public System.Runtime.InteropServices.ComTypes.FILETIME LastWriteTime;
+            public uint VolumeSerialNumber;
+            public uint FileSizeHigh;
+            public uint FileSizeLow;
+            public uint NumberOfLinks;
+            public uint FileIndexHigh;
+            public uint FileIndexLow;
+        }
+
+        [DllImport("kernel32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        public static extern SafeFileHandle CreateFileW(string name, uint access, uint share, IntPtr security,
+            uint disposition, uint flags, IntPtr template);
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        public static extern bool GetFileInformationByHandle(SafeFileHandle handle, out BY_HANDLE_FILE_INFORMATION info);
+
+        [DllImport("kernel32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        public static extern uint GetFinalPathNameByHandleW(SafeFileHandle handle, System.Text.StringBuilder path, uint size, uint flags);
+
+        [DllImport("advapi32.dll", SetLastError = true)]
+        public static extern uint GetSecurityInfo(SafeFileHandle handle, int objectType, uint securityInfo,
+            out IntPtr owner, out IntPtr group, out IntPtr dacl, out IntPtr sacl, out IntPtr descriptor);
+
+        [DllImport("kernel32.dll")]
+        public static extern IntPtr LocalFree(IntPtr memory);
     }
 
     /// <summary>A user's registry hive: HKU\SID when the user is logged on, else NTUSER.DAT loaded for the
@@ -112,6 +163,497 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
                     NativeMethods.RegUnLoadKeyW(NativeMethods.HKEY_USERS, mountName);
                 Loaded = false;
             }
+        }
+    }
+
+    // ------------------------------------------------------------ trust (_profiles.vet_value, _paths.canonical)
+
+    /// <summary>What one existing path component is, looked at without following it.</summary>
+    public class PathFact
+    {
+        public string Name;      // its name on disk: the long name (never an 8.3 alias), in its own case
+        public string OwnerSid;  // the owner in its security descriptor
+        public bool Reparse;     // FILE_ATTRIBUTE_REPARSE_POINT: a junction, symbolic link or mount point
+        public string Identity;  // volume serial number and file index: one object, however it is spelled
+    }
+
+    /// <summary>The file system as the trust rules see it: WindowsPathFacts on a host, a table in the tests.</summary>
+    public interface IPathFacts
+    {
+        /// <summary>The component at path (not followed), or null when it does not exist or cannot be looked up
+        /// (not found, not a directory, access denied); a PathRefused for anything else.</summary>
+        PathFact Look(string path);
+
+        /// <summary>Where a reparse point leads (its final path, followed), or null when that is unknown.</summary>
+        string Target(string path);
+
+        /// <summary>The account name of a SID, for messages (the SID itself when it has none).</summary>
+        string AccountName(string sid);
+    }
+
+    public class PathRefused : Exception
+    {
+        public PathRefused(string message) : base(message) { }
+    }
+
+    /// <summary>A location: its path (long names), whether it exists, the identities of the existing components
+    /// from the root down, and the deepest existing component with its owner.</summary>
+    public class Location
+    {
+        public string Path;
+        public bool Exists;
+        public List<string> Chain = new List<string>();
+        public string Existing;
+        public string ExistingOwner;
+    }
+
+    /// <summary>The outcome of vetting one value: Path when it may be used, else Why (null for a value that
+    /// names no location, such as a relative one: ignored, as on POSIX); Foreign when the reason is the owner.</summary>
+    public class Vetted
+    {
+        public string Path;
+        public string Why;
+        public bool Foreign;
+    }
+
+    /// <summary>The Windows side of _paths.canonical and _profiles.vet_value.</summary>
+    public static class Trust
+    {
+        public const int MaxLinks = 32;
+
+        // Who may make a reparse point that is followed: the system's own junctions (C:\Documents and Settings,
+        // C:\Users\All Users) and an administrator's mount points are root's symlinks on POSIX.
+        public static readonly string[] TrustedOwners = {
+            "S-1-5-18",  // LocalSystem
+            "S-1-5-32-544",  // BUILTIN\Administrators
+            "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464",  // NT SERVICE\TrustedInstaller
+        };
+
+        private static readonly Regex DeviceRe = new Regex(@"^[\\/]{2}[?.][\\/]|^[\\/]\?\?[\\/]");
+        private static readonly Regex DriveRe = new Regex(@"^([A-Za-z]):\\");
+        private static readonly Regex UncRe = new Regex(@"^\\\\([^\\]+)\\([^\\]+)(?:\\|$)");
+        private static readonly char[] BadChars = { '*', '?', '"', '<', '>', '|', ':' };
+
+        public static bool IsTrustedOwner(string sid)
+        {
+            return sid != null && TrustedOwners.Contains(sid, StringComparer.OrdinalIgnoreCase);
+        }
+
+        /// <summary>The value as a root (C:\ or \\server\share\) and its components, every spelling collapsed,
+        /// or null for a value that names no location (relative, drive- or root-relative). Refused (PathRefused):
+        /// device paths (\\?\, \\.\, \??\), '..', a component ending in a dot or a space (Windows drops them, so
+        /// 'Windows.' names C:\Windows), an alternate data stream or any character no file name has.</summary>
+        public static KeyValuePair<string, List<string>>? Split(string value)
+        {
+            if (String.IsNullOrEmpty(value))
+                return null;
+            if (DeviceRe.IsMatch(value))
+                throw new PathRefused(String.Format("{0} is a device path (\\\\?\\, \\\\.\\): not used", value));
+            if (!WinHost.IsAbsolute(value))
+                return null;
+            string p = value.Replace('/', '\\');
+            string root;
+            string rest;
+            Match m = DriveRe.Match(p);
+            if (m.Success)
+            {
+                root = m.Groups[1].Value.ToUpperInvariant() + @":\";
+                rest = p.Substring(3);
+            }
+            else
+            {
+                m = UncRe.Match(p);
+                if (!m.Success)
+                    return null;
+                root = @"\\" + m.Groups[1].Value + @"\" + m.Groups[2].Value + @"\";
+                rest = p.Substring(m.Length);
+                foreach (string part in new string[] { m.Groups[1].Value, m.Groups[2].Value })
+                    CheckComponent(value, part);
+            }
+            List<string> parts = new List<string>();
+            foreach (string part in rest.Split('\\'))
+            {
+                if (part == "" || part == ".")
+                    continue;
+                CheckComponent(value, part);
+                parts.Add(part);
+            }
+            return new KeyValuePair<string, List<string>>(root, parts);
+        }
+
+        private static void CheckComponent(string value, string part)
+        {
+            if (part == "..")
+                throw new PathRefused(String.Format("{0} must not contain '..'", value));
+            if (part.EndsWith(".") || part.EndsWith(" "))
+                throw new PathRefused(String.Format("{0}: '{1}' ends in a dot or a space, which Windows drops: it names another file than it spells", value, part));
+            if (part.IndexOfAny(BadChars) >= 0 || part.Any(c => c < ' '))
+                throw new PathRefused(String.Format("{0}: '{1}' has a character no file name has (an alternate data stream, a wildcard or a control character)", value, part));
+        }
+
+        private static string JoinRoot(string root, IList<string> parts)
+        {
+            return root + String.Join(@"\", parts.ToArray());
+        }
+
+        /// <summary>_paths.canonical for Windows: each component looked at from the root without following it;
+        /// a reparse point owned by an administrator (TrustedOwners) is followed to its final path, any other
+        /// refuses the location (PathRefused naming it and its owner). A missing component ends the lookups: the
+        /// rest is taken as spelled. Names come back as they are on disk (long names, not 8.3 aliases).</summary>
+        public static Location Canonical(string value, IPathFacts facts)
+        {
+            KeyValuePair<string, List<string>>? split = Split(value);
+            if (split == null)
+                throw new PathRefused(String.Format("{0} is not an absolute path", value));
+            string root = split.Value.Key;
+            Stack<string> todo = new Stack<string>(Enumerable.Reverse(split.Value.Value));
+            List<string> done = new List<string>();
+            Location where = new Location();
+            int links = 0;
+            PathFact fact = facts.Look(root);
+            where.Exists = fact != null;
+            if (fact != null)
+            {
+                where.Chain.Add(fact.Identity);
+                where.Existing = root;
+                where.ExistingOwner = fact.OwnerSid;
+            }
+            while (todo.Count > 0)
+            {
+                string name = todo.Pop();
+                if (!where.Exists)
+                {
+                    done.Add(name);
+                    continue;
+                }
+                string current = JoinRoot(root, done.Concat(new string[] { name }).ToList());
+                fact = facts.Look(current);
+                if (fact == null)
+                {
+                    where.Exists = false;
+                    done.Add(name);
+                    continue;
+                }
+                if (fact.Reparse)
+                {
+                    if (!IsTrustedOwner(fact.OwnerSid))
+                        throw new PathRefused(String.Format("{0}: {1} is a junction or symbolic link owned by {2}, not by an administrator; it is not followed",
+                            value, current, facts.AccountName(fact.OwnerSid)));
+                    if (++links > MaxLinks)
+                        throw new PathRefused(String.Format("{0}: too many levels of junctions or symbolic links", value));
+                    string target = facts.Target(current);
+                    KeyValuePair<string, List<string>>? to = null;
+                    try
+                    {
+                        to = Split(target);
+                    }
+                    catch (PathRefused)
+                    {
+                    }
+                    if (to == null)
+                        throw new PathRefused(String.Format("{0}: {1} leads to {2}, which is not a drive or share path", value, current, target ?? "an unknown place"));
+                    root = to.Value.Key;
+                    done.Clear();
+                    foreach (string part in Enumerable.Reverse(to.Value.Value))
+                        todo.Push(part);
+                    where.Chain.Clear();
+                    fact = facts.Look(root);
+                    where.Exists = fact != null;
+                    if (fact == null)
+                        throw new PathRefused(String.Format("{0}: {1} leads to {2}, which cannot be looked at", value, current, target));
+                    where.Chain.Add(fact.Identity);
+                    where.Existing = root;
+                    where.ExistingOwner = fact.OwnerSid;
+                    continue;
+                }
+                done.Add(String.IsNullOrEmpty(fact.Name) ? name : fact.Name);
+                where.Chain.Add(fact.Identity);
+                where.Existing = JoinRoot(root, done);
+                where.ExistingOwner = fact.OwnerSid;
+            }
+            where.Path = done.Count == 0 ? root : JoinRoot(root, done);
+            return where;
+        }
+
+        /// <summary>The identity of user's profile directory when it is really a place of theirs: it exists, is not
+        /// the root of a drive or share, and leads through no reparse point a user made. The profile path itself
+        /// comes from ProfileList (HKLM, written by Windows and administrators) or the homes option.</summary>
+        public static string HomeIdentity(UserProfile user, IPathFacts facts)
+        {
+            if (user == null || String.IsNullOrEmpty(user.Home))
+                return null;
+            try
+            {
+                Location home = Canonical(user.Home, facts);
+                if (!home.Exists || home.Chain.Count < 2)
+                    return null;
+                return home.Chain[home.Chain.Count - 1];
+            }
+            catch (PathRefused)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>_profiles.vet_value: the cache variable name=value may be used for user only when the location
+        /// it names is in the user's own profile (compared by identity: an 8.3 alias, a \\localhost\C$ spelling or
+        /// another case is the same directory) or its deepest existing component is owned by the user's SID; a
+        /// junction or symbolic link on the way that an administrator did not make refuses it, so nothing below
+        /// the point where ownership was checked can lead elsewhere.</summary>
+        public static Vetted VetValue(UserProfile user, string name, string value, IPathFacts facts, string homeIdentity)
+        {
+            Vetted result = new Vetted();
+            if (String.IsNullOrEmpty(value))
+                return result;
+            if (value == "~" || value.StartsWith("~/") || value.StartsWith(@"~\"))
+                value = user.Home + value.Substring(1);
+            Location where;
+            try
+            {
+                if (Split(value) == null)
+                    return result;  // relative: names no location (as EnvPath)
+                where = Canonical(value, facts);
+            }
+            catch (PathRefused e)
+            {
+                result.Why = e.Message;
+                return result;
+            }
+            if (homeIdentity != null && where.Chain.Skip(1).Contains(homeIdentity))
+            {
+                result.Path = where.Path;
+                return result;
+            }
+            if (where.Existing == null)
+            {
+                result.Why = String.Format("{0} cannot be looked at", where.Path);
+                return result;
+            }
+            if (user.Sid != null && String.Equals(where.ExistingOwner, user.Sid, StringComparison.OrdinalIgnoreCase))
+            {
+                result.Path = where.Path;
+                return result;
+            }
+            string owner = where.ExistingOwner == null ? "nobody known" : facts.AccountName(where.ExistingOwner);
+            result.Foreign = true;
+            result.Why = where.Exists
+                ? String.Format("{0} is owned by {1}", where.Path, owner)
+                : String.Format("{0} does not exist and {1} is owned by {2}", where.Path, where.Existing, owner);
+            return result;
+        }
+
+        /// <summary>The part of one cache environment that user may use: every value VetValue accepts, with its
+        /// location as the value; each refused one becomes a problem '&lt;describe&gt;: NAME=value is not used: why'.</summary>
+        public static Dictionary<string, string> VetEnvironment(UserProfile user, IDictionary<string, string> env,
+            string describe, IList<string> problems, IPathFacts facts, string homeIdentity)
+        {
+            Dictionary<string, string> kept = new Dictionary<string, string>();
+            foreach (string name in env.Keys.OrderBy(k => k, StringComparer.Ordinal))
+            {
+                Vetted v = VetValue(user, name, env[name], facts, homeIdentity);
+                if (v.Path != null)
+                    kept[name] = v.Path;
+                else if (v.Why != null && problems != null)
+                    problems.Add(Printable(String.Format("{0}: {1}={2} is not used: {3}{4}", describe, name, env[name], v.Why,
+                        v.Foreign ? String.Format(", not by {0}, and is not in {0}'s profile", user.Name) : "")));
+            }
+            return kept;
+        }
+
+        /// <summary>Every (user, cache environment, source) worth resolving placeholders for, from what was read:
+        /// defaults; the machine environment (raw, %VAR% expanded for each user as their logon would), vetted for
+        /// each user in turn like /etc/environment, its refusals reported once per value with the users; each
+        /// user's own registry environment for that user only; the module's own environment for its own user.
+        /// TMP and TEMP of the machine are left out: they are the services' temp directory (%SystemRoot%\TEMP),
+        /// and every logon sets the user's own from their registry environment.</summary>
+        public static List<EnvContext> Contexts(List<UserProfile> users, IDictionary<string, string> machineRaw,
+            string machineSource, IDictionary<string, Dictionary<string, string>> userEnvs, UserProfile mine,
+            IDictionary<string, string> own, IPathFacts facts, IList<string> problems)
+        {
+            List<EnvContext> contexts = new List<EnvContext>();
+            Dictionary<UserProfile, string> homes = new Dictionary<UserProfile, string>();
+            Func<UserProfile, string> home = delegate (UserProfile u)
+            {
+                string id;
+                if (!homes.TryGetValue(u, out id))
+                    homes[u] = id = HomeIdentity(u, facts);
+                return id;
+            };
+            foreach (UserProfile u in users)
+                contexts.Add(new EnvContext(u, new Dictionary<string, string>(), "default"));
+            string machineName = machineSource.StartsWith("registry:") ? machineSource.Substring("registry:".Length) : machineSource;
+            List<string> order = new List<string>();
+            Dictionary<string, List<string>> refused = new Dictionary<string, List<string>>();
+            Dictionary<string, string[]> refusedWhat = new Dictionary<string, string[]>();
+            if (machineRaw != null && machineRaw.Count > 0)
+            {
+                foreach (UserProfile u in users)
+                {
+                    Dictionary<string, string> kept = new Dictionary<string, string>();
+                    foreach (string name in machineRaw.Keys.OrderBy(k => k, StringComparer.Ordinal))
+                    {
+                        if (name == "TMP" || name == "TEMP")
+                            continue;
+                        string value = WinHost.ExpandForUser(machineRaw[name], u);
+                        Vetted v = VetValue(u, name, value, facts, home(u));
+                        if (v.Path != null)
+                            kept[name] = v.Path;
+                        else if (v.Why != null)
+                        {
+                            string key = name + "\0" + machineRaw[name] + "\0" + v.Why + "\0" + v.Foreign;
+                            if (!refused.ContainsKey(key))
+                            {
+                                order.Add(key);
+                                refused[key] = new List<string>();
+                                refusedWhat[key] = new string[] { name, machineRaw[name], v.Why, v.Foreign ? "1" : "" };
+                            }
+                            refused[key].Add(u.Name);
+                        }
+                    }
+                    if (kept.Count > 0)
+                        contexts.Add(new EnvContext(u, kept, machineSource));
+                }
+            }
+            foreach (string key in order)
+            {
+                List<string> names = refused[key];
+                string[] what = refusedWhat[key];
+                string shown = String.Join(", ", names.Take(5).ToArray()) + (names.Count > 5 ? String.Format(" and {0} more", names.Count - 5) : "");
+                if (problems != null)
+                    problems.Add(Printable(String.Format("{0}: {1}={2} is not used for {3}: {4}{5}", machineName, what[0], what[1],
+                        shown, what[2], what[3] != "" ? ", not by them, and is not in their profile" : "")));
+            }
+            foreach (UserProfile u in users)
+            {
+                Dictionary<string, string> env;
+                if (u.Sid == null || userEnvs == null || !userEnvs.TryGetValue(u.Sid, out env) || env.Count == 0)
+                    continue;
+                string source = @"registry:HKU\" + u.Sid + @"\Environment";
+                Dictionary<string, string> kept = VetEnvironment(u, env,
+                    String.Format(@"registry HKU\{0}\Environment (user {1})", u.Sid, u.Name), problems, facts, home(u));
+                if (kept.Count > 0)
+                    contexts.Add(new EnvContext(u, kept, source));
+            }
+            if (mine != null && own != null && own.Count > 0)
+            {
+                Dictionary<string, string> kept = VetEnvironment(mine, own,
+                    String.Format("the module's environment (user {0})", mine.Name), problems, facts, home(mine));
+                if (kept.Count > 0)
+                    contexts.Add(new EnvContext(mine, kept, "env"));
+            }
+            return WinHost.Dedupe(contexts);
+        }
+
+        /// <summary>An unpaired surrogate (a registry string may carry one) as \uXXXX, so that one hostile value
+        /// cannot make the module's whole result unreadable (_text.printable's job on POSIX).</summary>
+        public static string Printable(string text)
+        {
+            System.Text.StringBuilder sb = new System.Text.StringBuilder(text.Length);
+            for (int i = 0; i < text.Length; i++)
+            {
+                char c = text[i];
+                if (Char.IsHighSurrogate(c) && i + 1 < text.Length && Char.IsLowSurrogate(text[i + 1]))
+                {
+                    sb.Append(c).Append(text[++i]);
+                }
+                else if (Char.IsSurrogate(c) || (c < ' ' && c != '\t'))
+                    sb.AppendFormat("\\u{0:x4}", (int)c);
+                else
+                    sb.Append(c);
+            }
+            return sb.ToString();
+        }
+    }
+
+    /// <summary>IPathFacts on a Windows host: each component opened with FILE_FLAG_OPEN_REPARSE_POINT (never
+    /// followed) and FILE_FLAG_BACKUP_SEMANTICS; identity from GetFileInformationByHandle, owner from the handle's
+    /// security descriptor, the on-disk name from GetFinalPathNameByHandle (which resolves 8.3 aliases).</summary>
+    public sealed class WindowsPathFacts : IPathFacts
+    {
+        private const uint READ_CONTROL = 0x00020000;
+        private const uint FILE_READ_ATTRIBUTES = 0x80;
+        private const uint SHARE_ALL = 0x7;
+        private const uint OPEN_EXISTING = 3;
+        private const uint FILE_FLAG_BACKUP_SEMANTICS = 0x02000000;
+        private const uint FILE_FLAG_OPEN_REPARSE_POINT = 0x00200000;
+        private const uint FILE_ATTRIBUTE_REPARSE_POINT = 0x400;
+        // not found, path not found, access denied, bad network path, invalid name, bad net name, not a directory
+        private static readonly int[] Missing = { 2, 3, 5, 53, 67, 123, 161, 267 };
+
+        private static string Native(string path)
+        {
+            return path.StartsWith(@"\\") ? @"\\?\UNC\" + path.Substring(2) : @"\\?\" + path;
+        }
+
+        private static SafeFileHandle Open(string path, uint access, bool follow)
+        {
+            return NativeMethods.CreateFileW(Native(path), access, SHARE_ALL, IntPtr.Zero, OPEN_EXISTING,
+                FILE_FLAG_BACKUP_SEMANTICS | (follow ? 0 : FILE_FLAG_OPEN_REPARSE_POINT), IntPtr.Zero);
+        }
+
+        public static string FinalPath(SafeFileHandle handle)
+        {
+            System.Text.StringBuilder sb = new System.Text.StringBuilder(1024);
+            uint n = NativeMethods.GetFinalPathNameByHandleW(handle, sb, (uint)sb.Capacity, 0);
+            if (n > sb.Capacity)
+            {
+                sb = new System.Text.StringBuilder((int)n + 1);
+                n = NativeMethods.GetFinalPathNameByHandleW(handle, sb, (uint)sb.Capacity, 0);
+            }
+            if (n == 0)
+                return null;
+            string p = sb.ToString();
+            if (p.StartsWith(@"\\?\UNC\"))
+                return @"\\" + p.Substring(8);
+            return p.StartsWith(@"\\?\") ? p.Substring(4) : p;
+        }
+
+        public PathFact Look(string path)
+        {
+            using (SafeFileHandle h = Open(path, READ_CONTROL | FILE_READ_ATTRIBUTES, false))
+            {
+                if (h.IsInvalid)
+                {
+                    int error = Marshal.GetLastWin32Error();
+                    if (Missing.Contains(error))
+                        return null;
+                    throw new PathRefused(String.Format("{0} cannot be looked at: {1}", path, new System.ComponentModel.Win32Exception(error).Message));
+                }
+                NativeMethods.BY_HANDLE_FILE_INFORMATION info;
+                if (!NativeMethods.GetFileInformationByHandle(h, out info))
+                    throw new PathRefused(String.Format("{0} cannot be looked at: {1}", path, new System.ComponentModel.Win32Exception().Message));
+                PathFact fact = new PathFact();
+                fact.Reparse = (info.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) != 0;
+                fact.Identity = String.Format("{0:x8}:{1:x8}{2:x8}", info.VolumeSerialNumber, info.FileIndexHigh, info.FileIndexLow);
+                IntPtr owner, group, dacl, sacl, descriptor;
+                uint rc = NativeMethods.GetSecurityInfo(h, 1 /* SE_FILE_OBJECT */, 1 /* OWNER_SECURITY_INFORMATION */,
+                    out owner, out group, out dacl, out sacl, out descriptor);
+                if (rc != 0)
+                    throw new PathRefused(String.Format("{0}: its owner cannot be read: {1}", path, new System.ComponentModel.Win32Exception((int)rc).Message));
+                try
+                {
+                    fact.OwnerSid = new System.Security.Principal.SecurityIdentifier(owner).Value;
+                }
+                finally
+                {
+                    NativeMethods.LocalFree(descriptor);
+                }
+                string final = FinalPath(h);
+                if (final != null && final.TrimEnd('\\').Contains("\\"))
+                    fact.Name = final.TrimEnd('\\').Substring(final.TrimEnd('\\').LastIndexOf('\\') + 1);
+                return fact;
+            }
+        }
+
+        public string Target(string path)
+        {
+            using (SafeFileHandle h = Open(path, FILE_READ_ATTRIBUTES, true))
+                return h.IsInvalid ? null : FinalPath(h);
+        }
+
+        public string AccountName(string sid)
+        {
+            return WinHost.SidName(sid) ?? sid;
         }
     }
 
@@ -304,15 +846,23 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
         /// <summary>Paths never removed as a whole: system dirs, homes and their shared dirs, HF homes.</summary>
         public static HashSet<string> ProtectedPaths(IEnumerable<UserProfile> users, IEnumerable<EnvContext> contexts)
         {
+            return ProtectedPaths(users, contexts, null);
+        }
+
+        /// <summary>_profiles.protected_paths(user=...): with user, only that user's own environment contexts add
+        /// locations (the set that user's paths are checked against): one user's environment never protects, or
+        /// blocks, another user's residue.</summary>
+        public static HashSet<string> ProtectedPaths(IEnumerable<UserProfile> users, IEnumerable<EnvContext> contexts, UserProfile user)
+        {
             HashSet<string> result = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             foreach (string p in SystemProtected)
                 result.Add(NormPath(p));
-            List<EnvContext> all = new List<EnvContext>(contexts);
-            foreach (UserProfile user in users)
+            List<EnvContext> all = new List<EnvContext>(user == null ? contexts : contexts.Where(c => SameUser(c.User, user)));
+            foreach (UserProfile u in users)
             {
                 foreach (string rel in HomeProtected)
-                    result.Add(NormPath(rel == "" ? user.Home : Join(user.Home, rel)));
-                all.Add(new EnvContext(user, new Dictionary<string, string>(), "default"));
+                    result.Add(NormPath(rel == "" ? u.Home : Join(u.Home, rel)));
+                all.Add(new EnvContext(u, new Dictionary<string, string>(), "default"));
             }
             string[] keys = { "home", "user_cache", "user_config", "user_data", "hf_home", "hf_hub_cache", "tmp" };
             foreach (EnvContext context in all)
@@ -320,6 +870,91 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
                 Dictionary<string, string> values = PlaceholderValues(context.User.Home, context.Environ);
                 foreach (string key in keys)
                     result.Add(values[key]);
+            }
+            return result;
+        }
+
+        public static bool SameUser(UserProfile a, UserProfile b)
+        {
+            return String.Equals(a.Name, b.Name, StringComparison.OrdinalIgnoreCase)
+                && String.Equals(NormPath(a.Home), NormPath(b.Home), StringComparison.OrdinalIgnoreCase);
+        }
+
+        /// <summary>_profiles.describe_context.</summary>
+        public static string DescribeContext(EnvContext context)
+        {
+            if (context.Source == "default")
+                return "defaults of user " + context.User.Name;
+            if (context.Source == "env")
+                return String.Format("the module's environment (user {0})", context.User.Name);
+            if (context.Source.StartsWith("registry:"))
+                return String.Format("registry {0} (user {1})", context.Source.Substring("registry:".Length), context.User.Name);
+            return String.Format("{0} (user {1})", context.Source, context.User.Name);
+        }
+
+        /// <summary>_profiles.resolve_all: every selected profile's path residues in every context, once per
+        /// (profile, path), in order. Each path is checked against the protected set of its own context's user. A
+        /// path refused in a user's default context is a bad profile: ProfileException, before anything happens.
+        /// Refused in an environment context, it is that environment's doing (a user's MODELSCOPE_CACHE set to
+        /// their profile, say): that path is left out and described in problems, and the rest goes on.</summary>
+        public static List<ResolvedPath> ResolveAll(IDictionary profiles, IEnumerable<string> selected,
+            List<UserProfile> users, List<EnvContext> contexts, IList<string> problems)
+        {
+            Dictionary<string, HashSet<string>> protectedFor = new Dictionary<string, HashSet<string>>();
+            HashSet<string> unguarded = null;
+            HashSet<string> seen = new HashSet<string>();
+            List<ResolvedPath> result = new List<ResolvedPath>();
+            foreach (string name in selected)
+            {
+                List<string> templates = Field((IDictionary)profiles[name], "paths", null);
+                foreach (EnvContext context in contexts)
+                {
+                    string key = context.User.Name.ToLowerInvariant() + "\0" + NormPath(context.User.Home).ToLowerInvariant();
+                    HashSet<string> guarded;
+                    if (!protectedFor.TryGetValue(key, out guarded))
+                        protectedFor[key] = guarded = ProtectedPaths(users, contexts, context.User);
+                    Dictionary<string, string> values = PlaceholderValues(context.User.Home, context.Environ);
+                    for (int i = 0; i < templates.Count; i++)
+                    {
+                        string field = String.Format("profile '{0}' field paths[{1}] ({2})", name, i, templates[i]);
+                        string path;
+                        try
+                        {
+                            path = ExpandTemplate(templates[i], values);
+                            if (path == null)
+                                continue;
+                            path = CheckPath(path, guarded, field);
+                        }
+                        catch (ProfileException e)
+                        {
+                            string message = e.Message.StartsWith(field) ? e.Message : field + ": " + e.Message;
+                            if (context.Source == "default")
+                            {
+                                // A bad profile, unless only the user's own environment makes the path protected
+                                // (her TMP set to her own residue): that is her doing, and must not fail the run.
+                                if (unguarded == null)
+                                    unguarded = ProtectedPaths(users, new EnvContext[0]);
+                                string bare = null;
+                                try
+                                {
+                                    string expanded = ExpandTemplate(templates[i], values);
+                                    bare = expanded == null ? null : CheckPath(expanded, unguarded, field);
+                                }
+                                catch (ProfileException)
+                                {
+                                }
+                                if (bare == null)
+                                    throw new ProfileException(message);
+                                message += String.Format(", by the environment of user {0}", context.User.Name);
+                            }
+                            if (problems != null)
+                                problems.Add(Trust.Printable(String.Format("{0}: {1}; left out", DescribeContext(context), message)));
+                            continue;
+                        }
+                        if (seen.Add(name + "|" + path.ToLowerInvariant()))
+                            result.Add(new ResolvedPath(name, path, context.User.Name, templates[i], context.Source));
+                    }
+                }
             }
             return result;
         }
@@ -508,6 +1143,8 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
 
         // ------------------------------------------------------------ environments
 
+        /// <summary>The cache variables of a registry environment key: for a user's own key %VAR% expanded as that
+        /// user's logon would; the machine's raw (Trust.Contexts expands them for each user in turn).</summary>
         private static Dictionary<string, string> CacheVars(RegistryKey key, UserProfile user)
         {
             Dictionary<string, string> env = new Dictionary<string, string>();
@@ -522,10 +1159,17 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
                 string value = raw as string;
                 if (String.IsNullOrEmpty(value))
                     continue;
-                env[upper] = user == null ? Environment.ExpandEnvironmentVariables(value) : ExpandForUser(value, user);
+                env[upper] = user == null ? value : ExpandForUser(value, user);
             }
             return env;
         }
+
+        // Variables that are the same for every account: what a %VAR% of them expands to is not the module's
+        // own account's business (unlike USERPROFILE, TEMP, ...).
+        private static readonly string[] SystemVariables = {
+            "SYSTEMROOT", "WINDIR", "SYSTEMDRIVE", "PROGRAMDATA", "ALLUSERSPROFILE", "PUBLIC", "PROGRAMFILES",
+            "PROGRAMFILES(X86)", "PROGRAMW6432", "COMMONPROGRAMFILES", "COMMONPROGRAMFILES(X86)",
+        };
 
         /// <summary>%VAR% expansion as the user's own logon would do it, not as the module's account sees it.</summary>
         public static string ExpandForUser(string value, UserProfile user)
@@ -543,26 +1187,22 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
                     case "USERNAME": return user.Name.Contains("\\") ? user.Name.Substring(user.Name.LastIndexOf('\\') + 1) : user.Name;
                 }
                 string machine = Environment.GetEnvironmentVariable(m.Groups[1].Value, EnvironmentVariableTarget.Machine);
+                if (machine == null && SystemVariables.Contains(name))
+                    machine = Environment.GetEnvironmentVariable(m.Groups[1].Value);
                 return machine ?? m.Value;
             });
         }
 
         /// <summary>Every (user, cache environment, source) worth resolving placeholders for: defaults, the
         /// machine environment (Windows' /etc/environment), each user's own HKU\SID\Environment (its hive loaded
-        /// when the user is not logged on) and the module's own environment for the user running it.</summary>
+        /// when the user is not logged on) and the module's own environment for the user running it. Every value
+        /// is vetted for the user it applies to (Trust.Contexts, Trust.VetValue); what is refused is in problems.</summary>
         public static List<EnvContext> UserEnvironments(List<UserProfile> users, List<string> problems)
         {
-            List<EnvContext> contexts = new List<EnvContext>();
-            foreach (UserProfile u in users)
-                contexts.Add(new EnvContext(u, new Dictionary<string, string>(), "default"));
             Dictionary<string, string> machine;
             using (RegistryKey key = Registry.LocalMachine.OpenSubKey(MachineEnvironmentKey))
                 machine = CacheVars(key, null);
-            if (machine.Count > 0)
-            {
-                foreach (UserProfile u in users)
-                    contexts.Add(new EnvContext(u, machine, @"registry:HKLM\" + MachineEnvironmentKey));
-            }
+            Dictionary<string, Dictionary<string, string>> userEnvs = new Dictionary<string, Dictionary<string, string>>(StringComparer.OrdinalIgnoreCase);
             foreach (UserProfile u in users)
             {
                 if (u.Sid == null)
@@ -573,16 +1213,13 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
                     {
                         if (hive == null || hive.Root == null)
                             continue;
-                        Dictionary<string, string> env;
                         using (RegistryKey key = hive.Root.OpenSubKey("Environment"))
-                            env = CacheVars(key, u);
-                        if (env.Count > 0)
-                            contexts.Add(new EnvContext(u, env, @"registry:HKU\" + u.Sid + @"\Environment"));
+                            userEnvs[u.Sid] = CacheVars(key, u);
                     }
                 }
                 catch (Exception e)
                 {
-                    problems.Add(String.Format("environment of user {0} not read ({1}): its cache variables are not followed", u.Name, e.Message));
+                    problems.Add(Trust.Printable(String.Format("environment of user {0} not read ({1}): its cache variables are not followed", u.Name, e.Message)));
                 }
             }
             Dictionary<string, string> own = new Dictionary<string, string>();
@@ -598,17 +1235,20 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHost
             own.Remove("APPDATA");
             own.Remove("TMP");  // the module's session temp directory, not a place the user's tools use
             own.Remove("TEMP");
-            if (own.Count > 0)
-            {
-                string me = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-                UserProfile mine = users.FirstOrDefault(u => String.Equals(NormPath(u.Home), NormPath(me), StringComparison.OrdinalIgnoreCase));
-                if (mine != null)
-                    contexts.Add(new EnvContext(mine, own, "env"));
-            }
-            return Dedupe(contexts);
+            return Trust.Contexts(users, machine, @"registry:HKLM\" + MachineEnvironmentKey, userEnvs, Runner(users), own,
+                new WindowsPathFacts(), problems);
         }
 
-        private static List<EnvContext> Dedupe(List<EnvContext> contexts)
+        /// <summary>The user among users whose profile is the module's own account's, or null.</summary>
+        public static UserProfile Runner(List<UserProfile> users)
+        {
+            string me = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            if (String.IsNullOrEmpty(me))
+                return null;
+            return users.FirstOrDefault(u => String.Equals(NormPath(u.Home), NormPath(me), StringComparison.OrdinalIgnoreCase));
+        }
+
+        internal static List<EnvContext> Dedupe(List<EnvContext> contexts)
         {
             HashSet<string> seen = new HashSet<string>();
             List<EnvContext> result = new List<EnvContext>();

@@ -34,7 +34,15 @@ Function Get-ResidueScope {
     $homes = [System.Collections.ArrayList]@($Module.Params.homes)
     $users = [ResiduePurge.WinHost]::ListUsers($homes, $Module.Params.users)
     $contexts = [ResiduePurge.WinHost]::UserEnvironments($users, $problems)
-    $protected = [ResiduePurge.WinHost]::ProtectedPaths($users, $contexts)
+    # Paths given by whoever runs the module are checked against what is protected for that user: no other
+    # user's environment can make a given path refused (or allowed).
+    $runner = [ResiduePurge.WinHost]::Runner($users)
+    if ($runner) {
+        $protected = [ResiduePurge.WinHost]::ProtectedPaths($users, $contexts, $runner)
+    }
+    else {
+        $protected = [ResiduePurge.WinHost]::ProtectedPaths($users, [ResiduePurge.EnvContext[]]@())
+    }
     [PSCustomObject]@{
         Profiles = $profiles
         Selected = $selected
@@ -48,44 +56,21 @@ Function Get-ResidueScope {
 Function Resolve-ResiduePath {
     <#
     .SYNOPSIS
-    The selected profiles' path residues for every context, checked against the protected paths
-    (a bad profile fails before anything is read), one entry per (target, path).
+    The selected profiles' path residues for every context, one entry per (target, path), each checked against
+    the protected paths of its own context's user ([ResiduePurge.WinHost]::ResolveAll): a bad profile fails
+    before anything is read; a path a user's environment makes refused is left out and named in the problems.
     #>
     [CmdletBinding()]
     param ([Parameter(Mandatory = $true)]$Scope)
 
-    $resolved = [ordered]@{}
-    foreach ($name in $Scope.Selected) {
-        $templates = [ResiduePurge.WinHost]::Field($Scope.Profiles[$name], 'paths', $null)
-        foreach ($context in $Scope.Contexts) {
-            $values = [ResiduePurge.WinHost]::PlaceholderValues($context.User.Home, $context.Environ)
-            for ($i = 0; $i -lt $templates.Count; $i++) {
-                $template = $templates[$i]
-                $field = "profile '{0}' field paths[{1}] ({2})" -f $name, $i, $template
-                try {
-                    $path = [ResiduePurge.WinHost]::ExpandTemplate($template, $values)
-                    if ($null -eq $path) {
-                        continue
-                    }
-                    $path = [ResiduePurge.WinHost]::CheckPath($path, $Scope.Protected, $field)
-                }
-                catch [System.Management.Automation.MethodInvocationException] {
-                    throw ("{0}: {1}" -f $field, $_.Exception.InnerException.Message)
-                }
-                $key = "$name|$($path.ToLowerInvariant())"
-                if (-not $resolved.Contains($key)) {
-                    $resolved[$key] = [PSCustomObject]@{
-                        Target = $name
-                        Path = $path
-                        User = $context.User.Name
-                        Template = $template
-                        Source = $context.Source
-                    }
-                }
-            }
-        }
+    try {
+        $resolved = [ResiduePurge.WinHost]::ResolveAll($Scope.Profiles, [String[]]@($Scope.Selected), $Scope.Users,
+            $Scope.Contexts, $Scope.Problems)
     }
-    , @($resolved.Values)
+    catch [System.Management.Automation.MethodInvocationException] {
+        throw $_.Exception.InnerException.Message
+    }
+    , @($resolved)
 }
 
 Function Find-HubCache {

@@ -118,8 +118,104 @@ public static class Driver
                 return PipPlan(a);
             case "hf_plan":
                 return HfPlan(a);
+            case "vet":
+            {
+                FakeFacts facts = new FakeFacts(a);
+                UserProfile user = User(a["user"]);
+                Vetted v = Trust.VetValue(user, (string)a["name"], (string)a["value"], facts, Trust.HomeIdentity(user, facts));
+                Dictionary<string, object> r = new Dictionary<string, object>();
+                r["path"] = v.Path;
+                r["why"] = v.Why;
+                r["foreign"] = v.Foreign;
+                return r;
+            }
+            case "contexts":
+                return Contexts(a);
+            case "resolve_all":
+            {
+                List<UserProfile> users = ((List<object>)a["users"]).Select(User).ToList();
+                List<EnvContext> contexts = ((List<object>)a["contexts"]).Select(c => (Dictionary<string, object>)c)
+                    .Select(c => new EnvContext(users[Convert.ToInt32(c["user"])], Strings(c["env"]), (string)c["source"])).ToList();
+                List<string> problems = new List<string>();
+                List<ResolvedPath> resolved = WinHost.ResolveAll((IDictionary)a["profiles"], StringList(a["selected"]), users,
+                    contexts, problems);
+                Dictionary<string, object> r = new Dictionary<string, object>();
+                r["resolved"] = resolved.Select(x => (object)new Dictionary<string, object> {
+                    { "target", x.Target }, { "path", x.Path }, { "user", x.User }, { "source", x.Source } }).ToList();
+                r["problems"] = problems.Select(x => (object)x).ToList();
+                return r;
+            }
         }
         throw new ArgumentException("unknown fn " + fn);
+    }
+
+    private static UserProfile User(object o)
+    {
+        Dictionary<string, object> u = (Dictionary<string, object>)o;
+        return new UserProfile((string)u["name"], (string)u["sid"], (string)u["home"]);
+    }
+
+    // Trust.Contexts over a fake file system: users, the machine's raw environment, each user's own (by SID),
+    // the module's own environment and its user (an index into users, or null).
+    private static object Contexts(Dictionary<string, object> a)
+    {
+        FakeFacts facts = new FakeFacts(a);
+        List<UserProfile> users = ((List<object>)a["users"]).Select(User).ToList();
+        Dictionary<string, Dictionary<string, string>> userEnvs = new Dictionary<string, Dictionary<string, string>>();
+        foreach (KeyValuePair<string, object> kv in (Dictionary<string, object>)a["user_envs"])
+            userEnvs[kv.Key] = Strings(kv.Value);
+        UserProfile mine = a["mine"] == null ? null : users[Convert.ToInt32(a["mine"])];
+        List<string> problems = new List<string>();
+        List<EnvContext> contexts = Trust.Contexts(users, Strings(a["machine"]), @"registry:HKLM\Environment", userEnvs,
+            mine, Strings(a["own"]), facts, problems);
+        Dictionary<string, object> r = new Dictionary<string, object>();
+        r["contexts"] = contexts.Select(c => (object)new Dictionary<string, object> {
+            { "user", c.User.Name }, { "source", c.Source },
+            { "env", c.Environ.ToDictionary(kv => kv.Key, kv => (object)kv.Value) } }).ToList();
+        r["problems"] = problems.Select(p => (object)p).ToList();
+        r["protected"] = users.ToDictionary(u => u.Name, u => (object)WinHost.ProtectedPaths(users, contexts, u)
+            .OrderBy(p => p, StringComparer.Ordinal).Select(p => (object)p).ToList());
+        return r;
+    }
+
+    // A file system described by the test: {"fs": {path: {"name", "owner", "reparse", "id", "target"}},
+    // "accounts": {sid: name}}; paths compare without regard to case (NTFS), a trailing backslash ignored.
+    private sealed class FakeFacts : IPathFacts
+    {
+        private readonly Dictionary<string, Dictionary<string, object>> fs =
+            new Dictionary<string, Dictionary<string, object>>(StringComparer.OrdinalIgnoreCase);
+        private readonly Dictionary<string, object> accounts;
+
+        public FakeFacts(Dictionary<string, object> a)
+        {
+            foreach (KeyValuePair<string, object> kv in (Dictionary<string, object>)a["fs"])
+                fs[kv.Key.TrimEnd('\\')] = (Dictionary<string, object>)kv.Value;
+            accounts = (Dictionary<string, object>)a["accounts"];
+        }
+
+        public PathFact Look(string path)
+        {
+            Dictionary<string, object> e;
+            if (!fs.TryGetValue(path.TrimEnd('\\'), out e))
+                return null;
+            PathFact f = new PathFact();
+            f.Name = e.ContainsKey("name") ? (string)e["name"] : null;
+            f.OwnerSid = (string)e["owner"];
+            f.Reparse = e.ContainsKey("reparse") && (bool)e["reparse"];
+            f.Identity = (string)e["id"];
+            return f;
+        }
+
+        public string Target(string path)
+        {
+            Dictionary<string, object> e;
+            return fs.TryGetValue(path.TrimEnd('\\'), out e) && e.ContainsKey("target") ? (string)e["target"] : null;
+        }
+
+        public string AccountName(string sid)
+        {
+            return accounts.ContainsKey(sid) ? (string)accounts[sid] : sid;
+        }
     }
 
     // A backup as WinBackup.Write makes it, from Linux files standing in for what the Windows walk visits;
