@@ -479,6 +479,36 @@ Function Get-ErrorText {
     $e.Message
 }
 
+Function Get-ProcessLineage {
+    <#
+    .SYNOPSIS
+    Each process's parent chain, nearest first, and the ancestor that started it (_procs.lineage and
+    restarter_in: the nearest one created more than a second before it), keyed by pid.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory = $true)][AllowEmptyCollection()][Object[]]$Processes)
+
+    $rows = [System.Collections.Generic.List[ResiduePurge.ProcRow]]::new()
+    foreach ($p in $Processes) {
+        $row = [ResiduePurge.ProcRow]::new()
+        $row.Pid = $p.pid
+        $row.Ppid = $p.ppid
+        $row.CreateTime = $p.create_time
+        $row.Name = $p.name
+        $rows.Add($row)
+    }
+    $table = [ResiduePurge.Stopper]::ByPid($rows)
+    $result = @{}
+    foreach ($row in $rows) {
+        $by = [ResiduePurge.Stopper]::RestarterIn($row, $table)
+        $result[$row.Pid] = [ordered]@{
+            parents = @([ResiduePurge.Stopper]::Lineage($row, $table) | ForEach-Object { [ordered]@{ pid = $_.Pid; name = $_.Name } })
+            restarted_by = if ($by) { [ordered]@{ pid = $by.Pid; name = $by.Name } } else { $null }
+        }
+    }
+    $result
+}
+
 Function ConvertTo-NormalizedName {
     [CmdletBinding()]
     param ([Parameter(Mandatory = $true)][String]$Name)
@@ -488,6 +518,6 @@ Function ConvertTo-NormalizedName {
 $export_members = @{
     Function = 'Get-ResidueScope', 'Resolve-ResiduePath', 'Find-HubCache', 'Get-ResidueProcess', 'Test-ProcessMatch',
     'Get-ProtectedProcessId', 'Find-PythonEnvironment', 'Invoke-EnvironmentPython', 'Get-EnvironmentDistribution',
-    'ConvertTo-NormalizedName', 'Get-SiteDistribution', 'Get-ErrorText'
+    'ConvertTo-NormalizedName', 'Get-SiteDistribution', 'Get-ErrorText', 'Get-ProcessLineage'
 }
 Export-ModuleMember @export_members

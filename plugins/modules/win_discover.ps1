@@ -132,6 +132,7 @@ foreach ($r in $residues) {
 
 $processes = [System.Collections.Generic.List[Object]]@()
 $all = @(Get-ResidueProcess)
+$lineage = Get-ProcessLineage -Processes $all  # where each came from: verify names what brought a target back
 foreach ($name in $scope.Selected) {
     $names = [ResiduePurge.WinHost]::Field($scope.Profiles[$name], 'processes', 'names')
     $cmdline = [ResiduePurge.WinHost]::Field($scope.Profiles[$name], 'processes', 'cmdline')
@@ -149,6 +150,8 @@ foreach ($name in $scope.Selected) {
                     user = if ($owner -and $owner.User) { $owner.User } else { $null }
                     cmdline = @($p.cmdline)
                     target = $name
+                    parents = $lineage[$p.pid].parents
+                    restarted_by = $lineage[$p.pid].restarted_by
                 })
         }
     }

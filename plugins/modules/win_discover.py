@@ -121,12 +121,19 @@ residues:
       newest_mtime: 1764150000.0
       last_access: 1764150000.0
 processes:
-  description: Running processes matching the targets' process patterns.
+  description:
+    - Running processes matching the targets' process patterns.
+    - C(parents) is the parent chain, nearest first (C(pid), C(name)); C(restarted_by) the ancestor that started
+      it (the nearest one that was running more than a second before it, so a wrapper shell born with it is
+      skipped), or V(null) when the chain does not show one. A parent created after its child is another process
+      that got a dead parent's pid, and ends the chain.
   returned: always
   type: list
   elements: dict
   sample:
-    - {pid: 4242, ppid: 4200, name: open-autoglm, user: alice, cmdline: [open-autoglm, serve], target: open_autoglm}
+    - {pid: 4242, ppid: 4200, name: open-autoglm.exe, user: alice, cmdline: ['C:\Tools\open-autoglm.exe', serve],
+       target: open_autoglm, parents: [{pid: 4200, name: powershell.exe}, {pid: 3100, name: explorer.exe}],
+       restarted_by: {pid: 4200, name: powershell.exe}}
 packages:
   description: pip distributions of the targets, with the environment they are installed in.
   returned: always

@@ -58,7 +58,6 @@ try {
     if ($grace -lt 0 -or $module.Params.respawn_window -lt 0) {
         throw "grace and respawn_window cannot be negative"
     }
-    $window = [Math]::Min([double]$module.Params.respawn_window, $grace)
 }
 catch {
     $module.FailJson((Get-ErrorText -ErrorRecord $_))
@@ -154,181 +153,100 @@ Function Find-Target($processes) {
     }
 }
 
+Function ConvertTo-ProcRow($p, $matchedBy, $targetNames) {
+    $row = [ResiduePurge.ProcRow]::new()
+    $row.Pid = $p.pid
+    $row.Ppid = $p.ppid
+    $row.CreateTime = $p.create_time
+    $row.Name = $p.name
+    $row.Cmdline = [String[]]@($p.cmdline)
+    $row.MatchedBy = $matchedBy
+    $row.Targets = [System.Collections.Generic.List[String]]@($targetNames)
+    $row.Source = $p
+    $row
+}
+
+Function Get-ProcRow {
+    # every process running now, or (-Matching) those that match the selection now
+    param ([Switch]$Matching)
+
+    $rows = [System.Collections.Generic.List[ResiduePurge.ProcRow]]::new()
+    $now = @(Get-ResidueProcess)
+    if ($Matching) {
+        foreach ($item in @(Find-Target $now)) {
+            $rows.Add((ConvertTo-ProcRow $item[0] $item[1] $item[2]))
+        }
+    }
+    else {
+        foreach ($p in $now) {
+            $rows.Add((ConvertTo-ProcRow $p $null @()))
+        }
+    }
+    , $rows
+}
+
+Function ConvertFrom-StopEntry($e) {
+    $entry = ConvertTo-Entry $e.Proc.Source $e.Proc.MatchedBy $e.Proc.Targets
+    if ($e.Outcome -eq 'spared') {
+        $entry.reason = $e.Reason
+        return $entry
+    }
+    $entry.signal = $e.Signal
+    $entry.outcome = $e.Outcome
+    if ($e.Error) {
+        $entry.error = $e.Error
+    }
+    if ($e.Respawn) {
+        $entry.parents = @($e.Parents | ForEach-Object { [ordered]@{ pid = $_.Pid; name = $_.Name } })
+        $entry.restarted_by = if ($e.RestartedBy) { [ordered]@{ pid = $e.RestartedBy.Pid; name = $e.RestartedBy.Name } } else { $null }
+    }
+    $entry
+}
+
+# The rounds (_WinProcs.Stopper, the Windows side of _procs._Stopper): close or terminate everything matched at
+# once, wait up to grace for all of it together, terminate what is left; then, once the last of them is gone,
+# watch respawn_window seconds (not capped by grace) for what comes back and stop it, with tree together with the
+# ancestor that restarted it, in the next round; after the last of at most three rounds, match once more: what
+# runs then is a survivor with outcome respawned.
 $processes = @(Get-ResidueProcess)
-$protectedPids = Get-ProtectedProcessId -Processes $processes
+$processHost = [ResiduePurge.WindowsProcessHost]::new()
+$processHost.TableSource = { Get-ProcRow }
+$processHost.RematchSource = { Get-ProcRow -Matching }
+$processHost.BeforeSignal = { param($row) $null = Get-Owner $row.Source }  # its owner, while it still runs
+$stopper = [ResiduePurge.Stopper]::new($processHost)
+$stopper.Kill = $kill
+$stopper.Grace = $grace
+$stopper.KillAfterGrace = $module.Params.kill_after_grace
+$stopper.Tree = $module.Params.tree
+$stopper.MaxRounds = $maxRounds
+$stopper.RespawnWindow = [double]$module.Params.respawn_window
+foreach ($id in (Get-ProtectedProcessId -Processes $processes).Keys) {
+    [void]$stopper.Protected.Add([int]$id)
+}
+foreach ($n in $systemNames) {
+    [void]$stopper.SystemNames.Add($n)
+}
+
 $matched = [System.Collections.Generic.List[Object]]@()
-$spared = [System.Collections.Generic.List[Object]]@()
-$terminated = [System.Collections.Generic.List[Object]]@()
-$survivors = [System.Collections.Generic.List[Object]]@()
-$stoppedKeys = @{}
-
-Function Test-Spared($p) {
-    if ($protectedPids.ContainsKey($p.pid)) {
-        return 'the module itself or one of its ancestors (the Ansible connection)'
-    }
-    if ($p.name -in $systemNames) {
-        return 'a Windows system process'
-    }
-    $null
-}
-
-Function Expand-Tree($roots, $all) {
-    # descendants of each root (children started after their parent: a reused ppid is not a child)
-    $byParent = @{}
-    foreach ($p in $all) {
-        if (-not $byParent.ContainsKey($p.ppid)) {
-            $byParent[$p.ppid] = [System.Collections.Generic.List[Object]]@()
-        }
-        $byParent[$p.ppid].Add($p)
-    }
-    $seen = @{}
-    foreach ($r in $roots) {
-        $seen["$($r[0].pid)"] = $true
-    }
-    $queue = [System.Collections.Generic.Queue[Object]]::new()
-    foreach ($r in $roots) {
-        $queue.Enqueue($r[0])
-    }
-    while ($queue.Count -gt 0) {
-        $parent = $queue.Dequeue()
-        if (-not $byParent.ContainsKey($parent.pid)) {
-            continue
-        }
-        foreach ($child in $byParent[$parent.pid]) {
-            if ($seen.ContainsKey("$($child.pid)") -or $child.create_time -lt $parent.create_time) {
-                continue
-            }
-            $seen["$($child.pid)"] = $true
-            , @($child, "child-of:$($parent.pid)", @())
-            $queue.Enqueue($child)
-        }
-    }
-}
-
-Function Stop-Round($items) {
-    # items: (process, matched_by, targets). Returns those still running after everything.
-    $stops = [System.Collections.Generic.List[Object]]@()
-    foreach ($item in $items) {
-        $p = $item[0]
-        $key = "$($p.pid)@$($p.create_time)"
-        if ($stoppedKeys.ContainsKey($key)) {
-            continue
-        }
-        $stoppedKeys[$key] = $true
-        $reason = Test-Spared $p
-        if ($reason) {
-            $entry = ConvertTo-Entry $p $item[1] $item[2]
-            $entry.reason = $reason
-            $spared.Add($entry)
-            continue
-        }
-        if ($module.CheckMode) {
-            $entry = ConvertTo-Entry $p $item[1] $item[2]
-            $entry.signal = $signal
-            $entry.outcome = 'would_stop'
-            $terminated.Add($entry)
-            continue
-        }
-        $target = [ResiduePurge.StopTarget]::new()
-        $target.Pid = $p.pid
-        $target.CreateTime = $p.create_time
-        $null = Get-Owner $p  # while it still runs
-        if (-not [ResiduePurge.WinProcs]::Open($target)) {
-            if ($target.Outcome -eq 'survived') {
-                $entry = ConvertTo-Entry $p $item[1] $item[2]
-                $entry.outcome = 'survived'
-                $entry.error = $target.Error
-                $survivors.Add($entry)
-            }
-            continue
-        }
-        $stops.Add(@($target, $item))
-    }
-    if ($stops.Count -eq 0) {
-        return
-    }
-    $asked = $false
-    foreach ($s in $stops) {
-        if ($kill) {
-            [ResiduePurge.WinProcs]::Kill($s[0])
-        }
-        else {
-            $asked = [ResiduePurge.WinProcs]::AskToClose($s[0]) -or $asked
-        }
-    }
-    # One wait for all of them together; without a window nothing was asked, so there is nothing to wait for.
-    $wait = if ($kill) { [Math]::Max($grace, 2) } elseif ($asked) { $grace } else { 0 }
-    $running = [ResiduePurge.WinProcs]::WaitAll([System.Collections.Generic.List[ResiduePurge.StopTarget]]@($stops | ForEach-Object { $_[0] }), $wait)
-    if ($running.Count -gt 0 -and -not $kill -and $module.Params.kill_after_grace) {
-        foreach ($t in $running) {
-            [ResiduePurge.WinProcs]::Kill($t)
-        }
-        $running = [ResiduePurge.WinProcs]::WaitAll($running, 5)
-    }
-    foreach ($s in $stops) {
-        $t, $item = $s
-        $entry = ConvertTo-Entry $item[0] $item[1] $item[2]
-        $entry.signal = $t.Signal
-        if ($running.Contains($t)) {
-            $entry.outcome = 'survived'
-            $entry.error = if ($t.Error) { $t.Error } elseif ($module.Params.kill_after_grace) { 'still running after TerminateProcess' } else { "still running after $grace s (kill_after_grace is false)" }
-            $survivors.Add($entry)
-        }
-        else {
-            $entry.outcome = if ($t.Signal -eq 'KILL') { 'killed' } else { 'exited' }
-            $terminated.Add($entry)
-        }
-        [ResiduePurge.WinProcs]::Close($t)
-    }
-}
-
-$first = @(Find-Target $processes)
-foreach ($item in $first) {
+$first = [System.Collections.Generic.List[ResiduePurge.ProcRow]]::new()
+foreach ($item in @(Find-Target $processes)) {
     $matched.Add((ConvertTo-Entry $item[0] $item[1] $item[2]))
+    $first.Add((ConvertTo-ProcRow $item[0] $item[1] $item[2]))
 }
-$round = @($first)
-if ($module.Params.tree) {
-    $round += @(Expand-Tree $first $processes)
+try {
+    if ($module.CheckMode) {
+        $stopper.Plan($first)
+    }
+    else {
+        $stopper.Run($first)
+    }
 }
-Stop-Round $round
-
-# What comes back after each round, and the parent that brought it back (a supervisor loop).
-$rounds = 1
-while (-not $module.CheckMode -and $first.Count -gt 0 -and $rounds -le $maxRounds) {
-    if ($window -gt 0) {
-        Start-Sleep -Milliseconds ([int]($window * 1000))
-    }
-    $processes = @(Get-ResidueProcess)
-    $again = @(Find-Target $processes | Where-Object { -not $stoppedKeys.ContainsKey("$($_[0].pid)@$($_[0].create_time)") })
-    if ($again.Count -eq 0) {
-        break
-    }
-    if ($rounds -eq $maxRounds) {
-        foreach ($item in $again) {
-            $entry = ConvertTo-Entry $item[0] $item[1] $item[2]
-            $entry.outcome = 'respawned'
-            $parent = $processes | Where-Object { $_.pid -eq $item[0].ppid } | Select-Object -First 1
-            $entry.error = "started again after $maxRounds rounds by process $($item[0].ppid) ($(if ($parent) { $parent.name } else { 'gone' })): remove what restarts it first (residue.purge.autostart)"
-            $survivors.Add($entry)
-        }
-        break
-    }
-    $next = [System.Collections.Generic.List[Object]]@()
-    foreach ($item in $again) {
-        $next.Add(@($item[0], "respawned-by:$($item[0].ppid)", $item[2]))
-        if ($module.Params.tree) {
-            $parent = $processes | Where-Object { $_.pid -eq $item[0].ppid -and $_.create_time -le $item[0].create_time } | Select-Object -First 1
-            if ($parent -and -not (Test-Spared $parent)) {
-                $next.Add(@($parent, "supervisor-of:$($item[0].pid)", @()))
-            }
-        }
-    }
-    if ($module.Params.tree) {
-        $next.AddRange(@(Expand-Tree $next $processes))
-    }
-    Stop-Round $next
-    $rounds++
+catch {
+    $module.FailJson((Get-ErrorText -ErrorRecord $_))
 }
+$terminated = @($stopper.Terminated | ForEach-Object { ConvertFrom-StopEntry $_ })
+$survivors = @($stopper.Survivors | ForEach-Object { ConvertFrom-StopEntry $_ })
+$spared = @($stopper.Spared | ForEach-Object { ConvertFrom-StopEntry $_ })
 
 foreach ($problem in $problems) {
     $module.Warn($problem)

@@ -25,8 +25,19 @@ description:
   - Never stops the module's own process or its ancestors (the Ansible connection), or Windows' own processes
     (C(csrss.exe), C(services.exe), C(lsass.exe), C(winlogon.exe), C(svchost.exe), C(explorer.exe), ...);
     matched ones are listed in RV(spared).
-  - With O(tree), descendants (children started after their parent) go too, and a parent seen starting a stopped
-    target again is stopped as a supervisor.
+  - With O(tree), descendants (children started after their parent) go too, and so does the supervisor that starts
+    a stopped process again, the nearest ancestor of the new process that was also an ancestor of the stopped one
+    (its parent, or a script loop further up), unless that is this module's ancestor or a Windows system process
+    (C(services.exe) restarting a service is one).
+  - After each round, once the last of its processes is gone (after C(TerminateProcess) too), it watches for
+    O(respawn_window) seconds for the targets coming back and stops what came back in the next round. After the
+    last of at most three rounds it matches once more; whatever runs then (for example a service with recovery
+    actions) fails the task with outcome V(respawned), its parent chain and what started it again. Use
+    M(residue.purge.autostart) first to remove what restarts it.
+  - "Cost: every round in which something was signalled takes its wait (at most O(grace) plus the termination) and
+    then one O(respawn_window); a plain run that stops what it matched at once takes about O(respawn_window)
+    seconds. A restart slower than O(respawn_window) is not seen by this task (the purge playbook's verify phase
+    checks the processes again)."
 author:
   - residue.purge contributors (@residue-purge)
 options:
@@ -85,16 +96,19 @@ options:
     default: true
   respawn_window:
     description:
-      - Seconds to keep watching, after each signal, for a parent that starts the target again (a supervisor
-        loop that sleeps before restarting). Such a parent is then stopped too when O(tree) is true.
-      - Capped at O(grace) on Windows. Each reap that has a parent to watch takes at least this long.
+      - Seconds to keep watching, counted from the moment the last process of a round is gone (after
+        C(TerminateProcess) too), for the targets coming back (a script loop that sleeps before restarting, a
+        service's recovery delay). What comes back, and with O(tree) the ancestor that restarted it, is stopped in
+        the next round.
+      - Not capped by O(grace). Every round in which something was signalled takes this long once more.
     type: float
     default: 5
   tree:
     description:
-      - Also stop the descendants of every matched process, and a parent that is seen respawning a stopped
-        process within O(grace) (one second at most is spent watching). PID 1, ancestors of the module and
-        system managers (systemd, init, launchd, supervisord, sshd, cron, ...) are never stopped this way.
+      - Also stop the descendants of every matched process, and the ancestor that restarts a stopped process
+        within O(respawn_window) (its parent, or an ancestor further up such as a script loop that runs a shell
+        that runs the target). Ancestors of the module and Windows system processes (C(services.exe),
+        C(svchost.exe), C(explorer.exe), ...) are never stopped this way.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -162,12 +176,19 @@ terminated:
        create_time: 1764161234.5, matched_by: name, targets: [open_autoglm], signal: KILL, outcome: killed}
 survivors:
   description:
-    - Processes still running, with C(outcome) V(survived) (still running after SIGKILL, or could not be
-      signalled) or V(respawned) (started again after every round) and an C(error) saying why.
+    - Processes still running, with C(outcome) V(survived) (still running after C(TerminateProcess), or could not
+      be opened) or V(respawned) (running at the final match after the last round) and an C(error) saying why.
+    - A V(respawned) entry also has C(parents), its parent chain nearest first (C(pid), C(name)), and
+      C(restarted_by), the ancestor that started it again (C(pid), C(name)) or V(null) when none was seen.
     - The task fails when this list is not empty.
   returned: always
   type: list
   elements: dict
+  sample:
+    - {pid: 4311, ppid: 688, name: open-autoglm.exe, user: HOST\alice, cmdline: ['C:\Tools\open-autoglm.exe', serve],
+       create_time: 1764161240.1, matched_by: "respawned-by:688", targets: [open_autoglm], signal: TERM,
+       outcome: respawned, parents: [{pid: 688, name: services.exe}], restarted_by: {pid: 688, name: services.exe},
+       error: "came back after 3 round(s) (parent chain: services.exe (pid 688)), started again by services.exe (pid 688), ..."}
 spared:
   description:
     - Processes that match but are never signalled because they are PID 1, this module or one of its

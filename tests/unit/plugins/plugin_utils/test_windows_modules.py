@@ -302,6 +302,52 @@ def test_documentation_agrees_with_the_posix_module(name, docs):
         assert win_returns[key].get("type") == posix_returns[key].get("type"), key
 
 
+# What a POSIX module's RETURN names in a value's description (C(sub_key), V(value): entry keys such as survivors'
+# parents and restarted_by, outcomes such as V(respawned)) its Windows twin names too, but these, each with why.
+RETURN_WORDS_NOT_ON_WINDOWS = {
+    ("win_reap", "other_namespaces"): ("Windows has no PID namespaces: never returned there", None),
+    ("win_discover", "hf_caches"): ("huggingface_hub 2.x's shared blob store is not read on Windows yet",
+                                    {"C(store_bytes)"}),
+    ("win_hf_cache", "held_back"): ("huggingface_hub 2.x's shared blob store is not read on Windows yet",
+                                    {"C(<xx>/<hash>)", "V(shared_blob)"}),
+}
+# RETURN keys whose `returned` differs on Windows, with why (elements and type must always agree).
+RETURNED_DIFFERS_ON_WINDOWS = {
+    ("win_reap", "other_namespaces"): "Windows has no PID namespaces",
+    ("win_hf_cache", "store_swept"): "huggingface_hub 2.x's shared blob store is not read on Windows yet",
+}
+
+
+def _words(entry):
+    text = entry.get("description", [])
+    text = " ".join(text) if isinstance(text, list) else text
+    return set("%s(%s)" % m for m in re.findall(r"\b([CV])\(([^()]*)\)", text))
+
+
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_return_values_say_what_the_posix_ones_say(name, docs):
+    """An entry key or outcome added to a POSIX module's results (say reap's survivors gain parents and
+    restarted_by) and not documented for its Windows twin fails here, as an option added on one side does."""
+    _win, win_returns = docs(name)
+    _posix, posix_returns = docs(_posix_name(name))
+    for key, entry in posix_returns.items():
+        why, words = RETURN_WORDS_NOT_ON_WINDOWS.get((name, key), (None, set()))
+        missing = _words(entry) - _words(win_returns[key])
+        if words is None:  # not returned on Windows at all
+            assert why and win_returns[key].get("returned", "").startswith("never"), key
+            continue
+        assert missing == set(words), "%s.py RETURN %s does not name %s" % (name, key, sorted(missing - set(words)))
+        assert win_returns[key].get("elements") == entry.get("elements"), key
+        if (name, key) not in RETURNED_DIFFERS_ON_WINDOWS:
+            assert win_returns[key].get("returned") == entry.get("returned"), key
+
+
+def test_return_words_catch_a_missing_sub_key():
+    posix = {"description": ["A V(respawned) entry also has C(parents) and C(restarted_by)."]}
+    win = {"description": ["Processes with C(outcome) V(respawned)."]}
+    assert _words(posix) - _words(win) == {"C(parents)", "C(restarted_by)"}
+
+
 @pytest.mark.parametrize("name", WIN_MODULES)
 def test_posix_only_options_are_named_in_the_windows_docs(name, docs):
     win, _returns = docs(name)

@@ -11,6 +11,7 @@ using ansible_collections.residue.purge.plugins.module_utils._WinHost;
 using ansible_collections.residue.purge.plugins.module_utils._WinHfCache;
 using ansible_collections.residue.purge.plugins.module_utils._WinPip;
 using ansible_collections.residue.purge.plugins.module_utils._WinBackup;
+using ansible_collections.residue.purge.plugins.module_utils._WinProcs;
 
 public static class Driver
 {
@@ -131,6 +132,21 @@ public static class Driver
             }
             case "contexts":
                 return Contexts(a);
+            case "stop":
+                return SimHost.Stop(a);
+            case "lineage":
+            {
+                List<ProcRow> rows = ((List<object>)a["procs"]).Cast<Dictionary<string, object>>().Select(p => new ProcRow {
+                    Pid = Convert.ToInt32(p["pid"]), Ppid = Convert.ToInt32(p["ppid"]), Name = (string)p["name"],
+                    CreateTime = Convert.ToDouble(p["ctime"]) }).ToList();
+                Dictionary<int, ProcRow> table = Stopper.ByPid(rows);
+                ProcRow of = table[Convert.ToInt32(a["pid"])];
+                ProcRow by = Stopper.RestarterIn(of, table);
+                Dictionary<string, object> r = new Dictionary<string, object>();
+                r["parents"] = Stopper.Lineage(of, table).Select(x => (object)x.Pid).ToList();
+                r["restarted_by"] = by == null ? null : (object)by.Pid;
+                return r;
+            }
             case "resolve_all":
             {
                 List<UserProfile> users = ((List<object>)a["users"]).Select(User).ToList();
@@ -509,5 +525,225 @@ public class Json
         }
         else
             throw new ArgumentException("cannot write " + o.GetType());
+    }
+}
+
+// A simulated Windows host for _WinProcs.Stopper: processes, a clock that moves only when the stopper sleeps,
+// windows that close (or not), TerminateProcess, and supervisors that start a child again `delay` seconds after it
+// died (`times` times, -1 for ever) while they themselves run.
+public sealed class SimHost : IProcessHost
+{
+    private sealed class Proc
+    {
+        public ProcRow Row;
+        public bool Window;
+        public bool IgnoresClose;
+        public double? DiesAt;
+        public bool Dead;
+    }
+
+    private sealed class Restart
+    {
+        public int Supervisor;
+        public string Name;
+        public string[] Cmdline;
+        public double Delay;
+        public int Times;
+    }
+
+    private double now = 1000;
+    private int nextPid = 5000;
+    private readonly List<Proc> procs = new List<Proc>();
+    private readonly List<Restart> restarts = new List<Restart>();
+    private readonly List<KeyValuePair<double, Restart>> scheduled = new List<KeyValuePair<double, Restart>>();
+    private readonly HashSet<string> match;
+    public readonly List<object> Log = new List<object>();
+
+    private SimHost(Dictionary<string, object> a)
+    {
+        foreach (Dictionary<string, object> p in ((List<object>)a["procs"]).Cast<Dictionary<string, object>>())
+        {
+            Proc proc = new Proc();
+            proc.Row = new ProcRow();
+            proc.Row.Pid = Convert.ToInt32(p["pid"]);
+            proc.Row.Ppid = Convert.ToInt32(p["ppid"]);
+            proc.Row.Name = (string)p["name"];
+            proc.Row.Cmdline = new string[] { (string)p["name"] };
+            proc.Row.CreateTime = p.ContainsKey("ctime") ? Convert.ToDouble(p["ctime"]) : 100;
+            proc.Window = p.ContainsKey("window") && (bool)p["window"];
+            proc.IgnoresClose = p.ContainsKey("ignores_close") && (bool)p["ignores_close"];
+            procs.Add(proc);
+        }
+        foreach (Dictionary<string, object> r in ((List<object>)a["restarts"]).Cast<Dictionary<string, object>>())
+            restarts.Add(new Restart { Supervisor = Convert.ToInt32(r["supervisor"]), Name = (string)r["name"],
+                Cmdline = new string[] { (string)r["name"] }, Delay = Convert.ToDouble(r["delay"]), Times = Convert.ToInt32(r["times"]) });
+        match = new HashSet<string>(((List<object>)a["match"]).Cast<string>(), StringComparer.OrdinalIgnoreCase);
+    }
+
+    private Proc Find(int pid, double ctime)
+    {
+        return procs.FirstOrDefault(p => !p.Dead && p.Row.Pid == pid && p.Row.CreateTime == ctime);
+    }
+
+    private void Die(Proc p, double at)
+    {
+        p.Dead = true;
+        Log.Add(String.Format(CultureInfo.InvariantCulture, "{0:0.00} died {1} {2}", at - 1000, p.Row.Pid, p.Row.Name));
+        foreach (Restart r in restarts)
+        {
+            Proc sup = procs.FirstOrDefault(x => !x.Dead && x.Row.Pid == r.Supervisor);
+            if (sup != null && p.Row.Ppid == r.Supervisor && String.Equals(p.Row.Name, r.Name) && r.Times != 0)
+                scheduled.Add(new KeyValuePair<double, Restart>(at + r.Delay, r));
+        }
+    }
+
+    // everything due up to now, in time order
+    private void Advance()
+    {
+        while (true)
+        {
+            double next = Double.MaxValue;
+            Proc dying = null;
+            foreach (Proc p in procs)
+            {
+                if (!p.Dead && p.DiesAt.HasValue && p.DiesAt.Value <= now && p.DiesAt.Value < next)
+                {
+                    next = p.DiesAt.Value;
+                    dying = p;
+                }
+            }
+            int due = -1;
+            for (int i = 0; i < scheduled.Count; i++)
+            {
+                if (scheduled[i].Key <= now && scheduled[i].Key < next)
+                {
+                    next = scheduled[i].Key;
+                    due = i;
+                    dying = null;
+                }
+            }
+            if (due >= 0)
+            {
+                Restart r = scheduled[due].Value;
+                scheduled.RemoveAt(due);
+                if (procs.Any(x => !x.Dead && x.Row.Pid == r.Supervisor) && r.Times != 0)
+                {
+                    if (r.Times > 0)
+                        r.Times--;
+                    Proc child = new Proc();
+                    child.Row = new ProcRow { Pid = nextPid++, Ppid = r.Supervisor, Name = r.Name, Cmdline = r.Cmdline, CreateTime = next };
+                    child.IgnoresClose = true;
+                    procs.Add(child);
+                    Log.Add(String.Format(CultureInfo.InvariantCulture, "{0:0.00} started {1} {2}", next - 1000, child.Row.Pid, r.Name));
+                }
+                continue;
+            }
+            if (dying == null)
+                return;
+            Die(dying, next);
+        }
+    }
+
+    public List<ProcRow> Table()
+    {
+        Advance();
+        return procs.Where(p => !p.Dead).Select(p => p.Row.As(null)).ToList();
+    }
+
+    public List<ProcRow> Rematch()
+    {
+        return Table().Where(r => match.Contains(r.Name)).Select(r => { r.MatchedBy = "name"; r.Targets = new List<string> { "t" }; return r; }).ToList();
+    }
+
+    public StopTarget Open(ProcRow p)
+    {
+        Advance();
+        if (Find(p.Pid, p.CreateTime) == null)
+            return null;
+        return new StopTarget { Pid = p.Pid, CreateTime = p.CreateTime };
+    }
+
+    public bool AskToClose(StopTarget t)
+    {
+        t.Signal = "TERM";
+        Proc p = Find(t.Pid, t.CreateTime);
+        if (p == null || !p.Window)
+            return false;
+        if (!p.IgnoresClose)
+            p.DiesAt = now + 0.2;
+        return true;
+    }
+
+    public void Kill(StopTarget t)
+    {
+        t.Signal = "KILL";
+        Proc p = Find(t.Pid, t.CreateTime);
+        if (p != null)
+            Die(p, now);
+    }
+
+    public bool HasExited(StopTarget t)
+    {
+        Advance();
+        return Find(t.Pid, t.CreateTime) == null;
+    }
+
+    public void Close(StopTarget t)
+    {
+    }
+
+    public double Now()
+    {
+        Advance();
+        return now;
+    }
+
+    public void Sleep(double seconds)
+    {
+        now += Math.Max(seconds, 0.001);
+        Advance();
+    }
+
+    private static Dictionary<string, object> Row(ProcRow p)
+    {
+        return p == null ? null : new Dictionary<string, object> { { "pid", p.Pid }, { "name", p.Name } };
+    }
+
+    private static List<object> Entries(List<StopEntry> entries)
+    {
+        return entries.Select(e => (object)new Dictionary<string, object> {
+            { "pid", e.Proc.Pid }, { "name", e.Proc.Name }, { "matched_by", e.Proc.MatchedBy }, { "signal", e.Signal },
+            { "outcome", e.Outcome }, { "error", e.Error }, { "reason", e.Reason },
+            { "parents", e.Parents == null ? null : e.Parents.Select(x => (object)Row(x)).ToList() },
+            { "restarted_by", Row(e.RestartedBy) }, { "respawn", e.Respawn } }).ToList();
+    }
+
+    public static object Stop(Dictionary<string, object> a)
+    {
+        SimHost host = new SimHost(a);
+        Stopper s = new Stopper(host);
+        s.Kill = a.ContainsKey("kill") && (bool)a["kill"];
+        s.Grace = Convert.ToDouble(a["grace"]);
+        s.RespawnWindow = Convert.ToDouble(a["respawn_window"]);
+        s.Tree = !a.ContainsKey("tree") || (bool)a["tree"];
+        s.KillAfterGrace = !a.ContainsKey("kill_after_grace") || (bool)a["kill_after_grace"];
+        s.SystemNames.UnionWith(new string[] { "services.exe", "svchost.exe", "explorer.exe" });
+        if (a.ContainsKey("protected"))
+            s.Protected.UnionWith(((List<object>)a["protected"]).Select(x => Convert.ToInt32(x)));
+        double start = host.Now();
+        List<ProcRow> first = host.Rematch();
+        if (a.ContainsKey("check_mode") && (bool)a["check_mode"])
+            s.Plan(first);
+        else
+            s.Run(first);
+        Dictionary<string, object> r = new Dictionary<string, object>();
+        r["terminated"] = Entries(s.Terminated);
+        r["survivors"] = Entries(s.Survivors);
+        r["spared"] = Entries(s.Spared);
+        r["rounds"] = s.Rounds;
+        r["elapsed"] = host.Now() - start;
+        r["running"] = host.Table().Select(x => (object)Row(x)).ToList();
+        r["log"] = host.Log;
+        return r;
     }
 }
