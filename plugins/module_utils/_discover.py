@@ -11,10 +11,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _apfs, _platform, _procs, _profiles, _pyenvs, _walk
+from ansible_collections.residue.purge.plugins.module_utils import (
+    _apfs, _paths, _platform, _privileges, _procs, _profiles, _pyenvs, _walk)
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import shared as hf_shared
 from ansible_collections.residue.purge.plugins.module_utils._text import printable
@@ -67,10 +69,12 @@ def _path_residue(target, path, usage):
     }
 
 
-def apfs_shared(path, usage, one_fs, problems):
+def apfs_shared(path, usage, one_fs, problems, sharing=False):
     """macOS: bytes of path that APFS clones or local snapshots share (removing it frees that much less), with a
-    problem line saying so; None when no file's sharing could be read. A second, read-only pass (_apfs)."""
-    sharing = _apfs.shared_bytes(path, one_file_system=one_fs)
+    problem line saying so; None when no file's sharing could be read. A second, read-only pass (_apfs), made
+    by size_as_owners in the owner's child (sharing: its answer; read here when not given)."""
+    if sharing is False:
+        sharing = _apfs.shared_bytes(path, one_file_system=one_fs)
     if sharing is None:
         problems.add("%s: APFS clone and snapshot sharing not read" % path)
         return None
@@ -147,6 +151,87 @@ def find_hub_caches(contexts, extra_caches, problems):
     return [found[k] for k in sorted(found)]
 
 
+class _Usages(dict):
+    """{path: _walk.Usage} of the path residues that exist, and sharing: {path: _apfs.shared_bytes answer}."""
+
+    def __init__(self):
+        dict.__init__(self)
+        self.sharing = {}
+
+
+def _size_paths(jobs, one_fs, macos):
+    """In the acting process (a user's dropped child, or this one): [(path, Usage dict or None when it does not
+    exist, APFS sharing or None)] for each (path, parent fd, name). Plain data."""
+    out = []
+    for path, fd, name in jobs:
+        try:
+            os.lstat(name, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                out.append((path, None, None))
+            else:
+                usage = _walk.Usage()
+                usage.problems.append("%s: %s" % (printable(path), exc.strerror or exc))
+                out.append((path, usage.to_dict(), None))
+            continue
+        usage = _walk.usage_at(fd, name, path, one_file_system=one_fs)
+        sharing = _apfs.shared_bytes(path, one_file_system=one_fs) if macos else None
+        out.append((path, usage.to_dict(), sharing))
+    return out
+
+
+def _open_parents(paths, problems):
+    """Root's side: [(path, parent fd, last name)] of the paths whose parent was reached from '/' with
+    O_NOFOLLOW at every component (_paths.open_parent); a symlink on the way is named in problems."""
+    opened = []
+    for path in paths:
+        try:
+            fd, name = _paths.open_parent(path)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                problems.add("%s: a directory on the way is a symlink or not a directory; not sized" % path)
+            elif exc.errno != errno.ENOENT:
+                problems.add("%s: %s" % (path, exc.strerror or exc))
+            continue
+        opened.append((path, fd, name))
+    return opened
+
+
+def size_as_owners(paths, users, claims, one_fs, macos, problems):
+    """Size each path residue with its owner's rights (docs/trust.md rule 4): the paths are grouped by actor
+    (_privileges.actor_of: whose home holds it, else whose environment named it, else root) and each group is
+    walked by one child that dropped to that user (or here, for root's and system residue, or when we are not
+    root). So a user's residue is sized as that user sees it: a bind mount or a root-only directory inside it
+    is reported as unreadable (in problems), never counted with root's rights. A child that fails (killed or
+    stopped by its user) leaves that user's residues out, named in problems; root never sizes them instead.
+    Returns _Usages."""
+    homes = _privileges.HomeIndex(users)
+    actors = dict((path, _privileges.actor_of(path, claims.get(path) or {}, homes)) for path in paths)
+    usages = _Usages()
+    for runner, group in _privileges.by_runner(paths, lambda path: actors[path]):
+        jobs = _open_parents([path for _i, path in group], problems)
+        try:
+            out = _privileges.call_as(runner, _size_paths, jobs, one_fs, macos) if jobs else []
+        except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+            for path, _fd, _name in jobs:
+                problems.add("%s: not sized: %s" % (path, exc))
+            continue
+        finally:
+            for _path, fd, _name in jobs:
+                os.close(fd)
+        for path, data, sharing in out:
+            if data is None:
+                continue
+            usage = _walk.Usage()
+            for key in _walk.Usage.__slots__:
+                setattr(usage, key, data.get(key))
+            usage.problems = list(data.get("problems") or [])
+            problems.extend(usage.problems)
+            usages[path] = usage
+            usages.sharing[path] = sharing
+    return usages
+
+
 def run(params, check_mode=False, now=None):
     """discover with validated module params: the result dict. Read-only, so check_mode changes nothing."""
     now = time.time() if now is None else now
@@ -174,18 +259,16 @@ def run(params, check_mode=False, now=None):
     problems.extend(env_problems)
 
     residues = []
-    usages = {}
     shared = {}  # macOS: path -> bytes APFS clones or snapshots share (apfs_shared)
     macos = _platform.is_macos()
+    usages = size_as_owners(sorted(set(path for _name, path in resolved)), users,
+                            _privileges.claims_of(resolved.values(), contexts), one_fs, macos, problems)
     for (name, path) in sorted(resolved):
-        if not os.path.lexists(path):
-            continue
         usage = usages.get(path)
         if usage is None:
-            usage = usages[path] = _walk.usage(path, one_file_system=one_fs)
-            problems.extend(usage.problems)
-            if macos:
-                shared[path] = apfs_shared(path, usage, one_fs, problems)
+            continue
+        if macos and path not in shared:
+            shared[path] = apfs_shared(path, usage, one_fs, problems, usages.sharing.get(path))
         residue = _path_residue(name, path, usage)
         if macos:
             residue["apfs_shared_bytes"] = shared[path]

@@ -22,6 +22,9 @@ API (used by remove, discover, hf_cache, pip_remove; stores for Ollama/ModelScop
     user = actor_of(path, claims, homes)         # whose rights a path resolved for `claims` ({uid: user}) is acted on with
     user = actor_of_any(names, claims, homes)    # the same for a location known by several names (given, real)
     acts_for(user)                               # True when acting as user takes a child (we are root, user is not)
+    claims = claims_of(resolved, contexts)       # {path: {uid: user}} of _profiles.resolve_all's paths
+    runner = runner_for(actor)                   # who does the work: the actor as root; ourselves unprivileged
+    for runner, group in by_runner(items, actor_fn): ...   # items grouped by runner, first appearance first
 
 call_as runs work in this process when `user` is who we already are (no fork), in a child that drops to the
 user when we are root, and raises NotReachable when we are neither root nor that user (an unprivileged run
@@ -321,3 +324,48 @@ def acts_for(user):
     unprivileged run acts with its own rights (the kernel decides what it reaches); root's own residue with
     root's."""
     return user is not None and effective_uid() == 0 and user.uid != 0
+
+
+def claims_of(resolved, contexts):
+    """{path: {uid: user}} of who resolved each of _profiles.resolve_all's paths: the context's user, or root
+    for an absolute system path in a profile (root's, for everyone) or a user without a context."""
+    root = root_user()
+    by_name = {}
+    for context in contexts:
+        by_name.setdefault(context.user.name, context.user)
+    claims = {}
+    for r in resolved:
+        owner = by_name.get(r.user)
+        system_path = r.template.startswith("/")
+        user = root if system_path or owner is None or owner.uid == 0 else owner
+        claims.setdefault(r.path, {})[user.uid] = user
+    return claims
+
+
+def runner_for(actor):
+    """Who does an actor's work: the actor when we are root (a child that drops when the actor is not root);
+    ourselves otherwise (an unprivileged run acts with its own rights on everything, as the kernel allows)."""
+    euid = effective_uid()
+    if euid is None or euid == 0:
+        return actor
+    home = os.environ.get("HOME") or "/"
+    gid = os.getegid() if hasattr(os, "getegid") else None
+    name = str(euid)
+    if pwd is not None:
+        try:
+            name = pwd.getpwuid(euid).pw_name
+        except KeyError:
+            pass
+    return _User(name, euid, gid, home)
+
+
+def by_runner(items, actor_fn):
+    """[(runner, [(index, item)])]: items grouped by runner_for(actor_fn(item)), in order of first appearance."""
+    groups, order = {}, []
+    for i, item in enumerate(items):
+        runner = runner_for(actor_fn(item))
+        if runner.uid not in groups:
+            groups[runner.uid] = (runner, [])
+            order.append(runner.uid)
+        groups[runner.uid][1].append((i, item))
+    return [groups[uid] for uid in order]

@@ -132,14 +132,9 @@ def _resolve(params, environ, problems=None):
             targets[path] = None
     else:
         profiles = _profiles.select_targets(_profiles.load_profiles(params.get("profiles")), params.get("targets"))
-        by_name = {}
-        for context in contexts:
-            by_name.setdefault(context.user.name, context.user)
-        for r in _profiles.resolve_all(profiles, users, contexts, problems):
-            owner = by_name.get(r.user)
-            system_path = r.template.startswith("/")  # an absolute system path: root's, for everyone
-            user = root if system_path or owner is None or owner.uid == 0 else owner
-            claims.setdefault(r.path, {})[user.uid] = user
+        resolved = _profiles.resolve_all(profiles, users, contexts, problems)
+        claims = _privileges.claims_of(resolved, contexts)  # an absolute system path: root's, for everyone
+        for r in resolved:
             targets.setdefault(r.path, r.target)
     homes = _privileges.HomeIndex(users)
     items, seen = [], set()
@@ -363,26 +358,9 @@ def diff_of(result):
 
 # ---------------------------------------------------------------------------------------------- acting as a user
 
-def _runner(actor):
-    """Who does an item's work: the actor when we are root (a child that drops when the actor is not root);
-    ourselves otherwise (an unprivileged run acts with its own rights on everything, as the kernel allows)."""
-    euid = _privileges.effective_uid()
-    if euid is None or euid == 0:
-        return actor
-    home = os.environ.get("HOME") or "/"
-    return _privileges._User(_profiles.user_name(euid), euid, os.getegid(), home)
-
-
 def _by_runner(items):
-    """[(runner, [(index, item)])] in the items' order of first appearance."""
-    groups, order = {}, []
-    for i, item in enumerate(items):
-        runner = _runner(item.actor)
-        if runner.uid not in groups:
-            groups[runner.uid] = (runner, [])
-            order.append(runner.uid)
-        groups[runner.uid][1].append((i, item))
-    return [groups[uid] for uid in order]
+    """[(runner, [(index, item)])] in the items' order of first appearance (_privileges.by_runner)."""
+    return _privileges.by_runner(items, lambda item: item.actor)
 
 
 def _open_parents(group):

@@ -237,6 +237,20 @@ def usage(path, one_file_system=True, older_than=None, time_field="atime", now=N
     return result
 
 
+def usage_at(parent_fd, name, path, one_file_system=True, older_than=None, time_field="atime", now=None,
+             parallel=True):
+    """usage() of the entry `name` in the directory parent_fd, for a caller that already holds the parent's
+    descriptor, reached without following links (root's O_NOFOLLOW chain handed to a child acting with a
+    user's rights): the same walk and counts. path names the entry in problems."""
+    root = _to_bytes(path)
+    get_time = _time_getter(time_field)
+    cutoff = _cutoff(older_than, now)
+    result = Usage()
+    if cutoff is not None:
+        result.old_bytes = result.old_files = 0
+    return _usage_at(root, parent_fd, name, one_file_system, cutoff, get_time, result, parallel)
+
+
 def _usage_at(root, parent_fd, name, one_file_system, cutoff, get_time, result, parallel):
     try:
         st = os.lstat(name, dir_fd=parent_fd)
