@@ -349,7 +349,23 @@ def owner_name(path, follow_symlinks=False):
     return user_name(st.st_uid)
 
 
+class Users(list):
+    """list_users' answer: a list of User; scoped is True when the run was limited to named users or homes
+    (`users: [...]`, `homes: [...]`), so whose residue is touched is bounded by it (user_environments)."""
+
+    def __init__(self, users=(), scoped=False):
+        list.__init__(self, users)
+        self.scoped = scoped
+
+
 def list_users(homes=None, users="all", system=None, directory=None):
+    """Users whose homes are covered (Users): explicit homes (owner from stat), or real passwd users with a home,
+    and root; scoped when homes or a list of users was given."""
+    return Users(_list_users(homes, users, system, directory),
+                 scoped=bool(homes) or parse_users_option(users) != "all")
+
+
+def _list_users(homes=None, users="all", system=None, directory=None):
     """Users whose homes are covered: explicit homes (owner from stat), or real passwd users with a home, and root.
 
     On macOS the people come from `dscl . -list /Users UniqueID` (uid >= 501, no '_' service accounts: the
@@ -624,8 +640,11 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
     """Every (user, cache environment, source) worth resolving placeholders for.
 
     source is 'default' (no variables), 'env' (the module's own environment, for the user running it),
-    'file:/etc/environment', or 'process PID'. Processes of users outside `users` are attributed to their
-    own passwd user, so a daemon's HF_HOME is found even when its user has no home.
+    'file:/etc/environment', or 'process PID'. When the run covers every user (users: all), processes of users
+    outside `users` (service accounts outside the login range) are attributed to their own passwd user, so a
+    daemon's HF_HOME is found even when its user has no home. When the run is scoped (users.scoped: named users
+    or homes), the scope bounds whose residue is touched: a process of a user outside it, and the module's own
+    environment when its user is outside it, lend nothing (one problem per such user says so).
 
     Environment values are evidence, not authority: each applies to one user (the process's, the module's
     own user, or each user in turn for /etc/environment) and only where vet_value() accepts it for that
@@ -664,10 +683,15 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
             problems.append(printable("%s: %s=%s is not used for %s: %s%s" % (
                 environment_file, name, file_env[name], shown, why,
                 ", not by them, and is not in their home" if foreign else "")))
+    scoped = getattr(users, "scoped", False)
+    outside = {}  # uid -> (user, [pids]) of processes outside a scoped run's users
     own_env = _cache_vars(os.environ if environ is None else environ)
     if own_env and hasattr(os, "getuid"):
         uid = os.getuid()
-        mine = [u for u in users if u.uid == uid] or [_process_user(uid)]
+        mine = [u for u in users if u.uid == uid] or ([] if scoped else [_process_user(uid)])
+        if not mine and problems is not None:
+            problems.append(printable("the module's environment (user %s) is not used: %s is not among the users "
+                                      "of this run" % (_process_user(uid).name, _process_user(uid).name)))
         for u in mine:
             kept = vet(u, own_env, "the module's environment (user %s)" % u.name)
             if kept:
@@ -678,9 +702,19 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
             user = by_uid.get(uid)
             if user is None:
                 user = _process_user(uid)
+                if scoped:
+                    outside.setdefault(uid, (user, []))[1].append(pid)
+                    continue
             kept = vet(user, env, "environment of process %d (user %s)" % (pid, user.name))
             if kept:
                 contexts.append(EnvContext(user, kept, "process %d" % pid))
+    for uid in sorted(outside) if problems is not None else ():
+        user, pids = outside[uid]
+        shown = ", ".join(str(p) for p in sorted(pids)[:5]) + (" and %d more" % (len(pids) - 5) if len(pids) > 5
+                                                                  else "")
+        problems.append(printable("environment of process %s (user %s) is not used: %s is not among the users of "
+                                  "this run (users/homes), so its paths are not touched" % (shown, user.name,
+                                                                                             user.name)))
     return _dedupe_contexts(contexts)
 
 
