@@ -21,8 +21,13 @@ class DeletionError(Exception):
     pass
 
 
-def _open_below(root_fd, parts):
-    """Open parts (dir names) one by one from root_fd, never through a link. Caller closes the fd."""
+PROTECTED = "is a protected directory (or holds one) under another name; not entered"
+
+
+def _open_below(root_fd, parts, protect=frozenset()):
+    """Open parts (dir names) one by one from root_fd, never through a link, never into a protected directory
+    (protect: (st_dev, st_ino) of _profiles.ProtectedPaths.identities(); a bind mount of /etc as blobs/ is
+    refused with EPERM). Caller closes the fd."""
     fd = os.dup(root_fd)
     for part in parts:
         try:
@@ -30,10 +35,15 @@ def _open_below(root_fd, parts):
         finally:
             os.close(fd)
         fd = nfd
+        if protect:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in protect:
+                os.close(fd)
+                raise OSError(errno.EPERM, PROTECTED)
     return fd
 
 
-def _rmtree_at(parent_fd, name, dev, failures, path):
+def _rmtree_at(parent_fd, name, dev, failures, path, protect=frozenset()):
     """rm -rf of parent_fd/name with the collection's one removal engine (_walk), never through a link and
     never into another file system; what stays is a failure (the plan counted it as freed)."""
     try:
@@ -45,7 +55,7 @@ def _rmtree_at(parent_fd, name, dev, failures, path):
     if st.st_mode & _IFMT == _IFDIR and st.st_dev != dev:
         failures.append("%s: on another file system, not removed" % path)
         return
-    result = remove_at(parent_fd, name, path, parallel=False)  # serial as before: one fork per repo would cost more than it saves
+    result = remove_at(parent_fd, name, path, parallel=False, protect=protect)  # serial as before: one fork per repo would cost more than it saves
     failures.extend("%s: %s" % (where, text) for where, text in result.failed)
     if result.failed_count > len(result.failed):
         failures.append("%s: %d more failures not listed" % (path, result.failed_count - len(result.failed)))
@@ -64,11 +74,13 @@ def _unlink_at(parent_fd, name, failures, path):
             failures.append("%s: %s" % (path, _err(e)))
 
 
-def execute_plan(plan, recheck=None):
+def execute_plan(plan, recheck=None, protect=frozenset()):
     """Carry out a CachePlan. Every path is opened from the cache dir's descriptor, one component at a
     time without following links, so nothing outside the cache can be reached. Order as huggingface_hub:
     snapshots and refs before the blobs they point to. recheck(repo, whole) -> None or (reason, detail) is
     asked again right before each repo (a download may have started since the plan was made).
+    protect: (st_dev, st_ino) of protected directories, never entered nor removed under any name (remove's
+    rule: a repo, its snapshots or blobs, or the shared store bind-mounted from a protected directory).
     Returns (failures, held_back): failures is empty when everything planned went."""
     failures = []
     late = []
@@ -91,19 +103,19 @@ def execute_plan(plan, recheck=None):
                 continue
             done.append(rp)
             if rp.whole:
-                _rmtree_at(root_fd, folder, dev, failures, base)
+                _rmtree_at(root_fd, folder, dev, failures, base, protect)
                 try:
-                    locks_fd = _open_below(root_fd, [".locks"])
+                    locks_fd = _open_below(root_fd, [".locks"], protect)
                 except OSError:
                     locks_fd = None
                 if locks_fd is not None:
                     try:
-                        _rmtree_at(locks_fd, folder, dev, failures, cache.path + "/.locks/" + folder)
+                        _rmtree_at(locks_fd, folder, dev, failures, cache.path + "/.locks/" + folder, protect)
                     finally:
                         os.close(locks_fd)
                 continue
             try:
-                repo_fd = _open_below(root_fd, [folder])
+                repo_fd = _open_below(root_fd, [folder], protect)
             except OSError as e:
                 if e.errno != errno.ENOENT:  # vanished since the plan: gone, not failed
                     failures.append("%s: %s" % (base, _err(e)))
@@ -111,7 +123,7 @@ def execute_plan(plan, recheck=None):
             try:
                 if rp.revisions:
                     try:
-                        snaps_fd = _open_below(repo_fd, ["snapshots"])
+                        snaps_fd = _open_below(repo_fd, ["snapshots"], protect)
                     except OSError as e:
                         if e.errno != errno.ENOENT:
                             failures.append("%s/snapshots: %s" % (base, _err(e)))
@@ -120,13 +132,13 @@ def execute_plan(plan, recheck=None):
                     if snaps_fd is not None:
                         try:
                             for commit in rp.revisions:
-                                _rmtree_at(snaps_fd, commit, dev, failures, base + "/snapshots/" + commit)
+                                _rmtree_at(snaps_fd, commit, dev, failures, base + "/snapshots/" + commit, protect)
                         finally:
                             os.close(snaps_fd)
                 for ref in rp.refs:
                     parts = ref.split("/")
                     try:
-                        ref_fd = _open_below(repo_fd, ["refs"] + parts[:-1])
+                        ref_fd = _open_below(repo_fd, ["refs"] + parts[:-1], protect)
                     except OSError as e:
                         if e.errno != errno.ENOENT:
                             failures.append("%s/refs/%s: %s" % (base, ref, _err(e)))
@@ -138,7 +150,7 @@ def execute_plan(plan, recheck=None):
                 if rp.blobs or rp.incomplete:
                     snapshot_failed = any(f.startswith(base + "/snapshots/") for f in failures)
                     try:
-                        blobs_fd = _open_below(repo_fd, ["blobs"])
+                        blobs_fd = _open_below(repo_fd, ["blobs"], protect)
                     except OSError as e:
                         if e.errno != errno.ENOENT:
                             failures.append("%s/blobs: %s" % (base, _err(e)))
@@ -154,7 +166,7 @@ def execute_plan(plan, recheck=None):
             finally:
                 os.close(repo_fd)
         # huggingface_hub 2.x: payloads whose last reference went, collected under their locks
-        failures.extend(collect_plan(plan, root_fd, done))
+        failures.extend(collect_plan(plan, root_fd, done, protect))
     finally:
         os.close(root_fd)
     return failures, late

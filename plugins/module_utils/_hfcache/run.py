@@ -78,14 +78,14 @@ class _Guard(object):
         return None
 
 
-def _execute_as(actor, plan, recheck):
+def _execute_as(actor, plan, recheck, protect=frozenset()):
     """execute_plan with actor's rights (_privileges: a child that dropped to the user when we are root and
     the cache is a user's): (failures, [(repo plan, reason)]). A child that failed fails every planned repo."""
     if actor is None or _privileges.effective_uid() != 0 or actor.uid == 0:
-        return execute_plan(plan, recheck=recheck)
+        return execute_plan(plan, recheck=recheck, protect=protect)
 
     def work():
-        failures, late = execute_plan(plan, recheck=recheck)
+        failures, late = execute_plan(plan, recheck=recheck, protect=protect)
         return failures, [(plan.repos.index(rp), reason) for rp, reason in late]
 
     try:
@@ -95,11 +95,13 @@ def _execute_as(actor, plan, recheck):
     return list(failures), [(plan.repos[i], tuple(reason)) for i, reason in late]
 
 
-def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=False, actors=None):
+def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=False, actors=None, protect=None):
     """Scan, plan and (unless check_mode) carry out the deletions on every cache. Returns the module result.
     actors: {cache dir: user} whose rights each cache's deletions run with (see cache_actors); root's when
-    absent."""
+    absent. protect: (st_dev, st_ino) of the protected directories (remove's rule, docs/trust.md rule 3): never
+    entered nor removed by a deletion or the shared store's collection, under whatever name."""
     actors = actors or {}
+    protect = frozenset(protect or ())
     caches = []
     problems = []
     seen = set()
@@ -135,7 +137,7 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
         if not check_mode and (plan.repos or plan.orphans):
             failures, late = _execute_as(
                 actor_of[id(cache)], plan,
-                None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)))
+                None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)), protect)
             result["failures"].extend(failures)
             for rp, reason in late:
                 plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id,
@@ -245,8 +247,10 @@ def run(params, check_mode=False):
     selection = selection_from(params)
     env_problems = []
     dirs, claims = _cache_dirs(params, env_problems)
+    users = _profiles.list_users(homes=params["homes"] or None, users=params["users"])
     result = clean(dirs, selection, force=params["force"], one_file_system=params["one_file_system"],
-                   check_mode=check_mode, actors=cache_actors(params, dirs, claims))
+                   check_mode=check_mode, actors=cache_actors(params, dirs, claims),
+                   protect=_profiles.protected_paths(users).identities())
     result["problems"][:0] = env_problems
     warnings = ["hf_cache: %s %s in %s held back (%s): %s" % (
         entry["repo_type"], entry["repo_id"], entry["cache"], entry["reason"], entry["detail"])

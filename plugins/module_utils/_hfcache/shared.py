@@ -42,6 +42,7 @@ _PREFIX = re.compile(r"[0-9a-f]{2}\Z")
 _REPO_FOLDER = re.compile(r"(?:datasets|models|spaces)--.+\Z", re.S)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_PROTECTED = "is a protected directory (or holds one) under another name; not entered, payloads kept"
 
 
 def is_payload_name(name):
@@ -335,11 +336,20 @@ def _rewrite_manifest(prefix_fd, digest, refs):
             pass
 
 
-def collect(cache_path, root_fd, names, seen_links, lock_timeout=None):
+def _protected(fd, protect):
+    if protect:
+        st = os.fstat(fd)
+        return (st.st_dev, st.st_ino) in protect
+    return False
+
+
+def collect(cache_path, root_fd, names, seen_links, lock_timeout=None, protect=frozenset()):
     """Collect payloads `names` of the store below root_fd (the cache dir) that no live reference names.
 
     Each payload: its lock taken, references read again, then either kept (manifest missing/unreadable,
     or still referenced: manifest rewritten to the live references) or removed with its manifest.
+    protect: (st_dev, st_ino) of protected directories: a store or prefix directory that is one (a bind mount)
+    is not entered, its payloads kept and named.
     Returns (freed [(name, bytes)], failures, kept [names], busy [names whose lock another process held]).
     """
     freed, problems, kept, busy = [], [], [], []
@@ -347,6 +357,9 @@ def collect(cache_path, root_fd, names, seen_links, lock_timeout=None):
         store_fd = os.open(STORE_DIR, _O_DIR, dir_fd=root_fd)
     except OSError as e:
         return freed, ["%s/%s: %s" % (cache_path, STORE_DIR, _err(e))], list(names), busy
+    if _protected(store_fd, protect):
+        os.close(store_fd)
+        return freed, ["%s/%s: %s" % (cache_path, STORE_DIR, _PROTECTED)], list(names), busy
     try:
         for name in sorted(names):
             prefix, digest = name.split("/")
@@ -355,6 +368,11 @@ def collect(cache_path, root_fd, names, seen_links, lock_timeout=None):
                 prefix_fd = os.open(prefix, _O_DIR, dir_fd=store_fd)
             except OSError as e:
                 problems.append("%s: %s" % (path, _err(e)))
+                kept.append(name)
+                continue
+            if _protected(prefix_fd, protect):
+                os.close(prefix_fd)
+                problems.append("%s/%s/%s: %s" % (cache_path, STORE_DIR, prefix, _PROTECTED))
                 kept.append(name)
                 continue
             try:
@@ -406,7 +424,7 @@ def collect(cache_path, root_fd, names, seen_links, lock_timeout=None):
     return freed, problems, kept, busy
 
 
-def collect_plan(plan, root_fd, done):
+def collect_plan(plan, root_fd, done, protect=frozenset()):
     """After a plan's repos in `done` were deleted: collect the store payloads their links named, and the
     planned orphans; then account what really went (each payload to the first repo of `done` naming it).
     Returns the failures (a payload that could not be checked is kept); a busy lock is a store problem."""
@@ -417,7 +435,8 @@ def collect_plan(plan, root_fd, done):
     touched.update(name for name, _size in plan.orphans)
     if not touched:
         return []
-    freed, failures, _kept, busy = collect(plan.cache.path.rstrip("/"), root_fd, touched, store.seen_links)
+    freed, failures, _kept, busy = collect(plan.cache.path.rstrip("/"), root_fd, touched, store.seen_links,
+                                           protect=protect)
     store.problems.extend("%s/%s%s is held by another process (a download publishing it?): payload kept" % (
         store.path, name, LOCK_SUFFIX) for name in busy)
     gone = dict(freed)
