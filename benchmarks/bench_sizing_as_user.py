@@ -66,7 +66,7 @@ def run(workdir):
     build(tree, entry.pw_uid, entry.pw_gid)
     size(tree, root), size(tree, user), du(tree)  # warm the page cache
     as_root, as_user, peer = [], [], []
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         t, r = size(tree, root)
         as_root.append(t)
         t, u = size(tree, user)

@@ -14,8 +14,13 @@ import subprocess
 
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import run as hf_run
 from ansible_collections.residue.purge.tests.unit.support import hfgen
-from ansible_collections.residue.purge.tests.unit.support.trust_users import (  # noqa: F401 (fixtures)
-    as_user, digest, make_user, need_root, sandbox, seed_as, write)
+from ansible_collections.residue.purge.tests.unit.support import trust_users
+from ansible_collections.residue.purge.tests.unit.support.trust_users import as_user, digest, seed_as, write
+
+# the shared fixtures (need_root is autouse)
+make_user = trust_users.make_user
+need_root = trust_users.need_root
+sandbox = trust_users.sandbox
 
 HASH = "ab" + "0" * 62  # a payload name of the shared store (xx/<64 hex>)
 

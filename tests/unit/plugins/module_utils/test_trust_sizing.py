@@ -13,8 +13,13 @@ import os
 import subprocess
 
 from ansible_collections.residue.purge.plugins.module_utils import _discover, _fork
-from ansible_collections.residue.purge.tests.unit.support.trust_users import (  # noqa: F401 (fixtures)
-    as_user, make_user, need_root, sandbox, seed_as, stopper, write)
+from ansible_collections.residue.purge.tests.unit.support import trust_users
+from ansible_collections.residue.purge.tests.unit.support.trust_users import as_user, seed_as, stopper, write
+
+# the shared fixtures (need_root is autouse)
+make_user = trust_users.make_user
+need_root = trust_users.need_root
+sandbox = trust_users.sandbox
 
 PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
 SECRET = 1 << 20  # bytes of root's file: large enough to tell apart from the user's own few KiB

@@ -16,8 +16,13 @@ import time
 import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils import _discover, _profiles, _remove
-from ansible_collections.residue.purge.tests.unit.support.trust_users import (  # noqa: F401 (fixtures)
-    as_user, make_user, need_root, sandbox, seed_as)
+from ansible_collections.residue.purge.tests.unit.support import trust_users
+from ansible_collections.residue.purge.tests.unit.support.trust_users import seed_as
+
+# the shared fixtures (need_root is autouse)
+make_user = trust_users.make_user
+need_root = trust_users.need_root
+sandbox = trust_users.sandbox
 
 PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
 
