@@ -710,11 +710,11 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
                 contexts.append(EnvContext(user, kept, "process %d" % pid))
     for uid in sorted(outside) if problems is not None else ():
         user, pids = outside[uid]
-        shown = ", ".join(str(p) for p in sorted(pids)[:5]) + (" and %d more" % (len(pids) - 5) if len(pids) > 5
-                                                                  else "")
+        more = " and %d more" % (len(pids) - 5) if len(pids) > 5 else ""
+        shown = ", ".join(str(p) for p in sorted(pids)[:5]) + more
         problems.append(printable("environment of process %s (user %s) is not used: %s is not among the users of "
-                                  "this run (users/homes), so its paths are not touched" % (shown, user.name,
-                                                                                             user.name)))
+                                  "this run (users/homes), so its paths are not touched"
+                                  % (shown, user.name, user.name)))
     return _dedupe_contexts(contexts)
 
 

@@ -59,8 +59,8 @@ def test_the_store_collection_does_not_collect_in_a_bind_mounted_home(make_user,
     hub = os.path.join(sandbox, "srv", "hub")
     os.makedirs(os.path.join(hub, "blobs", "ab"))
     write(os.path.join(hub, "blobs", ".huggingface-shared-blobs"), "1\n")
-    as_user(alice, "sh", "-c", "echo mine > '%s' && : > '%s.refs'" % (os.path.join(alice.pw_dir, HASH),
-                                                                     os.path.join(alice.pw_dir, HASH)))
+    mine = os.path.join(alice.pw_dir, HASH)
+    as_user(alice, "sh", "-c", "echo mine > '%s' && : > '%s.refs'" % (mine, mine))
     before = digest(alice.pw_dir)
     mnt = os.path.join(hub, "blobs", "ab")
     subprocess.run(["mount", "--bind", alice.pw_dir, mnt], check=True)
