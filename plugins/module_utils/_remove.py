@@ -345,7 +345,8 @@ def run(params, check_mode=False, environ=None, before_verify=None):
     result["diff"] = diff_of(result)
     if result["failed_count"]:
         first = result["failures"][0]
-        result["failure"] = ("%d entries could not be removed (first: %s: %s); the rest was removed"
+        result["failure"] = (("%d entries would be refused (first: %s: %s); the rest would be removed" if check_mode
+                              else "%d entries could not be removed (first: %s: %s); the rest was removed")
                              % (result["failed_count"], first["path"], first["error"]))
     return result
 
@@ -394,7 +395,7 @@ def _failed_result(path, text):
     return res.to_dict()
 
 
-def _plan_at(jobs, walk, protect, sizing):
+def _plan_at(jobs, walk, protect, sizing, predict=False):
     """In the acting process: for each (index, parent fd, name, path): the entry's identity and owner and the
     dry-run walk's result (and what a backup of it needs when sizing). Plain data."""
     out = []
@@ -406,7 +407,8 @@ def _plan_at(jobs, walk, protect, sizing):
             continue
         sizer = _Sizer() if sizing else None
         expect = (st.st_dev, st.st_ino)
-        res = remove_at(fd, name, path, dry_run=True, on_entry=sizer, expect=expect, protect=protect, **walk)
+        res = remove_at(fd, name, path, dry_run=True, on_entry=sizer, expect=expect, protect=protect,
+                        predict=predict, **walk)
         out.append((i, (st.st_dev, st.st_ino, st.st_uid), res.to_dict(), sizer.entries if sizer else 0,
                     sizer.content if sizer else 0))
     return out
@@ -433,9 +435,10 @@ def _result_of(data):
     return res
 
 
-def _plan(items, walk, protect, sizing):
+def _plan(items, walk, protect, sizing, predict=False):
     """{index: (uid, identity, RemovalResult, entries, content)} of the items that exist, plus a failed
-    RemovalResult for those that could not be looked at; each group planned with its runner's rights."""
+    RemovalResult for those that could not be looked at; each group planned with its runner's rights.
+    predict (check mode): the plan also names what the kernel would refuse the runner (_walk predict)."""
     plans = {}
     for runner, group in _by_runner(items):
         opened = _open_parents(group)
@@ -448,7 +451,7 @@ def _plan(items, walk, protect, sizing):
                     jobs.append((i, fd, name, os.fsencode(items[i].path)))
             if not jobs:
                 continue
-            out, error = _as(runner, _plan_at, jobs, walk, protect, sizing)
+            out, error = _as(runner, _plan_at, jobs, walk, protect, sizing, predict)
         finally:
             _close(opened)
         if error is not None:
@@ -499,7 +502,8 @@ def _run(params, check_mode, environ, before_verify):
     walk = _walk_options(params, older_than)
     backup_dir = params.get("backup")
     # Planning walk (with each item's actor's rights): the list check mode shows, and the size of the backup.
-    plans = _plan(items, walk, protect, bool(backup_dir))
+    # In check mode the plan is also what the real run would be refused (its failures are the dry run's report).
+    plans = _plan(items, walk, protect, bool(backup_dir), predict=check_mode)
     present = sorted(i for i in plans if plans[i][1] is not None)
     mounts = sorted(set(mount_point(items[i].path) for i in present))
     if backup_dir:

@@ -80,10 +80,13 @@ def _error_text(exc):
 
 
 class _Frame(object):
-    __slots__ = ("name", "fd", "dev", "ino", "mnt", "pending", "kept", "removed_any", "old", "blocks", "passes")
+    __slots__ = ("name", "fd", "dev", "ino", "mnt", "pending", "kept", "removed_any", "old", "blocks", "passes",
+                 "state", "uid")
 
     def __init__(self, name, fd, st):
         self.passes = 1
+        self.state = None
+        self.uid = getattr(st, "st_uid", None)
         self.name = name
         self.fd = fd
         self.dev = st.st_dev
@@ -186,6 +189,84 @@ def _open_child(parent_fd, name, dev, ino):
         os.close(fd)
         return None
     return fd
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+# Linux inode flags (FS_IOC_GETFLAGS, <linux/fs.h>): an immutable or append-only inode cannot be unlinked, and
+# nothing in such a directory can be.
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IMMUTABLE_FL = 0x10
+_FS_APPEND_FL = 0x20
+_O_FLAGS_READ = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
+def _inode_flags(fd):
+    """The inode's FS_IOC_GETFLAGS flags (0 where the file system or the system has none)."""
+    try:
+        import fcntl
+        import struct
+        buf = fcntl.ioctl(fd, _FS_IOC_GETFLAGS, b"\0" * 8)
+        return struct.unpack("i", buf[:4])[0]
+    except (ImportError, OSError, IOError, ValueError):
+        return 0
+
+
+def _pinned(flags):
+    return bool(flags & (_FS_IMMUTABLE_FL | _FS_APPEND_FL))
+
+
+class _DirState(object):
+    """What deciding unlink/rmdir in one directory needs, read once per directory (predict mode)."""
+
+    __slots__ = ("error", "sticky", "uid", "pinned")
+
+    def __init__(self, fd, st):
+        self.uid = st.st_uid
+        self.sticky = bool(st.st_mode & stat.S_ISVTX)
+        self.pinned = _pinned(_inode_flags(fd))  # this directory itself: rmdir of it is refused too
+        self.error = None
+        try:
+            read_only = bool(os.fstatvfs(fd).f_flag & getattr(os, "ST_RDONLY", 1))
+        except OSError:
+            read_only = False
+        if read_only:
+            self.error = errno.EROFS
+        elif self.pinned:
+            self.error = errno.EPERM
+        elif not os.access(".", os.W_OK | os.X_OK, dir_fd=fd):
+            self.error = errno.EACCES
+
+
+def _refusal(parent, est, entry_pinned=False):
+    """The OSError the kernel's may_delete() would raise for removing an entry (stat est) from the directory
+    whose _DirState is parent, as this process: read-only file system, immutable or append-only directory, no
+    write and search permission on it, the sticky-bit rule, an immutable or append-only entry. None when the
+    removal would be allowed."""
+    code = parent.error
+    if code is None and parent.sticky and hasattr(os, "geteuid"):
+        euid = os.geteuid()
+        if euid != 0 and euid not in (est.st_uid, parent.uid):
+            code = errno.EPERM
+    if code is None and entry_pinned:
+        code = errno.EPERM
+    return None if code is None else OSError(code, os.strerror(code))
+
+
+def _file_pinned(parent_fd, name, est):
+    """A regular file's own immutable/append-only flag (opened read-only without following; never a device or
+    FIFO, whose open could act). False when it cannot be opened (as `lsattr` could not either)."""
+    if not stat.S_ISREG(est.st_mode):
+        return False
+    try:
+        fd = os.open(name, _O_FLAGS_READ, dir_fd=parent_fd)
+    except OSError:
+        return False
+    try:
+        return _pinned(_inode_flags(fd))
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------- usage
@@ -525,7 +606,7 @@ class _Keep(object):
 
 
 def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_field="atime", now=None,
-                dry_run=False, on_entry=None, parallel=True, expect=None, protect=None):
+                dry_run=False, on_entry=None, parallel=True, expect=None, protect=None, predict=False):
     """Remove path (a file, symlink or directory tree) like `rm -rf`, safely.
 
     Never follows symlinks (a symlink is removed, not its target); directories are opened relative to their
@@ -542,6 +623,10 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
     expect: the (st_dev, st_ino) planned for path; anything else found there is not touched (a failure).
     protect: (st_dev, st_ino) of protected directories (and of their ancestors): never entered nor removed,
     whatever name they are reached by (a bind mount of /etc inside a residue is noted and left alone).
+    predict (with dry_run): each unlink and rmdir the real run would make is checked as the kernel's may_delete()
+    would check it for this process (write and search permission on the directory, the sticky-bit rule,
+    immutable and append-only flags, a read-only file system); what would be refused is a failure with the
+    kernel's own message and is kept, so a dry run in a user's child names the refusals the real run meets.
     path must be absolute; no component of it is followed (see the module docstring)."""
     root = _to_bytes(path)
     result = RemovalResult()
@@ -553,13 +638,14 @@ def remove_tree(path, one_file_system=True, keep=None, older_than=None, time_fie
         return result
     try:
         return remove_at(parent_fd, name, root, one_file_system, keep, older_than, time_field, now, dry_run,
-                         on_entry, parallel, expect, protect, result)
+                         on_entry, parallel, expect, protect, result, predict)
     finally:
         os.close(parent_fd)
 
 
 def remove_at(parent_fd, name, path, one_file_system=True, keep=None, older_than=None, time_field="atime",
-              now=None, dry_run=False, on_entry=None, parallel=True, expect=None, protect=None, result=None):
+              now=None, dry_run=False, on_entry=None, parallel=True, expect=None, protect=None, result=None,
+              predict=False):
     """remove_tree of the entry `name` in the directory parent_fd, for a caller that already holds the parent's
     descriptor, reached without following links (hf_cache's plan executor; root's O_NOFOLLOW chain handed to a
     child acting with a user's rights): the same engine, checks and counts. path names the entry in messages,
@@ -570,12 +656,12 @@ def remove_at(parent_fd, name, path, one_file_system=True, keep=None, older_than
     keep = _Keep(keep)
     result = RemovalResult() if result is None else result
     _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry,
-               parallel, expect, result, frozenset(protect or ()))
+               parallel, expect, result, frozenset(protect or ()), bool(dry_run and predict))
     return result
 
 
 def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, dry_run, on_entry, parallel,
-               expect, result, protect=frozenset()):
+               expect, result, protect=frozenset(), predict=False):
     try:
         st = os.lstat(name, dir_fd=parent_fd)
     except OSError as exc:
@@ -596,6 +682,10 @@ def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, d
             result.kept += 1
             return result
         try:
+            if predict:
+                refused = _refusal(_DirState(parent_fd, os.fstat(parent_fd)), st, _file_pinned(parent_fd, name, st))
+                if refused is not None:
+                    raise refused
             if on_entry is not None:
                 on_entry(root, st, parent_fd, name)
             if not dry_run:
@@ -609,6 +699,7 @@ def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, d
     remover = _Remover(root, parent_fd, name, st, one_file_system, keep, cutoff, get_time, dry_run, result,
                        on_entry)
     remover.protect = protect
+    remover.predict = predict
     remover.run(parallel)
     return result
 
@@ -633,6 +724,7 @@ class _Remover(object):
         self.stack = _Stack(root)
         self.mounts = mount_points_under(root) if one_file_system else set()
         self.protect = frozenset()
+        self.predict = False  # dry_run only: refuse what the kernel would (_refusal)
 
     def run(self, parallel=False):
         """Remove the tree; with parallel (and no on_entry), a forked child removes every other top-level
@@ -755,7 +847,9 @@ class _Remover(object):
             frame.kept += 1
             return frame
         keep, path_of, seen, cutoff, get_time = self.keep, self.stack.path, self.seen, self.cutoff, self.get_time
-        dry_run, pending, on_entry = self.dry_run, frame.pending, self.on_entry
+        dry_run, pending, on_entry, predict = self.dry_run, frame.pending, self.on_entry, self.predict
+        if predict:
+            frame.state = _DirState(fd, st)
         lstat, unlink, is_dir, enoent = os.lstat, os.unlink, stat.S_ISDIR, errno.ENOENT
         total = files = kept = 0
         for entry in names:
@@ -776,6 +870,12 @@ class _Remover(object):
             if cutoff is not None and not get_time(est) < cutoff:
                 kept += 1
                 continue
+            if predict:
+                refused = _refusal(frame.state, est, _file_pinned(fd, entry, est))
+                if refused is not None:
+                    result.fail(path_of(name=entry), refused)
+                    kept += 1
+                    continue
             if on_entry is not None:
                 on_entry(path_of(name=entry), est, fd, entry)
             if not dry_run:
@@ -806,6 +906,12 @@ class _Remover(object):
         if self.cutoff is not None and not self.get_time(est) < self.cutoff:
             frame.kept += 1
             return
+        if self.predict and frame.state is not None:
+            refused = _refusal(frame.state, est)
+            if refused is not None:
+                self.result.fail(self.stack.path(name=name), refused)
+                frame.kept += 1
+                return
         if not self.dry_run:
             try:
                 os.unlink(name, dir_fd=frame.fd)
@@ -882,6 +988,12 @@ class _Remover(object):
         if not self.removable(done):
             parent.kept += 1
             return
+        if self.predict and parent.state is not None:
+            refused = _refusal(parent.state, _Owner(done), done.state is not None and done.state.pinned)
+            if refused is not None:
+                parent.kept += 1
+                self.result.fail(self.stack.path(name=done.name), refused)
+                return
         if not self.dry_run:
             try:
                 os.rmdir(done.name, dir_fd=parent.fd)
@@ -924,6 +1036,12 @@ class _Remover(object):
         """Remove the emptied root. True when it gained entries since it was listed and is to be listed again."""
         if not self.removable(done):
             return False
+        if self.predict:
+            refused = _refusal(_DirState(self.parent_fd, os.fstat(self.parent_fd)), _Owner(done),
+                               done.state is not None and done.state.pinned)
+            if refused is not None:
+                self.result.fail(self.root, refused)
+                return False
         if not self.dry_run:
             try:
                 os.rmdir(self.name, dir_fd=self.parent_fd)
@@ -942,13 +1060,22 @@ class _Remover(object):
         return False
 
 
+class _Owner(object):
+    """The owner of a frame's directory, as a stat result gives it (the sticky-bit rule of _refusal)."""
+
+    __slots__ = ("st_uid",)
+
+    def __init__(self, frame):
+        self.st_uid = frame.uid
+
+
 class _Ident(object):
     """The identity fields of a frame, as a stat result would give them (to enter a directory again)."""
 
-    __slots__ = ("st_dev", "st_ino", "st_blocks")
+    __slots__ = ("st_dev", "st_ino", "st_blocks", "st_uid")
 
     def __init__(self, frame):
-        self.st_dev, self.st_ino, self.st_blocks = frame.dev, frame.ino, frame.blocks
+        self.st_dev, self.st_ino, self.st_blocks, self.st_uid = frame.dev, frame.ino, frame.blocks, frame.uid
 
 
 def _now_dir(fd, name, pending):
