@@ -1,5 +1,7 @@
 """discover's sizing of a user's residue in a child dropped to that user (docs/trust.md rule 4) against the same
-walk in root's own process, on a 20,000-file tree owned by the user; `du -sB1` (run as root) as the peer.
+walk in root's own process, on a 20,000-file tree owned by the user; `du -sB1` (run as root) as the peer. Also
+remove's check-mode plan in the user's child with and without predicting the kernel's refusals (predict opens
+each regular file once for its inode flags).
 
 The cost of the trust boundary is one fork, the drop (setgroups/setresgid/setresuid, verified) and the result
 crossing a pipe as plain data, once per user per run: it does not grow with the number of files. Needs root (it
@@ -17,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
 
-from ansible_collections.residue.purge.plugins.module_utils import _discover, _paths, _privileges  # noqa: E402
+from ansible_collections.residue.purge.plugins.module_utils import _discover, _paths, _privileges, _walk  # noqa: E402
 
 DIRS, FILES = 20, 1000  # 20,000 files in 21 directories
 ROUNDS = int(os.environ.get("BENCH_SIZING_ROUNDS", "9"))
@@ -49,6 +51,21 @@ def size(path, actor):
         os.close(fd)
 
 
+def plan(path, actor, predict):
+    """remove's check-mode planning walk of path in actor's process (dry run; predict: the kernel's refusals)."""
+    fd, name = _paths.open_parent(path)
+    try:
+        start = time.perf_counter()
+        out = _privileges.call_as(actor, _plan_work, fd, name, path, predict)
+        return time.perf_counter() - start, out
+    finally:
+        os.close(fd)
+
+
+def _plan_work(fd, name, path, predict):
+    return _walk.remove_at(fd, name, path, dry_run=True, predict=predict).to_dict()
+
+
 def du(path):
     start = time.perf_counter()
     out = subprocess.run(["du", "-sB1", path], capture_output=True, text=True, check=True).stdout
@@ -65,8 +82,12 @@ def run(workdir):
     tree = os.path.join(workdir, "tree")
     build(tree, entry.pw_uid, entry.pw_gid)
     size(tree, root), size(tree, user), du(tree)  # warm the page cache
-    as_root, as_user, peer = [], [], []
+    plan(tree, user, False), plan(tree, user, True)
+    as_root, as_user, peer, dry, predicted = [], [], [], [], []
     for _round in range(ROUNDS):
+        dry.append(plan(tree, user, False)[0])
+        t, planned = plan(tree, user, True)
+        predicted.append(t)
         t, r = size(tree, root)
         as_root.append(t)
         t, u = size(tree, user)
@@ -75,7 +96,8 @@ def run(workdir):
         peer.append(t)
     assert r["bytes"] == u["bytes"] == d and r["files"] == u["files"] == DIRS * FILES, (r, u, d)
     assert not u["problems"], u["problems"]
-    mr, mu, md = (statistics.median(x) for x in (as_root, as_user, peer))
+    assert planned["files"] == DIRS * FILES, planned
+    mr, mu, md, mp, mq = (statistics.median(x) for x in (as_root, as_user, peer, dry, predicted))
     return "\n".join([
         "## sizing_as_user",
         "",
@@ -90,6 +112,10 @@ def run(workdir):
         "",
         "Extra cost of the dropped child: %.1f ms per user per run (fork, drop, plain-data result), whatever the "
         "file count." % ((mu - mr) * 1000),
+        "",
+        "remove's check-mode plan of the same tree in the child dropped to `%s`: dry run %.4f s, with the "
+        "kernel's refusals predicted (check mode) %.4f s (%.2fx: one open and FS_IOC_GETFLAGS per regular file; "
+        "real runs plan without it)." % (USER, mp, mq, mq / mp),
         "",
         "Reproduce: `sudo .venv/bin/python benchmarks/run.py sizing_as_user`.",
         "",
