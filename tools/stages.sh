@@ -2,9 +2,13 @@
 # Run make targets one after another, time each, and print a table of the times at the end -- also when a
 # stage fails (the run stops there, as make would, and says which stage).  Usage: tools/stages.sh STAGE...
 # The Makefile's `test` target passes its TEST_STAGES list; a new stage is timed by adding it to that list.
+#
+# `//` between stages starts another lane: `tools/stages.sh a b // c d` runs a then b, and at the same time c then
+# d.  Each stage's time is its own (start to end of its make), the total is the wall time of the whole run.  In
+# lanes a stage's output goes to .build/stages/STAGE.log and is printed whole when the stage ends (so the log
+# reads stage by stage); a failed stage ends its lane, the other lanes start no further stage, and the run fails.
 set -uo pipefail
 make_cmd=${MAKE:-make}
-names=() times=() results=()
 overall=$(date +%s)
 
 duration() {  # seconds -> "1m 05s" / "42s"
@@ -12,35 +16,89 @@ duration() {  # seconds -> "1m 05s" / "42s"
   if [ "$s" -ge 60 ]; then printf '%dm %02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
 }
 
-table() {
-  local i
-  echo
-  echo "make test: stage times"
-  printf '  %-22s %9s  %s\n' stage time result
-  for i in "${!names[@]}"; do
-    printf '  %-22s %9s  %s\n' "${names[$i]}" "$(duration "${times[$i]}")" "${results[$i]}"
+lanes=() lane=""
+for arg in "$@"; do
+  if [ "$arg" = // ]; then lanes+=("$lane"); lane=""; else lane+="${lane:+ }$arg"; fi
+done
+lanes+=("$lane")
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/stages.XXXXXX")
+trap 'rm -rf "$state"' EXIT
+logs=.build/stages
+
+run_lane() {  # LANE-NUMBER STAGE...: each stage's "stage lane seconds rc" line goes to $state/results
+  local n=$1 stage start rc log
+  shift
+  for stage in "$@"; do
+    [ -e "$state/failed" ] && return
+    start=$(date +%s)
+    if [ ${#lanes[@]} -eq 1 ]; then
+      echo "=== make $stage"
+      "$make_cmd" --no-print-directory "$stage"
+      rc=$?
+    else
+      log=$logs/$stage.log
+      echo "=== make $stage: started (lane $n, log $log)"
+      "$make_cmd" --no-print-directory "$stage" >"$log" 2>&1 </dev/null
+      rc=$?
+      # the whole log at once, not interleaved with another lane's
+      # shellcheck disable=SC2016  # $1.. expand in the inner bash
+      flock "$state/print" bash -c 'echo "=== make $1 (lane $2, exit $3, log $4)"; cat "$4"; echo "=== end of make $1"' \
+        _ "$stage" "$n" "$rc" "$log"
+    fi
+    echo "$stage $n $(( $(date +%s) - start )) $rc" >> "$state/results"
+    if [ "$rc" -ne 0 ]; then touch "$state/failed"; return; fi
   done
-  for stage in "${skipped[@]}"; do
-    printf '  %-22s %9s  %s\n' "$stage" - "not run"
-  done
-  printf '  %-22s %9s\n' total "$(duration $(( $(date +%s) - overall )))"
 }
 
-rc=0
-skipped=()
-for stage in "$@"; do
-  if [ "$rc" -ne 0 ]; then skipped+=("$stage"); continue; fi
-  echo "=== make $stage"
-  start=$(date +%s)
-  "$make_cmd" --no-print-directory "$stage"
-  rc=$?
-  names+=("$stage")
-  times+=($(( $(date +%s) - start )))
-  if [ "$rc" -eq 0 ]; then results+=(ok); else results+=("FAILED (exit $rc)"); fi
-done
-table
-if [ "$rc" -ne 0 ]; then
-  echo "make test: stage ${names[-1]} failed"
-  exit "$rc"
+if [ ${#lanes[@]} -eq 1 ]; then
+  # shellcheck disable=SC2086  # a lane is a list of stage names
+  run_lane 1 ${lanes[0]}
+else
+  mkdir -p "$logs"
+  pids=()
+  for i in "${!lanes[@]}"; do
+    # shellcheck disable=SC2086
+    run_lane $((i + 1)) ${lanes[$i]} &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
 fi
+
+echo
+echo "make test: stage times"
+if [ ${#lanes[@]} -eq 1 ]; then
+  printf '  %-22s %9s  %s\n' stage time result
+else
+  printf '  %-22s %4s %9s  %s\n' stage lane time result
+fi
+failed=()
+for i in "${!lanes[@]}"; do
+  for stage in ${lanes[$i]}; do
+    line=$(grep -m1 "^$stage " "$state/results" 2>/dev/null)
+    if [ -n "$line" ]; then
+      read -r _ n secs rc <<<"$line"
+      t=$(duration "$secs")
+      if [ "$rc" -eq 0 ]; then result=ok; else result="FAILED (exit $rc)"; failed+=("$stage"); fi
+    else
+      n=$((i + 1)) t=- result="not run"
+    fi
+    if [ ${#lanes[@]} -eq 1 ]; then
+      printf '  %-22s %9s  %s\n' "$stage" "$t" "$result"
+    else
+      printf '  %-22s %4s %9s  %s\n' "$stage" "$n" "$t" "$result"
+    fi
+  done
+done
+if [ ${#lanes[@]} -eq 1 ]; then
+  printf '  %-22s %9s\n' total "$(duration $(( $(date +%s) - overall )))"
+else
+  printf '  %-22s %4s %9s  (wall time; the lanes run at the same time)\n' total "" \
+    "$(duration $(( $(date +%s) - overall )))"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "make test: stage(s) ${failed[*]} failed"
+  exit 1
+fi
+if [ ! -s "$state/results" ]; then echo "make test: no stage ran"; exit 1; fi
 echo "make test: all stages passed"
