@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: residue.purge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tools/stages.sh (make test's stage runner) with a stand-in make: one lane as before, and lanes (`//`) that run
+at the same time, each stage timed on its own, its log printed whole, a failure stopping every lane."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import subprocess
+
+from conftest import REPO
+
+STAGES = os.path.join(REPO, "tools", "stages.sh")
+# `make --no-print-directory STAGE`: STAGE is NAME_SECONDS; a NAME starting with "fail" exits 3
+FAKE_MAKE = """#!/bin/bash
+stage=$2
+echo "$stage start $(date +%s.%N)" >> times
+echo "$stage begins"; sleep "${stage#*_}"; echo "$stage ends"
+echo "$stage end $(date +%s.%N)" >> times
+echo "$stage" >> ran
+case $stage in fail*) exit 3;; esac
+"""
+
+
+def stages(tmp_path, *args):
+    make = tmp_path / "fake-make"
+    make.write_text(FAKE_MAKE)
+    make.chmod(0o755)
+    proc = subprocess.run([STAGES] + list(args), cwd=str(tmp_path), env=dict(os.environ, MAKE=str(make)),
+                          capture_output=True, text=True, timeout=120, check=False)
+    ran = (tmp_path / "ran").read_text().split() if (tmp_path / "ran").exists() else []
+    times = {}
+    if (tmp_path / "times").exists():
+        for line in (tmp_path / "times").read_text().splitlines():
+            stage, what, when = line.split()
+            times[stage, what] = float(when)
+    return proc, times, ran
+
+
+def row(out, stage):
+    return re.search(r"^  %s +(.*)$" % re.escape(stage), out, re.M).group(1).split(None, 1 if "lane" not in out else 2)
+
+
+def test_one_lane_runs_in_order_and_stops_at_a_failure(tmp_path):
+    proc, _times, ran = stages(tmp_path, "a_0", "fail_0", "c_0")
+    assert proc.returncode == 1 and ran == ["a_0", "fail_0"]
+    assert proc.stdout.index("a_0 ends") < proc.stdout.index("=== make fail_0") < proc.stdout.index("stage times")
+    assert row(proc.stdout, "fail_0")[1] == "FAILED (exit 3)" and row(proc.stdout, "c_0") == ["-", "not run"]
+    assert "stage(s) fail_0 failed" in proc.stdout and "all stages passed" not in proc.stdout
+
+
+def test_lanes_run_at_the_same_time_each_stage_timed_and_logged_whole(tmp_path):
+    proc, times, ran = stages(tmp_path, "a_2", "b_1", "//", "c_3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(ran) == ["a_2", "b_1", "c_3"] and ran.index("a_2") < ran.index("b_1")
+    # side by side: lane 2's stage starts before lane 1's first one ends, and ends after lane 1's second starts
+    assert times["c_3", "start"] < times["a_2", "end"] and times["c_3", "end"] > times["b_1", "start"], times
+    for stage, lane, seconds in (("a_2", "1", 2), ("b_1", "1", 1), ("c_3", "2", 3)):
+        n, t, result = row(proc.stdout, stage)
+        assert (n, result) == (lane, "ok") and seconds <= int(t.rstrip("s")), (stage, n, t)
+        # its own time, not the run's: within a second of what the stage itself measured
+        assert abs(int(t.rstrip("s")) - (times[stage, "end"] - times[stage, "start"])) <= 1.5, (stage, t, times)
+        # the log of a stage is printed in one piece and kept
+        block = proc.stdout[proc.stdout.index("=== make %s (lane" % stage):proc.stdout.index("=== end of make " + stage)]
+        assert "%s begins" % stage in block and "%s ends" % stage in block
+        assert (tmp_path / ".build" / "stages" / (stage + ".log")).read_text() == "%s begins\n%s ends\n" % (stage, stage)
+    assert "all stages passed" in proc.stdout
+
+
+def test_a_failure_in_one_lane_stops_the_others_and_fails_the_run(tmp_path):
+    proc, _times, ran = stages(tmp_path, "fail_1", "x_0", "//", "c_2", "d_0")
+    assert proc.returncode == 1
+    assert sorted(ran) == ["c_2", "fail_1"]  # c_2 was running already and ends; nothing starts after the failure
+    assert row(proc.stdout, "fail_1")[2] == "FAILED (exit 3)"
+    assert row(proc.stdout, "c_2")[2] == "ok"
+    assert row(proc.stdout, "x_0")[1:] == ["-", "not run"] and row(proc.stdout, "d_0")[1:] == ["-", "not run"]
+    assert "stage(s) fail_1 failed" in proc.stdout
