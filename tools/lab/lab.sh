@@ -76,7 +76,8 @@ up() {
   if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 50 ]; then die "usage: lab.sh up N (1..50)"; fi
   need_root
   mkdir -p "$state"
-  [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C residue-purge-lab -f "$key"
+  # one key for every lab of the checkout: labs coming up at the same time (make test's lanes) make it once
+  ( flock 9; [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C residue-purge-lab -f "$key" ) 9>"$key.lock"
   local i h
   for i in $(seq 1 "$n"); do
     h="$lab-$i"

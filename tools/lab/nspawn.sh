@@ -44,7 +44,8 @@ up() {
   [ -x "$build" ] || die "missing $build"
   "$build" "$rootfs" || die "could not build the systemd root filesystem (see $rootfs.log)"
   mkdir -p "$state"
-  [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C residue-purge-lab -f "$key"
+  # one key for every lab of the checkout: labs coming up at the same time (make test's lanes) make it once
+  ( flock 9; [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C residue-purge-lab -f "$key" ) 9>"$key.lock"
   for i in $(seq 1 "$n"); do
     h="$lab-$i"
     if host_pid "$h" >/dev/null; then continue; fi
