@@ -31,6 +31,7 @@ from ansible_collections.residue.purge.plugins.module_utils._hfcache.plan import
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 UTILS = os.path.join(ROOT, "plugins", "module_utils")
 DRIVER = os.path.join(os.path.dirname(__file__), "windows", "Driver.cs")
+RESTORE_CS = os.path.join(ROOT, "playbooks", "files", "ResidueRestore.cs")  # restore.yml on Windows
 ANSIBLE_CSHARP = os.path.join(os.path.dirname(__import__("ansible").__file__), "module_utils", "csharp")
 NOW = 1764150000.0
 
@@ -40,7 +41,8 @@ def csharp(tmp_path_factory):
     mcs, mono = shutil.which("mcs"), shutil.which("mono")
     assert mcs and mono, "mcs/mono not found: tools/bootstrap.sh installs Debian's mono-mcs and mono-runtime"
     exe = str(tmp_path_factory.mktemp("driver") / "driver.exe")
-    sources = sorted(glob.glob(os.path.join(UTILS, "*.cs"))) + [os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), DRIVER]
+    sources = sorted(glob.glob(os.path.join(UTILS, "*.cs"))) + [
+        os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), DRIVER, RESTORE_CS]
     proc = subprocess.run([mcs, "-langversion:5", "-nowarn:169,414,649,219", "-d:WINDOWS", "-r:System.dll",
                            "-r:System.Core.dll", "-r:System.IO.Compression.dll", "-out:" + exe] + sources,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
@@ -528,3 +530,78 @@ def test_a_failed_backup_leaves_nothing_and_plants_are_not_opened(csharp, tmp_pa
     lone = [dict(entries[0], path="C:\\Users\\ana\\bad\ud800name")]
     result = _write(csharp, tmp_path, lone)
     assert "unpaired UTF-16 surrogate" in result["error"]
+
+
+# ------------------------------------------------------------------ restore.yml's Windows branch
+
+def _restore(csharp, got, root, dry_run=False, archive=None, manifest=None):
+    return csharp([{"fn": "zip_restore", "args": {"archive": archive or got["archive"], "root": str(root),
+                                                  "manifest": manifest or got["manifest"], "dry_run": dry_run}}])[0]
+
+
+def _tree(root):
+    found = {}
+    for top, dirs, files in os.walk(str(root)):
+        for d in dirs:
+            found[os.path.relpath(os.path.join(top, d), str(root))] = None
+        for f in files:
+            with open(os.path.join(top, f), "rb") as fh:
+                found[os.path.relpath(os.path.join(top, f), str(root))] = fh.read()
+    return found
+
+
+def test_restore_puts_every_entry_back(csharp, tmp_path):
+    """playbooks/files/ResidueRestore.cs (restore.yml on Windows) on a backup _WinBackup wrote: every file back with
+    its content, under a staging root standing in for the drives and shares; a dry run writes nothing."""
+    entries = _backup_tree(tmp_path, random.Random(30))
+    (tmp_path / "backups").mkdir()
+    got = _write(csharp, tmp_path / "backups", entries)["ok"]
+    root = tmp_path / "restored"
+    root.mkdir()
+    dry = _restore(csharp, got, root, dry_run=True)["ok"]
+    assert dry["refused"] == [] and len(dry["files"]) == len(entries) and _tree(root) == {}
+    done = _restore(csharp, got, root)["ok"]
+    assert done["refused"] == [] and done["files"] == [e["path"] for e in entries] and done["entries"] == len(entries)
+    names = csharp([{"fn": "entry_name", "args": {"path": e["path"]}} for e in entries])
+    tree = _tree(root)
+    for name, entry in zip(names, entries):
+        rel = name["ok"].replace("/", os.sep)
+        if entry["type"] == "file":
+            assert tree[rel] == entry["data"], rel
+        else:
+            assert os.path.isdir(os.path.join(str(root), rel)), rel
+
+
+def test_restore_writes_nothing_from_a_damaged_archive(csharp, tmp_path):
+    entries = _backup_tree(tmp_path, random.Random(31))
+    (tmp_path / "backups").mkdir()
+    got = _write(csharp, tmp_path / "backups", entries)["ok"]
+    with open(got["manifest"]) as f:
+        lines = f.read().splitlines()
+    record = json.loads(lines[1])
+    record["sha256"] = "0" * 64
+    damaged = _tampered(tmp_path, got, "sha", manifest_lines=[lines[0], json.dumps(record, sort_keys=True)] + lines[2:])
+    root = tmp_path / "restored"
+    root.mkdir()
+    out = _restore(csharp, got, root, archive=damaged["args"]["archive"], manifest=damaged["args"]["manifest"])
+    assert "sha256" in out.get("error", ""), out
+    assert _tree(root) == {}
+
+
+def test_restore_never_writes_through_a_link(csharp, tmp_path):
+    """A directory of the destination replaced by a link since the backup (to a place the user wants written):
+    its entries are refused and named, nothing is written there; the rest is restored."""
+    entries = _backup_tree(tmp_path, random.Random(32))
+    (tmp_path / "backups").mkdir()
+    got = _write(csharp, tmp_path / "backups", entries)["ok"]
+    root = tmp_path / "restored"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "C" / "Users" / "ana" / ".ollama").mkdir(parents=True)
+    os.symlink(str(elsewhere), str(root / "C" / "Users" / "ana" / ".ollama" / "models"))
+    out = _restore(csharp, got, root)["ok"]
+    assert os.listdir(str(elsewhere)) == []
+    refused = [r for r in out["refused"] if "reparse point" in r]
+    assert len(refused) == len([e for e in entries if e["path"].startswith("C:\\Users\\ana\\.ollama\\models")]), out
+    assert out["files"] == ["\\\\srv\\share\\models\\a.bin"]
+    assert _tree(root / "UNC")["srv/share/models/a.bin".replace("/", os.sep)] == entries[0]["data"]

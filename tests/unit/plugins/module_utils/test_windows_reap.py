@@ -24,6 +24,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 UTILS = os.path.join(ROOT, "plugins", "module_utils")
 DRIVER = os.path.join(os.path.dirname(__file__), "windows", "Driver.cs")
+RESTORE_CS = os.path.join(ROOT, "playbooks", "files", "ResidueRestore.cs")  # restore.yml on Windows
 ANSIBLE_CSHARP = os.path.join(os.path.dirname(__import__("ansible").__file__), "module_utils", "csharp")
 
 
@@ -32,7 +33,8 @@ def stop(tmp_path_factory):
     mcs, mono = shutil.which("mcs"), shutil.which("mono")
     assert mcs and mono, "mcs/mono not found: tools/bootstrap.sh installs Debian's mono-mcs and mono-runtime"
     exe = str(tmp_path_factory.mktemp("driver") / "driver.exe")
-    sources = sorted(glob.glob(os.path.join(UTILS, "*.cs"))) + [os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), DRIVER]
+    sources = sorted(glob.glob(os.path.join(UTILS, "*.cs"))) + [
+        os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), DRIVER, RESTORE_CS]
     proc = subprocess.run([mcs, "-langversion:5", "-nowarn:169,414,649,219", "-d:WINDOWS", "-r:System.dll",
                            "-r:System.Core.dll", "-r:System.IO.Compression.dll", "-out:" + exe] + sources,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)

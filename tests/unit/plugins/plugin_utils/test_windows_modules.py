@@ -37,7 +37,8 @@ COLLECTION = "residue.purge"
 
 TARGETS = os.path.join(ROOT, "tests", "integration", "targets")
 PS_FILES = sorted(glob.glob(os.path.join(MODULES, "*.ps1")) + glob.glob(os.path.join(UTILS, "*.psm1"))
-                  + glob.glob(os.path.join(TARGETS, "win_*", "files", "*.ps1")))
+                  + glob.glob(os.path.join(TARGETS, "win_*", "files", "*.ps1"))
+                  + glob.glob(os.path.join(ROOT, "playbooks", "files", "*.ps1")))
 WIN_MODULES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(MODULES, "win_*.ps1")))
 CS_FILES = sorted(glob.glob(os.path.join(UTILS, "*.cs")))
 
@@ -562,3 +563,31 @@ def test_sanity_ignores_are_only_powershell_skips():
         for name in WIN_MODULES:
             for test in ("validate-modules", "pslint"):
                 assert "plugins/modules/%s.ps1 %s!skip" % (name, test) in lines, (path, name, test)
+
+
+def test_restore_has_a_windows_branch_of_ansible_windows_modules():
+    """playbooks/restore.yml restores win_remove's zip on Windows hosts with ansible.windows modules (FQCN), in a
+    task file included for those hosts only (a module Ansible cannot resolve fails the whole playbook at load
+    time: a controller without ansible.windows must still restore POSIX hosts), with the collection's own backup
+    code, whose files it reads by paths that exist in the collection."""
+    import yaml
+    with open(os.path.join(ROOT, "playbooks", "restore.yml")) as f:
+        text = f.read()
+    assert "ansible.windows." not in text
+    tasks = yaml.safe_load(text)[0]["tasks"][0]["block"]
+    include = [t for t in tasks if "ansible.builtin.include_tasks" in t]
+    wanted = [("tasks/restore_windows.yml", "restore_windows")]
+    assert [(t["ansible.builtin.include_tasks"], t["when"]) for t in include] == wanted
+    posix = [t for t in tasks if t.get("when") == "not restore_windows"]
+    assert [next(k for k in t if k.startswith("ansible.")) for t in posix] == [
+        "ansible.builtin.stat", "ansible.builtin.assert", "ansible.builtin.unarchive"]
+    with open(os.path.join(ROOT, "playbooks", "tasks", "restore_windows.yml")) as f:
+        windows = yaml.safe_load(f)
+    assert [next(k for k in t if k.startswith("ansible.")) for t in windows] == [
+        "ansible.windows.win_stat", "ansible.builtin.assert", "ansible.windows.win_powershell",
+        "ansible.builtin.set_fact", "ansible.builtin.assert"]
+    assert windows[1]["ansible.builtin.assert"] == posix[1]["ansible.builtin.assert"]  # the same sha256 check
+    files = re.findall(r"lookup\('ansible.builtin.file', playbook_dir ~ '/([^']+)'\)", json.dumps(windows))
+    assert len(files) == 4, files
+    for rel in files:
+        assert os.path.isfile(os.path.normpath(os.path.join(ROOT, "playbooks", rel))), rel

@@ -109,6 +109,18 @@ public static class Driver
                 return ManifestJson.Quote((string)a["text"]);
             case "zip_write":
                 return ZipWrite(a);
+            case "zip_restore":
+            {
+                // each Windows path under a staging root: C:\a\b -> <root>/C/a/b (the member name)
+                string root = (string)a["root"];
+                ResiduePurgeRestore.RestoreResult r = ResiduePurgeRestore.ZipRestore.Restore((string)a["archive"],
+                    (string)a["manifest"], p => System.IO.Path.Combine(root, ZipBackup.EntryName(p)), (bool)a["dry_run"]);
+                Dictionary<string, object> d = new Dictionary<string, object>();
+                d["entries"] = r.Entries;
+                d["files"] = r.Files.Select(x => (object)x).ToList();
+                d["refused"] = r.Refused.Select(x => (object)x).ToList();
+                return d;
+            }
             case "zip_verify":
                 return ZipBackup.Verify((string)a["archive"], (string)a["manifest"]);
             case "duration":
