@@ -22,7 +22,8 @@ from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared impo
 # ------------------------------------------------------------------------------------------ one run
 
 class _Guard(object):
-    """Answers 'may this repo be touched now?': held locks, open files, fresh downloads."""
+    """Answers 'may this repo be touched now?': held locks, open files, fresh downloads. Which processes have
+    files open is read by root (every process's /proc) in clean(); the rest in the cache owner's process."""
 
     def __init__(self, caches, selection, force):
         self.selection = selection
@@ -78,34 +79,78 @@ class _Guard(object):
         return None
 
 
-def _execute_as(actor, plan, recheck, protect=frozenset()):
-    """execute_plan with actor's rights (_privileges: a child that dropped to the user when we are root and
-    the cache is a user's): (failures, [(repo plan, reason)]). A child that failed fails every planned repo."""
+def _clean_one(path, selection, force, one_file_system, check_mode, open_files, protect):
+    """Scan, plan and (unless check_mode) delete one cache, in the process acting as its owner: plain data for
+    clean() to merge. open_files is root's reading of every process's /proc (the in-use guard: a user cannot
+    read other users' /proc/PID/fd), made before this process started; lock probes and everything below the
+    cache are read with this process's rights."""
+    cache = scan_cache(path, one_file_system=one_file_system)
+    problems = list(cache.problems)
+    guard = _Guard([cache], selection, force)
+    guard.open_files = lambda: open_files  # root's answer (clean): this process may not read others' /proc
+    layouts = {}
+
+    def layout_of(repo):
+        if repo.path not in layouts:
+            layouts[repo.path] = scan_repo(repo.path, one_file_system=one_file_system, detail=True)[1]
+        return layouts[repo.path]
+
+    store = Store(cache.path, cache.repos)
+    plan = plan_cache(cache, selection, layout_of, lambda repo, whole: guard.held(cache, repo, whole),
+                      store=store, payload_held=lambda name: guard.payload_held(cache, name))
+    failures = []
+    if not check_mode and (plan.repos or plan.orphans):
+        failures, late = execute_plan(plan, recheck=None if force else (lambda repo, whole: guard.lock(cache, repo)),
+                                      protect=protect)
+        for rp, reason in late:
+            plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id, "repo_type": rp.repo.repo_type,
+                                   "reason": reason[0], "detail": reason[1]})
+            plan.repos.remove(rp)
+        plan.bytes_after = plan.bytes_before - plan.freed()
+    before, after = diff_lines(plan)
+    out = {"before": before, "after": after, "failures": list(failures), "held_back": plan.held_back,
+           "deleted": [rp.to_result(cache.path) for rp in plan.repos],
+           "freed_bytes": sum(rp.freed_bytes + sum(size for _n, size in rp.incomplete) for rp in plan.repos),
+           "blobs_deleted": sum(len(rp.blobs) for rp in plan.repos),
+           "blobs_kept_shared": sum(rp.blobs_kept_shared for rp in plan.repos),
+           "store_swept": None, "summary": plan.summary()}
+    if plan.orphans:
+        swept = sum(size for _n, size in plan.orphans)
+        out["store_swept"] = {"cache": cache.path, "path": store.path, "payloads": len(plan.orphans), "bytes": swept}
+        out["freed_bytes"] += swept
+    problems.extend(store.problems)
+    if out["summary"]["over_budget"]:
+        problems.append("cache %s stays over its budget (%d > %d bytes): what is left is kept, held back or "
+                        "out of scope (%s)" % (cache.path, plan.bytes_after, plan.max_size,
+                                               ", ".join(plan.kept_over_budget) or "nothing"))
+    problems.extend(guard.problems)
+    out["problems"] = problems
+    return out
+
+
+def _clean_as(actor, *args):
+    """_clean_one with actor's rights (_privileges: a child dropped to the cache's owner when we are root and
+    the cache is a user's; here otherwise). None and the reason when that child failed (root never redoes it)."""
     if actor is None or _privileges.effective_uid() != 0 or actor.uid == 0:
-        return execute_plan(plan, recheck=recheck, protect=protect)
-
-    def work():
-        failures, late = execute_plan(plan, recheck=recheck, protect=protect)
-        return failures, [(plan.repos.index(rp), reason) for rp, reason in late]
-
+        return _clean_one(*args), None
     try:
-        failures, late = _privileges.call_as(actor, work)
+        return _privileges.call_as(actor, _clean_one, *args), None
     except _privileges.ChildFailed as exc:
-        return ["%s: %s" % (plan.cache.path, exc)], []
-    return list(failures), [(plan.repos[i], tuple(reason)) for i, reason in late]
+        return None, str(exc)
 
 
 def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=False, actors=None, protect=None):
     """Scan, plan and (unless check_mode) carry out the deletions on every cache. Returns the module result.
-    actors: {cache dir: user} whose rights each cache's deletions run with (see cache_actors); root's when
-    absent. protect: (st_dev, st_ino) of the protected directories (remove's rule, docs/trust.md rule 3): never
-    entered nor removed by a deletion or the shared store's collection, under whatever name."""
+    actors: {cache dir: user} whose rights each cache is scanned, planned and deleted with (see cache_actors;
+    one child dropped to that user per cache); root's when absent. Only the in-use guard's reading of every
+    process's /proc stays with root (docs/trust.md). protect: (st_dev, st_ino) of the protected directories
+    (remove's rule, docs/trust.md rule 3): never entered nor removed by a deletion or the shared store's
+    collection, under whatever name."""
     actors = actors or {}
     protect = frozenset(protect or ())
-    caches = []
     problems = []
     seen = set()
-    actor_of = {}
+    todo = []
     for path in cache_dirs:
         real = os.path.realpath(path)
         if real in seen:
@@ -114,57 +159,34 @@ def clean(cache_dirs, selection, force=False, one_file_system=True, check_mode=F
         if not os.path.isdir(path):
             problems.append("cache dir %s does not exist" % path)
             continue
-        cache = scan_cache(path, one_file_system=one_file_system)
-        problems.extend(cache.problems)
-        caches.append(cache)
-        actor_of[id(cache)] = actors.get(path)
-    guard = _Guard(caches, selection, force)
-    layouts = {}
-
-    def layout_of(repo):
-        if repo.path not in layouts:
-            layouts[repo.path] = scan_repo(repo.path, one_file_system=one_file_system, detail=True)[1]
-        return layouts[repo.path]
+        todo.append((path, real))
+    # root reads which processes hold files under the caches (every process's /proc: a user cannot read other
+    # users' /proc/PID/fd), before any child starts; the children get the answer
+    reader = OpenFiles([real for _path, real in todo], problems, "could not check which processes have cache "
+                       "files open (no /proc here, or lsof failed)")
+    open_files = reader() if todo and not force else {}
 
     result = {"changed": False, "deleted": [], "held_back": [], "caches": [], "freed_bytes": 0,
               "blobs_deleted": 0, "blobs_kept_shared": 0, "store_swept": [], "problems": problems, "failures": [],
               "diff": {"before": "", "after": ""}}
     before_all, after_all = [], []
-    for cache in caches:
-        store = Store(cache.path, cache.repos)
-        plan = plan_cache(cache, selection, layout_of, lambda repo, whole, c=cache: guard.held(c, repo, whole),
-                          store=store, payload_held=lambda name, c=cache: guard.payload_held(c, name))
-        if not check_mode and (plan.repos or plan.orphans):
-            failures, late = _execute_as(
-                actor_of[id(cache)], plan,
-                None if force else (lambda repo, whole, c=cache: guard.lock(c, repo)), protect)
-            result["failures"].extend(failures)
-            for rp, reason in late:
-                plan.held_back.append({"cache": cache.path, "repo_id": rp.repo.repo_id,
-                                       "repo_type": rp.repo.repo_type, "reason": reason[0], "detail": reason[1]})
-                plan.repos.remove(rp)
-            plan.bytes_after = plan.bytes_before - plan.freed()
-        before, after = diff_lines(plan)
-        before_all.extend(before)
-        after_all.extend(after)
-        for rp in plan.repos:
-            result["deleted"].append(rp.to_result(cache.path))
-            result["freed_bytes"] += rp.freed_bytes + sum(size for _n, size in rp.incomplete)
-            result["blobs_deleted"] += len(rp.blobs)
-            result["blobs_kept_shared"] += rp.blobs_kept_shared
-        if plan.orphans:
-            swept = sum(size for _n, size in plan.orphans)
-            result["store_swept"].append({"cache": cache.path, "path": store.path, "payloads": len(plan.orphans),
-                                          "bytes": swept})
-            result["freed_bytes"] += swept
-        problems.extend(store.problems)
-        result["held_back"].extend(plan.held_back)
-        result["caches"].append(plan.summary())
-        if plan.summary()["over_budget"]:
-            problems.append("cache %s stays over its budget (%d > %d bytes): what is left is kept, held back or "
-                            "out of scope (%s)" % (cache.path, plan.bytes_after, plan.max_size,
-                                                   ", ".join(plan.kept_over_budget) or "nothing"))
-    problems.extend(guard.problems)
+    for path, _real in todo:
+        out, error = _clean_as(actors.get(path), path, selection, force, one_file_system, check_mode,
+                               open_files, protect)
+        if out is None:
+            result["failures"].append("%s: %s" % (path, error))
+            continue
+        problems.extend(out["problems"])
+        result["failures"].extend(out["failures"])
+        before_all.extend(out["before"])
+        after_all.extend(out["after"])
+        result["deleted"].extend(out["deleted"])
+        result["held_back"].extend(out["held_back"])
+        result["caches"].append(out["summary"])
+        for key in ("freed_bytes", "blobs_deleted", "blobs_kept_shared"):
+            result[key] += out[key]
+        if out["store_swept"]:
+            result["store_swept"].append(out["store_swept"])
     failed = result["failures"]
     if len(failed) > MAX_LISTED_FAILURES:  # output size must not grow with the number of files
         more = len(failed) - MAX_LISTED_FAILURES
