@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from collections.abc import Mapping
 import re
 import unicodedata
 
@@ -455,6 +456,35 @@ def normalise(module, result, phase):
     return parts
 
 
+# The variables the roles register each slot's result under, and the phases' rescue records (first set wins).
+REGISTERED = {"found": "preflight_found", "autostart": "stop_autostart", "reaped": "stop_reaped", "hf": "sweep_hf",
+              "budget": "sweep_budget", "removed": "sweep_removed", "pip": "sweep_pip", "pinned": "verify_pinned",
+              "after": "verify_after", "restored": "restore_unpacked"}
+FAILURES = ("preflight_failure", "stop_failure", "sweep_failure", "verify_failure", "restore_failure")
+
+
+def host_results(hostvars, run):
+    """What residue_host_record needs of one host, read from its variables (hostvars[host]) once:
+    {"results": {slot: registered result, ..., "failure": the first phase's rescue record or None},
+     "run": run plus completed (the host ran every phase) and reachable}."""
+    if not isinstance(hostvars, Mapping) or not isinstance(run, dict):
+        raise AnsibleFilterError("residue_host_results expects a host's variables (hostvars[host]) and the run")
+
+    def get(name):
+        try:
+            return hostvars.get(name)
+        except Exception:  # pylint: disable=broad-exception-caught  # a variable that does not template is absent
+            return None
+
+    failure = next((f for f in (get(name) for name in FAILURES) if f), None)
+    results = dict((slot, get(name)) for slot, name in REGISTERED.items())
+    results["failure"] = failure
+    completed = bool(get("residue_completed"))
+    unreachable = bool(failure.get("unreachable")) if isinstance(failure, dict) else False
+    return {"results": results,
+            "run": dict(run, completed=completed, reachable=(completed or failure is not None) and not unreachable)}
+
+
 def host_record(results, host, run):
     """Build the audit record of one host from the registered results of its phases.
 
@@ -736,6 +766,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "residue_host_record": host_record,
+            "residue_host_results": host_results,
             "residue_fleet": fleet,
             "residue_fleet_summary": fleet_summary,
             "residue_summary_lines": summary_lines,
