@@ -75,12 +75,18 @@ def _ollama_candidates(path):
     counts = store.refcounts()
     gone = []
     out = []
+    size = store.blob_bytes() + sum(b.size for _n, b in store.partials)
+    if store.unreadable:
+        # no layer may go while a manifest cannot be read: removing its models would free nothing, only lose them
+        return size, [], store.problems + [
+            "Ollama models dir %s: no model there is a budget candidate: %d manifest(s) could not be read, so no "
+            "layer could be freed (first: %s)" % (path, len(store.unreadable), store.unreadable[0])]
     for m in store.models:
         def freed(m=m):
             return [store.blobs[b] for b in m.blobs if b in store.blobs and counts.get(b) == 1]
 
         def gain(m=m, freed=freed):
-            return 0 if store.unreadable else _ollama._freed_bytes(freed(), gone)
+            return _ollama._freed_bytes(freed(), gone)
 
         def take(m=m, freed=freed):
             gone.extend(freed())
@@ -88,7 +94,7 @@ def _ollama_candidates(path):
                 counts[b] -= 1
         watch = ["%s/blobs/%s" % (path, b) for b in m.blobs]
         out.append(Candidate(path, "ollama_model", m.full, path + "/" + m.manifest, m.last_used, gain, take, watch))
-    return store.blob_bytes() + sum(b.size for _n, b in store.partials), out, store.problems
+    return size, out, store.problems
 
 
 def _modelscope_candidates(path, one_fs, actor=None, failures=None):

@@ -176,3 +176,20 @@ def test_a_candidate_opened_after_the_choice_is_replaced_by_the_next_least_recen
     assert [r["kind"] for r in res["removed"]] == ["torch_hub"] and res["failures"] == []
     assert res["over_budget"] is False and res["bytes_after"] <= budget
     assert os.path.isfile(weights)
+
+
+def test_an_ollama_store_with_an_unreadable_manifest_gives_no_candidates(home):
+    """A manifest that cannot be read means no layer of that store may go: removing its models would free
+    nothing and lose them. The budget leaves the store alone and says why (the code before removed both models
+    there, freeing 0 bytes)."""
+    store = str(home / ".ollama" / "models")
+    bad = os.path.join(store, "manifests", "registry.ollama.ai", "library", "broken", "latest")
+    os.makedirs(os.path.dirname(bad))
+    with open(bad, "w") as f:
+        f.write("{not json")
+    before = og.listing(store)
+    res = _budget.run(params(home, 0))
+    assert og.listing(store) == before
+    assert [r for r in res["removed"] if r["kind"] == "ollama_model"] == []
+    assert any("no model there is a budget candidate" in p and bad in p for p in res["problems"]), res["problems"]
+    assert sorted(r["kind"] for r in res["removed"]) == ["hf_repo", "hf_repo", "modelscope_model", "torch_hub"]
