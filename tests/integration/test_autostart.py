@@ -274,7 +274,9 @@ def test_lingering_users_unit_is_stopped_by_its_own_manager(systemd_host):
     host = systemd_host
     tag = "rp-test-" + uuid.uuid4().hex[:6]
     user = "rpl" + uuid.uuid4().hex[:6]
-    host.ssh("useradd --create-home --shell /bin/sh %s && loginctl enable-linger %s && ln -s /bin/sleep "
+    # a uid no test on the machine gets (the container's processes are visible from the machine's PID namespace,
+    # where a unit test ends every process of its throwaway user's uid; see tools/lab/files/seed_host.py)
+    host.ssh("useradd --create-home --uid 47210 --shell /bin/sh %s && loginctl enable-linger %s && ln -s /bin/sleep "
              "/usr/local/bin/%s" % (user, user, tag))
     uid = int(host.ssh("id -u " + user).stdout)
     manager = "runuser -u %s -- env XDG_RUNTIME_DIR=/run/user/%d systemctl --user " % (user, uid)

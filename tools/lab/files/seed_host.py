@@ -62,11 +62,20 @@ def hf_repo(hub, repo_id, revisions, refs, hardlink_from=None):
     return blobs
 
 
+# Fixed uids no test on the machine itself gets: a lab host's processes are visible (and can be signalled) from
+# the machine's PID namespace, and a test there that ends every process of its throwaway user's uid (the next free
+# one, 1001 and up, the uid useradd would also give alice in the host's overlay) ended alice's processes in every
+# lab host as well -- the purge's child acting as alice was killed and the host failed (test_awx_runner under a
+# concurrent `make unit`, or make test's lanes).  tests/integration/trust_seed.py's users are 47301 and up.
+UIDS = {"alice": 47201, "bob": 47202}
+
+
 def user(name):
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
+        subprocess.run(["useradd", "--create-home", "--uid", str(UIDS[name]), "--shell", "/bin/bash", name],
+                       check=True)
         return pwd.getpwnam(name)
 
 
