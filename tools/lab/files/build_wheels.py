@@ -59,14 +59,18 @@ def build(outdir, name, version, requires, files, scripts):
     if scripts:
         entries[info + "/entry_points.txt"] = "[console_scripts]\n" + "".join("%s = %s\n" % kv for kv in scripts.items())
     path = os.path.join(outdir, "%s-%s-py3-none-any.whl" % (dist, version))
+    # written aside and renamed into place: two labs seeded at the same time (make test's lanes) build the wheels
+    # at once, and seed.yml's `creates` must never see (nor its tar pack) a wheel half written
+    part = "%s.%d.part" % (path, os.getpid())
     records = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as whl:
+    with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as whl:
         for arcname in sorted(entries):
             data = entries[arcname].encode()
             whl.writestr(arcname, data)
             records.append(record_line(arcname, data))
         records.append(info + "/RECORD,,")
         whl.writestr(info + "/RECORD", "\n".join(records) + "\n")
+    os.replace(part, path)
     return path
 
 
