@@ -1,14 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The options every model-store topic (hf_cache, ollama_models, modelscope_models) reads the same way: the name
-globs, older_than, max_size and incomplete_older_than. Each raises ValueError naming the option."""
+"""The options the model-store modules share: their argument spec (ollama_models, modelscope_models,
+model_budget), and the reading of the name globs, older_than, max_size and incomplete_older_than (hf_cache,
+ollama_models, modelscope_models), each raising ValueError naming the option."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
+
+# The options ollama_models, modelscope_models and model_budget share, merged into each one's argument spec:
+# homes and users documented by the residue.purge.model_stores doc fragment, scan_processes and force by each
+# module (what they read and what they hold back differ per store).
+STORE_ARGUMENT_SPEC = dict(
+    homes=dict(type="list", elements="path", default=[]),
+    users=dict(type="raw", default="all"),
+    scan_processes=dict(type="bool", default=True),
+    force=dict(type="bool", default=False),
+)
 
 
 def check_globs(option_globs, example):

@@ -44,17 +44,6 @@ options:
       - Do not enter another file system below a store.
     type: bool
     default: true
-  homes:
-    description:
-      - Explicit home directories to look in instead of enumerating the users of the host (sandboxes, tests).
-    type: list
-    elements: path
-    default: []
-  users:
-    description:
-      - Which users' homes to cover when O(homes) is not given. V(all) or a list of user names.
-    type: raw
-    default: all
   scan_processes:
     description:
       - Read the stores' variables (C(HF_HOME), C(OLLAMA_MODELS), C(MODELSCOPE_CACHE), C(TORCH_HOME), ...) from
@@ -68,6 +57,7 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
+  - residue.purge.model_stores
   - residue.purge.attributes
 attributes:
   check_mode:
@@ -175,20 +165,18 @@ failures:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils import _budget
+from ansible_collections.residue.purge.plugins.module_utils import _budget, _stores
 from ansible_collections.residue.purge.plugins.module_utils._module import finish
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         max_size=dict(type="str", required=True),
-        force=dict(type="bool", default=False),
         one_file_system=dict(type="bool", default=True),
-        homes=dict(type="list", elements="path", default=[]),
-        users=dict(type="raw", default="all"),
-        scan_processes=dict(type="bool", default=True),
         profiles=dict(type="dict", default={}),
     )
+    spec.update(_stores.STORE_ARGUMENT_SPEC)
+    return spec
 
 
 def main():

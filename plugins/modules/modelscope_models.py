@@ -73,23 +73,13 @@ options:
       - Do not enter another file system below a model dir.
     type: bool
     default: true
-  homes:
-    description:
-      - Explicit home directories to look in instead of enumerating the users of the host (sandboxes, tests).
-    type: list
-    elements: path
-    default: []
-  users:
-    description:
-      - Which users' homes to cover when O(homes) is not given. V(all) or a list of user names.
-    type: raw
-    default: all
   scan_processes:
     description:
       - Read C(MODELSCOPE_CACHE) from the environment of running processes too.
     type: bool
     default: true
 extends_documentation_fragment:
+  - residue.purge.model_stores
   - residue.purge.attributes
 attributes:
   check_mode:
@@ -238,12 +228,12 @@ failures:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils import _modelscope
+from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _stores
 from ansible_collections.residue.purge.plugins.module_utils._module import finish
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         cache_dirs=dict(type="list", elements="path", default=[]),
         discover=dict(type="bool"),
         models=dict(type="list", elements="str", default=[]),
@@ -251,12 +241,10 @@ def argument_spec():
         older_than=dict(type="str"),
         max_size=dict(type="str"),
         incomplete_older_than=dict(type="str", default="1d"),
-        force=dict(type="bool", default=False),
         one_file_system=dict(type="bool", default=True),
-        homes=dict(type="list", elements="path", default=[]),
-        users=dict(type="raw", default="all"),
-        scan_processes=dict(type="bool", default=True),
     )
+    spec.update(_stores.STORE_ARGUMENT_SPEC)
+    return spec
 
 
 def main():

@@ -82,23 +82,13 @@ options:
       - Remove models even when a process has one of their layers open.
     type: bool
     default: false
-  homes:
-    description:
-      - Explicit home directories to look in instead of enumerating the users of the host (sandboxes, tests).
-    type: list
-    elements: path
-    default: []
-  users:
-    description:
-      - Which users' homes to cover when O(homes) is not given. V(all) or a list of user names.
-    type: raw
-    default: all
   scan_processes:
     description:
       - Read C(OLLAMA_MODELS) from the environment of running processes too (the server's).
     type: bool
     default: true
 extends_documentation_fragment:
+  - residue.purge.model_stores
   - residue.purge.attributes
 attributes:
   check_mode:
@@ -292,12 +282,12 @@ failures:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.residue.purge.plugins.module_utils import _ollama
+from ansible_collections.residue.purge.plugins.module_utils import _ollama, _stores
 from ansible_collections.residue.purge.plugins.module_utils._module import finish
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         models_dirs=dict(type="list", elements="path", default=[]),
         discover=dict(type="bool"),
         models=dict(type="list", elements="str", default=[]),
@@ -306,11 +296,9 @@ def argument_spec():
         max_size=dict(type="str"),
         orphans=dict(type="bool", default=False),
         orphans_older_than=dict(type="str", default="1d"),
-        force=dict(type="bool", default=False),
-        homes=dict(type="list", elements="path", default=[]),
-        users=dict(type="raw", default="all"),
-        scan_processes=dict(type="bool", default=True),
     )
+    spec.update(_stores.STORE_ARGUMENT_SPEC)
+    return spec
 
 
 def main():
