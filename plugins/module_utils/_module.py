@@ -2,7 +2,7 @@
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every residue.purge module does around its topic's run(params, check_mode): the commands the host
-runs, and leaving with the result.
+runs, calling run() (run_topic), and leaving with the result (finish).
 
 A topic's run() returns the module's result dict. Two keys are for the module only and never returned:
 `_warnings` (texts shown as Ansible warnings; without it, the first WARN_LIMIT `problems`) and `failure`
@@ -48,3 +48,15 @@ def finish(module, result):
     if failure:
         module.fail_json(msg=failure, **result)
     module.exit_json(**result)
+
+
+def run_topic(module, run, commands=False):
+    """A thin module's main() after its AnsibleModule: result = run(params, check_mode), with the host's Commands
+    as third argument when commands; a ValueError (bad input: ProfileError, WalkError and the topics' own errors
+    are ValueErrors) fails the task with its message; then finish()."""
+    args = (module.params, module.check_mode) + ((Commands(module),) if commands else ())
+    try:
+        result = run(*args)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    finish(module, result)

@@ -142,7 +142,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _autostart
-from ansible_collections.residue.purge.plugins.module_utils._module import Commands, finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
@@ -150,11 +150,7 @@ def main():
     argument_spec = dict(TARGET_ARGUMENT_SPEC)
     argument_spec.update(system_wide=dict(type="bool", default=True))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = _autostart.run(module.params, module.check_mode, Commands(module))
-    except ValueError as exc:  # ProfileError and AutostartError are ValueErrors
-        module.fail_json(msg=str(exc))
-    finish(module, result)
+    run_topic(module, _autostart.run, commands=True)
 
 
 if __name__ == "__main__":

@@ -352,7 +352,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _profiles
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import run as hf_run
-from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 
 
 def argument_spec():
@@ -377,11 +377,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = hf_run.run(module.params, module.check_mode)
-    except ValueError as e:  # ProfileError is a ValueError too
-        module.fail_json(msg=str(e))
-    finish(module, result)
+    run_topic(module, hf_run.run)
 
 
 if __name__ == "__main__":

@@ -283,7 +283,7 @@ failures:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _ollama, _stores
-from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 
 
 def argument_spec():
@@ -303,11 +303,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = _ollama.run(module.params, module.check_mode)
-    except ValueError as e:  # ProfileError is a ValueError too
-        module.fail_json(msg=str(e))
-    finish(module, result)
+    run_topic(module, _ollama.run)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _handles
-from ansible_collections.residue.purge.plugins.module_utils._module import Commands, finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 
 
 def main():
@@ -223,11 +223,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = _handles.run(module.params, module.check_mode, Commands(module))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    finish(module, result)
+    run_topic(module, _handles.run, commands=True)
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
-from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
@@ -235,11 +235,7 @@ def main():
     )
     argument_spec.update(TARGET_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = _pyenvs.run(module.params, module.check_mode)
-    except ValueError as e:  # ProfileError too
-        module.fail_json(msg=str(e))
-    finish(module, result)
+    run_topic(module, _pyenvs.run)
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.residue.purge.plugins.module_utils import _procs
-from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
@@ -274,11 +274,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not _procs.HAS_PSUTIL:
         module.fail_json(msg=missing_required_lib("psutil") + " " + _procs.PSUTIL_INSTALL_HINT)
-    try:
-        result = _procs.run(module.params, module.check_mode)
-    except ValueError as exc:  # ProfileError is a ValueError
-        module.fail_json(msg=str(exc))
-    finish(module, result)
+    run_topic(module, _procs.run)
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _remove
-from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 from ansible_collections.residue.purge.plugins.module_utils._profiles import TARGET_ARGUMENT_SPEC
 
 
@@ -236,11 +236,7 @@ def main():
     )
     argument_spec.update(TARGET_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = _remove.run(module.params, module.check_mode)
-    except ValueError as exc:  # RemoveError, ProfileError, WalkError
-        module.fail_json(msg=str(exc))
-    finish(module, result)
+    run_topic(module, _remove.run)
 
 
 if __name__ == "__main__":
