@@ -31,6 +31,7 @@ import time
 from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
+from ansible_collections.residue.purge.plugins.module_utils._paths import open_below
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -386,17 +387,6 @@ def plan_store(store, selection, held_of):
 
 # ------------------------------------------------------------------------------------------ removal
 
-def _open_below(root_fd, parts):
-    fd = os.dup(root_fd)
-    for part in parts:
-        try:
-            nfd = os.open(part, _O_DIR, dir_fd=fd)
-        finally:
-            os.close(fd)
-        fd = nfd
-    return fd
-
-
 def _live_references(store_fd, store_path):
     """Every blob the manifests reference now, or None when one cannot be read."""
     problems, unreadable = [], []
@@ -443,7 +433,7 @@ def execute(plan, held_of):
             parts = model.manifest.split("/")
             path = store.path + "/" + model.manifest
             try:
-                fd = _open_below(store_fd, parts[:-1])
+                fd = open_below(store_fd, parts[:-1])
             except OSError as e:
                 failures.append("%s: %s" % (path, _err(e)))
                 continue
@@ -457,7 +447,7 @@ def execute(plan, held_of):
                 os.close(fd)
             for depth in range(len(parts) - 1, 1, -1):  # model, namespace, registry dirs left empty
                 try:
-                    fd = _open_below(store_fd, parts[:depth - 1])
+                    fd = open_below(store_fd, parts[:depth - 1])
                 except OSError:
                     break
                 try:

@@ -34,6 +34,12 @@ _O_CHAIN = ((getattr(os, "O_PATH", 0) or os.O_RDONLY) | getattr(os, "O_DIRECTORY
             | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
+_O_BELOW = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+PROTECTED = "is a protected directory (or holds one) under another name; not entered"
+
+
 class PathRefused(ValueError):
     """A path that is not used as given; the message says why (for a symlink: the link, its owner, the path)."""
 
@@ -184,6 +190,26 @@ def open_parent(path):
         os.close(fd)
         raise
     return fd, parts[-1]
+
+
+def open_below(root_fd, parts, protect=frozenset()):
+    """Descriptor of the directory root_fd/parts[0]/parts[1]/..., each opened relative to the one before with
+    O_NOFOLLOW|O_DIRECTORY, never through a link (OSError ELOOP/ENOTDIR then), never into a protected directory
+    (protect: (st_dev, st_ino) of _profiles.ProtectedPaths.identities(); a bind mount of /etc as blobs/ is
+    refused with EPERM, PROTECTED). The caller closes it."""
+    fd = os.dup(root_fd)
+    for part in parts:
+        try:
+            nfd = os.open(part, _O_BELOW, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nfd
+        if protect:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in protect:
+                os.close(fd)
+                raise OSError(errno.EPERM, PROTECTED)
+    return fd
 
 
 # ---------------------------------------------------------------------------------------- identity

@@ -12,6 +12,7 @@ import os
 
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import _IFDIR, _IFMT, _O_DIR, _err
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import collect_plan
+from ansible_collections.residue.purge.plugins.module_utils._paths import open_below
 from ansible_collections.residue.purge.plugins.module_utils._walk import remove_at
 
 
@@ -19,28 +20,6 @@ from ansible_collections.residue.purge.plugins.module_utils._walk import remove_
 
 class DeletionError(Exception):
     pass
-
-
-PROTECTED = "is a protected directory (or holds one) under another name; not entered"
-
-
-def _open_below(root_fd, parts, protect=frozenset()):
-    """Open parts (dir names) one by one from root_fd, never through a link, never into a protected directory
-    (protect: (st_dev, st_ino) of _profiles.ProtectedPaths.identities(); a bind mount of /etc as blobs/ is
-    refused with EPERM). Caller closes the fd."""
-    fd = os.dup(root_fd)
-    for part in parts:
-        try:
-            nfd = os.open(part, _O_DIR, dir_fd=fd)
-        finally:
-            os.close(fd)
-        fd = nfd
-        if protect:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) in protect:
-                os.close(fd)
-                raise OSError(errno.EPERM, PROTECTED)
-    return fd
 
 
 def _rmtree_at(parent_fd, name, dev, failures, path, protect=frozenset()):
@@ -105,7 +84,7 @@ def execute_plan(plan, recheck=None, protect=frozenset()):
             if rp.whole:
                 _rmtree_at(root_fd, folder, dev, failures, base, protect)
                 try:
-                    locks_fd = _open_below(root_fd, [".locks"], protect)
+                    locks_fd = open_below(root_fd, [".locks"], protect)
                 except OSError:
                     locks_fd = None
                 if locks_fd is not None:
@@ -115,7 +94,7 @@ def execute_plan(plan, recheck=None, protect=frozenset()):
                         os.close(locks_fd)
                 continue
             try:
-                repo_fd = _open_below(root_fd, [folder], protect)
+                repo_fd = open_below(root_fd, [folder], protect)
             except OSError as e:
                 if e.errno != errno.ENOENT:  # vanished since the plan: gone, not failed
                     failures.append("%s: %s" % (base, _err(e)))
@@ -123,7 +102,7 @@ def execute_plan(plan, recheck=None, protect=frozenset()):
             try:
                 if rp.revisions:
                     try:
-                        snaps_fd = _open_below(repo_fd, ["snapshots"], protect)
+                        snaps_fd = open_below(repo_fd, ["snapshots"], protect)
                     except OSError as e:
                         if e.errno != errno.ENOENT:
                             failures.append("%s/snapshots: %s" % (base, _err(e)))
@@ -138,7 +117,7 @@ def execute_plan(plan, recheck=None, protect=frozenset()):
                 for ref in rp.refs:
                     parts = ref.split("/")
                     try:
-                        ref_fd = _open_below(repo_fd, ["refs"] + parts[:-1], protect)
+                        ref_fd = open_below(repo_fd, ["refs"] + parts[:-1], protect)
                     except OSError as e:
                         if e.errno != errno.ENOENT:
                             failures.append("%s/refs/%s: %s" % (base, ref, _err(e)))
@@ -150,7 +129,7 @@ def execute_plan(plan, recheck=None, protect=frozenset()):
                 if rp.blobs or rp.incomplete:
                     snapshot_failed = any(f.startswith(base + "/snapshots/") for f in failures)
                     try:
-                        blobs_fd = _open_below(repo_fd, ["blobs"], protect)
+                        blobs_fd = open_below(repo_fd, ["blobs"], protect)
                     except OSError as e:
                         if e.errno != errno.ENOENT:
                             failures.append("%s/blobs: %s" % (base, _err(e)))

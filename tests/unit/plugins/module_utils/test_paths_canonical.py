@@ -1,4 +1,4 @@
-"""The canonicaliser (_paths.canonical/open_parent): spellings, trusted and untrusted symlinks, identities."""
+"""The canonicaliser (_paths.canonical/open_parent/open_below): spellings, trusted and untrusted symlinks, identities."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -124,3 +124,24 @@ def test_is_below():
     assert _paths.is_below("/home/alice/x", "/home/alice")
     assert _paths.is_below("/home/alice", "/home/alice/")
     assert not _paths.is_below("/home/alice2", "/home/alice")
+
+
+def test_open_below_reaches_directories_and_never_a_link(tmp_path):
+    """open_below (hf_cache's and ollama_models' deletions): each component relative to the one before, a
+    symlink component refused (ELOOP/ENOTDIR), never followed; the caller's descriptor stays open."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    os.symlink(str(tmp_path / "outside"), str(tmp_path / "a" / "link"))
+    root = os.open(str(tmp_path), os.O_RDONLY)
+    try:
+        fd = _paths.open_below(root, ["a", "b"])
+        try:
+            assert os.fstat(fd).st_ino == os.stat(str(tmp_path / "a" / "b")).st_ino
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as err:
+            _paths.open_below(root, ["a", "link"])
+        assert err.value.errno in (errno.ELOOP, errno.ENOTDIR)
+        os.fstat(root)  # still open
+    finally:
+        os.close(root)
