@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - Windows has its own module
     pwd = None
 
 from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform
+from ansible_collections.residue.purge.plugins.module_utils._paths import read_all
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     list_users, load_profiles, parse_users_option, select_targets)
 
@@ -142,13 +143,7 @@ def read_nofollow(path):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks), st
+        return read_all(fd), st
     finally:
         os.close(fd)
 

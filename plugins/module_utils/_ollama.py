@@ -31,7 +31,7 @@ import time
 from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
-from ansible_collections.residue.purge.plugins.module_utils._paths import open_below
+from ansible_collections.residue.purge.plugins.module_utils._paths import open_below, read_all
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -150,13 +150,7 @@ def _read_at(dir_fd, name, limit=MAX_MANIFEST):
             raise OSError(errno.EINVAL, "not a regular file")
         if st.st_size > limit:
             raise OSError(errno.EFBIG, "larger than %d bytes" % limit)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks), st
+        return read_all(fd), st
     finally:
         os.close(fd)
 

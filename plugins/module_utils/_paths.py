@@ -192,6 +192,16 @@ def open_parent(path):
     return fd, parts[-1]
 
 
+def read_all(fd, chunk=1 << 16):
+    """Every byte left in an open descriptor, through raw os.read (no buffered file object)."""
+    chunks = []
+    while True:
+        data = os.read(fd, chunk)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
 def open_below(root_fd, parts, protect=frozenset()):
     """Descriptor of the directory root_fd/parts[0]/parts[1]/..., each opened relative to the one before with
     O_NOFOLLOW|O_DIRECTORY, never through a link (OSError ELOOP/ENOTDIR then), never into a protected directory

@@ -14,6 +14,8 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.residue.purge.plugins.module_utils._paths import read_all
+
 PROC = "/proc"
 DELETED_SUFFIX = " (deleted)"
 
@@ -36,12 +38,7 @@ def read_bytes(path):
     """Whole file through raw os.read (no buffered file object: /proc files are read thousands of times)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 262144)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        return read_all(fd, 262144)
     finally:
         os.close(fd)
 

@@ -31,6 +31,7 @@ import time
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import (
     _IFLNK, _IFMT, _IFREG, _O_DIR, _SHARED_STORE_MARKER, _err)
+from ansible_collections.residue.purge.plugins.module_utils._paths import read_all
 
 STORE_DIR = "blobs"
 LAYOUT = "1\n"
@@ -180,13 +181,7 @@ def _read_manifest(cache_path, name, dir_fd):
     try:
         if os.fstat(fd).st_mode & _IFMT != _IFREG:
             return None
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8").splitlines()
+        return read_all(fd).decode("utf-8").splitlines()
     except (OSError, UnicodeError):
         return None
     finally:

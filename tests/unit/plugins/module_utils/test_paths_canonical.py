@@ -1,4 +1,4 @@
-"""The canonicaliser (_paths.canonical/open_parent/open_below): spellings, trusted and untrusted symlinks, identities."""
+"""The canonicaliser (_paths.canonical/open_parent/open_below/read_all): spellings, trusted and untrusted symlinks."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -145,3 +145,17 @@ def test_open_below_reaches_directories_and_never_a_link(tmp_path):
         os.fstat(root)  # still open
     finally:
         os.close(root)
+
+
+def test_read_all_reads_past_one_chunk_and_from_where_the_descriptor_is(tmp_path):
+    data = os.urandom(3 * 1000 + 7)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        assert _paths.read_all(fd, chunk=1000) == data
+        assert _paths.read_all(fd) == b""
+        os.lseek(fd, 10, os.SEEK_SET)
+        assert _paths.read_all(fd, chunk=7) == data[10:]
+    finally:
+        os.close(fd)
