@@ -21,7 +21,6 @@ __metaclass__ = type
 import fnmatch
 import os
 import stat
-import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
@@ -139,26 +138,15 @@ def remove_models_as(actor, models, one_file_system=True):
         return None, str(exc)
 
 
-class Selection(object):
-    __slots__ = ("patterns", "keep", "older_than", "max_size", "incomplete_older_than", "now")
+class ModelScopeSelection(_stores.ModelSelection):
+    """_stores.ModelSelection, and the age a download in progress must have before it stops holding its model
+    back (None: never)."""
+
+    __slots__ = ("incomplete_older_than",)
 
     def __init__(self, patterns=(), keep=(), older_than=None, max_size=None, incomplete_older_than=86400, now=None):
-        self.patterns = list(patterns)
-        self.keep = list(keep)
-        self.older_than = older_than
-        self.max_size = max_size
+        super(ModelScopeSelection, self).__init__(patterns, keep, older_than, max_size, now)
         self.incomplete_older_than = incomplete_older_than
-        self.now = time.time() if now is None else now
-
-    def in_scope(self, m):
-        if any(m.matches(p) for p in self.keep):
-            return False
-        return not self.patterns or any(m.matches(p) for p in self.patterns)
-
-    def picks(self, m):
-        if not self.patterns and self.older_than is None:
-            return False
-        return self.older_than is None or m.last_used < self.now - self.older_than
 
 
 def plan_cache(models, selection, held_of):
@@ -247,7 +235,8 @@ def selection_from(params, now=None):
                         "model pattern such as qwen/Qwen2.5-7B or qwen/*")
     older_than, max_size = _stores.age_and_size(params)
     incomplete = _stores.incomplete_age(params.get("incomplete_older_than") or "1d")
-    return Selection(params.get("models") or [], params.get("keep") or [], older_than, max_size, incomplete, now)
+    return ModelScopeSelection(params.get("models") or [], params.get("keep") or [], older_than, max_size, incomplete,
+                               now)
 
 
 def run(params, check_mode=False, now=None, actors=None, only=None):

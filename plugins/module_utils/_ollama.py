@@ -26,7 +26,6 @@ import fnmatch
 import json
 import os
 import re
-import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
@@ -280,26 +279,14 @@ def _freed_bytes(blobs, already):
 
 # ------------------------------------------------------------------------------------------ planning
 
-class Selection(object):
-    __slots__ = ("patterns", "keep", "older_than", "max_size", "orphans_older_than", "now")
+class OllamaSelection(_stores.ModelSelection):
+    """_stores.ModelSelection, and the age an orphaned layer or partial download must have to be swept."""
+
+    __slots__ = ("orphans_older_than",)
 
     def __init__(self, patterns=(), keep=(), older_than=None, max_size=None, orphans_older_than=None, now=None):
-        self.patterns = list(patterns)
-        self.keep = list(keep)
-        self.older_than = older_than
-        self.max_size = max_size
+        super(OllamaSelection, self).__init__(patterns, keep, older_than, max_size, now)
         self.orphans_older_than = orphans_older_than  # None: no sweep
-        self.now = time.time() if now is None else now
-
-    def in_scope(self, model):
-        if any(model.matches(p) for p in self.keep):
-            return False
-        return not self.patterns or any(model.matches(p) for p in self.patterns)
-
-    def picks(self, model):
-        if not self.patterns and self.older_than is None:
-            return False  # only a budget (or nothing) selects
-        return self.older_than is None or model.last_used < self.now - self.older_than
 
 
 class Plan(object):
@@ -598,8 +585,8 @@ def selection_from(params, now=None):
     orphans = None
     if params.get("orphans"):
         orphans = parse_duration(params.get("orphans_older_than") or "1d", "orphans_older_than")
-    return Selection(patterns=params.get("models") or [], keep=params.get("keep") or [], older_than=older_than,
-                     max_size=max_size, orphans_older_than=orphans, now=now)
+    return OllamaSelection(patterns=params.get("models") or [], keep=params.get("keep") or [],
+                           older_than=older_than, max_size=max_size, orphans_older_than=orphans, now=now)
 
 
 def _model_entry(store, m):

@@ -9,6 +9,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 # The options ollama_models, modelscope_models and model_budget share, merged into each one's argument spec:
@@ -20,6 +22,32 @@ STORE_ARGUMENT_SPEC = dict(
     scan_processes=dict(type="bool", default=True),
     force=dict(type="bool", default=False),
 )
+
+
+class ModelSelection(object):
+    """What the name globs (patterns, keep), older_than and max_size select, for stores whose models have
+    matches(glob) and last_used. A model is in scope unless kept, and when patterns are given only if one
+    matches; it is picked (removed outright) when patterns or older_than are given and it is old enough.
+    max_size is for the store's budget pass (least recently used first, among the models in scope)."""
+
+    __slots__ = ("patterns", "keep", "older_than", "max_size", "now")
+
+    def __init__(self, patterns=(), keep=(), older_than=None, max_size=None, now=None):
+        self.patterns = list(patterns)
+        self.keep = list(keep)
+        self.older_than = older_than
+        self.max_size = max_size
+        self.now = time.time() if now is None else now
+
+    def in_scope(self, model):
+        if any(model.matches(p) for p in self.keep):
+            return False
+        return not self.patterns or any(model.matches(p) for p in self.patterns)
+
+    def picks(self, model):
+        if not self.patterns and self.older_than is None:
+            return False  # only a budget (or nothing) selects
+        return self.older_than is None or model.last_used < self.now - self.older_than
 
 
 def check_globs(option_globs, example):
