@@ -46,16 +46,9 @@ options:
       - The variables to check, by name. Set by the action plugin from the host's variables; give it only to check
         other values than the host's.
     type: dict
+extends_documentation_fragment:
+  - residue.purge.targets.ATTRIBUTES_READ_ONLY
 attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything, so it runs normally in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Running it again returns the same result for the same host state.
   action:
     support: full
     description: The controller-side checks run in the action plugin, before (or instead of) the module.
