@@ -327,12 +327,4 @@ def run(params, check_mode=False, now=None, actors=None, only=None):
             problems.append("ModelScope cache %s stays over its budget (%d > %d bytes): what is left is kept, held "
                             "back or out of scope" % (path, after, selection.max_size))
     result["changed"] = bool(result["removed"])
-    result["diff"] = {"before": "".join(line + "\n" for line in before_lines),
-                      "after": "".join(line + "\n" for line in after_lines)}
-    result["_warnings"] = ["modelscope_models: %s in %s held back (%s): %s" % (
-        h["model_id"], h["cache"], h["reason"], h["detail"]) for h in result["held_back"]]
-    result["_warnings"].extend(p for p in problems if "over its budget" in p)
-    if result["failures"]:
-        result["failure"] = "modelscope_models: %d removal(s) failed, first: %s" % (
-            len(result["failures"]), result["failures"][0])
-    return result
+    return _stores.close_result(result, "modelscope_models", "model_id", "cache", before_lines, after_lines, problems)

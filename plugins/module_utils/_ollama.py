@@ -665,12 +665,4 @@ def run(params, check_mode=False, now=None, actors=None):
             del items[MAX_LISTED:]
             items.append("... and %d more" % more)
     result["changed"] = bool(result["removed"] or result["swept"])
-    result["diff"] = {"before": "".join(line + "\n" for line in before_lines),
-                      "after": "".join(line + "\n" for line in after_lines)}
-    result["_warnings"] = ["ollama_models: %s in %s held back (%s): %s" % (
-        h["name"], h["store"], h["reason"], h["detail"]) for h in result["held_back"]]
-    result["_warnings"].extend(p for p in problems if "over its budget" in p)
-    if result["failures"]:
-        result["failure"] = "ollama_models: %d removal(s) failed, first: %s" % (
-            len(result["failures"]), result["failures"][0])
-    return result
+    return _stores.close_result(result, "ollama_models", "name", "store", before_lines, after_lines, problems)

@@ -71,3 +71,18 @@ def incomplete_age(value):
     if str(value).strip().lower() == "never":
         return None
     return parse_duration(value, "incomplete_older_than")
+
+
+def close_result(result, module, name_key, place_key, before_lines, after_lines, problems):
+    """The end of a store module's result (ollama_models, modelscope_models): the diff (a line per model before
+    and after), a warning per held back entry (named by its name_key, in its place_key) and per store left over
+    its budget, and the task's failure naming the first failed removal."""
+    result["diff"] = {"before": "".join(line + "\n" for line in before_lines),
+                      "after": "".join(line + "\n" for line in after_lines)}
+    result["_warnings"] = ["%s: %s in %s held back (%s): %s" % (
+        module, h[name_key], h[place_key], h["reason"], h["detail"]) for h in result["held_back"]]
+    result["_warnings"].extend(p for p in problems if "over its budget" in p)
+    if result["failures"]:
+        result["failure"] = "%s: %d removal(s) failed, first: %s" % (
+            module, len(result["failures"]), result["failures"][0])
+    return result

@@ -136,3 +136,16 @@ def test_model_dir_swapped_for_a_link_is_not_followed(cache, tmp_path):
     os.symlink(str(outside), target)
     res = _modelscope.run(params(cache, models=["damo/*"]))
     assert res["removed"] == [] and os.path.islink(target) and (outside / "precious").read_bytes() == b"x"
+
+
+def test_warnings_name_the_held_back_model_and_the_budget_not_met(cache):
+    temp = os.path.join(cache, "._____temp", "qwen", "Qwen2___5-7B")
+    os.makedirs(temp)
+    res = _modelscope.run(params(cache, max_size="1K"), check_mode=True)
+    held = [w for w in res["_warnings"] if w.startswith("modelscope_models: ")]
+    assert held == ["modelscope_models: qwen/Qwen2.5-7B in %s held back (in_use): %s" % (
+        cache, res["held_back"][0]["detail"])]
+    assert [w for w in res["_warnings"] if not w.startswith("modelscope_models: ")] == [
+        "ModelScope cache %s stays over its budget (%d > 1024 bytes): what is left is kept, held back or out of "
+        "scope" % (cache, res["caches"][0]["bytes_after"])]
+    assert "failure" not in res and res["diff"]["before"].count("\n") == 4

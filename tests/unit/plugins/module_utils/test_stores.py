@@ -45,3 +45,34 @@ def test_age_size_and_incomplete_age():
         _stores.incomplete_age("soon")
     sel = _modelscope.selection_from({"incomplete_older_than": "never"})
     assert sel.incomplete_older_than is None
+
+
+@pytest.mark.parametrize("locate,option,message", [
+    (_ollama.store_locations, "models_dirs", "models_dirs: 'rel' must be an absolute path to an Ollama models dir, "
+                                             "without '..'"),
+    (_modelscope.cache_locations, "cache_dirs", "cache_dirs: 'rel' must be an absolute path to a ModelScope cache, "
+                                                "without '..'"),
+    (hf_run.cache_dirs_from, "cache_dirs", "cache_dirs: 'rel' must be an absolute path to a hub cache, without '..'"),
+])
+def test_a_bad_given_dir_names_the_option_and_what_it_should_be(locate, option, message):
+    with pytest.raises(ValueError) as err:
+        locate(hf_params(**{option: ["/ok", "rel"]}))
+    assert str(err.value) == message
+
+
+def test_given_dirs_kept_once_each_as_given_by_ollama_and_real_by_modelscope(tmp_path):
+    real = tmp_path / "store"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    (tmp_path / "file").write_text("x")
+    given = [str(tmp_path / "link"), str(real), str(tmp_path / "file"), str(tmp_path / "missing")]
+    assert _ollama.store_locations({"models_dirs": given}) == [(str(tmp_path / "link"), None, "option models_dirs")]
+    assert _modelscope.cache_locations({"cache_dirs": given}) == [(str(real), None, "option cache_dirs")]
+
+
+def test_close_result_fails_the_task_naming_the_first_failed_removal():
+    result = {"held_back": [], "failures": ["/c/a: EPERM", "/c/b: EPERM"]}
+    _stores.close_result(result, "ollama_models", "name", "store", ["s a"], [], ["x", "dir y stays over its budget"])
+    assert result["failure"] == "ollama_models: 2 removal(s) failed, first: /c/a: EPERM"
+    assert result["diff"] == {"before": "s a\n", "after": ""}
+    assert result["_warnings"] == ["dir y stays over its budget"]
