@@ -244,8 +244,11 @@ def _within(path, root):
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, dev=None):
+def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, dev=None, link_targets=None):
     """Scan one repo dir. Returns HFRepo, or (HFRepo, RepoLayout) when detail is true.
+
+    link_targets: a dict shared by the repos of one cache scan, target path -> its lstat (or None): a shared
+    store payload linked by several repo blobs is stat'ed once per scan, not once per link.
 
     Never raises for a broken repo: what huggingface_hub would call a CorruptedCacheException
     lands in repo.problems and the repo is still returned (so it can be reported or removed).
@@ -285,12 +288,19 @@ def scan_repo(repo_path, one_file_system=True, detail=False, cache_root=None, de
             payload = link_payload(cache_root, repo.folder, raw)
             if payload is not None:
                 repo.shared_links[name] = payload
-            try:
-                tst = os.lstat(target) if _within(target, cache_root) else None
-            except OSError:
-                tst = None
-            if tst is not None and tst.st_mode & _IFMT == _IFREG:
-                blob_stats[name] = (tst.st_size, tst.st_mtime, tst.st_atime)
+            if link_targets is not None and target in link_targets:
+                found = link_targets[target]
+            else:
+                try:
+                    tst = os.lstat(target) if _within(target, cache_root) else None
+                except OSError:
+                    tst = None
+                found = (tst.st_size, tst.st_mtime, tst.st_atime) if (
+                    tst is not None and tst.st_mode & _IFMT == _IFREG) else None
+                if link_targets is not None:
+                    link_targets[target] = found
+            if found is not None:
+                blob_stats[name] = found
             else:
                 problems.append("blob link leads nowhere usable: %s/%s" % (dirpath, name))
 
@@ -469,8 +479,9 @@ def scan_cache(cache_dir, one_file_system=True, parallel=True):
         folders.append(entry.path)
 
     def scan(paths):
+        link_targets = {}
         return [scan_repo(path, one_file_system=one_file_system, cache_root=cache.path,
-                          dev=cache.dev if one_file_system else None) for path in paths]
+                          dev=cache.dev if one_file_system else None, link_targets=link_targets) for path in paths]
 
     if parallel and len(folders) >= _PARALLEL_MIN_REPOS and can_fork():
         repos = _scan_in_two(folders, scan)

@@ -14,7 +14,9 @@ Layout (written by huggingface_hub, read here with the same rules):
 The manifest is a hint: an entry counts only while that repo blob is a symlink into the store that
 resolves (lexically) to this payload. A missing or unreadable manifest keeps the payload. Links the scan
 saw are counted as references too, so a payload still linked by a repo is never collected even when its
-manifest forgot the link. A payload is collected under its lock, after re-reading its references; the
+manifest forgot the link. To plan and report, the links the scan read count as checked (one pass over the
+repos' blob links) and only the manifest's other entries are checked on disk; to collect, every one is.
+A payload is collected under its lock, after re-reading its references; the
 manifest of a payload that stays is rewritten to its live references. Bytes count as freed only when the
 payload's last hard link goes.
 """
@@ -54,6 +56,12 @@ def is_payload_name(name):
 
 def link_payload(cache_path, repo_folder, target):
     """The payload ('xx/hash') a repo blob link's target string names, resolved lexically; else None."""
+    if target.startswith("../../blobs/"):
+        # what huggingface_hub writes: resolved from <cache>/<folder>/blobs/ it is <cache>/blobs/<rest>, and
+        # a rest that is a payload name has no '.', '..' or empty component left to resolve
+        name = target[12:]
+        if is_payload_name(name):
+            return name
     base = cache_path.rstrip("/")
     full = os.path.normpath(target if target.startswith("/") else "%s/%s/%s/%s" % (base, repo_folder, "blobs", target))
     store = base + "/" + STORE_DIR + "/"
@@ -160,9 +168,12 @@ class Store(object):
 
     def references(self, name):
         """Live references of a payload: frozenset of repo blobs, or None when its manifest is missing or
-        unreadable (the payload is then kept whatever else says)."""
+        unreadable (the payload is then kept whatever else says). The links the scan read are taken as
+        checked (it read each one and resolved it with the same rule); the manifest's other entries are
+        checked on the file system, each alone."""
         if name not in self._refs:
-            self._refs[name] = live_references(self.cache_path, name, None, self.seen_links.get(name, ()))
+            self._refs[name] = live_references(self.cache_path, name, None, self.seen_links.get(name, ()),
+                                               seen_checked=True)
         return self._refs[name]
 
 
@@ -188,20 +199,32 @@ def _read_manifest(cache_path, name, dir_fd):
         os.close(fd)
 
 
-def live_references(cache_path, name, dir_fd, also=()):
+def live_references(cache_path, name, dir_fd, also=(), seen_checked=False):
     """The repo blobs that are, now, symlinks into the store naming payload `name`: the manifest's entries
     plus `also` (links a scan saw), each checked on the file system. None when the manifest is missing or
-    unreadable, or a candidate cannot be checked (what cannot be checked is never grounds for deletion)."""
+    unreadable, or a candidate cannot be checked (what cannot be checked is never grounds for deletion).
+
+    seen_checked: `also` holds links a scan has just read (readlink) and resolved to `name` by link_payload,
+    the very check made here; they count as live without a second lstat + readlink each, and only the
+    manifest's other entries (stale ones, links the scan did not reach) are checked. Used to plan and to
+    report; collection, under the payload's lock, passes False and checks every candidate again."""
     lines = _read_manifest(cache_path, name, dir_fd)
     if lines is None:
         return None
+    live = set()
     candidates = set()
+    if seen_checked:
+        live.update(also)
+        # a line that is one of those links, written as huggingface_hub writes it, needs no parsing
+        lines = [line for line in lines if line not in live]
     for line in lines:
         entry = manifest_entry(line)
         if entry is not None:
             candidates.add(entry)
-    candidates.update(also)
-    live = set()
+    if seen_checked:
+        candidates.difference_update(live)
+    else:
+        candidates.update(also)
     for entry in candidates:
         folder, _blobs, etag = entry.split("/")
         path = "%s/%s" % (cache_path, entry)
@@ -227,17 +250,19 @@ class Tally(object):
         self.store = store
         self.removed = set()
         self.freed = {}  # payload name -> BlobStat
+        self.groups = {}  # (dev, ino) -> how many freed payloads are that inode (hard links of one another)
 
     def gain(self, links, attr="size"):
         """(bytes, [payload names]) removing links (pairs (payload, '<folder>/blobs/<etag>')) would add.
         attr: 'size' (huggingface_hub's accounting) or 'disk' (allocated bytes, du's)."""
-        removed = self.removed | set(entry for _p, entry in links)
+        removing = set(entry for _p, entry in links)  # (not copied into self.removed: that grows per repo)
+        removed = self.removed
         names = []
         for payload in sorted(set(p for p, _e in links)):
             if payload in self.freed:
                 continue
             refs = self.store.references(payload)
-            if refs is None or not refs <= removed:
+            if refs is None or not all(r in removing or r in removed for r in refs):
                 continue
             if self.store.payload(payload) is None:
                 continue
@@ -245,24 +270,24 @@ class Tally(object):
         return self._bytes(names, attr), names
 
     def _bytes(self, names, attr="size"):
-        groups = {}
-        for name in list(self.freed) + names:
-            p = self.store.payload(name)
-            groups.setdefault(p.key, []).append(p)
-        total = 0
+        new = {}  # (dev, ino) -> the payloads of names that are that inode, in order
         for name in names:
             p = self.store.payload(name)
-            members = groups[p.key]
+            new.setdefault(p.key, []).append(p)
+        total = 0
+        for key, members in new.items():
+            last = members[-1]
             # one payload of a hard-link group carries its bytes: the group's last, once all its links go
-            if len(members) >= p.nlink and members[-1] is p:
-                total += getattr(p, attr)
+            if self.groups.get(key, 0) + len(members) >= last.nlink:
+                total += getattr(last, attr)
         return total
 
     def add(self, links, attr="size"):
         gained, names = self.gain(links, attr)
         self.removed.update(entry for _p, entry in links)
         for name in names:
-            self.freed[name] = self.store.payload(name)
+            p = self.freed[name] = self.store.payload(name)
+            self.groups[p.key] = self.groups.get(p.key, 0) + 1
         return gained, names
 
     def orphans(self):

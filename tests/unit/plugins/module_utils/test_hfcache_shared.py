@@ -341,3 +341,67 @@ def test_manifest_entries_outside_the_cache_are_no_references(tmp_path):
         f.write("/etc/passwd\n../models--org--a/blobs/x\nmodels--org--a/blobs/../../x\nnot-a-repo/blobs/y\n")
     refs = hf_shared.live_references(root, name, None)
     assert refs == frozenset("models--org--a/blobs/" + n for n in os.listdir(os.path.join(a.path, "blobs")))
+
+
+def test_references_from_the_scan_equal_references_checked_on_disk(tmp_path):
+    """Store.references takes the links the scan read as checked; the manifest's other entries are still
+    checked on the file system. On a cache with stale, redirected, forgotten and unscanned entries it must
+    give what checking every candidate on disk gives."""
+    root = str(tmp_path / "hub")
+    made = build(root, seed=21, repos=4, payloads=3, fraction=1.0)
+    cache = hf_scan.scan_cache(root)
+    names = sorted(hf_shared.Store(cache.path, cache.repos).payloads())
+    assert len(names) >= 2
+    first, second = names[0], names[1]
+    # a repo blob redirected to another payload: its old manifest still lists it
+    victim = sorted(e for e in hf_shared.live_references(root, first, None) if e.startswith(made[0].folder))[0]
+    link = os.path.join(root, victim)
+    os.unlink(link)
+    os.symlink("../../blobs/" + second, link)
+    # a repo deleted by hand: the manifests keep naming its blobs
+    shutil.rmtree(made[1].path)
+    # a link the manifest forgot
+    with open(os.path.join(root, "blobs", second + ".refs")) as f:
+        lines = f.read().splitlines()
+    forgotten = lines[-1]
+    with open(os.path.join(root, "blobs", second + ".refs"), "w") as f:
+        f.write("".join(line + "\n" for line in lines[:-1]))
+    cache = hf_scan.scan_cache(root)
+    for repos in (cache.repos, cache.repos[:1]):  # all repos scanned, and only some (the rest checked on disk)
+        store = hf_shared.Store(cache.path, repos)
+        for name in names:
+            on_disk = hf_shared.live_references(root, name, None, store.seen_links.get(name, ()))
+            assert store.references(name) == on_disk, name
+    store = hf_shared.Store(cache.path, cache.repos)
+    assert victim not in store.references(first) and victim in store.references(second)
+    assert forgotten in store.references(second)
+    assert not any(e.startswith(made[1].folder + "/") for n in names for e in store.references(n))
+    # and without the scan's links: the manifest alone, every entry checked
+    assert forgotten not in hf_shared.live_references(root, second, None)
+
+
+def test_hard_links_between_payloads_count_once_at_the_last(tmp_path):
+    """Two store payloads that are one inode (hard links of each other): removing the repo of one frees
+    nothing, removing both frees the inode's bytes once (the file system's own accounting)."""
+    root = str(tmp_path / "hub")
+    a = hfgen.add_repo(root, "org/a", revisions=1, files_per_revision=1)
+    b = hfgen.add_repo(root, "org/b", revisions=1, files_per_revision=1)
+    xa = only(hfshared.share(root, [a], payloads=1, fraction=1.0, seed=1))
+    xb = only(hfshared.share(root, [b], payloads=1, fraction=1.0, seed=2))
+    assert xa != xb
+    pa, pb = (os.path.join(root, "blobs", x[:2], x) for x in (xa, xb))
+    os.unlink(pb)
+    os.link(pa, pb)
+    size = os.path.getsize(pa)
+    cache = hf_scan.scan_cache(root)
+    store = hf_shared.Store(cache.path, cache.repos)
+    links = dict((r.folder, [(p, "%s/blobs/%s" % (r.folder, e)) for e, p in r.shared_links.items()])
+                 for r in cache.repos)
+    tally = hf_shared.Tally(store)
+    assert tally.gain(links[os.path.basename(a.path)])[0] == 0
+    assert tally.add(links[os.path.basename(a.path)]) == (0, [xa[:2] + "/" + xa])
+    assert tally.add(links[os.path.basename(b.path)]) == (size, [xb[:2] + "/" + xb])
+    before = regular_bytes(root)
+    done = plan(root, hf_plan.RepoSelection(patterns=["org/*"], revisions="all"))
+    after = regular_bytes(root)
+    assert sum(rp.freed_bytes for rp in done.repos) == sum(s for k, s in before.items() if k not in after)
