@@ -10,6 +10,7 @@ sharing 80% of their blobs). Measured, each in a fresh process so peak memory (r
 """
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -20,10 +21,9 @@ TOP = os.path.dirname(HERE)
 COLLECTIONS = os.path.join(TOP, ".build", "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
-
 sys.path.insert(0, HERE)
 from _ansible import PING, playbook  # noqa: E402
+import _hfbuild  # noqa: E402
 
 REPOS = int(os.environ.get("BENCH_DISCOVER_REPOS", "420"))
 FILES = int(os.environ.get("BENCH_DISCOVER_FILES", "120"))
@@ -77,26 +77,20 @@ def du_seconds(path):
     return time.perf_counter() - start
 
 
-def make(workdir, name, repos, share=False):
-    """The generated cache; with share, a quarter of its blobs moved into huggingface_hub 2.x's shared store by
-    huggingface_hub's own functions, payloads shared between repos (about 8 repo blobs per payload)."""
-    cache = os.path.join(workdir, name)
-    made = hfgen.make_cache(cache, repos=repos, revisions_per_repo=2, files_per_revision=FILES, shared_fraction=0.8,
-                            seed=2026, max_file_size=512)
-    if share:
-        from ansible_collections.residue.purge.tests.unit.support import hfshared
-        hfshared.share(cache, made, payloads=max(1, repos * FILES // 16), fraction=0.25, seed=2026)
-    return cache, hfgen.count_entries(cache)
-
-
 def run(workdir):
     home = os.path.join(workdir, "home")
     os.makedirs(home)
-    cache, entries = make(workdir, "hub", REPOS)
-    small, small_entries = make(workdir, "hub-quarter", max(1, REPOS // 4))
-    subprocess.run(["du", "-sB1", cache], capture_output=True, check=True)  # warm the page cache for everyone
+    plain = _hfbuild.build(os.path.join(workdir, "hub"), REPOS, FILES)
+    cache, entries = plain["path"], plain["entries"]
+    quarter = _hfbuild.build(os.path.join(workdir, "hub-quarter"), max(1, REPOS // 4), FILES)
+    small, small_entries = quarter["path"], quarter["entries"]
+    # the same cache, copied, with a quarter of its blobs moved into the shared store by huggingface_hub
+    store = _hfbuild.build(os.path.join(workdir, "hub-shared"), REPOS, FILES, share=True, copy_of=plain)
+    shared, shared_entries = store["path"], store["entries"]
+    for path in (cache, small, shared):
+        subprocess.run(["du", "-sB1", path], capture_output=True, check=True)  # page cache warm for everyone
+    load = os.getloadavg()[0]
 
-    shared, shared_entries = make(workdir, "hub-shared", REPOS, share=True)
     ours_shared = best_of(3, lambda: py(SCAN, home=home, cache=shared))
     hf_shared = best_of(2, lambda: py(HF, cache=shared))
     du_shared = min(du_seconds(shared) for dummy in range(3))
@@ -109,6 +103,7 @@ def run(workdir):
     du = min(du_seconds(cache) for dummy in range(3))
     assert not ours["problems"], ours["problems"][:3]
     assert ours["repos"] == hf["repos"] and len(ours["repos"]) == REPOS, "per-repo blob_bytes differ from huggingface_hub"
+    load = max(load, os.getloadavg()[0])
 
     discover_task = {"residue.purge.discover": {
         "targets": ["huggingface"], "homes": [home], "scan_processes": False, "extra_hf_caches": [cache]}}
@@ -149,8 +144,12 @@ def run(workdir):
         "| the two tasks above without that fixed cost | %.2f vs %.2f | discover is %.1fx faster | |" % (
             e2e_ours - e2e_ping, e2e_find - e2e_ping, (e2e_find - e2e_ping) / (e2e_ours - e2e_ping)),
         "",
-        "Shared-store cache: the same cache with a quarter of the blobs moved into huggingface_hub 2.x's shared "
-        "store by huggingface_hub's own functions, payloads shared between repos.",
+        "Shared-store cache: a copy of the same cache with a quarter of the blobs moved into huggingface_hub "
+        "2.x's shared store by huggingface_hub's own functions, %d payloads shared between repos (%s). "
+        "Machine: %s, %d cores; load average (1 min) before the timings or after them, the higher: %.1f "
+        "(the two cores are shared with other jobs: the ratios, each against its peer measured in this run, "
+        "are the figures to compare)." % (
+            len(store["moved"]), _hfbuild.how_built(store), platform.platform(), os.cpu_count(), load),
         "Per-repo `blob_bytes` equal huggingface_hub's `size_on_disk` for all %d repos, in both caches (checked "
         "before timing is reported). Memory above the interpreter baseline: %.1f MB at %d entries, %.1f MB at %d entries."
         % (len(ours["repos"]), (ours["maxrss_kb"] - baseline["maxrss_kb"]) / mb, entries,

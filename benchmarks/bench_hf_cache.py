@@ -19,6 +19,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), ".build", "collections"))
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run  # noqa: E402
 from ansible_collections.residue.purge.tests.unit.support import hfgen, hfshared  # noqa: E402
 
+sys.path.insert(0, HERE)
+import _hfbuild  # noqa: E402
+
 REPOS = int(os.environ.get("BENCH_HF_REPOS", "420"))
 FILES = int(os.environ.get("BENCH_HF_FILES", "120"))
 ROUNDS = 2
@@ -81,28 +84,30 @@ def measure(workdir, source, victim):
 def run(workdir):
     import huggingface_hub
 
-    source = os.path.join(workdir, "source")
-    made = hfgen.make_cache(source, repos=REPOS, revisions_per_repo=2, files_per_revision=FILES,
-                            shared_fraction=0.8, seed=2026, max_file_size=512)
-    entries = hfgen.count_entries(source)
+    plain = _hfbuild.build(os.path.join(workdir, "source"), REPOS, FILES)
+    source, entries = plain["path"], plain["entries"]
+    made = [hfgen.GenRepo(r[0], r[1], os.path.join(source, r[2])) for r in plain["repos"]]
     victim = made[len(made) // 2]
+    load = os.getloadavg()[0]
     ow, oc, hw, hc, _freed, _p = measure(workdir, source, victim)
-    # the same cache with a quarter of the blobs moved into huggingface_hub 2.x's shared store by its own code,
-    # payloads shared between repos (one payload per 8 moved blobs on average)
-    shared = os.path.join(workdir, "source-shared")
-    subprocess.run(["cp", "-a", source, shared], check=True)
-    moved = hfshared.share(shared, [hfgen.GenRepo(r.repo_id, r.repo_type, os.path.join(shared, r.folder))
-                                    for r in made], payloads=REPOS * FILES // 16, fraction=0.25, seed=2026)
-    shared_entries = hfgen.count_entries(shared)
+    # the same cache, copied, with a quarter of the blobs moved into huggingface_hub 2.x's shared store by its
+    # own code, payloads shared between repos (one payload per 16 repo blobs of the cache); built once, and
+    # each round measures two cp -a copies of it
+    store = _hfbuild.build(os.path.join(workdir, "source-shared"), REPOS, FILES, share=True, copy_of=plain)
+    shutil.rmtree(source)
+    shared, shared_entries = store["path"], store["entries"]
     sw, sc, shw, shc, sfreed, spayloads = measure(workdir, shared, victim)
     shutil.rmtree(shared)
+    load = max(load, os.getloadavg()[0])
 
     return "\n".join([
         "## hf_cache: deleting one repo from a large hub cache",
         "",
         "Cache: %d repos x 2 revisions x %d files (80%% of blobs shared between revisions), %d entries; one "
-        "repo (%s, %d blobs) removed whole. Machine: %s. Load average when measured: %.1f." % (
-            REPOS, FILES, entries, victim.repo_id, FILES + int(FILES * 0.2), machine(), os.getloadavg()[0]),
+        "repo (%s, %d blobs) removed whole. Machine: %s. Load average (1 min) before the timings or after them, "
+        "the higher: %.1f (the two cores are shared with other jobs: the ratios, each against its peer measured "
+        "in this run, are the figures to compare)." % (
+            REPOS, FILES, entries, victim.repo_id, FILES + int(FILES * 0.2), machine(), load),
         "Checked each round: both trees list the same files afterwards (the repo's .locks folder aside, which "
         "hf_cache also removes) and freed bytes equal huggingface_hub %s's expected_freed_size." % (
             huggingface_hub.__version__),
@@ -116,9 +121,10 @@ def run(workdir):
         "",
         "Shared-store cache (huggingface_hub 2.x): the same cache with 25%% of the blobs moved into "
         "`<cache>/blobs/<xx>/<xet hash>` by huggingface_hub's own publish/link functions, %d payloads referenced "
-        "by %d repo blobs across repos, %d entries; the same repo removed, which frees %d bytes including %d "
-        "payloads no other repo references. Checked each round as above, manifests' contents included." % (
-            len(moved), sum(len(v) for v in moved.values()), shared_entries, sfreed, spayloads),
+        "by %d repo blobs across repos, %d entries (%s); the same repo removed, which frees %d bytes including "
+        "%d payloads no other repo references. Checked each round as above, manifests' contents included." % (
+            len(store["moved"]), sum(store["moved"].values()), shared_entries, _hfbuild.how_built(store), sfreed,
+            spayloads),
         "",
         "| tool | wall (best of %d) | CPU user+sys (best of %d) | ratio (CPU; wall) |" % (ROUNDS, ROUNDS),
         "|---|---|---|---|",

@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-debs="openssh-server socat iproute2 lsof rsync e2fsprogs procps cron python3-venv python3-pip debootstrap systemd-container python3-psutil shellcheck mono-mcs mono-runtime libmono-system-io-compression4.0-cil"
+debs="openssh-server eatmydata socat iproute2 lsof rsync e2fsprogs procps cron python3-venv python3-pip debootstrap systemd-container python3-psutil shellcheck mono-mcs mono-runtime libmono-system-io-compression4.0-cil"
 missing=()
 for p in $debs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
