@@ -93,7 +93,7 @@ class Model(object):
         return False
 
 
-class Store(object):
+class OllamaStore(object):
     __slots__ = ("path", "user", "source", "models", "blobs", "partials", "problems", "unreadable", "dev")
 
     def __init__(self, path, user=None, source=None):
@@ -212,7 +212,7 @@ def _manifests(store_fd, store_path, problems, unreadable):
 
 def scan_store(path, user=None, source=None):
     """Read one Ollama models dir: its models (with sizes and exclusive sizes), layers and partial downloads."""
-    store = Store(path, user, source)
+    store = OllamaStore(path, user, source)
     try:
         store_fd = os.open(path, _O_DIR & ~_NOFOLLOW)  # the store itself may be a link (OLLAMA_MODELS=/data/...)
     except OSError as e:
@@ -289,7 +289,7 @@ class OllamaSelection(_stores.ModelSelection):
         self.orphans_older_than = orphans_older_than  # None: no sweep
 
 
-class Plan(object):
+class OllamaPlan(object):
     __slots__ = ("store", "removed", "blobs", "freed", "sweep", "held_back", "bytes_before", "bytes_after",
                  "max_size", "reasons")
 
@@ -308,7 +308,7 @@ class Plan(object):
 
 def plan_store(store, selection, held_of):
     """What to remove from one store. held_of(blob names) -> None or (reason, detail)."""
-    plan = Plan(store)
+    plan = OllamaPlan(store)
     plan.max_size = selection.max_size
     layers_may_go = not store.unreadable
     if store.unreadable:
