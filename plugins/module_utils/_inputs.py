@@ -7,7 +7,8 @@ check() is pure (no host, no filesystem): types, profile names, profiles, durati
 once on the controller before any host is touched (action plugin check_vars). check_host() adds what only the host
 can tell: the homes exist, and the backup directory is a place where root may write archives of users' files
 (backup_dir(), which the remove module applies to its own option too). Every error is an InputError whose text
-starts with the variable's name and fits on a line.
+starts with the variable's name and fits on a line. run() is the check_vars module's topic (check_host() and
+a probe of the host: psutil, free space where the backup goes).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,8 +18,10 @@ __metaclass__ = type
 import os
 import re
 import stat
+import sys
 
 from ansible_collections.residue.purge.plugins.module_utils import _paths, _profiles
+from ansible_collections.residue.purge.plugins.module_utils._mounts import free_bytes
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 # Every variable a playbook reads from its user (-e, inventory, AWX survey). tests/integration/test_variables.py
@@ -244,3 +247,29 @@ def check_host(values, require_targets=False, environ=None):
         out["backup_dir"] = backup_dir(out["backup_dir"], "residue_backup_dir", _profiles.protected_paths(users),
                                        sorted(set(r.path for r in found)))
     return out
+
+
+def probe(values):
+    """psutil importable for this Python, and the free space where the backup goes."""
+    try:
+        import psutil  # noqa: F401  pylint: disable=unused-import
+        have = True
+    except ImportError:
+        have = False
+    result = {"psutil": have, "python": sys.executable, "backup_free": None, "backup_probe": None}
+    if values.get("backup_dir"):
+        where = values["backup_dir"]
+        while not os.path.isdir(where):
+            where = os.path.dirname(where)
+        result.update(backup_free=free_bytes(where), backup_probe=where)
+    return result
+
+
+def run(params, check_mode=False):
+    """The check_vars module's topic: check_host() on the module's variables, and the probe. Nothing changes, so
+    check_mode changes nothing either."""
+    values = check_host(params.get("variables") or {}, params.get("require_targets"))
+    values.pop("profiles", None)  # what the modules load again; the normalised profiles would only be noise
+    result = dict(changed=False, values=values)
+    result.update(probe(values))
+    return result

@@ -50,13 +50,13 @@ def finish(module, result):
     module.exit_json(**result)
 
 
-def run_topic(module, run, commands=False):
+def run_topic(module, run, commands=False, errors=ValueError):
     """A thin module's main() after its AnsibleModule: result = run(params, check_mode), with the host's Commands
-    as third argument when commands; a ValueError (bad input: ProfileError, WalkError and the topics' own errors
-    are ValueErrors) fails the task with its message; then finish()."""
+    as third argument when commands; errors (by default ValueError: bad input, ProfileError, WalkError and the
+    topics' own errors are ValueErrors) fail the task with their message; then finish()."""
     args = (module.params, module.check_mode) + ((Commands(module),) if commands else ())
     try:
         result = run(*args)
-    except ValueError as exc:
+    except errors as exc:
         module.fail_json(msg=str(exc))
     finish(module, result)

@@ -95,29 +95,10 @@ backup_probe:
   type: str
 """
 
-import os
-import sys
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _inputs
-from ansible_collections.residue.purge.plugins.module_utils._mounts import free_bytes
-
-
-def probe(values):
-    """psutil importable for this Python, and the free space where the backup goes."""
-    try:
-        import psutil  # noqa: F401  pylint: disable=unused-import
-        have = True
-    except ImportError:
-        have = False
-    result = {"psutil": have, "python": sys.executable, "backup_free": None, "backup_probe": None}
-    if values.get("backup_dir"):
-        where = values["backup_dir"]
-        while not os.path.isdir(where):
-            where = os.path.dirname(where)
-        result.update(backup_free=free_bytes(where), backup_probe=where)
-    return result
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 
 
 def main():
@@ -125,14 +106,7 @@ def main():
                                               on_host=dict(type="bool", default=True),
                                               variables=dict(type="dict")),
                            supports_check_mode=True)
-    try:
-        values = _inputs.check_host(module.params["variables"] or {}, module.params["require_targets"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    values.pop("profiles", None)  # what the modules load again; the normalised profiles would only be noise
-    result = dict(changed=False, values=values)
-    result.update(probe(values))
-    module.exit_json(**result)
+    run_topic(module, _inputs.run)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ latest:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.residue.purge.plugins.module_utils import _report_files
-from ansible_collections.residue.purge.plugins.module_utils._module import finish
+from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
 
 
 def main():
@@ -112,11 +112,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = _report_files.run(module.params, module.check_mode)
-    except (ValueError, OSError) as e:
-        module.fail_json(msg=str(e))
-    finish(module, result)
+    run_topic(module, _report_files.run, errors=(ValueError, OSError))
 
 
 if __name__ == "__main__":

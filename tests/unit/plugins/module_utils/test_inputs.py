@@ -170,6 +170,25 @@ def test_check_host_refuses_a_backup_dir_inside_a_targets_residue(tmp_path):
     assert _inputs.check_host(values)["backup_dir"] == str(tmp_path / "bk")
 
 
+def test_run_is_check_host_and_the_probe_of_the_free_space_where_the_backup_goes(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    params = {"require_targets": False,
+              "variables": {"residue_homes": [str(home)], "residue_backup_dir": str(tmp_path / "not" / "yet")}}
+    result = _inputs.run(params, check_mode=True)
+    assert result["changed"] is False and "profiles" not in result["values"]
+    assert result["values"]["backup_dir"] == str(tmp_path / "not" / "yet")
+    # the nearest directory that exists is probed: the one the backup dir will be made in
+    assert result["backup_probe"] == str(tmp_path)
+    st = os.statvfs(str(tmp_path))
+    assert abs(result["backup_free"] - st.f_bavail * st.f_frsize) < 64 * 1024 * 1024
+    assert result["python"] and isinstance(result["psutil"], bool)
+    assert not (tmp_path / "not").exists()  # nothing is made
+    params["variables"]["residue_homes"] = [str(tmp_path / "nohome")]
+    with pytest.raises(_inputs.InputError, match="^residue_homes: "):
+        _inputs.run(params)
+
+
 def test_windows_paths_pass_the_controller_for_windows_hosts_but_not_a_posix_host(tmp_path):
     out = _inputs.check({"residue_backup_dir": "C:\\Backups\\residue", "residue_homes": ["C:\\Users\\alice"]})
     assert out["backup_dir"] == "C:\\Backups\\residue" and out["homes"] == ["C:\\Users\\alice"]
