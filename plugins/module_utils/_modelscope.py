@@ -20,9 +20,8 @@ __metaclass__ = type
 
 import fnmatch
 import os
-import stat
 
-from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores, _walk
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _stores, _walk
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
 
 TEMP_DIR = "._____temp"
@@ -177,57 +176,18 @@ def plan_cache(models, selection, held_of):
     return chosen, held_back, total
 
 
+def _found_at(resolved):
+    """(path, source) of a resolved profile path: modelscope's own default is <cache>/hub, the models are there
+    when it exists."""
+    hub = os.path.join(resolved.path, "hub")
+    return (hub if os.path.isdir(hub) and not os.path.islink(hub) else resolved.path), resolved.source
+
+
 def cache_locations(params, problems=None, actors=None):
-    """[(path, user, source)] of the ModelScope caches (path: where it really is). actors: a dict filled with
-    {path: user} whose rights each cache's sizing and removals run with (docs/trust.md): the user whose home
-    holds it (as found, or where it really is), else the user whose environment named it, else root."""
-    found = []
-    root = _privileges.root_user()
-    for path in params.get("cache_dirs") or []:
-        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
-            raise ValueError("cache_dirs: %r must be an absolute path to a ModelScope cache, without '..'" % path)
-        found.append((os.path.normpath(path), None, "option cache_dirs", root))
-    discover = params.get("discover")
-    if discover is None:
-        discover = not found
-    users = None
-    if discover or actors is not None:
-        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
-    if discover:
-        profile = _profiles.load_profiles(params.get("profiles"))["modelscope"]
-        # environment values vetted per user, refused ones and paths they would make protected reported
-        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
-                                               problems=problems)
-        by_name = {}
-        for context in contexts:
-            by_name.setdefault(context.user.name, context.user)
-        for r in _profiles.resolve_all({"modelscope": profile}, users, contexts, problems):
-            # modelscope's own default is <cache>/hub: the models are there when it exists
-            hub = os.path.join(r.path, "hub")
-            owner = by_name.get(r.user)
-            claim = root if r.template.startswith("/") or owner is None else owner
-            found.append((hub if os.path.isdir(hub) and not os.path.islink(hub) else r.path, r.user, r.source, claim))
-    out, seen, claims, names = [], set(), {}, {}
-    for path, user, source, claim in found:
-        try:
-            if not stat.S_ISDIR(os.stat(path).st_mode):
-                continue
-        except OSError:
-            continue
-        real = os.path.realpath(path)
-        claims.setdefault(real, {})[claim.uid] = claim
-        for name in (path, real):
-            if name not in names.setdefault(real, []):
-                names[real].append(name)
-        if real in seen:
-            continue
-        seen.add(real)
-        out.append((real, user, source))
-    if actors is not None:
-        homes = _privileges.HomeIndex(users)
-        for real, _user, _source in out:
-            actors[real] = _privileges.actor_of_any(names[real], claims[real], homes)
-    return out
+    """[(path, user, source)] of the ModelScope caches, each where it really is, and actors filled as
+    _stores.locations says."""
+    return _stores.locations(params, "cache_dirs", "a ModelScope cache", "modelscope", _found_at, problems, actors,
+                             real=True)
 
 
 def selection_from(params, now=None):

@@ -27,7 +27,7 @@ import json
 import os
 import re
 
-from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles, _stores
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
 from ansible_collections.residue.purge.plugins.module_utils._paths import open_below, read_all
@@ -526,56 +526,18 @@ def execute_as(plan, held_of, actor):
 
 # ------------------------------------------------------------------------------------------ one run
 
+def _found_at(resolved):
+    """(path, source) of a resolved profile path: the source says whether OLLAMA_MODELS named it."""
+    if "{env:" not in resolved.template:
+        return resolved.path, "default"
+    return resolved.path, "%s (OLLAMA_MODELS)" % resolved.source
+
+
 def store_locations(params, problems=None, actors=None):
     """[(path, user, source)] of the Ollama models dirs: given ones, else every user's ~/.ollama/models, the
-    service's, and OLLAMA_MODELS from each user's environment (running processes included, a process's value
-    only for its own user's paths, as the profiles resolve it).
-    actors: a dict filled with {path: user} whose rights each store's removals (and reads) run with
-    (docs/trust.md): the user whose home holds the store (as found, or where it really is), else the user whose
-    environment named it, else root (a given dir outside every home, the service's store)."""
-    found = []
-    root = _privileges.root_user()
-    for path in params.get("models_dirs") or []:
-        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
-            raise ValueError("models_dirs: %r must be an absolute path to an Ollama models dir, without '..'" % path)
-        found.append((os.path.normpath(path), None, "option models_dirs", root))
-    discover = params.get("discover")
-    if discover is None:
-        discover = not found
-    users = None
-    if discover or actors is not None:
-        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
-    if discover:
-        profile = _profiles.load_profiles(params.get("profiles"))["ollama"]
-        # environment values vetted per user, refused ones and paths they would make protected reported
-        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
-                                               problems=problems)
-        by_name = {}
-        for context in contexts:
-            by_name.setdefault(context.user.name, context.user)
-        for r in _profiles.resolve_all({"ollama": profile}, users, contexts, problems):
-            source = "default" if "{env:" not in r.template else "%s (OLLAMA_MODELS)" % r.source
-            owner = by_name.get(r.user)
-            claim = root if r.template.startswith("/") or owner is None else owner  # the service's: root's
-            found.append((r.path, r.user, source, claim))
-    out, seen, claims, names = [], {}, {}, {}
-    for path, user, source, claim in found:
-        if not os.path.isdir(path):
-            continue
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen[real] = path
-            out.append((path, user, source))
-        kept = seen[real]
-        claims.setdefault(kept, {})[claim.uid] = claim
-        for name in (kept, path, real):
-            if name not in names.setdefault(kept, []):
-                names[kept].append(name)
-    if actors is not None:
-        homes = _privileges.HomeIndex(users)
-        for path, _user, _source in out:
-            actors[path] = _privileges.actor_of_any(names[path], claims[path], homes)
-    return out
+    service's, and OLLAMA_MODELS from each user's environment; each by the first name it was found by, and
+    actors filled as _stores.locations says (the service's store: root's)."""
+    return _stores.locations(params, "models_dirs", "an Ollama models dir", "ollama", _found_at, problems, actors)
 
 
 def selection_from(params, now=None):

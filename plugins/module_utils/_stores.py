@@ -3,14 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The options the model-store modules share: their argument spec (ollama_models, modelscope_models,
 model_budget), and the reading of the name globs, older_than, max_size and incomplete_older_than (hf_cache,
-ollama_models, modelscope_models), each raising ValueError naming the option."""
+ollama_models, modelscope_models), each raising ValueError naming the option; the given store dirs
+(given_dirs), where the stores are and whose rights each is handled with (locations), and the end of a store
+module's result (close_result)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import time
 
+from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration, parse_size
 
 # The options ollama_models, modelscope_models and model_budget share, merged into each one's argument spec:
@@ -86,3 +90,64 @@ def close_result(result, module, name_key, place_key, before_lines, after_lines,
         result["failure"] = "%s: %d removal(s) failed, first: %s" % (
             module, len(result["failures"]), result["failures"][0])
     return result
+
+
+def given_dirs(paths, option, what):
+    """The store dirs given in option, normalised; ValueError naming the option for one that is relative, has a
+    '..' or is '/' (what: the kind of dir, 'an Ollama models dir')."""
+    dirs = []
+    for path in paths or []:
+        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
+            raise ValueError("%s: %r must be an absolute path to %s, without '..'" % (option, path, what))
+        dirs.append(os.path.normpath(path))
+    return dirs
+
+
+def locations(params, option, what, profile, found_at, problems=None, actors=None, real=False):
+    """[(path, user, source)] of a kind of store (ollama_models' models dirs, modelscope_models' caches): the
+    dirs given in params[option] (given_dirs), and when params' discover (by default: when none is given) the
+    paths of the collection profile named profile in every user's home and environment (running processes
+    included, a process's value only for its own user's paths, as the profiles resolve them; refused values
+    reported in problems). found_at(resolved) -> (path, source) of a resolved profile path. Each store once
+    (existing directories only): by where it really is when real, else by the first name it was found by.
+    actors: a dict filled with {path: user} whose rights each store is read and emptied with (docs/trust.md):
+    the user whose home holds it (as found, or where it really is), else the user whose environment named it,
+    else root (a given dir outside every home, a system path of the profile)."""
+    root = _privileges.root_user()
+    found = [(path, None, "option " + option, root) for path in given_dirs(params.get(option), option, what)]
+    discover = params.get("discover")
+    if discover is None:
+        discover = not found
+    users = None
+    if discover or actors is not None:
+        users = _profiles.list_users(params.get("homes") or None, params.get("users", "all"))
+    if discover:
+        profiles = {profile: _profiles.load_profiles(params.get("profiles"))[profile]}
+        contexts = _profiles.user_environments(users, scan_processes=params.get("scan_processes", True),
+                                               problems=problems)
+        by_name = {}
+        for context in contexts:
+            by_name.setdefault(context.user.name, context.user)
+        for r in _profiles.resolve_all(profiles, users, contexts, problems):
+            owner = by_name.get(r.user)
+            claim = root if r.template.startswith("/") or owner is None else owner  # a system path: root's
+            path, source = found_at(r)
+            found.append((path, r.user, source, claim))
+    out, kept, claims, names = [], {}, {}, {}
+    for path, user, source, claim in found:
+        if not os.path.isdir(path):
+            continue
+        where = os.path.realpath(path)
+        if where not in kept:
+            kept[where] = where if real else path
+            out.append((kept[where], user, source))
+        key = kept[where]
+        claims.setdefault(key, {})[claim.uid] = claim
+        for name in (path, where):
+            if name not in names.setdefault(key, []):
+                names[key].append(name)
+    if actors is not None:
+        homes = _privileges.HomeIndex(users)
+        for key, _user, _source in out:
+            actors[key] = _privileges.actor_of_any(names[key], claims[key], homes)
+    return out
