@@ -237,11 +237,7 @@ def cache_actors(params, dirs, claims=None):
 def _cache_dirs(params, problems=None):
     """(dirs, {dir: {uid: user}} of the environments that named each discovered dir)."""
     claims = {}
-    dirs = []
-    for path in params["cache_dirs"]:
-        if not os.path.isabs(path) or ".." in path.split("/") or not os.path.normpath(path).strip("/"):
-            raise ValueError("cache_dirs: %r must be an absolute path to a hub cache, without '..'" % path)
-        dirs.append(os.path.normpath(path))
+    dirs = _stores.given_dirs(params["cache_dirs"], "cache_dirs", "a hub cache")
     discover = params["discover"]
     if discover is None:
         discover = not dirs
