@@ -7,6 +7,8 @@
 # d.  Each stage's time is its own (start to end of its make), the total is the wall time of the whole run.  In
 # lanes a stage's output goes to .build/stages/STAGE.log and is printed whole when the stage ends (so the log
 # reads stage by stage); a failed stage ends its lane, the other lanes start no further stage, and the run fails.
+# Stages before `--` run first, one after another, before any lane starts (`tools/stages.sh bootstrap -- a // b`:
+# what every lane needs, timed in the table as lane "pre"); when one fails, no lane starts.
 set -uo pipefail
 make_cmd=${MAKE:-make}
 overall=$(date +%s)
@@ -16,9 +18,11 @@ duration() {  # seconds -> "1m 05s" / "42s"
   if [ "$s" -ge 60 ]; then printf '%dm %02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
 }
 
-lanes=() lane=""
+first="" lanes=() lane=""
 for arg in "$@"; do
-  if [ "$arg" = // ]; then lanes+=("$lane"); lane=""; else lane+="${lane:+ }$arg"; fi
+  if [ "$arg" = -- ] && [ ${#lanes[@]} -eq 0 ] && [ -z "$first" ]; then first=$lane; lane=""
+  elif [ "$arg" = // ]; then lanes+=("$lane"); lane=""
+  else lane+="${lane:+ }$arg"; fi
 done
 lanes+=("$lane")
 
@@ -26,13 +30,13 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/stages.XXXXXX")
 trap 'rm -rf "$state"' EXIT
 logs=.build/stages
 
-run_lane() {  # LANE-NUMBER STAGE...: each stage's "stage lane seconds rc" line goes to $state/results
+run_lane() {  # LANE STAGE...: each stage's "stage lane seconds rc" line goes to $state/results
   local n=$1 stage start rc log
   shift
   for stage in "$@"; do
     [ -e "$state/failed" ] && return
     start=$(date +%s)
-    if [ ${#lanes[@]} -eq 1 ]; then
+    if [ ${#lanes[@]} -eq 1 ] || [ "$n" = pre ]; then  # alone: its output as it comes
       echo "=== make $stage"
       "$make_cmd" --no-print-directory "$stage"
       rc=$?
@@ -51,8 +55,10 @@ run_lane() {  # LANE-NUMBER STAGE...: each stage's "stage lane seconds rc" line 
   done
 }
 
+# shellcheck disable=SC2086  # a lane is a list of stage names
+[ -z "$first" ] || run_lane pre $first
 if [ ${#lanes[@]} -eq 1 ]; then
-  # shellcheck disable=SC2086  # a lane is a list of stage names
+  # shellcheck disable=SC2086
   run_lane 1 ${lanes[0]}
 else
   mkdir -p "$logs"
@@ -73,22 +79,26 @@ else
   printf '  %-22s %4s %9s  %s\n' stage lane time result
 fi
 failed=()
+rows=()  # "lane stage" in the order of the command line
+for stage in $first; do rows+=("pre $stage"); done
 for i in "${!lanes[@]}"; do
-  for stage in ${lanes[$i]}; do
-    line=$(grep -m1 "^$stage " "$state/results" 2>/dev/null)
-    if [ -n "$line" ]; then
-      read -r _ n secs rc <<<"$line"
-      t=$(duration "$secs")
-      if [ "$rc" -eq 0 ]; then result=ok; else result="FAILED (exit $rc)"; failed+=("$stage"); fi
-    else
-      n=$((i + 1)) t=- result="not run"
-    fi
-    if [ ${#lanes[@]} -eq 1 ]; then
-      printf '  %-22s %9s  %s\n' "$stage" "$t" "$result"
-    else
-      printf '  %-22s %4s %9s  %s\n' "$stage" "$n" "$t" "$result"
-    fi
-  done
+  for stage in ${lanes[$i]}; do rows+=("$((i + 1)) $stage"); done
+done
+for r in "${rows[@]}"; do
+  read -r lane stage <<<"$r"
+  line=$(grep -m1 "^$stage " "$state/results" 2>/dev/null)
+  if [ -n "$line" ]; then
+    read -r _ n secs rc <<<"$line"
+    t=$(duration "$secs")
+    if [ "$rc" -eq 0 ]; then result=ok; else result="FAILED (exit $rc)"; failed+=("$stage"); fi
+  else
+    n=$lane t=- result="not run"
+  fi
+  if [ ${#lanes[@]} -eq 1 ]; then
+    printf '  %-22s %9s  %s\n' "$stage" "$t" "$result"
+  else
+    printf '  %-22s %4s %9s  %s\n' "$stage" "$n" "$t" "$result"
+  fi
 done
 if [ ${#lanes[@]} -eq 1 ]; then
   printf '  %-22s %9s\n' total "$(duration $(( $(date +%s) - overall )))"

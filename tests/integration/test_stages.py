@@ -79,3 +79,30 @@ def test_a_failure_in_one_lane_stops_the_others_and_fails_the_run(tmp_path):
     assert row(proc.stdout, "c_2")[2] == "ok"
     assert row(proc.stdout, "x_0")[1:] == ["-", "not run"] and row(proc.stdout, "d_0")[1:] == ["-", "not run"]
     assert "stage(s) fail_1 failed" in proc.stdout
+
+
+def test_stages_before_the_lanes_run_first_and_alone_and_a_failure_there_starts_no_lane(tmp_path):
+    proc, times, ran = stages(tmp_path, "boot_1", "--", "a_0", "//", "c_1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ran[0] == "boot_1" and sorted(ran[1:]) == ["a_0", "c_1"]
+    assert times["boot_1", "end"] <= min(times["a_0", "start"], times["c_1", "start"]), times
+    assert "boot_1 begins" in proc.stdout[:proc.stdout.index("=== make a_0")]  # printed as it comes, not logged
+    assert not (tmp_path / ".build" / "stages" / "boot_1.log").exists()
+    n, t, result = row(proc.stdout, "boot_1")
+    assert (n, result) == ("pre", "ok") and int(t.rstrip("s")) >= 1
+    assert proc.stdout.index("  boot_1 ") < proc.stdout.index("  a_0 ") < proc.stdout.index("  c_1 ")
+    assert row(proc.stdout, "a_0")[::2] == ["1", "ok"] and row(proc.stdout, "c_1")[::2] == ["2", "ok"]
+
+    tmp = tmp_path / "failing"
+    tmp.mkdir()
+    proc, _times, ran = stages(tmp, "fail_0", "--", "a_0", "//", "c_0")
+    assert proc.returncode == 1 and ran == ["fail_0"]
+    assert row(proc.stdout, "fail_0")[::2] == ["pre", "FAILED (exit 3)"]
+    assert row(proc.stdout, "a_0")[1:] == ["-", "not run"] and row(proc.stdout, "c_0")[1:] == ["-", "not run"]
+    assert "stage(s) fail_0 failed" in proc.stdout
+
+
+def test_one_lane_after_the_first_stages(tmp_path):
+    proc, _times, ran = stages(tmp_path, "boot_0", "--", "a_0", "b_0")
+    assert proc.returncode == 0 and ran == ["boot_0", "a_0", "b_0"]
+    assert [row(proc.stdout, s)[1] for s in ran] == ["ok"] * 3 and " lane " not in proc.stdout
