@@ -15,11 +15,19 @@ import subprocess
 from conftest import REPO
 
 STAGES = os.path.join(REPO, "tools", "stages.sh")
-# `make --no-print-directory STAGE`: STAGE is NAME_SECONDS; a NAME starting with "fail" exits 3
+# `make --no-print-directory STAGE`: STAGE is NAME_SECONDS (sleeps); a NAME starting with "fail" exits 3, one
+# starting with "cpu" spends those seconds of CPU instead, in a child (as make's recipes run)
 FAKE_MAKE = """#!/bin/bash
 stage=$2
 echo "$stage start $(date +%s.%N)" >> times
-echo "$stage begins"; sleep "${stage#*_}"; echo "$stage ends"
+echo "$stage begins"
+case $stage in
+  cpu*) python3 -c "import os, sys, time
+t = os.times(); spent = lambda: os.times()[0] + os.times()[1] - t[0] - t[1]
+while spent() < float(sys.argv[1]): pass" "${stage#*_}";;
+  *) sleep "${stage#*_}";;
+esac
+echo "$stage ends"
 echo "$stage end $(date +%s.%N)" >> times
 echo "$stage" >> ran
 case $stage in fail*) exit 3;; esac
@@ -42,7 +50,16 @@ def stages(tmp_path, *args):
 
 
 def row(out, stage):
-    return re.search(r"^  %s +(.*)$" % re.escape(stage), out, re.M).group(1).split(None, 1 if "lane" not in out else 2)
+    """A stage's row of the table without its CPU time: [lane,] time, result."""
+    line = re.search(r"^  %s +(.*)$" % re.escape(stage), out, re.M).group(1)
+    line = re.sub(r"\s+cpu \S+( \S+s)?$", "", line)
+    return line.split(None, 1 if "lane" not in out else 2)
+
+
+def cpu(out, stage):
+    """A stage's CPU time in the table, in seconds."""
+    m = re.search(r"^  %s .* cpu (?:(\d+)m )?(\d+)s$" % re.escape(stage), out, re.M)
+    return int(m.group(1) or 0) * 60 + int(m.group(2))
 
 
 def test_one_lane_runs_in_order_and_stops_at_a_failure(tmp_path):
@@ -106,3 +123,13 @@ def test_one_lane_after_the_first_stages(tmp_path):
     proc, _times, ran = stages(tmp_path, "boot_0", "--", "a_0", "b_0")
     assert proc.returncode == 0 and ran == ["boot_0", "a_0", "b_0"]
     assert [row(proc.stdout, s)[1] for s in ran] == ["ok"] * 3 and " lane " not in proc.stdout
+
+
+def test_each_stage_has_its_cpu_time_and_the_run_the_sum(tmp_path):
+    """A stage that sleeps spends no CPU, one that computes spends what it computed (however loaded the machine);
+    the total is their sum, and the load average is printed."""
+    proc, _times, _ran = stages(tmp_path, "cpu_1", "//", "idle_1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 1 <= cpu(proc.stdout, "cpu_1") <= 2 and cpu(proc.stdout, "idle_1") == 0, proc.stdout
+    assert cpu(proc.stdout, "total") == cpu(proc.stdout, "cpu_1")
+    assert re.search(r"^  load average at the end: [\d.]+ [\d.]+ [\d.]+ \(1, 5, 15 min; \d+ CPUs\)$", proc.stdout, re.M)
