@@ -1,9 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Real throwaway users (useradd, removed afterwards) with homes in a world-searchable sandbox, for tests of what
-root does to a user's files: import the fixtures (`from ...realusers import sandbox, make_user`) and the helpers."""
+"""Real throwaway users (useradd, removed afterwards) with homes in a world-searchable sandbox, for the tests of
+what root does to a user's files (the one home of these fixtures): commands run as them, residues they made, a
+digest of a tree, a process of theirs that stops the child acting as them.
 
+A test module binds the fixtures as its own attributes (pytest finds fixtures by module attribute; an unused
+import would be a lint error):
+
+    from ansible_collections.residue.purge.tests.unit.support import realusers
+    make_user = realusers.make_user
+    need_root = realusers.need_root  # autouse: the module fails, not skips, without root
+    sandbox = realusers.sandbox
+"""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -19,6 +28,12 @@ import time
 import uuid
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def need_root():
+    if os.geteuid() != 0:
+        pytest.fail("these tests create users and mounts and act as them: they need root (the lab runs as root)")
 
 
 def write(path, data, mode=None):
@@ -49,7 +64,7 @@ def digest(root):
 @pytest.fixture
 def sandbox():
     """A world-searchable directory (a real host's homes are reachable from '/'), removed afterwards."""
-    path = tempfile.mkdtemp(prefix="rp-stores-", dir="/tmp")
+    path = tempfile.mkdtemp(prefix="rp-users-", dir="/tmp")
     os.chmod(path, 0o755)
     yield path
     subprocess.run(["umount", "-R", "-l", path], capture_output=True, check=False)
@@ -63,7 +78,7 @@ def make_user(sandbox):
     made = []
 
     def make():
-        name = "rps" + uuid.uuid4().hex[:8]
+        name = "rpu" + uuid.uuid4().hex[:8]
         home = os.path.join(sandbox, "home", name)
         os.makedirs(os.path.dirname(home), exist_ok=True)
         subprocess.run(["useradd", "--home-dir", home, "--create-home", "--shell", "/usr/sbin/nologin", name],
@@ -79,8 +94,8 @@ def make_user(sandbox):
 
 
 def end_processes_of(uid, timeout=10):
-    """Wait for the throwaway user's processes (all started by the test) to end; those still there after
-    timeout are killed by pid."""
+    """Wait for the throwaway user's processes (all started by the test) to end; those still there after timeout
+    are killed by pid."""
     deadline, killed = time.time() + timeout, False
     while True:
         pids = []
@@ -107,6 +122,30 @@ def end_processes_of(uid, timeout=10):
 
 def as_user(user, *argv):
     subprocess.run(["runuser", "-u", user.pw_name, "--"] + list(argv), check=True, cwd="/", capture_output=True)
+
+
+def seed_as(user, path, files=3, size=5000):
+    """A residue the user made themselves (their own files and directories, a link to /etc/passwd)."""
+    as_user(user, "mkdir", "-p", os.path.join(path, "sub", "deep"))
+    for i in range(files):
+        as_user(user, "sh", "-c", "head -c %d /dev/urandom > '%s'" % (size + i, os.path.join(path, "sub", "f%d" % i)))
+    as_user(user, "ln", "-s", "/etc/passwd", os.path.join(path, "sub", "link-to-passwd"))
+
+
+def stopper(user, seconds=8):
+    """A process of user's that SIGSTOPs every other process of theirs for `seconds` (the user signalling the
+    child that acts as them). Popen; the caller waits for it."""
+    script = ("import os, time\n"
+              "end = time.time() + %d\n"
+              "while time.time() < end:\n"
+              "    for pid in os.listdir('/proc'):\n"
+              "        if pid.isdigit() and int(pid) != os.getpid():\n"
+              "            try:\n"
+              "                if os.stat('/proc/' + pid).st_uid == os.getuid():\n"
+              "                    os.kill(int(pid), 19)\n"
+              "            except OSError:\n"
+              "                pass\n" % seconds)
+    return subprocess.Popen(["runuser", "-u", user.pw_name, "--", "python3", "-c", script], cwd="/")
 
 
 def chown_tree(user, path):

@@ -16,13 +16,13 @@ import subprocess
 import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils._remove import run
-from ansible_collections.residue.purge.tests.unit.support import trust_users
-from ansible_collections.residue.purge.tests.unit.support.trust_users import as_user, seed_as, write
+from ansible_collections.residue.purge.tests.unit.support import realusers
+from ansible_collections.residue.purge.tests.unit.support.realusers import as_user, seed_as, write
 
 # the shared fixtures (need_root is autouse)
-make_user = trust_users.make_user
-need_root = trust_users.need_root
-sandbox = trust_users.sandbox
+make_user = realusers.make_user
+need_root = realusers.need_root
+sandbox = realusers.sandbox
 
 PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
 

@@ -14,13 +14,13 @@ import subprocess
 
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import run as hf_run
 from ansible_collections.residue.purge.tests.unit.support import hfgen
-from ansible_collections.residue.purge.tests.unit.support import trust_users
-from ansible_collections.residue.purge.tests.unit.support.trust_users import as_user, digest, seed_as, write
+from ansible_collections.residue.purge.tests.unit.support import realusers
+from ansible_collections.residue.purge.tests.unit.support.realusers import as_user, digest, seed_as, write
 
 # the shared fixtures (need_root is autouse)
-make_user = trust_users.make_user
-need_root = trust_users.need_root
-sandbox = trust_users.sandbox
+make_user = realusers.make_user
+need_root = realusers.need_root
+sandbox = realusers.sandbox
 
 HASH = "ab" + "0" * 62  # a payload name of the shared store (xx/<64 hex>)
 
@@ -120,7 +120,7 @@ def test_a_user_who_stops_the_child_gets_nothing_planned_by_root(make_user, monk
     snapshots = os.path.join(repo.path, "snapshots")
     many = os.path.join(snapshots, os.listdir(snapshots)[0], "many")
     as_user(alice, "sh", "-c", "mkdir -p '%s' && cd '%s' && seq 1 20000 | xargs touch" % (many, many))
-    proc = trust_users.stopper(alice)
+    proc = realusers.stopper(alice)
     try:
         import time
         time.sleep(1)

@@ -13,13 +13,13 @@ import os
 import subprocess
 
 from ansible_collections.residue.purge.plugins.module_utils import _discover, _fork
-from ansible_collections.residue.purge.tests.unit.support import trust_users
-from ansible_collections.residue.purge.tests.unit.support.trust_users import as_user, seed_as, stopper, write
+from ansible_collections.residue.purge.tests.unit.support import realusers
+from ansible_collections.residue.purge.tests.unit.support.realusers import as_user, seed_as, stopper, write
 
 # the shared fixtures (need_root is autouse)
-make_user = trust_users.make_user
-need_root = trust_users.need_root
-sandbox = trust_users.sandbox
+make_user = realusers.make_user
+need_root = realusers.need_root
+sandbox = realusers.sandbox
 
 PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
 SECRET = 1 << 20  # bytes of root's file: large enough to tell apart from the user's own few KiB

@@ -19,14 +19,13 @@ import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama
 from ansible_collections.residue.purge.tests.unit.support import ollamagen as og
-from ansible_collections.residue.purge.tests.unit.support.realusers import (  # noqa: F401  # pylint: disable=unused-import
-    as_user, chown_tree, digest, make_user, sandbox, write)
+from ansible_collections.residue.purge.tests.unit.support import realusers
+from ansible_collections.residue.purge.tests.unit.support.realusers import as_user, chown_tree, digest, write
 
-
-@pytest.fixture(autouse=True)
-def need_root():
-    if os.geteuid() != 0:
-        pytest.fail("these tests create users and mounts and act as them: they need root (the lab runs as root)")
+# the shared fixtures (need_root is autouse)
+make_user = realusers.make_user
+need_root = realusers.need_root
+sandbox = realusers.sandbox
 
 
 def ollama_params(stores, users, **kw):

@@ -5,125 +5,25 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import os
-import pwd
 import shutil
 import stat
 import subprocess
 import tarfile
-import tempfile
 import time
-import uuid
 
 import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils._profiles import ProfileError
 from ansible_collections.residue.purge.plugins.module_utils._remove import RemoveError, resolve_items, run
+from ansible_collections.residue.purge.tests.unit.support import realusers
+from ansible_collections.residue.purge.tests.unit.support.realusers import as_user, chown_tree, digest, seed_as, write
 
 
-@pytest.fixture(autouse=True)
-def need_root():
-    if os.geteuid() != 0:
-        pytest.fail("these tests create users and mounts and act as them: they need root (the lab runs as root)")
-
-
-def write(path, data, mode=None):
-    with open(str(path), "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-    if mode is not None:
-        os.chmod(str(path), mode)
-
-
-def digest(root):
-    """Every path under root with its type, mode, owner, link count and content: equal means unchanged."""
-    root = os.fsencode(str(root))
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            detail = None
-            if stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    detail = hashlib.sha256(f.read()).hexdigest()
-            elif stat.S_ISLNK(st.st_mode):
-                detail = os.readlink(path)
-            found[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_nlink, detail)
-    return found
-
-
-@pytest.fixture
-def sandbox():
-    """A world-searchable directory (a real host's homes are reachable from '/'), removed afterwards."""
-    path = tempfile.mkdtemp(prefix="rp-trust-", dir="/tmp")
-    os.chmod(path, 0o755)
-    yield path
-    subprocess.run(["umount", "-R", "-l", path], capture_output=True, check=False)
-    for line in open("/proc/self/mountinfo").read().splitlines():
-        assert (" " + path) not in line, "a test mount was left behind"
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def make_user(sandbox):
-    made = []
-
-    def make():
-        name = "rpt" + uuid.uuid4().hex[:8]
-        home = os.path.join(sandbox, "home", name)
-        os.makedirs(os.path.dirname(home), exist_ok=True)
-        subprocess.run(["useradd", "--home-dir", home, "--create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True, capture_output=True)
-        made.append(name)
-        return pwd.getpwnam(name)
-
-    yield make
-    for name in made:
-        end_processes_of(pwd.getpwnam(name).pw_uid)
-        done = subprocess.run(["userdel", name], capture_output=True, check=False)
-        assert done.returncode == 0, done.stderr
-
-
-def end_processes_of(uid, timeout=10):
-    """Wait for the throwaway user's processes (all started by this test: a racer, a child left stopped by the
-    user's own SIGSTOP) to end; those still there after timeout are killed by pid. Zombies are reaped by init."""
-    deadline, killed = time.time() + timeout, False
-    while True:
-        pids = []
-        for pid in os.listdir("/proc"):
-            try:
-                if pid.isdigit() and os.stat("/proc/" + pid).st_uid == uid:
-                    with open("/proc/%s/stat" % pid, "rb") as f:
-                        state = f.read().rsplit(b")", 1)[1].split()[0]
-                    pids.append((int(pid), state))
-            except OSError:
-                continue
-        if not pids:
-            return
-        if time.time() > deadline:
-            if killed:
-                return  # userdel names what is left
-            killed = True
-            for pid, _state in pids:
-                try:
-                    os.kill(pid, 9)
-                except OSError:
-                    pass
-            deadline = time.time() + timeout
-        time.sleep(0.1)
-
-
-def as_user(user, *argv):
-    subprocess.run(["runuser", "-u", user.pw_name, "--"] + list(argv), check=True, cwd="/", capture_output=True)
-
-
-def seed_as(user, path, files=3):
-    """A residue the user made themselves (their own files, their own directories)."""
-    as_user(user, "mkdir", "-p", os.path.join(path, "sub", "deep"))
-    for i in range(files):
-        as_user(user, "sh", "-c", "head -c %d /dev/urandom > '%s'" % (5000 + i, os.path.join(path, "sub", "f%d" % i)))
-    as_user(user, "ln", "-s", "/etc/passwd", os.path.join(path, "sub", "link-to-passwd"))
+# the shared fixtures (need_root is autouse)
+make_user = realusers.make_user
+need_root = realusers.need_root
+sandbox = realusers.sandbox
 
 
 PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
@@ -378,17 +278,7 @@ def test_a_stopped_child_fails_that_users_items_and_never_runs_as_root(make_user
         seed_as(user, os.path.join(user.pw_dir, ".cache", "trusttool"))
     many = os.path.join(alice.pw_dir, ".cache", "trusttool", "many")
     as_user(alice, "sh", "-c", "mkdir -p '%s' && cd '%s' && seq 1 3000 | xargs touch" % (many, many))
-    stopper = ("import os, time\n"
-               "end = time.time() + 8\n"
-               "while time.time() < end:\n"
-               "    for pid in os.listdir('/proc'):\n"
-               "        if pid.isdigit() and int(pid) != os.getpid():\n"
-               "            try:\n"
-               "                if os.stat('/proc/' + pid).st_uid == os.getuid():\n"
-               "                    os.kill(int(pid), 19)\n"
-               "            except OSError:\n"
-               "                pass\n")
-    proc = subprocess.Popen(["runuser", "-u", alice.pw_name, "--", "python3", "-c", stopper], cwd="/")
+    proc = realusers.stopper(alice)
     time.sleep(1)
     try:
         result = run(params(targets=["trusttool"], profiles=PROFILE, users=[alice.pw_name, bob.pw_name]))
@@ -414,8 +304,7 @@ def test_hf_cache_deletes_a_users_cache_with_that_users_rights(make_user, sandbo
     for user in (alice, bob):
         cache = os.path.join(user.pw_dir, ".cache", "huggingface", "hub")
         caches[user.pw_name] = (cache, hfgen.make_cache(cache, repos=2, seed=user.pw_uid % 97, max_file_size=4096))
-        subprocess.run(["chown", "-R", "-h", "%d:%d" % (user.pw_uid, user.pw_gid),
-                        os.path.join(user.pw_dir, ".cache")], check=True)
+        chown_tree(user, os.path.join(user.pw_dir, ".cache"))
     cache, repos = caches[alice.pw_name]
     snapshot = os.path.join(repos[0].path, "snapshots", repos[0].commits[0])
     planted = os.path.join(snapshot, "root-dir")

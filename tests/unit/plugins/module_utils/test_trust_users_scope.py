@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import subprocess
 import time
@@ -16,13 +17,13 @@ import time
 import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils import _discover, _profiles, _remove
-from ansible_collections.residue.purge.tests.unit.support import trust_users
-from ansible_collections.residue.purge.tests.unit.support.trust_users import seed_as
+from ansible_collections.residue.purge.tests.unit.support import realusers
+from ansible_collections.residue.purge.tests.unit.support.realusers import seed_as
 
 # the shared fixtures (need_root is autouse)
-make_user = trust_users.make_user
-need_root = trust_users.need_root
-sandbox = trust_users.sandbox
+make_user = realusers.make_user
+need_root = realusers.need_root
+sandbox = realusers.sandbox
 
 PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"]}}
 
@@ -35,6 +36,28 @@ def params(users, **kw):
     return base
 
 
+@contextlib.contextmanager
+def process_of(user, **environ):
+    """A process of user's (runuser ... env K=V sleep) with environ, there until the block ends."""
+    proc = subprocess.Popen(["runuser", "-u", user.pw_name, "--", "env"]
+                            + ["%s=%s" % kv for kv in sorted(environ.items())] + ["sleep", "120"], cwd="/")
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:  # until the sleep (the user's) is there with its environment
+            if any(c.source.startswith("process") and c.user.name == user.pw_name
+                   for c in _profiles.user_environments(_profiles.list_users(users=[user.pw_name]), problems=[])):
+                break
+            time.sleep(0.05)
+        yield proc
+    finally:
+        for pid in _children_of(proc.pid) + [proc.pid]:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
 def bobs_process(make_user):
     """alice and bob; bob runs a process with XDG_CACHE_HOME at ~/elsewhere (his own: the value is accepted for
@@ -44,23 +67,8 @@ def bobs_process(make_user):
     residue = os.path.join(elsewhere, "trusttool")
     seed_as(alice, os.path.join(alice.pw_dir, ".cache", "trusttool"))
     seed_as(bob, residue)
-    proc = subprocess.Popen(["runuser", "-u", bob.pw_name, "--", "env", "XDG_CACHE_HOME=" + elsewhere,
-                             "sleep", "120"], cwd="/")
-    try:
-        deadline = time.time() + 10
-        while time.time() < deadline:  # until the sleep (bob's) is there with its environment
-            if any(c.source.startswith("process") and c.user.name == bob.pw_name
-                   for c in _profiles.user_environments(_profiles.list_users(users=[bob.pw_name]), problems=[])):
-                break
-            time.sleep(0.05)
+    with process_of(bob, XDG_CACHE_HOME=elsewhere):
         yield alice, bob, residue
-    finally:
-        for pid in _children_of(proc.pid) + [proc.pid]:
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-        proc.wait(timeout=10)
 
 
 def _children_of(pid):
@@ -95,3 +103,30 @@ def test_with_every_user_in_scope_the_process_still_counts(bobs_process):
     assert residue in [r["path"] for r in result["removed"]]
     users = _profiles.list_users(users="all")
     assert users.scoped is False and _profiles.list_users(users=[alice.pw_name]).scoped is True
+
+
+def test_a_users_own_environment_protecting_her_own_default_path_fails_nobodys_run(make_user):
+    """mallory's process sets TMPDIR to her own {user_cache}/trusttool (hers: the value is accepted for her), so
+    her protected set holds her own default residue. The old code raised ProfileError for the whole task there:
+    any user could fail every purge of the host. Now that path of hers is left out and named, alice's goes."""
+    alice, mallory = make_user(), make_user()
+    mine = os.path.join(mallory.pw_dir, ".cache", "trusttool")
+    alices = os.path.join(alice.pw_dir, ".cache", "trusttool")
+    seed_as(alice, alices)
+    seed_as(mallory, mine)
+    before = sorted(os.listdir(mine))
+    with process_of(mallory, TMPDIR=mine):
+        for check_mode in (True, False):
+            result = _remove.run(params([alice.pw_name, mallory.pw_name]), check_mode=check_mode, environ={})
+            assert [r["path"] for r in result["removed"]] == [alices], result
+            named = [p for p in result["problems"] if mine in p and "left out" in p]
+            assert named and "by the environment of user %s" % mallory.pw_name in named[0], result["problems"]
+        found = _discover.run(dict(targets=["trusttool"], profiles=PROFILE, homes=[],
+                                   users=[alice.pw_name, mallory.pw_name], extra_hf_caches=[], scan_processes=True,
+                                   older_than=None, one_file_system=True, search_roots=[]))
+        assert mine not in [r["path"] for r in found["residues"]]
+        assert any(mine in p for p in found["problems"]), found["problems"]
+    assert not os.path.exists(alices) and sorted(os.listdir(mine)) == before
+    # a profile whose default names a protected path is still a bad profile, whoever runs it
+    with pytest.raises(_profiles.ProfileError, match="protected directory"):
+        _remove.run(params([alice.pw_name], profiles={"trusttool": {"paths": ["{user_cache}"]}}), environ={})
