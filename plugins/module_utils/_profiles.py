@@ -863,13 +863,16 @@ def resolve_all(profiles, users, contexts, problems=None, system=None):
     """Every profile's path residues in every context, de-duplicated by (profile, path), in order.
 
     Each path is checked against the protected set of its own context's user (protected_paths(user=...)).
-    A profile path refused in a user's default context is a bad profile: ProfileError, before anything
-    happens. Refused in an environment context, it is that environment's doing (a user's MODELSCOPE_CACHE set
-    to their home, say): that path is left out and described in problems, and the rest goes on. So is a path
-    that leads through a symlink its owner could have made (_paths.canonical: a user's ~/.config -> /etc makes
-    {user_config}/x name nothing), whatever the context."""
+    A profile path refused in a user's default context by the defaults alone (no environment) is a bad
+    profile: ProfileError, before anything happens. Refused in an environment context, or in a default context
+    only because the user's own environment protects it (her TMPDIR set to her own residue), it is that
+    environment's doing: that path is left out and described in problems, and the rest goes on (a user must
+    not be able to fail every purge of the host). So is a path that leads through a symlink its owner could
+    have made (_paths.canonical: a user's ~/.config -> /etc makes {user_config}/x name nothing), whatever the
+    context."""
     posix = (system or _platform.current().system) != "Windows"
     protected, seen, result = {}, set(), []
+    unguarded = []  # the protected set without any environment, made when first needed
     for name in sorted(profiles):
         for context in contexts:
             key = (context.user.name, context.user.uid)
@@ -883,10 +886,14 @@ def resolve_all(profiles, users, contexts, problems=None, system=None):
                     if posix:
                         _paths.canonical(r.path, field)
                 except ProfileError as exc:
+                    message = str(exc)
                     if context.source == "default":
-                        raise
+                        if not unguarded:
+                            unguarded.append(protected_paths(users, (), system))
+                        check_path(r.path, unguarded[0], field, system=system)  # a bad profile: raises
+                        message += ", by the environment of user %s" % context.user.name
                     if problems is not None:
-                        problems.append(printable("%s: %s; left out" % (describe_context(context), exc)))
+                        problems.append(printable("%s: %s; left out" % (describe_context(context), message)))
                     continue
                 except _paths.PathRefused as exc:  # a symlink a user made on the way (~/.config -> /etc)
                     if problems is not None:
