@@ -296,9 +296,12 @@ def run(params, check_mode=False, now=None):
         result["freed_bytes"] = sum(g for _c, g in chosen)
     else:
         pending, done = chosen, []
+        # what hf_cache protects (docs/trust.md rule 3): a home or system dir bind-mounted into a cache stays
+        protect = _profiles.protected_paths(_profiles.list_users(params.get("homes") or None,
+                                                                 params.get("users", "all"))).identities()
         while pending:
             held_before, failed_before = len(held_back), len(result["failures"])
-            _execute(pending, result, one_fs, force, actors)
+            _execute(pending, result, one_fs, force, actors, protect)
             done.extend(pending)
             after = total - result["freed_bytes"]
             if after <= max_size or len(result["failures"]) > failed_before or len(held_back) == held_before:
@@ -322,8 +325,9 @@ def run(params, check_mode=False, now=None):
     return result
 
 
-def _execute(chosen, result, one_fs, force, actors):
-    """Remove the chosen candidates with each store's own code and its user's rights; account what really went."""
+def _execute(chosen, result, one_fs, force, actors, protect=frozenset()):
+    """Remove the chosen candidates with each store's own code and its user's rights; account what really went.
+    protect: the protected directories' identities, never entered nor removed in an HF cache (hf_cache's rule)."""
     by_store = {}
     for c, gain in chosen:
         by_store.setdefault((c.kind, c.store), []).append(c)
@@ -340,7 +344,8 @@ def _execute(chosen, result, one_fs, force, actors):
             for repo_type, group in sorted(by_type.items()):
                 sel = hf_plan.RepoSelection(patterns=[exact(c.name) for c in group], repo_type=repo_type,
                                             revisions="all")
-                res = hf_run.clean([store], sel, force=force, one_file_system=one_fs, actors={store: actor})
+                res = hf_run.clean([store], sel, force=force, one_file_system=one_fs, actors={store: actor},
+                                   protect=protect)
                 for d in res["deleted"]:
                     result["removed"].append({"store": store, "kind": kind, "name": d["repo_id"], "path": d["path"],
                                               "last_used": last.get(d["path"]), "freed_bytes": d["freed_bytes"]})

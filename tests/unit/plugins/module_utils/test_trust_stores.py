@@ -309,3 +309,40 @@ def test_ollama_a_store_a_users_process_names_outside_every_home_is_acted_on_as_
     assert digest(rootdir) == before
     assert [r["name"] for r in result["removed"]] == ["mine:1b"]
     assert result["failures"] == [os.path.join(rootdir, "1b") + ": Permission denied"]
+
+
+def test_model_budget_never_enters_a_protected_directory_bind_mounted_or_linked_into_a_cache(make_user):
+    """alice's ~/.config (a protected directory) holds her hub cache's shared-store payload: it is bind-mounted as
+    the store's prefix directory (blobs/xx), and linked from a snapshot. The budget (0: everything goes) removes
+    her repo, but the payload its removal orphans stays (a failure names the protected directory) and the link is
+    not followed. The code before called hf_cache's clean without the protected set: alice's child collected the
+    payload in her ~/.config through the mount (her own file, so the kernel let it)."""
+    from ansible_collections.residue.purge.plugins.module_utils import _budget
+    from ansible_collections.residue.purge.tests.unit.support import hfgen, hfshared
+
+    alice = make_user()
+    config = os.path.join(alice.pw_dir, ".config")
+    hub = os.path.join(alice.pw_dir, ".cache", "huggingface", "hub")
+    (repo,) = hfgen.make_cache(hub, repos=1, seed=5, max_file_size=4096)
+    (xet,) = hfshared.share(hub, [repo], payloads=1, fraction=1.0, seed=5)
+    prefix = os.path.join(hub, "blobs", xet[:2])
+    os.makedirs(config)
+    for name in os.listdir(prefix):  # the payload and its manifest now live in ~/.config, mounted back in place
+        os.rename(os.path.join(prefix, name), os.path.join(config, name))
+    write(os.path.join(config, "settings.ini"), "alice's settings")
+    snapshot = os.path.join(repo.path, "snapshots", repo.commits[0])
+    os.symlink(config, os.path.join(snapshot, "link"))
+    chown_tree(alice, os.path.join(alice.pw_dir, ".cache"))
+    chown_tree(alice, config)
+    before = digest(config)
+    p = {"max_size": "0", "homes": [], "users": [alice.pw_name], "scan_processes": False, "profiles": {},
+         "force": False, "one_file_system": True}
+    subprocess.run(["mount", "--bind", config, prefix], check=True)
+    try:
+        result = _budget.run(p)
+        assert digest(config) == before
+    finally:
+        subprocess.run(["umount", prefix], check=True)
+    assert digest(config) == before
+    assert [r["name"] for r in result["removed"]] == [repo.repo_id] and not os.path.exists(repo.path)
+    assert any("protected directory" in f for f in result["failures"]), result["failures"]
