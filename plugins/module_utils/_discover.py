@@ -118,7 +118,8 @@ def _store_links(repo):
 
 
 def find_hub_caches(contexts, extra_caches, problems):
-    """Every HF hub cache the contexts imply, plus explicit ones: [{path, user, source, sources}] by real path."""
+    """Every HF hub cache the contexts imply, plus explicit ones: [{path, user, source, sources, configured_as,
+    claims}] by real path; claims: {uid: user} of the users whose contexts named it."""
     found = {}
     candidates = []
     for context in contexts:
@@ -139,8 +140,8 @@ def find_hub_caches(contexts, extra_caches, problems):
                 continue
         entry = found.get(real)
         if entry is None:
-            found[real] = {"path": real, "user": _profiles.owner_name(real), "source": source, "sources": [source],
-                           "configured_as": [path]}
+            entry = found[real] = {"path": real, "user": _profiles.owner_name(real), "source": source,
+                                   "sources": [source], "configured_as": [path], "claims": {}}
         else:
             if source not in entry["sources"]:
                 entry["sources"].append(source)
@@ -148,7 +149,60 @@ def find_hub_caches(contexts, extra_caches, problems):
                 entry["configured_as"].append(path)
             if entry["source"] == "default" and source != "default":
                 entry["source"] = source
+        if user is not None:  # whose environment (or defaults) named it: {uid: user}, for its actor
+            entry["claims"][user.uid] = user
     return [found[k] for k in sorted(found)]
+
+
+def _scan_hub(path, repo_targets, one_fs, cutoff):
+    """In the process acting as the cache's owner (hf_cache's rule, _hfcache.run._clean_one): scan one hub cache and
+    list the repos the targets name, as plain data: {problems, store_bytes, residues (last used before cutoff),
+    store_extra_bytes (the shared store payloads removing every listed repo frees: allocated bytes, each payload
+    once, its last hard link only)}."""
+    scan = hf_scan.scan_cache(path, one_file_system=one_fs)
+    problems = list(scan.problems)
+    store = hf_shared.Store(scan.path, scan.repos)
+    store_bytes = None
+    if store.marked:
+        store_bytes = sum(p.disk for p in store.payloads().values())
+    residues, extra, tally, counted = [], 0, hf_shared.Tally(store), set()
+    for repo in scan.repos:
+        for name in sorted(repo_targets):
+            if not _profiles.repo_matches(repo_targets[name], repo.repo_id):
+                continue
+            residue = _repo_residue(name, repo, store)
+            if cutoff is not None and last_use(residue) >= cutoff:
+                continue
+            residues.append(residue)
+            if repo.path not in counted:
+                counted.add(repo.path)
+                extra += tally.add(_store_links(repo), attr="disk")[0]
+    problems.extend(store.problems)
+    return {"problems": problems, "store_bytes": store_bytes, "residues": residues, "store_extra_bytes": extra}
+
+
+def scan_hub_caches(caches, repo_targets, users, one_fs, cutoff, problems):
+    """{cache path: _scan_hub's answer}: each hub cache scanned and sized with its owner's rights, as hf_cache
+    does (docs/trust.md rule 4): the owner is hf_cache's (_privileges.actor_of: whose home holds it, else whose
+    environment named it, else root), and the scan runs in one child dropped to that user, so a root-only
+    directory bind-mounted into a user's cache is named in problems, never counted with root's rights. A child
+    its user stops or kills leaves that cache out, named; root never scans it instead. Nothing is scanned when
+    no target names a repo (store_bytes stays unknown)."""
+    if not repo_targets:
+        return {}
+    homes = _privileges.HomeIndex(users)
+    out = {}
+    for cache in caches:
+        path = cache["path"]
+        actor = _privileges.runner_for(_privileges.actor_of(path, cache["claims"], homes))
+        try:
+            found = _privileges.call_as(actor, _scan_hub, path, repo_targets, one_fs, cutoff)
+        except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+            problems.add("HF hub cache %s: not scanned: %s" % (path, exc))
+            continue
+        problems.extend(found["problems"])
+        out[path] = found
+    return out
 
 
 class _Usages(dict):
@@ -276,39 +330,26 @@ def run(params, check_mode=False, now=None):
 
     caches = find_hub_caches(contexts, params.get("extra_hf_caches") or [], problems)
     repo_targets = dict((n, p["hf_repos"]) for n, p in selected.items() if p["hf_repos"])
-    stores = {}  # repo path -> (Store, repo) for the shared store accounting below
+    store_extra = {}  # cache -> the shared store bytes its listed repos free (each payload once)
+    scanned = scan_hub_caches(caches, repo_targets, users, one_fs, cutoff, problems)
     for cache in caches:
         cache["store_bytes"] = None
-        if not repo_targets:
+        out = scanned.get(cache["path"])
+        if out is None:
             continue
-        scan = hf_scan.scan_cache(cache["path"], one_file_system=one_fs)
-        problems.extend(scan.problems)
-        store = hf_shared.Store(scan.path, scan.repos)
-        if store.marked:
-            cache["store_bytes"] = sum(p.disk for p in store.payloads().values())
-            problems.extend(store.problems)
-        for repo in scan.repos:
-            for name in sorted(repo_targets):
-                if _profiles.repo_matches(repo_targets[name], repo.repo_id):
-                    residues.append(_repo_residue(name, repo, store))
-                    stores[repo.path] = (store, repo)
+        cache["store_bytes"] = out["store_bytes"]
+        residues.extend(out["residues"])
+        store_extra[cache["path"]] = out["store_extra_bytes"]
 
     if cutoff is not None:
-        residues = [r for r in residues if last_use(r) < cutoff]
+        residues = [r for r in residues if r["kind"] == "hf_repo" or last_use(r) < cutoff]
 
     counted = set()
-    total = 0
-    tallies = {}
+    total = sum(store_extra.values())
     for r in residues:
         if r["path"] not in counted:
             counted.add(r["path"])
             total += r["bytes"]
-            if r["kind"] == "hf_repo" and r["path"] in stores:
-                # the repo dir holds only links into the shared store: add the payloads that removing every
-                # listed repo of that cache frees (allocated bytes, each payload once, last hard link only)
-                store, repo = stores[r["path"]]
-                tally = tallies.setdefault(store.path, hf_shared.Tally(store))
-                total += tally.add(_store_links(repo), attr="disk")[0]
 
     return {
         "changed": False,

@@ -119,3 +119,60 @@ def test_a_user_who_stops_their_sizing_child_gets_their_residue_left_out(make_us
     assert paths == [os.path.join(bob.pw_dir, ".cache", "trusttool")], result
     named = [p for p in result["problems"] if p.startswith(os.path.join(alice.pw_dir, ".cache", "trusttool"))]
     assert named and all("not sized" in p and "acting as %s" % alice.pw_name in p for p in named), result["problems"]
+
+
+# ------------------------------------------------------------------------------------------ HF hub caches
+
+HUB_PROFILE = {"trusttool": {"paths": ["{user_cache}/trusttool"], "hf_repos": ["org/*"]}}
+
+
+def users_hub(user, repo_id="org/a"):
+    """A hub cache at the user's default location, made and owned by them: (cache, GenRepo)."""
+    from ansible_collections.residue.purge.tests.unit.support import hfgen
+    hub = os.path.join(user.pw_dir, ".cache", "huggingface", "hub")
+    repo = hfgen.add_repo(hub, repo_id, revisions=1, files_per_revision=3)
+    realusers.chown_tree(user, os.path.join(user.pw_dir, ".cache"))
+    return hub, repo
+
+
+def test_a_users_hub_cache_is_scanned_as_the_user_a_root_only_bind_mount_is_not_sized(make_user, sandbox):
+    """alice's repo's blobs/ is a bind mount of a root-only directory holding a SECRET-byte blob: discover scans her
+    cache in a child acting as her (as hf_cache does), so the blobs are not listed (named in problems) and their
+    bytes are not counted. The old code scanned every hub cache as root: the repo's residue held the SECRET."""
+    alice, bob = make_user(), make_user()
+    hub, repo = users_hub(alice)
+    bobs_hub, bobs_repo = users_hub(bob, "org/b")
+    secret = root_only(sandbox)
+    mnt = os.path.join(repo.path, "blobs")
+    subprocess.run(["mount", "--bind", secret, mnt], check=True)
+    try:
+        result = discover([alice, bob], HUB_PROFILE)
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    found = residue_of(result, repo.path)
+    assert found["kind"] == "hf_repo" and found["bytes"] < SECRET and found["blob_bytes"] < SECRET, found
+    assert any(mnt in p and "Permission denied" in p for p in result["problems"]), result["problems"]
+    assert residue_of(result, bobs_repo.path)["bytes"] > 0  # bob's, scanned as bob
+    assert result["total_bytes"] < SECRET
+
+
+def test_a_user_who_stops_the_child_scanning_her_hub_cache_gets_it_left_out(make_user, monkeypatch):
+    """alice stops every process of hers: the child scanning her hub cache is killed, the cache is named as not
+    scanned and none of its repos is listed (root never scans it instead); bob's is listed."""
+    monkeypatch.setattr(_fork, "STALL_CHECK_SECONDS", 0.3)
+    alice, bob = make_user(), make_user()
+    hub, repo = users_hub(alice)
+    _bobs_hub, bobs_repo = users_hub(bob, "org/b")
+    snapshots = os.path.join(repo.path, "snapshots")
+    many = os.path.join(snapshots, os.listdir(snapshots)[0], "many")
+    as_user(alice, "sh", "-c", "mkdir -p '%s' && cd '%s' && seq 1 20000 | xargs touch" % (many, many))
+    proc = stopper(alice)
+    try:
+        import time
+        time.sleep(1)
+        result = discover([alice, bob], {"trusttool": {"paths": [], "hf_repos": ["org/*"]}})
+    finally:
+        proc.wait(timeout=30)
+    assert [r["path"] for r in result["residues"]] == [bobs_repo.path], result["residues"]
+    assert any(p.startswith("HF hub cache %s: not scanned" % hub) and "acting as %s" % alice.pw_name in p
+               for p in result["problems"]), result["problems"]
