@@ -254,6 +254,13 @@ def _refusal(parent, est, entry_pinned=False):
     return None if code is None else OSError(code, os.strerror(code))
 
 
+def refusal(parent_fd, name, est):
+    """The OSError the kernel would raise for unlinking the non-directory `name` (lstat est) from parent_fd as this
+    process (the checks of _refusal and the entry's own immutable/append-only flag), or None: how a dry run
+    predicts one unlink (remove_at's predict mode, hf_cache's check mode)."""
+    return _refusal(_DirState(parent_fd, os.fstat(parent_fd)), est, _file_pinned(parent_fd, name, est))
+
+
 def _file_pinned(parent_fd, name, est):
     """A regular file's own immutable/append-only flag (opened read-only without following; never a device or
     FIFO, whose open could act). False when it cannot be opened (as `lsattr` could not either)."""
@@ -683,7 +690,7 @@ def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, d
             return result
         try:
             if predict:
-                refused = _refusal(_DirState(parent_fd, os.fstat(parent_fd)), st, _file_pinned(parent_fd, name, st))
+                refused = refusal(parent_fd, name, st)
                 if refused is not None:
                     raise refused
             if on_entry is not None:

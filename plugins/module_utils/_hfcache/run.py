@@ -99,7 +99,12 @@ def _clean_one(path, selection, force, one_file_system, check_mode, open_files, 
     plan = plan_cache(cache, selection, layout_of, lambda repo, whole: guard.held(cache, repo, whole),
                       store=store, payload_held=lambda name: guard.payload_held(cache, name))
     failures = []
-    if not check_mode and (plan.repos or plan.orphans):
+    if check_mode and (plan.repos or plan.orphans):
+        # the same deletions, nothing changed: each unlink and rmdir checked as the kernel would for this
+        # process (the cache's owner), so check mode names the refusals the real run meets (remove's rule)
+        failures = execute_plan(plan, protect=protect, dry_run=True)[0]
+        plan.bytes_after = plan.bytes_before - plan.freed()
+    elif plan.repos or plan.orphans:
         failures, late = execute_plan(plan, recheck=None if force else (lambda repo, whole: guard.lock(cache, repo)),
                                       protect=protect)
         for rp, reason in late:

@@ -31,6 +31,7 @@ import re
 import time
 
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
+from ansible_collections.residue.purge.plugins.module_utils._walk import refusal
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.model import (
     _IFLNK, _IFMT, _IFREG, _O_DIR, _SHARED_STORE_MARKER, _err)
 from ansible_collections.residue.purge.plugins.module_utils._paths import read_all
@@ -363,13 +364,16 @@ def _protected(fd, protect):
     return False
 
 
-def collect(cache_path, root_fd, names, seen_links, lock_timeout=None, protect=frozenset()):
+def collect(cache_path, root_fd, names, seen_links, lock_timeout=None, protect=frozenset(), dry_run=False):
     """Collect payloads `names` of the store below root_fd (the cache dir) that no live reference names.
 
     Each payload: its lock taken, references read again, then either kept (manifest missing/unreadable,
     or still referenced: manifest rewritten to the live references) or removed with its manifest.
     protect: (st_dev, st_ino) of protected directories: a store or prefix directory that is one (a bind mount)
     is not entered, its payloads kept and named.
+    dry_run (check mode): names are the payloads the plan frees; no lock is taken, nothing is written, and each
+    payload's unlink is checked as the kernel would check it for this process (_walk.refusal): a refusal is a
+    failure and the payload counts as kept, as in the real run.
     Returns (freed [(name, bytes)], failures, kept [names], busy [names whose lock another process held]).
     """
     freed, problems, kept, busy = [], [], [], []
@@ -394,6 +398,23 @@ def collect(cache_path, root_fd, names, seen_links, lock_timeout=None, protect=f
                 os.close(prefix_fd)
                 problems.append("%s/%s/%s: %s" % (cache_path, STORE_DIR, prefix, _PROTECTED))
                 kept.append(name)
+                continue
+            if dry_run:
+                try:
+                    st = os.stat(digest, dir_fd=prefix_fd, follow_symlinks=False)
+                    if st.st_mode & _IFMT != _IFREG:
+                        kept.append(name)
+                        continue
+                    refused = refusal(prefix_fd, digest, st)
+                    if refused is not None:
+                        raise refused
+                    freed.append((name, st.st_size if st.st_nlink <= 1 else 0))
+                except OSError as e:
+                    if e.errno != errno.ENOENT:
+                        problems.append("%s: %s" % (path, _err(e)))
+                    kept.append(name)
+                finally:
+                    os.close(prefix_fd)
                 continue
             try:
                 try:
@@ -444,19 +465,23 @@ def collect(cache_path, root_fd, names, seen_links, lock_timeout=None, protect=f
     return freed, problems, kept, busy
 
 
-def collect_plan(plan, root_fd, done, protect=frozenset()):
+def collect_plan(plan, root_fd, done, protect=frozenset(), dry_run=False):
     """After a plan's repos in `done` were deleted: collect the store payloads their links named, and the
     planned orphans; then account what really went (each payload to the first repo of `done` naming it).
+    dry_run: the payloads the plan frees, each unlink predicted (collect(dry_run=True)), accounted the same way.
     Returns the failures (a payload that could not be checked is kept); a busy lock is a store problem."""
     store = plan.store
     if store is None:
         return []
-    touched = set(name for rp in done for name, _entry in rp.store_links())
+    if dry_run:  # nothing was deleted: the plan's own reckoning of what goes
+        touched = set(name for rp in done for name in rp.payloads)
+    else:
+        touched = set(name for rp in done for name, _entry in rp.store_links())
     touched.update(name for name, _size in plan.orphans)
     if not touched:
         return []
     freed, failures, _kept, busy = collect(plan.cache.path.rstrip("/"), root_fd, touched, store.seen_links,
-                                           protect=protect)
+                                           protect=protect, dry_run=dry_run)
     store.problems.extend("%s/%s%s is held by another process (a download publishing it?): payload kept" % (
         store.path, name, LOCK_SUFFIX) for name in busy)
     gone = dict(freed)

@@ -131,3 +131,62 @@ def test_roots_own_residue_check_mode_names_an_immutable_file(sandbox):
     assert [(f["path"], f["error"]) for f in done["failures"]] == [(stuck, "Operation not permitted")]
     assert outcome(planned) == outcome(done)
     assert "would be refused" in planned["failure"] and "could not be removed" in done["failure"]
+
+
+# ------------------------------------------------------------------------------------------ hf_cache
+
+def hf_params(users, **kw):
+    base = dict(cache_dirs=[], discover=True, repos=["*"], repo_type="any", revisions="all", older_than=None,
+                age_by="accessed", max_size=None, keep=[], incomplete_older_than="1d", force=False,
+                one_file_system=True, targets=[], profiles={}, homes=[], users=[u.pw_name for u in users],
+                store_orphans=None)
+    base.update(kw)
+    return base
+
+
+def hf_outcome(result):
+    return (sorted(result["failures"]), result["freed_bytes"], result["blobs_deleted"],
+            sorted((d["repo_id"], d["freed_bytes"]) for d in result["deleted"]),
+            [(s["payloads"], s["bytes"]) for s in result["store_swept"]])
+
+
+def test_hf_cache_check_mode_names_the_kernels_refusals_and_matches_the_real_run(make_user, sandbox):
+    """alice's hub cache, scanned and planned in her child (hf_cache's rule): a root directory planted in a
+    snapshot, an immutable blob, a sticky directory with bob's file, and a shared-store prefix directory that is
+    root's (the payload her repo's removal orphans cannot be unlinked by her). Check mode lists exactly the
+    failures the real run then meets, and the same bytes; on the old code it listed none and counted all."""
+    from ansible_collections.residue.purge.plugins.module_utils._hfcache import run as hf_run
+    from ansible_collections.residue.purge.tests.unit.support import hfgen, hfshared
+
+    alice, bob = make_user(), make_user()
+    hub = os.path.join(alice.pw_dir, ".cache", "huggingface", "hub")
+    repos = hfgen.make_cache(hub, repos=3, seed=11, max_file_size=4096)
+    (xet,) = hfshared.share(hub, [repos[2]], payloads=1, fraction=1.0, seed=11)
+    realusers.chown_tree(alice, os.path.join(alice.pw_dir, ".cache"))
+    snapshot = os.path.join(repos[0].path, "snapshots", repos[0].commits[0])
+    locked = os.path.join(snapshot, "rootdir")
+    os.mkdir(locked, 0o755)
+    write(os.path.join(locked, "root-file"), "root's", 0o644)
+    sticky = os.path.join(snapshot, "sticky")
+    os.mkdir(sticky)
+    os.chmod(sticky, 0o1777)
+    as_user(bob, "sh", "-c", "echo bob > '%s'" % os.path.join(sticky, "bobs"))
+    blobs = os.path.join(repos[1].path, "blobs")
+    pinned = os.path.join(blobs, sorted(os.listdir(blobs))[0])
+    prefix = os.path.join(hub, "blobs", xet[:2])
+    os.chown(prefix, 0, 0)
+    chattr("+i", pinned)
+    try:
+        planned = hf_run.run(hf_params([alice]), check_mode=True)
+        assert all(os.path.isdir(r.path) for r in repos)  # check mode changed nothing
+        done = hf_run.run(hf_params([alice]))
+    finally:
+        chattr("-i", pinned)
+    assert hf_outcome(planned) == hf_outcome(done)
+    failures = planned["failures"]
+    for path, error in ((os.path.join(locked, "root-file"), "Permission denied"),
+                        (os.path.join(sticky, "bobs"), "Operation not permitted"),
+                        (pinned, "Operation not permitted")):
+        assert any(f.startswith(path + ": ") and error in f for f in failures), (path, failures)
+    assert any(os.path.join(prefix, xet) in f and "Permission denied" in f for f in failures), failures
+    assert "failure" in planned and "failure" in done
