@@ -15,8 +15,6 @@ import os
 import subprocess
 import time
 
-import pytest
-
 from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama
 from ansible_collections.residue.purge.tests.unit.support import ollamagen as og
 from ansible_collections.residue.purge.tests.unit.support import realusers
