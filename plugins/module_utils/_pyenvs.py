@@ -12,14 +12,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import glob
 import json
 import os
 import re
+import stat
 import subprocess
 from collections import namedtuple
 
-from ansible_collections.residue.purge.plugins.module_utils import _privileges, _profiles
+from ansible_collections.residue.purge.plugins.module_utils import _paths, _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._profiles import owner_name
 
 try:
@@ -30,8 +32,8 @@ except ImportError:  # Windows
 PyEnv = namedtuple("PyEnv", "path python kind user site_dirs externally_managed")
 # requested: installed on request (REQUESTED marker); egg-info has no such marker and counts as requested.
 # installer: contents of INSTALLER ("pip", "conda", "debian", ...; "" when unknown). extras: Provides-Extra.
-Dist = namedtuple("Dist", "name version requested requires location installer extras")
-Dist.__new__.__defaults__ = ("", ())
+Dist = namedtuple("Dist", "name version requested requires location installer extras meta")
+Dist.__new__.__defaults__ = ("", (), "")  # meta: the .dist-info/.egg-info entry in location ("" when unknown)
 # One requirement of a distribution as the environment's interpreter sees it: base is True when it applies
 # without extras; when_extras lists the extras of the requiring distribution that turn it on.
 Requirement = namedtuple("Requirement", "name extras base when_extras")
@@ -76,11 +78,28 @@ def _owner_of(path):
     return owner_name(path, follow_symlinks=True) or ""
 
 
+_READ_LIMIT = 4 << 20  # metadata files are small; a larger one is read this far only
+
+
+def _open_regular(path):
+    """A metadata file opened for reading: never blocks (O_NONBLOCK: a FIFO planted as METADATA would hang the
+    run), only a regular file (a device such as /dev/zero would never end). OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "%s is not a regular file" % path)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def _read_headers(path):
     """The header block of a METADATA/PKG-INFO file, as (key, value) pairs (continuation lines joined)."""
     headers = []
-    with open(path, "rb") as f:
-        for raw in f:
+    with _open_regular(path) as f:
+        for raw in f.read(_READ_LIMIT).splitlines(True):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if not line:
                 break  # the long description follows; it can be large and is not needed
@@ -94,8 +113,8 @@ def _read_headers(path):
 
 def _read_text(path):
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        with _open_regular(path) as f:
+            return f.read(_READ_LIMIT).decode("utf-8", "replace")
     except (IOError, OSError):
         return None
 
@@ -137,7 +156,7 @@ def _dist_from_dist_info(site_dir, entry):
             extras.append(value)
     installer = (_read_text(os.path.join(base, "INSTALLER")) or "").strip().lower()
     return Dist(normalize_name(name or fallback[0]), version or (fallback[1] if len(fallback) > 1 else ""),
-                os.path.exists(os.path.join(base, "REQUESTED")), requires, site_dir, installer, tuple(extras))
+                os.path.exists(os.path.join(base, "REQUESTED")), requires, site_dir, installer, tuple(extras), entry)
 
 
 def _dist_from_egg_info(site_dir, entry):
@@ -160,7 +179,7 @@ def _dist_from_egg_info(site_dir, entry):
     fallback = entry[:-len(".egg-info")].split("-")
     # egg-info records no REQUESTED marker: unknown counts as requested, so it is never removed as an orphan.
     return Dist(normalize_name(name or fallback[0]), version or (fallback[1] if len(fallback) > 1 else ""),
-                True, requires, site_dir, "", tuple(extras))
+                True, requires, site_dir, "", tuple(extras), entry)
 
 
 def installed_distributions(env):
@@ -710,6 +729,134 @@ def run_in_environment(env, args, stdin=None, timeout=600):
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
+def _dist_tuples(env):
+    """installed_distributions(env) as plain tuples (what crosses from a child)."""
+    return [tuple(d[:3]) + (list(d.requires),) + tuple(d[4:6]) + (list(d.extras), d.meta)
+            for d in installed_distributions(env)]
+
+
+def distributions_of(env):
+    """installed_distributions(env) read with the rights pip will have there (environment_user): a user's
+    environment is listed and its metadata read by a child acting as that user, so root never opens what the
+    user planted in it (a link to a root-only file, a FIFO). EnvError when that child fails."""
+    user = _privileges.effective_uid() == 0 and environment_user(env)
+    if not user or not _privileges.acts_for(user):
+        return installed_distributions(env)
+    try:
+        rows = _privileges.call_as(user, _dist_tuples, env)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        raise EnvError("%s: its distributions could not be read as %s: %s" % (env.path, user.name, exc))
+    return [Dist(r[0], r[1], r[2], list(r[3]), r[4], r[5], tuple(r[6]), r[7]) for r in rows]
+
+
+# ---------------------------------------------------------------- what pip's uninstall deletes
+
+def record_paths(dist):
+    """The paths pip's uninstall of dist deletes, as pip finds them: every entry of its RECORD (dist-info) or
+    installed-files.txt (egg-info) joined to its directory and normalised ('..' resolved as pip does), plus the
+    metadata directory itself. [] when dist has no metadata directory known."""
+    if not dist.meta:
+        return []
+    meta = os.path.join(dist.location, dist.meta)
+    paths = [os.path.normpath(meta)]
+    if dist.meta.endswith(".dist-info"):
+        text, base = _read_text(os.path.join(meta, "RECORD")), dist.location
+    elif os.path.isdir(meta):
+        text, base = _read_text(os.path.join(meta, "installed-files.txt")), meta
+    else:
+        text, base = None, dist.location
+    for line in (text or "").splitlines():
+        entry = line.split(",")[0].strip() if dist.meta.endswith(".dist-info") else line.strip()
+        if len(entry) >= 2 and entry[0] == entry[-1] == '"':  # csv quoting of a name with a comma
+            entry = entry[1:-1].replace('""', '"')
+        if entry:
+            paths.append(os.path.normpath(os.path.join(base, entry)))
+    return paths
+
+
+def _only_root_writes(st):
+    """True when no one but root can change the entry (owned by root, no write for a non-root group or others)."""
+    return st.st_uid == 0 and not st.st_mode & 0o002 and not (st.st_mode & 0o020 and st.st_gid != 0)
+
+
+def deletion_refusal(dist, as_root, protect, memo=None):
+    """Why pip must not uninstall dist (a text naming the path), or None (docs/trust.md, pip_remove).
+
+    Whoever pip runs as: no path it would delete, nor any directory on the way to one, may be a protected
+    directory under another name than its own (a bind mount of a home or /etc inside the environment), and no
+    listed path may be a protected directory itself. When pip runs as root (root's environments) also: every
+    path it would delete, its list (RECORD) and metadata directory, and every directory on the way from '/' must
+    be writable by root alone and owned by root, and no symlink a user made may be on the way, so what root
+    deletes is what root installed: a RECORD that a user could write (a group-writable shared environment)
+    or that lists another user's files, or a path through a user's symlink, refuses the distribution.
+    protect: _profiles.ProtectedPaths. memo: a dict shared by the calls of one run."""
+    memo = {} if memo is None else memo
+    index = protect.identities()
+    meta = os.path.join(dist.location, dist.meta) if dist.meta else None
+    listed = record_paths(dist)
+    checks = list(listed)
+    if as_root and meta and dist.meta.endswith(".dist-info"):
+        checks.append(os.path.join(meta, "RECORD"))
+    for path in checks:
+        if path in memo:
+            why = memo[path]
+        else:
+            why = memo[path] = _path_refusal(path, as_root, protect, index, memo)
+        if why:
+            return "%s (listed by %s %s): %s" % (path, dist.name, dist.version, why)
+    return None
+
+
+def _path_refusal(path, as_root, protect, index, memo):
+    try:
+        found = _paths.canonical(path)
+    except _paths.PathRefused as exc:
+        return str(exc) if as_root else None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    spelled = found.path  # the location, symlinks of root's followed
+    if found.exists and stat.S_ISDIR(found.st.st_mode) and (found.st.st_dev, found.st.st_ino) in index \
+            and index[(found.st.st_dev, found.st.st_ino)][1]:
+        return "is the protected directory %s" % index[(found.st.st_dev, found.st.st_ino)][0]
+    parts = spelled.split("/")[1:]
+    for depth in range(1, len(parts) + 1):
+        where = "/" + "/".join(parts[:depth])
+        key = ("dir", where)
+        if key not in memo:
+            memo[key] = _dir_refusal(where, depth < len(parts), as_root, index)
+        if memo[key]:
+            return memo[key]
+    return None
+
+
+def _group_name(gid):
+    try:
+        import grp
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError):
+        return str(gid)
+
+
+def _dir_refusal(where, above, as_root, index):
+    """One component of a deleted path (above: a directory on the way, not the path itself)."""
+    try:
+        st = os.lstat(where)
+    except OSError:
+        return None  # not there: nothing below it is deleted
+    if above and stat.S_ISDIR(st.st_mode):
+        hit = index.get((st.st_dev, st.st_ino))
+        if hit and hit[1] and hit[0] != where:
+            return "%s is the protected directory %s under another name (same device and inode)" % (where, hit[0])
+    sticky_roots = above and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0
+    if as_root and not _only_root_writes(st) and not sticky_roots:  # /tmp: no user can move root's entries
+        owner = _profiles.user_name(st.st_uid)
+        if st.st_uid != 0:
+            return "%s belongs to %s (uid %d), not to root; pip would delete it as root" % (where, owner, st.st_uid)
+        return ("%s can be written by others than root (mode %04o, group %s); pip would act on it as root"
+                % (where, stat.S_IMODE(st.st_mode), _group_name(st.st_gid)))
+    return None
+
+
 def evaluate_requirements(env, dists):
     """({name: [Requirement]}, unparsed) for dists, markers evaluated by env's interpreter. Unparseable
     requirement strings are returned as problems (and ignored: their name is unknown).
@@ -806,13 +953,19 @@ def _last_lines(text, count=5):
 
 
 def purge_environment(env, packages, keep=(), orphans=False, remove_required=False, allow_system=False,
-                      check_mode=False):
+                      check_mode=False, protect=None):
     """Plan and (unless check_mode) carry out the removal of packages from env. Returns its result entry:
-    status is one of absent, unchanged, planned, changed, externally_managed, broken, failed."""
+    status is one of absent, unchanged, planned, changed, externally_managed, broken, failed.
+    protect (_profiles.ProtectedPaths): each planned distribution's deletions are checked first
+    (deletion_refusal), in check mode too; a refused one is not passed to pip and fails the entry."""
     result = describe(env)
     result.update(status="absent", removed=[], orphans_removed=[], kept_shared=[], kept=[], found=[],
                   pip_check=None, error=None, problems=[])
-    dists = installed_distributions(env)
+    try:
+        dists = distributions_of(env)
+    except EnvError as e:
+        result.update(status="failed", error=str(e))
+        return result
     by_name = dict((d.name, d) for d in dists)
     present = [by_name[n] for n in packages if n in by_name]
     result["found"] = [_entry(d) for d in present]
@@ -845,15 +998,31 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
     if not planned:
         result["status"] = "unchanged"
         return result
+    refusals = []
+    if protect is not None:
+        as_root = _privileges.effective_uid() == 0 and environment_user(env) is None
+        memo = {}
+        for entry in planned:
+            why = deletion_refusal(by_name[entry["name"]], as_root, protect, memo)
+            if why:
+                refusals.append("%s: not removed: %s" % (entry["name"], why))
+        if refusals:  # what stays may need its dependencies: no orphan goes either
+            refused = set(r.split(":", 1)[0] for r in refusals)
+            plan = plan._replace(remove=[e for e in plan.remove if e["name"] not in refused], orphans=[])
+            planned = plan.remove
     if check_mode:
-        result.update(status="planned", removed=plan.remove, orphans_removed=plan.orphans)
+        result.update(status="failed" if refusals else "planned", removed=plan.remove, orphans_removed=plan.orphans,
+                      error="; ".join(refusals) or None)
+        return result
+    if not planned:
+        result.update(status="failed", error="; ".join(refusals))
         return result
     bad = [e["name"] for e in planned if not _VALID_NAME.match(e["name"])]
     if bad:
         result.update(status="failed", error="refusing to pass invalid distribution names to pip: %s" % bad)
         return result
     flag = needs_break_system_packages(env)
-    errors = []
+    errors = list(refusals)
     try:
         # what pip check already reported is not ours: only what the removal adds is a problem
         baseline = set(pip_check(env)[1])
@@ -861,7 +1030,7 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
         baseline = set()
     try:
         rc, output = pip_uninstall(env, [e["name"] for e in planned], flag)
-        left = set(d.name for d in installed_distributions(env)) & set(e["name"] for e in planned)
+        left = set(d.name for d in distributions_of(env)) & set(e["name"] for e in planned)
         if rc != 0 and left:
             # pip stops at the first package it cannot remove: try the rest one by one, for a per-package error
             for name in sorted(left):
@@ -871,7 +1040,11 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
     except EnvError as e:
         errors.append(str(e))
     # what was removed is what is gone from disk, whatever pip said
-    remaining = dict((d.name, d) for d in installed_distributions(env))
+    try:
+        remaining = dict((d.name, d) for d in distributions_of(env))
+    except EnvError as e:
+        errors.append(str(e))
+        remaining = dict((e["name"], None) for e in planned)
     result["removed"] = [e for e in plan.remove if e["name"] not in remaining]
     result["orphans_removed"] = [e for e in plan.orphans if e["name"] not in remaining]
     still = sorted(e["name"] for e in planned if e["name"] in remaining)
@@ -936,10 +1109,11 @@ def run(params, check_mode=False):
     envs = environments(params) if packages else []
 
     results, problems = [], []
+    protect = _profiles.protected_paths(_profiles.list_users(params["homes"] or None, params["users"])) if envs else None
     for env in envs:
         entry = purge_environment(env, packages, keep=keep, orphans=params["orphans"],
                                   remove_required=params["remove_required"], allow_system=params["allow_system"],
-                                  check_mode=check_mode)
+                                  check_mode=check_mode, protect=protect)
         results.append(entry)
         if entry["error"]:
             problems.append("%s (%s): %s: %s" % (entry["path"], entry["kind"], entry["status"], entry["error"]))

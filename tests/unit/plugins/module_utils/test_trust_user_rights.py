@@ -347,3 +347,129 @@ def test_pip_runs_a_user_site_or_home_environment_as_the_user_whoever_owns_its_f
     # a venv outside every home, owned by root, stays root's (system residue)
     system = _pyenvs.PyEnv(sandbox, "/usr/bin/python3", "venv", "root", [sandbox], False)
     assert _pyenvs.environment_user(system) is None
+
+
+def root_venv(sandbox):
+    """A venv of root's outside every home (system residue: pip runs as root there), pip from the system
+    Python's site: (venv path, its site-packages)."""
+    path = os.path.join(sandbox, "opt", "venv")
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages", path], check=True)
+    (site,) = [os.path.join(path, "lib", v, "site-packages") for v in os.listdir(os.path.join(path, "lib"))]
+    return path, site
+
+
+def fake_dist(site, name, record_lines, owner=None, files=()):
+    """A pip-installed distribution written by hand: its files, METADATA, INSTALLER and a RECORD of
+    record_lines (paths relative to site) plus its own metadata files."""
+    meta = os.path.join(site, "%s-1.0.dist-info" % name)
+    os.makedirs(meta)
+    for rel in files:
+        write(os.path.join(site, rel), "code of %s" % name)
+    write(os.path.join(meta, "METADATA"), "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n\n" % name)
+    write(os.path.join(meta, "INSTALLER"), "pip\n")
+    own = ["%s-1.0.dist-info/%s,," % (name, n) for n in ("METADATA", "INSTALLER", "RECORD")]
+    write(os.path.join(meta, "RECORD"), "".join("%s,,\n" % line for line in list(files) + list(record_lines))
+          + "\n".join(own) + "\n")
+    if owner is not None:
+        chown_tree(owner, meta)
+    return meta
+
+
+def pip_params(envs, packages, **kw):
+    base = dict(packages=packages, targets=[], profiles={}, keep=[], orphans=False, remove_required=False,
+                allow_system=True, environments=envs, search_roots=None, include_system=False, max_depth=4,
+                homes=[], users="all")
+    base.update(kw)
+    return base
+
+
+def test_pip_as_root_never_acts_on_a_record_a_user_could_write(make_user, sandbox):
+    """A shared root venv whose site-packages mallory's group may write (a team's environment): mallory writes
+    a distribution whose RECORD lists the venv's bin/keepme, which only root can delete. The old code ran
+    pip as root on it and bin/keepme was gone. Now pip does not run as root on anything a user could have
+    written or swapped: mallory's distribution and root's own one in that directory are refused and named
+    (check mode too); the same root distribution in a root-only venv goes."""
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    mallory = make_user()
+    venv, site = root_venv(sandbox)
+    keepme = os.path.join(venv, "bin", "keepme")
+    write(keepme, "root's")
+    os.chown(site, 0, mallory.pw_gid)
+    os.chmod(site, 0o2775)
+    good = fake_dist(site, "good", [], files=["good.py"])
+    evil = fake_dist(site, "evil", [os.path.relpath(keepme, site)], owner=mallory)
+    p = pip_params([venv], ["good", "evil"])
+    for result in (_pyenvs.run(p, check_mode=True), _pyenvs.run(p)):
+        (entry,) = result["environments"]
+        assert entry["removed"] == [] and entry["status"] == "failed" and result.get("failure"), entry
+        assert "evil: not removed" in entry["error"] and "good: not removed" in entry["error"], entry["error"]
+        assert "%s can be written by others than root (mode 2775, group %s)" % (site, mallory.pw_name) in entry["error"]
+    assert os.path.isfile(keepme) and os.path.isdir(evil) and os.path.isdir(good)
+    os.chmod(site, 0o755)
+    os.chown(site, 0, 0)
+    shutil.rmtree(evil)
+    done = _pyenvs.run(pip_params([venv], ["good"]))
+    assert [e["name"] for e in done["environments"][0]["removed"]] == ["good"] and not os.path.exists(good), done
+
+
+def test_pip_as_root_never_deletes_another_users_files_through_a_bind_mount(make_user, sandbox):
+    """root's venv holds a bind mount of bob's home (root made it to share data), and root's own distribution's
+    RECORD lists bob's notes through it. pip as root would delete bob's file (it is inside the venv's prefix);
+    the distribution is refused by identity (bob's home, a protected directory under another name)."""
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    bob = make_user()
+    as_user(bob, "sh", "-c", "echo notes > '%s'" % os.path.join(bob.pw_dir, "notes.txt"))
+    before = digest(bob.pw_dir)
+    venv, site = root_venv(sandbox)
+    mnt = os.path.join(site, "shared")
+    os.mkdir(mnt)
+    fake_dist(site, "data", ["shared/notes.txt"], files=["data.py"])
+    subprocess.run(["mount", "--bind", bob.pw_dir, mnt], check=True)
+    try:
+        planned = _pyenvs.run(pip_params([venv], ["data"]), check_mode=True)
+        done = _pyenvs.run(pip_params([venv], ["data"]))
+        assert digest(bob.pw_dir) == before
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    assert digest(bob.pw_dir) == before
+    for result in (planned, done):
+        (entry,) = result["environments"]
+        assert entry["status"] == "failed" and entry["removed"] == [], entry
+        assert "protected directory %s under another name" % bob.pw_dir in entry["error"], entry["error"]
+
+
+def test_a_user_sites_distributions_are_read_with_the_users_rights(make_user, sandbox):
+    """alice's user site holds a distribution whose METADATA is a link to a root-only file naming 'rootsecret':
+    read as alice (as pip will run there) it cannot be opened, so nothing of root's file is reported or acted
+    on; the old code read it as root and listed 'rootsecret' as found. A FIFO planted as METADATA in a root
+    environment does not hang the run (it used to block root's open forever)."""
+    import signal
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    alice = make_user()
+    secret = os.path.join(sandbox, "root-only")
+    os.mkdir(secret, 0o700)
+    write(os.path.join(secret, "META"), "Metadata-Version: 2.1\nName: rootsecret\nVersion: 9\n\n", 0o600)
+    site = os.path.join(alice.pw_dir, ".local", "lib", "python3.11", "site-packages")
+    as_user(alice, "mkdir", "-p", os.path.join(site, "x-1.0.dist-info"))
+    as_user(alice, "ln", "-s", os.path.join(secret, "META"), os.path.join(site, "x-1.0.dist-info", "METADATA"))
+    env = _pyenvs.PyEnv(os.path.join(alice.pw_dir, ".local"), "/usr/bin/python3", "user-site", alice.pw_name,
+                        [site], False)
+    assert [d.name for d in _pyenvs.installed_distributions(env)] == ["rootsecret"]  # what root would read
+    assert [d.name for d in _pyenvs.distributions_of(env)] == ["x"]  # alice's child: the name from the entry
+    entry = _pyenvs.purge_environment(env, ["rootsecret"], check_mode=True)
+    assert entry["found"] == [] and entry["status"] == "absent", entry
+    venv, vsite = root_venv(sandbox)
+    meta = os.path.join(vsite, "fifo-1.0.dist-info")
+    os.mkdir(meta)
+    os.mkfifo(os.path.join(meta, "METADATA"))
+
+    def hung(_signum, _frame):
+        raise AssertionError("reading a FIFO planted as METADATA blocked")
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # the old code blocked here for ever
+    try:
+        found = _pyenvs.installed_distributions(_pyenvs.resolve_environment(venv))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert [d.name for d in found] == []
