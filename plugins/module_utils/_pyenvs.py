@@ -829,6 +829,13 @@ def _path_refusal(path, as_root, protect, index, memo):
     return None
 
 
+def _location(path):
+    try:
+        return _paths.canonical(path).path
+    except (_paths.PathRefused, OSError):
+        return None
+
+
 def _group_name(gid):
     try:
         import grp
@@ -845,7 +852,7 @@ def _dir_refusal(where, above, as_root, index):
         return None  # not there: nothing below it is deleted
     if above and stat.S_ISDIR(st.st_mode):
         hit = index.get((st.st_dev, st.st_ino))
-        if hit and hit[1] and hit[0] != where:
+        if hit and hit[1] and _location(hit[0]) != where:  # not its own place (/home -> /data/home is)
             return "%s is the protected directory %s under another name (same device and inode)" % (where, hit[0])
     sticky_roots = above and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0
     if as_root and not _only_root_writes(st) and not sticky_roots:  # /tmp: no user can move root's entries
