@@ -63,8 +63,8 @@ def below(path, tops):
     return any(path == t or path.startswith(t + "/") for t in tops)
 
 
-def adhoc(inventory, module, args):
-    """One task on the lab host as root: its registered result."""
+def adhoc(inventory, module, args, failing=False):
+    """One task on the lab host as root: its registered result (failing: the task is to fail)."""
     with tempfile.TemporaryDirectory(prefix="trustlab-") as tmp:
         out = os.path.join(tmp, "result.json")
         play = [{"hosts": HOST, "gather_facts": False, "tasks": [
@@ -77,7 +77,7 @@ def adhoc(inventory, module, args):
         assert os.path.exists(out), proc.stdout[-4000:] + proc.stderr[-2000:]
         with open(out) as f:
             result = json.load(f)
-    assert not result.get("failed"), result
+    assert bool(result.get("failed")) == failing, result
     return result
 
 
@@ -151,6 +151,30 @@ def test_purge_under_attack_succeeds_and_changes_only_residue(purged):
     for residue in VICTIM_RESIDUE:
         assert any(below(p, [residue]) for p in removed), "%s was not removed" % residue
     assert_only(purged, VICTIM_RESIDUE + ATTACKERS)
+
+
+def test_a_users_own_tmpdir_on_her_own_residue_fails_nobodys_purge(lab, purged):
+    """eve's TMPDIR is her own ~/.cache/open-autoglm: her own default path is protected for her. The purge used
+    to fail on the host for everyone (a 'protected directory' in a user's defaults); now her path is left out
+    and named, and everyone else's residue goes (test_purge_under_attack_succeeds_and_changes_only_residue)."""
+    assert purged["record"]["status"] == "ok", purged["record"]
+    assert ("defaults of user eve: profile 'open_autoglm'" in purged["problems"]
+            and "/home/eve/.cache/open-autoglm' is a protected directory, by the environment of user eve; left out"
+            in purged["problems"]), purged["problems"]
+    assert "/home/eve/.cache/open-autoglm/mine.db" not in purged["changed"]
+
+
+def test_pip_remove_never_runs_as_root_on_a_record_a_user_wrote(lab, pruned):
+    """mallory's distribution in the team's shared venv (root's, its site-packages writable by her group) lists
+    the venv's bin/keepme in its RECORD. pip as root deleted it; now the distribution is refused, named, and
+    nothing on the host changes (the task fails: the removal asked for did not happen)."""
+    before = snapshot()
+    result = adhoc(lab["inventory"], "residue.purge.pip_remove",
+                   {"environments": ["/opt/teamvenv"], "packages": ["teamtool"]}, failing=True)
+    assert changed(before, snapshot()) == []
+    (entry,) = result["environments"]
+    assert entry["status"] == "failed" and entry["removed"] == [], entry
+    assert "teamtool: not removed" in entry["error"] and "can be written by others than root" in entry["error"]
 
 
 def test_tmpdir_of_another_user_neither_blocks_nor_protects(lab, purged, pruned):

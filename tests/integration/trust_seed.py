@@ -5,7 +5,10 @@ names and old times in /etc, /var/lib, /usr/share, /srv, /root; attackers, each 
   mallory  processes whose environment points cache variables at system directories, /root and alice's home
            (plainly, and spelled //etc, ///usr//share);
   trudy    ~/.config -> /etc, ~/.cache -> /var/lib, ~/.local -> /usr (symlinks she owns in her own home);
-  eve      a process whose TMPDIR is carol's residue (the denial of service: every purge used to fail);
+  eve      a process whose TMPDIR is carol's residue (the denial of service: every purge used to fail), and one
+           whose TMPDIR is her own residue (her own default path made protected: the purge used to fail too);
+  mallory  also writes, in a team's shared venv (root's, /opt/teamvenv, site-packages writable by group team), a
+           distribution whose RECORD lists the venv's bin/keepme, which only root may delete;
   and a setuid-like process (real uid mallory, effective root) with MODELSCOPE_CACHE=/usr/share/zoneinfo.
 Prints JSON {"pids": {...}}.
 """
@@ -80,6 +83,26 @@ def spawn(pw, env, ruid_only=False):
     return proc.pid
 
 
+def team_venv(member):
+    """/opt/teamvenv: root's venv whose site-packages group team (member in it) may write; member's distribution
+    teamtool there lists ../../../bin/keepme (root's file of the venv) in its RECORD."""
+    if subprocess.run(["getent", "group", "team"], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["groupadd", "team"], check=True)
+    subprocess.run(["usermod", "-aG", "team", member.pw_name], check=True)
+    venv = "/opt/teamvenv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages", venv], check=True)
+    (site,) = [os.path.join(venv, "lib", v, "site-packages") for v in os.listdir(os.path.join(venv, "lib"))]
+    write(venv + "/bin/keepme", "root's file of the team venv\n")
+    os.chown(site, 0, __import__("grp").getgrnam("team").gr_gid)
+    os.chmod(site, 0o2775)
+    meta = os.path.join(site, "teamtool-1.0.dist-info")
+    write(meta + "/METADATA", "Metadata-Version: 2.1\nName: teamtool\nVersion: 1.0\n\n", member.pw_uid)
+    write(meta + "/INSTALLER", "pip\n", member.pw_uid)
+    write(meta + "/RECORD", "../../../bin/keepme,,\nteamtool-1.0.dist-info/METADATA,,\n"
+          "teamtool-1.0.dist-info/INSTALLER,,\nteamtool-1.0.dist-info/RECORD,,\n", member.pw_uid)
+    chown_tree(meta, member.pw_uid)
+
+
 def main():
     alice, carol = user("alice"), user("carol")
     mallory, trudy, eve = user("mallory"), user("trudy"), user("eve")
@@ -118,6 +141,7 @@ def main():
                 os.rmdir(path) if not os.listdir(path) else os.rename(path, path + ".orig")
             os.symlink(target, path)
         os.lchown(path, trudy.pw_uid, trudy.pw_gid)
+    team_venv(mallory)
     pids = {
         "mallory_system": spawn(mallory, {
             "XDG_CACHE_HOME": "/etc", "XDG_CONFIG_HOME": "/var/lib", "XDG_DATA_HOME": "/usr/share",
@@ -136,6 +160,7 @@ def main():
         "mallory_setuid": spawn(mallory, {"MODELSCOPE_CACHE": "/usr/share/modelscope", "TMPDIR": "/etc"},
                                 ruid_only=True),
         "eve_dos": spawn(eve, {"TMPDIR": carol.pw_dir + "/.cache/open-autoglm"}),
+        "eve_own": spawn(eve, {"TMPDIR": eve.pw_dir + "/.cache/open-autoglm"}),
     }
     time.sleep(0.3)  # until every exec has replaced the forked environment
     json.dump({"pids": pids}, sys.stdout)
