@@ -25,6 +25,7 @@ import re
 import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama, _privileges, _profiles, _walk
+from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import model as hf_model
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan, shared as hf_shared
@@ -48,15 +49,64 @@ class Candidate(object):
         self.watch = watch  # paths whose being open holds it back
 
 
-def _hf_candidates(path, one_fs):
+def _hf_scan(path, one_fs):
+    """One HF hub cache as the budget needs it, as plain data (it runs in the child acting as the cache's owner,
+    as hf_cache's scan does): its bytes, problems, each repo's (id, type, path, last access, bytes of its own,
+    links into the shared store, payloads it reads) and, for the payloads those links name, their live
+    references and stats (what hf_shared.Tally asks)."""
     cache = hf_scan.scan_cache(path, one_file_system=one_fs)
     store = hf_shared.Store(cache.path, cache.repos)
     plan = hf_plan.CachePlan(cache, store)
-    tally = hf_shared.Tally(store) if store.marked else None
-    out = []
+    repos, payloads = [], {}
     for repo in cache.repos:
-        links = [(p, "%s/blobs/%s" % (repo.folder, e)) for e, p in sorted(repo.shared_links.items())]
-        local = repo.blob_bytes - repo.shared_bytes
+        links = [[p, "%s/blobs/%s" % (repo.folder, e)] for e, p in sorted(repo.shared_links.items())]
+        repos.append([repo.repo_id, repo.repo_type, repo.path, repo.last_access, repo.blob_bytes - repo.shared_bytes,
+                      links, sorted(set(repo.shared_links.values()))])
+        for name, _entry in links if store.marked else ():
+            if name not in payloads:
+                refs, blob = store.references(name), store.payload(name)
+                payloads[name] = [None if refs is None else sorted(refs), None if blob is None else [
+                    blob.size, blob.disk, blob.nlink, list(blob.key), blob.mtime, blob.atime]]
+    return {"bytes": plan.bytes_before, "problems": cache.problems + store.problems, "repos": repos,
+            "marked": store.marked, "store": store.path, "payloads": payloads}
+
+
+class _StoreView(object):
+    """What hf_shared.Tally reads of a store (references, payload stats), from _hf_scan's plain data."""
+
+    def __init__(self, payloads):
+        self._payloads = payloads
+
+    def references(self, name):
+        refs = self._payloads.get(name, [None, None])[0]
+        return None if refs is None else frozenset(refs)
+
+    def payload(self, name):
+        stats = self._payloads.get(name, [None, None])[1]
+        if stats is None:
+            return None
+        blob = BlobStat.__new__(BlobStat)
+        blob.name, (blob.size, blob.disk, blob.nlink, key, blob.mtime, blob.atime) = name, stats
+        blob.key = tuple(key)
+        return blob
+
+
+def _hf_candidates(path, one_fs, actor=None, failures=None):
+    """The repos of one HF hub cache, scanned and sized with its owner's rights (_hf_scan in a child acting as
+    them): a root-only directory in a user's cache is not counted. A child that failed reads nothing: a failure
+    naming the cache (nothing of it is chosen)."""
+    try:
+        data = _as(actor, _hf_scan, path, one_fs)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        text = "%s: %s (not read, nothing removed there)" % (path, exc)
+        if failures is None:
+            return 0, [], [text]
+        failures.append(text)
+        return 0, [], []
+    tally = hf_shared.Tally(_StoreView(data["payloads"])) if data["marked"] else None
+    out = []
+    for repo_id, repo_type, repo_path, last_access, local, links, read in data["repos"]:
+        links = [tuple(link) for link in links]
 
         def gain(local=local, links=links):
             return local + (tally.gain(links)[0] if tally is not None else 0)
@@ -64,10 +114,10 @@ def _hf_candidates(path, one_fs):
         def take(links=links):
             if tally is not None:
                 tally.add(links)
-        watch = [repo.path + "/"] + ["%s/%s" % (store.path, p) for p in sorted(set(repo.shared_links.values()))]
-        out.append(Candidate(path, "hf_repo", repo.repo_id, repo.path, repo.last_access, gain, take, watch,
-                             repo_type=repo.repo_type))
-    return plan.bytes_before, out, cache.problems + store.problems
+        watch = [repo_path + "/"] + ["%s/%s" % (data["store"], p) for p in read]
+        out.append(Candidate(path, "hf_repo", repo_id, repo_path, last_access, gain, take, watch,
+                             repo_type=repo_type))
+    return data["bytes"], out, list(data["problems"])
 
 
 def _ollama_candidates(path):
@@ -253,7 +303,7 @@ def run(params, check_mode=False, now=None):
     problems, candidates, stores = sorted(set(env_problems), key=env_problems.index), [], []
     failed = []  # a store whose sizing child failed (the user killed it): nothing of it is chosen
     for kind, paths, collect in (
-            ("hf", hf, lambda p: _hf_candidates(p, one_fs)),
+            ("hf", hf, lambda p: _hf_candidates(p, one_fs, actors.get(p), failed)),
             ("ollama", ollama, _ollama_candidates),
             ("modelscope", modelscope, lambda p: _modelscope_candidates(p, one_fs, actors.get(p), failed)),
             ("torch_hub", torch, lambda p: _torch_candidates(p, one_fs, actors.get(p), failed))):

@@ -344,3 +344,36 @@ def test_model_budget_never_enters_a_protected_directory_bind_mounted_or_linked_
     assert digest(config) == before
     assert [r["name"] for r in result["removed"]] == [repo.repo_id] and not os.path.exists(repo.path)
     assert any("protected directory" in f for f in result["failures"]), result["failures"]
+
+
+def test_model_budget_sizes_a_users_hub_cache_with_her_rights(make_user, sandbox):
+    """alice's repo's blobs/ is a bind mount of a root-only directory holding its blobs, one of them 1 MiB: the budget
+    scans her cache in a child acting as her (as hf_cache does), so root's bytes are neither counted in her store
+    nor chosen, and the unreadable directory is named. The old code scanned every hub cache as root and counted
+    them."""
+    from ansible_collections.residue.purge.plugins.module_utils import _budget
+    from ansible_collections.residue.purge.tests.unit.support import hfgen
+
+    alice = make_user()
+    hub = os.path.join(alice.pw_dir, ".cache", "huggingface", "hub")
+    (repo,) = hfgen.make_cache(hub, repos=1, seed=7, max_file_size=4096)
+    chown_tree(alice, os.path.join(alice.pw_dir, ".cache"))
+    secret = os.path.join(sandbox, "root-only")  # the repo's blobs, one of them 1 MiB, in a root-only directory
+    mnt = os.path.join(repo.path, "blobs")
+    subprocess.run(["cp", "-a", mnt, secret], check=True)
+    subprocess.run(["chown", "-R", "0:0", secret], check=True)
+    os.chmod(secret, 0o700)
+    write(os.path.join(secret, sorted(os.listdir(secret))[0]), os.urandom(1 << 20), 0o600)
+    before = digest(secret)
+    subprocess.run(["mount", "--bind", secret, mnt], check=True)
+    p = {"max_size": "0", "homes": [], "users": [alice.pw_name], "scan_processes": False, "profiles": {},
+         "force": False, "one_file_system": True}
+    try:
+        check = _budget.run(p, check_mode=True)
+        assert digest(secret) == before
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    (store,) = [s for s in check["stores"] if s["kind"] == "hf"]
+    assert store["bytes_before"] < 1 << 20 and check["bytes_before"] < 1 << 20, check["stores"]
+    assert all(r["freed_bytes"] < 1 << 20 for r in check["removed"]), check["removed"]
+    assert any(mnt in p and "Permission denied" in p for p in check["problems"]), check["problems"]
