@@ -161,7 +161,7 @@ def test_hf_cache_check_mode_names_the_kernels_refusals_and_matches_the_real_run
     alice, bob = make_user(), make_user()
     hub = os.path.join(alice.pw_dir, ".cache", "huggingface", "hub")
     repos = hfgen.make_cache(hub, repos=3, seed=11, max_file_size=4096)
-    (xet,) = hfshared.share(hub, [repos[2]], payloads=1, fraction=1.0, seed=11)
+    (xet,) = list(hfshared.share(hub, [repos[2]], payloads=1, fraction=1.0, seed=11))
     realusers.chown_tree(alice, os.path.join(alice.pw_dir, ".cache"))
     snapshot = os.path.join(repos[0].path, "snapshots", repos[0].commits[0])
     locked = os.path.join(snapshot, "rootdir")

@@ -322,7 +322,7 @@ def test_model_budget_never_enters_a_protected_directory_bind_mounted_or_linked_
     config = os.path.join(alice.pw_dir, ".config")
     hub = os.path.join(alice.pw_dir, ".cache", "huggingface", "hub")
     (repo,) = hfgen.make_cache(hub, repos=1, seed=5, max_file_size=4096)
-    (xet,) = hfshared.share(hub, [repo], payloads=1, fraction=1.0, seed=5)
+    (xet,) = list(hfshared.share(hub, [repo], payloads=1, fraction=1.0, seed=5))
     prefix = os.path.join(hub, "blobs", xet[:2])
     os.makedirs(config)
     for name in os.listdir(prefix):  # the payload and its manifest now live in ~/.config, mounted back in place
