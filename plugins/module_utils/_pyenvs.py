@@ -915,6 +915,24 @@ def pip_check(env):
     return rc == 0, lines
 
 
+# pip check's line for a requirement that is not installed (pip 9 to today; pip names the requirement canonically)
+_NOT_INSTALLED = re.compile(r"^\S+ \S+ requires (\S+), which is not installed\.$")
+
+
+def broken_by(lines, removed):
+    """The lines of `pip check` (run after removing `removed`) that this removal caused: a requirement on one of
+    the removed distributions that is not installed. A removal can cause nothing else (it changes no installed
+    version, platform or metadata of what stays), and every removed distribution was installed before, so these
+    are exactly the lines a check before the removal did not print -- without a second pip run (~0.8 s of CPU)."""
+    gone = set(normalize_name(name) for name in removed)
+    out = []
+    for line in lines:
+        match = _NOT_INSTALLED.match(line.strip())
+        if match and normalize_name(match.group(1)) in gone:
+            out.append(line)
+    return out
+
+
 # ---------------------------------------------------------------- one environment, end to end
 
 # PEP 508 distribution names: anything else (an option such as "-r", a path) never reaches pip.
@@ -1031,11 +1049,6 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
     flag = needs_break_system_packages(env)
     errors = list(refusals)
     try:
-        # what pip check already reported is not ours: only what the removal adds is a problem
-        baseline = set(pip_check(env)[1])
-    except EnvError:
-        baseline = set()
-    try:
         rc, output = pip_uninstall(env, [e["name"] for e in planned], flag)
         left = set(d.name for d in distributions_of(env)) & set(e["name"] for e in planned)
         if rc != 0 and left:
@@ -1061,7 +1074,7 @@ def purge_environment(env, packages, keep=(), orphans=False, remove_required=Fal
         ok, lines = pip_check(env)
     except EnvError as e:
         ok, lines = False, [str(e)]
-    result["pip_check"] = dict(ok=ok, output=lines, new=[line for line in lines if line not in baseline])
+    result["pip_check"] = dict(ok=ok, output=lines, new=broken_by(lines, [e["name"] for e in planned]))
     gone = result["removed"] or result["orphans_removed"]
     if errors:
         result.update(status="failed", error="; ".join(errors))

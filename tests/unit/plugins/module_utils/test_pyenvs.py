@@ -451,3 +451,19 @@ def test_environment_without_pip_is_reported_not_guessed(tmp_path):
     assert result["status"] == "broken" and "has no pip" in result["error"]
     assert result["found"] == [{"name": "target", "version": "1.0"}] and result["removed"] == []
     assert sorted(d.name for d in installed_distributions(env)) == ["dep", "target"]
+
+
+def test_broken_by_is_what_the_removal_added_to_pip_check():
+    # pip check's own lines (pip 23): what was broken before stays out, whatever its kind; a requirement on a
+    # removed distribution is in, however the requiring metadata or the removal spelled the name
+    after = [
+        "agent-core 1.0 requires zope-interface, which is not installed.",   # removed as Zope.Interface
+        "agent-core 1.0 requires old-thing, which is not installed.",        # missing before: not ours
+        "tool 2.1 has requirement labeler>=2, but you have labeler 1.2.0.",  # a conflict: a removal makes none
+        "tool 2.1 requires labeler-extra, which is not installed.",          # name only starts like a removed one
+        "blob 0.1 is not supported on this platform",
+        "other 3.0 requires labeler, which is not installed.",
+    ]
+    assert _pyenvs.broken_by(after, ["Zope.Interface", "labeler"]) == [after[0], after[5]]
+    assert _pyenvs.broken_by(after, []) == []
+    assert _pyenvs.broken_by(["No broken requirements found."], ["labeler"]) == []
