@@ -34,6 +34,7 @@ AT_SCALE = [
     {"label": "strategy free", "pipelining": True, "strategy": "free"},
     {"label": "forks 5 (Ansible's default)", "pipelining": True, "strategy": "linear", "forks": 5},
 ]
+CGROUP_ROOT = "/sys/fs/cgroup/cpuacct"  # cgroup v1 cpuacct (this machine); None of it is needed for the wall times
 PING_PLAY = [{"name": "Ping", "hosts": "all", "gather_facts": False, "tasks": [{"ansible.builtin.ping": {}}]}]
 
 
@@ -67,6 +68,72 @@ def fresh_hosts(n):
     return inventory, time.perf_counter() - start
 
 
+def cgroup(name):
+    """A fresh cpuacct cgroup (its path), or None where there is no writable cgroup v1 cpuacct hierarchy."""
+    path = os.path.join(CGROUP_ROOT, "bench-fleet-%s-%s" % (LAB, name))
+    try:
+        if os.path.isdir(path):
+            os.rmdir(path)
+        os.mkdir(path)
+    except OSError:
+        return None
+    return path
+
+
+def cgroup_cpu(path):
+    if path is None:
+        return None
+    with open(os.path.join(path, "cpuacct.usage")) as f:
+        return int(f.read().strip()) / 1e9
+
+
+def cgroup_drop(path):
+    """Move what is left in the cgroup back to the root and remove it."""
+    if path is None:
+        return
+    for _ in range(5):
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            pids = f.read().split()
+        for pid in pids:
+            try:
+                with open(os.path.join(CGROUP_ROOT, "cgroup.procs"), "w") as f:
+                    f.write(pid)
+            except OSError:
+                pass
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
+def host_processes():
+    """Every process of this lab's hosts: the recorded unshare PIDs and all their descendants."""
+    state = os.path.join(TOP, ".build", "lab", LAB)
+    procs = []
+    for name in sorted(os.listdir(state)) if os.path.isdir(state) else []:
+        try:
+            with open(os.path.join(state, name, "pid")) as f:
+                root = psutil.Process(int(f.read().strip()))
+            procs += [root] + root.children(recursive=True)
+        except (IOError, OSError, ValueError, psutil.NoSuchProcess):
+            continue
+    return procs
+
+
+def hosts_into(path):
+    """Put every lab host process into the cgroup; what they start from now on is counted there too."""
+    if path is None:
+        return
+    for _ in range(2):  # a process forked while moving the others is caught by the second pass
+        for proc in host_processes():
+            try:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(proc.pid))
+            except OSError:
+                pass
+
+
 def tree_pss(root):
     total = 0
     try:
@@ -82,12 +149,21 @@ def tree_pss(root):
 
 
 def timed(cmd, run_env, workdir, name):
-    """Run cmd; wall seconds, peak PSS of its process tree, the bench_timer record, rc, output file."""
+    """Run cmd; wall seconds, peak PSS of its process tree, the bench_timer record, rc, output file, and the CPU
+    seconds of the controller (cmd and everything it starts, ssh masters included) and of the lab hosts, in all and
+    at every task start (bench_cpu)."""
     timer = os.path.join(workdir, name + ".timer.json")
+    cpu_out = os.path.join(workdir, name + ".cpu.json")
     log = os.path.join(workdir, name + ".log")
+    controller, hosts = cgroup("controller"), cgroup("hosts")
+    hosts_into(hosts)
+    groups = ",".join("%s=%s" % (label, os.path.join(path, "cpuacct.usage"))
+                      for label, path in (("controller", controller), ("hosts", hosts)) if path)
     run_env = dict(run_env, BENCH_TIMER_OUT=timer, ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
-                   ANSIBLE_CALLBACKS_ENABLED="bench_timer",
+                   ANSIBLE_CALLBACKS_ENABLED="bench_timer,bench_cpu", BENCH_CPU_OUT=cpu_out, BENCH_CPU_CGROUPS=groups,
                    ANSIBLE_SSH_CONTROL_PATH_DIR=tempfile.mkdtemp(prefix="cp-", dir=workdir))
+    if controller:  # the command joins the controller's cgroup before it starts anything
+        cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', os.path.join(controller, "cgroup.procs")] + cmd
     peak = [0]
     with open(log, "w") as out:
         start_wall = time.time()
@@ -105,10 +181,27 @@ def timed(cmd, run_env, workdir, name):
         rc = proc.wait()
         wall = time.perf_counter() - start
         sampler.join()
+    time.sleep(1)  # ssh masters (ControlPersist) and the hosts' sshd sessions wind down
+    cpu = {"controller": cgroup_cpu(controller), "hosts": cgroup_cpu(hosts)}
+    cgroup_drop(controller)
+    cgroup_drop(hosts)
     with open(timer) as f:
         record = json.load(f)
     record["process_start"] = start_wall
-    return {"wall": wall, "peak_pss": peak[0], "timer": record, "rc": rc, "log": log}
+    marks = []
+    if os.path.exists(cpu_out):
+        with open(cpu_out) as f:
+            marks = json.load(f)
+    return {"wall": wall, "peak_pss": peak[0], "timer": record, "rc": rc, "log": log, "cpu": cpu, "marks": marks}
+
+
+def per_task(marks, n):
+    """[(task, controller CPU s, hosts CPU s)] per task (the time from its start to the next mark), per host."""
+    out = []
+    for a, b in zip(marks, marks[1:]):
+        c = [(b["cpu"].get(k) or 0) - (a["cpu"].get(k) or 0) for k in ("controller", "hosts")]
+        out.append((a["task"], c[0] / n, c[1] / n, b["time"] - a["time"]))
+    return out
 
 
 def run_config(n, config, workdir):
