@@ -2,7 +2,8 @@
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """residue.purge.check_vars: the residue_* variables checked on the controller (_inputs.check), then on the host
-(the module: _inputs.check_host and the probe) unless on_host is false. A failure is one short message that
+(the module: _inputs.check_host, the probe and the os_family fact) unless on_host is false; on a PowerShell host
+the facts of setup (gather_subset min) instead of the module. A failure is one short message that
 names the variable, never an argument spec."""
 
 from __future__ import absolute_import, division, print_function
@@ -52,6 +53,15 @@ class ActionModule(ActionBase):
         if not on_host:
             checked.pop("profiles", None)
             return dict(result, changed=False, values=checked)
+        if getattr(self._connection._shell, "SHELL_FAMILY", None) == "powershell":
+            # no Python there: what the module checks on a POSIX host the PowerShell modules check themselves; the
+            # facts come from setup, as the playbooks gathered them before check_vars set os_family
+            facts = self._execute_module(module_name="ansible.builtin.setup", module_args={"gather_subset": ["min"]},
+                                         task_vars=task_vars)
+            if facts.get("failed"):
+                return dict(result, **facts)
+            checked.pop("profiles", None)
+            return dict(result, changed=False, values=checked, ansible_facts=facts.get("ansible_facts", {}))
         module_args = dict(require_targets=require, variables=values)
         result.update(self._execute_module(module_name="residue.purge.check_vars", module_args=module_args,
                                            task_vars=task_vars))

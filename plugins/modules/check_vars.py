@@ -27,7 +27,10 @@ description:
     component is not a directory, belongs to a user other than root and the connecting user, or is writable by
     every user without the sticky bit, when it is a protected directory (a home, a shared cache, a system
     directory), or when it is (by spelling or by realpath) inside a residue of the targets. The host is also
-    probed for what the next phases need (psutil importable, free space where the backup goes).
+    probed for what the next phases need (psutil importable, free space where the backup goes), and its
+    C(os_family) fact is set as C(ansible.builtin.setup) sets it, so the playbooks need no fact gathering (a module
+    run per host). On a PowerShell host (no Python there) the action plugin runs C(ansible.builtin.setup) with
+    O(ansible.builtin.setup#module:gather_subset=min) instead and returns its facts.
 author:
   - residue.purge contributors (@residue-purge)
 options:
@@ -85,6 +88,12 @@ python:
   description: That Python.
   returned: on the host
   type: str
+ansible_facts:
+  description: The facts the playbooks read. C(os_family) as C(ansible.builtin.setup) gathers it; on a PowerShell
+    host, every fact of C(ansible.builtin.setup) with O(ansible.builtin.setup#module:gather_subset=min).
+  returned: on the host
+  type: dict
+  sample: {os_family: Debian}
 backup_free:
   description: Free bytes where the backup goes (the nearest existing directory of C(residue_backup_dir)).
   returned: on the host, when C(residue_backup_dir) is set
@@ -96,6 +105,7 @@ backup_probe:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.facts.system.distribution import DistributionFactCollector
 
 from ansible_collections.residue.purge.plugins.module_utils import _inputs
 from ansible_collections.residue.purge.plugins.module_utils._module import run_topic
@@ -106,7 +116,14 @@ def main():
                                               on_host=dict(type="bool", default=True),
                                               variables=dict(type="dict")),
                            supports_check_mode=True)
-    run_topic(module, _inputs.run)
+
+    def run(params, check_mode):
+        result = _inputs.run(params, check_mode)
+        # the one fact the playbooks read, computed as setup computes it (its distribution collector, not the others)
+        result["ansible_facts"] = {"os_family": DistributionFactCollector().collect(module=module).get("os_family")}
+        return result
+
+    run_topic(module, run)
 
 
 if __name__ == "__main__":

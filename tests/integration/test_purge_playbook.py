@@ -118,8 +118,8 @@ def test_a_host_without_the_residue_skips_the_sweep_steps_and_is_still_verified(
         _fleet, hosts, _latest = load_run(tmp_path / "report")
         assert hosts["good"]["status"] == "ok" and hosts["good"]["verified"]["clean"] is True
         outputs.append(proc.stdout)
-    assert module_runs(outputs[0]) == ["setup", "check_vars", "discover", "autostart", "reap", "discover"]
-    assert module_runs(outputs[1]) == ["setup", "check_vars", "discover", "autostart", "reap", "hf_cache", "remove",
+    assert module_runs(outputs[0]) == ["check_vars", "discover", "autostart", "reap", "discover"]
+    assert module_runs(outputs[1]) == ["check_vars", "discover", "autostart", "reap", "hf_cache", "remove",
                                        "pip_remove", "discover"]
 
 
@@ -132,7 +132,7 @@ def test_backup_then_restore_puts_the_files_back(tmp_path):
     assert not residue.exists()
     # the module runs on the host for a whole purge (the Python that runs each module, not its chmod): the profile
     # has paths only, so preflight found no HF repo and no pip package and hf_cache and pip_remove never ran
-    assert module_runs(proc.stdout) == ["setup", "check_vars", "discover", "autostart", "reap", "remove", "open_deleted",
+    assert module_runs(proc.stdout) == ["check_vars", "discover", "autostart", "reap", "remove", "open_deleted",
                                         "discover"]
     _fleet, hosts, _latest = load_run(report)
     archive = hosts["good"]["backed_up"]["path"]
