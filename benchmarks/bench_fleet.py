@@ -242,6 +242,8 @@ def run_config(n, config, workdir):
         "report": purge["timer"]["end"] - report_start,
         "ping": ping["wall"], "ping_pss": ping["peak_pss"],
         "freed": fleet["summary"]["freed_bytes"],
+        "load_end": os.getloadavg()[0],
+        "cpu": purge["cpu"], "ping_cpu": ping["cpu"], "tasks": per_task(purge["marks"], n),
     }
 
 
@@ -250,6 +252,31 @@ def row(r):
     return "| %d | %s | %.1f | %.2f | %.1f | %.2f | %.1f | %.1f | %.0f MB | %.0f MB | %.1f |" % (
         r["hosts"], r["label"], r["wall"], r["wall"] / r["hosts"], r["phases"], r["report"], r["ping"],
         r["wall"] - r["ping"], r["peak_pss"] / mb, r["ping_pss"] / mb, r["load"])
+
+
+def per_host(cpu, n, key):
+    value = (cpu or {}).get(key)
+    return "-" if value is None else "%.2f" % (value / n)
+
+
+def cpu_row(r):
+    """CPU seconds per host: controller (ansible-playbook and all it starts) and the lab hosts, purge and ping; the
+    2-core bound they imply (the whole run's CPU over the 2 cores, when nothing else ran)."""
+    n, cpu, ping = r["hosts"], r.get("cpu") or {}, r.get("ping_cpu") or {}
+    total = (cpu.get("controller") or 0) + (cpu.get("hosts") or 0)
+    ping_total = (ping.get("controller") or 0) + (ping.get("hosts") or 0)
+    return "| %d | %s | %s | %s | %.2f | %s | %s | %.2f | %.0f | %.0f | %.1f -> %.1f |" % (
+        n, r["label"], per_host(cpu, n, "controller"), per_host(cpu, n, "hosts"), total / n,
+        per_host(ping, n, "controller"), per_host(ping, n, "hosts"), ping_total / n,
+        total / (os.cpu_count() or 1), r["wall"], r["load"], r.get("load_end", 0.0))
+
+
+def task_lines(r, top=14):
+    """The tasks that cost the most CPU per host (controller + hosts) in run r."""
+    tasks = sorted(r.get("tasks") or [], key=lambda t: -(t[1] + t[2]))[:top]
+    lines = ["| task | controller CPU s per host | hosts CPU s per host |", "|---|---:|---:|"]
+    lines += ["| %s | %.3f | %.3f |" % (t[0].replace("|", "/"), t[1], t[2]) for t in tasks]
+    return lines
 
 
 def run(workdir):
@@ -281,6 +308,22 @@ def run(workdir):
         "| purge - ping s | controller peak PSS (purge) | (ping) | load |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ] + [row(r) for r in results] + [
+        "",
+        "CPU seconds per host (load-independent: cpuacct cgroups, one for ansible-playbook and everything it starts, "
+        "ssh masters included, one for every process of the lab hosts; the hosts' column includes the seeded daemon "
+        "until it is stopped). No run on these %d cores can be shorter than its CPU spread over them "
+        "(column `purge CPU / cores`), next to the measured wall time; load average (1 min) at the start and the end."
+        % (os.cpu_count() or 1),
+        "",
+        "| hosts | settings | purge: controller | hosts | all | ping: controller | hosts | all "
+        "| purge CPU / cores s | purge wall s | load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ] + [cpu_row(r) for r in results] + [
+        "",
+        "Where a host's CPU goes (the %d-host run; a task's cost is the CPU between its start and the next task's, "
+        "the linear strategy runs it on every host before the next starts):" % large["hosts"],
+        "",
+    ] + task_lines(large) + [
         "",
         "- %d hosts take %.2fx the time of %d host (target: within 3x): %s. Ping alone, Ansible's fixed cost, grows "
         "%.2fx over the same range." % (max(SIZES), ratio, min(SIZES), "met" if ratio <= 3 else "NOT met",
