@@ -91,7 +91,7 @@ def cgroup_drop(path):
     """Move what is left in the cgroup back to the root and remove it."""
     if path is None:
         return
-    for _ in range(5):
+    for _attempt in range(5):
         with open(os.path.join(path, "cgroup.procs")) as f:
             pids = f.read().split()
         for pid in pids:
@@ -125,7 +125,7 @@ def hosts_into(path):
     """Put every lab host process into the cgroup; what they start from now on is counted there too."""
     if path is None:
         return
-    for _ in range(2):  # a process forked while moving the others is caught by the second pass
+    for _attempt in range(2):  # a process forked while moving the others is caught by the second pass
         for proc in host_processes():
             try:
                 with open(os.path.join(path, "cgroup.procs"), "w") as f:
