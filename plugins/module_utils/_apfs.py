@@ -19,9 +19,9 @@ import os
 import stat
 
 from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform
+from ansible_collections.residue.purge.plugins.module_utils._paths import O_DIR as _O_DIR
 
 _state = {"getattrlistat": None}
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _getattrlistat():

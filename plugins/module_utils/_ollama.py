@@ -30,12 +30,12 @@ import re
 from ansible_collections.residue.purge.plugins.module_utils import _privileges, _stores
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.inuse import OpenFiles
+from ansible_collections.residue.purge.plugins.module_utils._paths import O_DIR as _O_DIR, O_FILE as _O_FILE
 from ansible_collections.residue.purge.plugins.module_utils._paths import open_below, read_all
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text as _err
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_O_FILE = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 _LAYER = re.compile(r"sha256-[0-9a-f]{64}\Z")
 _PARTIAL = re.compile(r"sha256-[0-9a-f]{64}-partial(-[0-9]+)?\Z")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
@@ -43,10 +43,6 @@ DEFAULT_REGISTRY = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 MAX_MANIFEST = 1 << 20
 MAX_LISTED = 50
-
-
-def _err(e):
-    return e.strerror or str(e)
 
 
 class Model(object):

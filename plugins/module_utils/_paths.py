@@ -34,7 +34,10 @@ _O_CHAIN = ((getattr(os, "O_PATH", 0) or os.O_RDONLY) | getattr(os, "O_DIRECTORY
             | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
-_O_BELOW = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# A directory below a descriptor, never through a link (open_below, and every descriptor walk: _walk, _hfcache,
+# _ollama, _apfs); a file to read there, never through a link nor blocking on a FIFO.
+O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+O_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 PROTECTED = "is a protected directory (or holds one) under another name; not entered"
@@ -210,7 +213,7 @@ def open_below(root_fd, parts, protect=frozenset()):
     fd = os.dup(root_fd)
     for part in parts:
         try:
-            nfd = os.open(part, _O_BELOW, dir_fd=fd)
+            nfd = os.open(part, O_DIR, dir_fd=fd)
         finally:
             os.close(fd)
         fd = nfd

@@ -1,11 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Text that is safe to return to Ansible, whatever bytes a file name or an argv holds."""
+"""Text that is safe to return to Ansible, whatever bytes a file name or an argv holds; an OSError's text."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+
+def error_text(exc):
+    """An OSError as a problem's text: the system's message (strerror) without errno and path, else str(exc)."""
+    return exc.strerror or str(exc)
 
 
 def printable(value):

@@ -26,11 +26,9 @@ import time
 
 from ansible_collections.residue.purge.plugins.module_utils._fork import can_fork, fork_call, fork_result
 from ansible_collections.residue.purge.plugins.module_utils._mounts import mount_id, mount_points_under
-from ansible_collections.residue.purge.plugins.module_utils._paths import open_parent
-from ansible_collections.residue.purge.plugins.module_utils._text import printable
+from ansible_collections.residue.purge.plugins.module_utils._paths import O_DIR as _O_DIR, open_parent
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text as _error_text, printable
 
-_O_DIR = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-          | getattr(os, "O_CLOEXEC", 0))
 MAX_OPEN_FDS = 64
 # Lists in results are capped so output size does not grow with file count; counters stay exact.
 MAX_LISTED = 200
@@ -73,10 +71,6 @@ def _cutoff(older_than, now):
     if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or older_than < 0:
         raise WalkError("older_than must be a number of seconds >= 0, got %r" % (older_than,))
     return (time.time() if now is None else now) - older_than
-
-
-def _error_text(exc):
-    return exc.strerror or str(exc)
 
 
 class _Frame(object):

@@ -18,6 +18,9 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.residue.purge.plugins.module_utils._paths import O_DIR as _O_DIR, O_FILE as _O_FILE
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text as _err
+
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 REPO_PREFIXES = dict((v, k) for k, v in REPO_TYPES.items())
 # OS helper files that huggingface_hub ignores too.
@@ -182,9 +185,3 @@ _IFMT = 0o170000
 _IFDIR = 0o040000
 _IFREG = 0o100000
 _IFLNK = 0o120000
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-_O_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-
-
-def _err(e):
-    return e.strerror or str(e)
