@@ -40,6 +40,10 @@ SLOTS = {
     "reaped": ("reap", "stop"),
     "hf": ("hf_cache", "sweep"),
     "budget": ("model_budget", "sweep"),
+    # no role runs these two; a play that runs them in its sweep and registers them under these slots' names
+    # (REGISTERED) gets their items in the record as model_budget's
+    "ollama": ("ollama_models", "sweep"),
+    "modelscope": ("modelscope_models", "sweep"),
     "removed": ("remove", "sweep"),
     "pip": ("pip_remove", "sweep"),
     "pinned": ("open_deleted", "verify"),
@@ -292,6 +296,33 @@ def _budget_held_back(value, result, phase):
                            "detail": h.get("detail") or ""} for h in _list(value)]}
 
 
+def _ollama_removed(value, result, phase):
+    return {"removed": [{"kind": "ollama_model", "target": None, "path": item.get("manifest"),
+                         "repo_id": item.get("model") or item.get("name"), "cache": item.get("store"),
+                         "bytes": int(item.get("freed_bytes") or 0)} for item in _list(value)]}
+
+
+def _ollama_swept(value, result, phase):
+    """Orphaned layers and stale partial downloads: each a removed file."""
+    return {"removed": [{"kind": "path", "target": None, "path": item.get("path"), "bytes": int(item.get("bytes") or 0),
+                         "files": 1, "owner": None} for item in _list(value)]}
+
+
+def _modelscope_removed(value, result, phase):
+    return {"removed": [{"kind": "modelscope_model", "target": None, "path": item.get("path"),
+                         "repo_id": item.get("model_id"), "cache": item.get("cache"),
+                         "bytes": int(item.get("bytes") or 0), "files": item.get("files")} for item in _list(value)]}
+
+
+def _store_held_back(kind, name="name", store="store"):
+    """A model a store's module left alone (in use, downloading): "name in store" with why."""
+    def normalise(value, result, phase):
+        return {"held_back": [{"phase": phase, "kind": kind, "item": "%s in %s" % (h.get(name), h.get(store)),
+                               "cache": h.get(store), "repo_id": h.get(name), "reason": h.get("reason"),
+                               "detail": h.get("detail") or ""} for h in _list(value)]}
+    return normalise
+
+
 def _hf_held_back(value, result, phase):
     return {"held_back": [{"phase": phase, "kind": "hf_repo", "item": "%s in %s" % (h.get("repo_id"), h.get("cache")),
                            "cache": h.get("cache"), "repo_id": h.get("repo_id"), "reason": h.get("reason"),
@@ -406,6 +437,25 @@ RESULT_KEYS = {
         "bytes_after": None,
         "over_budget": None,  # also a problem line
     },
+    "ollama_models": {
+        "removed": _ollama_removed,
+        "swept": _ollama_swept,
+        "held_back": _store_held_back("ollama_model"),
+        "failures": _failed_items,  # "path: error" lines
+        "problems": _problems,  # includes a store still over its budget
+        "models": None,  # the inventory before; what went is in removed
+        "stores": None,  # sizes before/after; over budget is also a problem line
+        "freed_bytes": None,  # the sum of removed[].freed_bytes and swept[].bytes
+    },
+    "modelscope_models": {
+        "removed": _modelscope_removed,
+        "held_back": _store_held_back("modelscope_model", "model_id", "cache"),
+        "failures": _failed_items,  # "path: error" lines
+        "problems": _problems,  # includes a cache still over its budget
+        "models": None,  # the inventory before; what went is in removed
+        "caches": None,  # sizes before/after; over budget is also a problem line
+        "freed_bytes": None,  # the sum of removed[].bytes
+    },
     "remove": {
         "removed": _removed_paths,
         "failures": _failed_items,
@@ -458,7 +508,8 @@ def normalise(module, result, phase):
 
 # The variables the roles register each slot's result under, and the phases' rescue records (first set wins).
 REGISTERED = {"found": "preflight_found", "autostart": "stop_autostart", "reaped": "stop_reaped", "hf": "sweep_hf",
-              "budget": "sweep_budget", "removed": "sweep_removed", "pip": "sweep_pip", "pinned": "verify_pinned",
+              "budget": "sweep_budget", "ollama": "sweep_ollama", "modelscope": "sweep_modelscope",
+              "removed": "sweep_removed", "pip": "sweep_pip", "pinned": "verify_pinned",
               "after": "verify_after", "restored": "restore_unpacked"}
 FAILURES = ("preflight_failure", "stop_failure", "sweep_failure", "verify_failure", "restore_failure")
 
@@ -501,11 +552,11 @@ def host_record(results, host, run):
     default_target = targets[0] if len(targets) == 1 else "unattributed"
     pip_targets = dict(((p["name"], p["environment"]), p["target"]) for p in found.get("packages", []))
 
-    def gather(part, slots=("autostart", "reaped", "hf", "budget", "removed", "pip", "pinned")):
+    def gather(part, slots=("autostart", "reaped", "hf", "budget", "ollama", "modelscope", "removed", "pip",
+                            "pinned")):
         return [entry for slot in slots for entry in parts[slot].get(part, [])]
 
-    removed_items = (parts["removed"].get("removed", []) + parts["hf"].get("removed", [])
-                     + parts["budget"].get("removed", []) + parts["pip"].get("removed", []))
+    removed_items = gather("removed", ("removed", "hf", "budget", "ollama", "modelscope", "pip"))
     for item in removed_items:
         if item["kind"] == "pip":
             item["target"] = pip_targets.get((item.pop("name"), item["path"])) or default_target
@@ -690,8 +741,11 @@ def fleet(records, run=None):
     return view
 
 
+MODEL_KINDS = ("hf_repo", "ollama_model", "modelscope_model")  # removed as "<name> in <store>"
+
+
 def _removed_what(item):
-    if item["kind"] == "hf_repo":
+    if item["kind"] in MODEL_KINDS:
         return "%s in %s" % (item.get("repo_id"), item.get("cache"))
     if item["kind"] == "pip":
         return "%s in %s" % (item.get("package"), item.get("path"))

@@ -9,10 +9,19 @@ a process holding a residue file open) and runs the modules of a purge over it, 
 conftest.run_tasks (real ansible-playbook):
 
     clean    purge: everything goes (with a backup), then restore.yml's unarchive puts the files back
-    partial  purge with traps: immutable files (remove, hf_cache, autostart, pip_remove fail on them), a download
-             lock (hf_cache holds the repo back), the daemon reaped by an unprivileged user (survives), a deleted
-             file held open by this very process (open_deleted spares it), broken HF cache entries (problems)
+    partial  purge with traps: immutable files (remove, hf_cache, autostart, pip_remove, model_budget,
+             ollama_models, modelscope_models fail on them), a download lock (hf_cache holds the repo back), the
+             daemon reaped by an unprivileged user (survives), a deleted file held open by this very process
+             (open_deleted spares it), broken HF cache entries (problems), model layers held open by a running
+             process and a ModelScope download in progress (model_budget, ollama_models, modelscope_models hold
+             them back)
     preview  the clean world in check mode (preflight to the first verify step, as purge.yml --check runs them)
+
+The home also holds model stores (Ollama, ModelScope, torch hub next to its HF cache): model_budget runs in the
+sweep with a host budget (as prune.yml does) and removes the least recently used; two more stores outside the home
+are given to ollama_models and modelscope_models by path (registered as sweep_ollama / sweep_modelscope, which the
+report carries when a play runs them).  In partial, check_vars also runs on a variable that is wrong (its message
+is what the preflight rescue records).
 
     PYTHONPATH=.build/collections .venv/bin/python tests/integration/report_scenarios.py
 
@@ -25,12 +34,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +52,7 @@ from conftest import REPO, run_tasks  # noqa: E402
 from wheels import build_wheel  # noqa: E402
 
 sys.path.insert(0, os.path.join(REPO, ".build", "collections"))
-from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
+from ansible_collections.residue.purge.tests.unit.support import hfgen, ollamagen  # noqa: E402
 
 FIXTURES = os.path.join(REPO, "tests", "unit", "plugins", "filter", "fixtures", "module_results")
 SCENARIOS = ("clean", "partial", "preview")
@@ -49,7 +61,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 STABLE_ROOT, STABLE_TAG, STABLE_USER = "/tmp/rp-contract", "tag000", "rpcuser"
 
 HOLDER = ("import os, sys, time\n"
-          "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+          "fds = [os.open(path, os.O_RDONLY) for path in sys.argv[1:]]\n"
           "print('ready', flush=True)\n"
           "time.sleep(600)\n")
 
@@ -75,6 +87,11 @@ class World(object):
         self.venv = os.path.join(self.home, "venvs", "app")
         self.backups = os.path.join(self.root, "backups")
         self.package = self.name + "-app"
+        self.ollama = os.path.join(self.home, ".ollama", "models")  # model_budget finds these in the home
+        self.modelscope = os.path.join(self.home, ".cache", "modelscope", "hub")
+        self.torch = os.path.join(self.home, ".cache", "torch", "hub")
+        self.ollama_dir = os.path.join(self.root, "stores", "ollama")  # ollama_models / modelscope_models: by path
+        self.modelscope_dir = os.path.join(self.root, "stores", "modelscope")
         self.immutable, self.popens, self.fds = [], [], []
         self.user = None
 
@@ -93,9 +110,48 @@ class World(object):
         self.holder = self._start([self._link("rph-" + self.tag, sys.executable), "-c", HOLDER, self.cache + "/held.bin"],
                                   stdout=subprocess.PIPE)
         assert self.holder.stdout.readline().strip() == b"ready"
+        self._model_stores()
         if self.traps:
             self._traps()
         return self
+
+    # least recently used a year ago (first to go under a budget), or used just now
+    OLD = 365 * 86400
+
+    def _ollama_model(self, store, name, weights, old):
+        stamp = time.time() - (self.OLD if old else 0)
+        path = ollamagen.model(store, name, [("cfg-" + name).encode(), weights], mtime=stamp)
+        return os.path.join(store, "blobs", "sha256-" + hashlib.sha256(weights).hexdigest()), path
+
+    def _model_dir(self, path, files, old):
+        os.makedirs(path)
+        for name, size in files:
+            self._write(os.path.join(path, name), os.path.basename(path).encode()[:1] * size)
+        self._age(path, old)
+        return path
+
+    def _age(self, path, old):
+        stamp = time.time() - (self.OLD if old else 0)
+        for dirpath, _dirs, files in os.walk(path):
+            for name in files:
+                os.utime(os.path.join(dirpath, name), (stamp, stamp))
+            os.utime(dirpath, (stamp, stamp))
+
+    def _model_stores(self):
+        """A year-old model in each of the home's stores (a 300K budget removes them and keeps the fresh ones),
+        and the stores ollama_models and modelscope_models are given by path."""
+        self._ollama_model(self.ollama, self.name + "-old:1b", b"O" * 400000, old=True)
+        self._ollama_model(self.ollama, self.name + "-keep:1b", b"K" * 60000, old=False)
+        self._model_dir(os.path.join(self.modelscope, "models", self.name, "old"), [("model.bin", 400000)], old=True)
+        self._model_dir(os.path.join(self.torch, "checkpoints"), [], old=True)
+        self._write(os.path.join(self.torch, "checkpoints", "old.pth"), b"t" * 400000)
+        self._age(os.path.join(self.torch, "checkpoints"), old=True)
+        shared = b"S" * 30000  # a layer both use: removing model a leaves it to b
+        ollamagen.model(self.ollama_dir, self.name + "-a:1b", [b"cfg-a", shared, b"A" * 20000])
+        ollamagen.model(self.ollama_dir, "other:1b", [b"cfg-b", shared])
+        ollamagen.layer(self.ollama_dir, b"orphan" * 1000, mtime=time.time() - self.OLD)  # no manifest: swept
+        self._model_dir(os.path.join(self.modelscope_dir, "models", self.name, "a"), [("model.bin", 20000)], old=False)
+        self._model_dir(os.path.join(self.modelscope_dir, "models", "other", "keep"), [("model.bin", 1000)], old=False)
 
     def _traps(self):
         stuck = self.cache + "/models/stuck.bin"
@@ -112,6 +168,29 @@ class World(object):
         self.fds.append(os.open(mine, os.O_RDONLY))
         self.user = "rpc" + uuid.uuid4().hex[:8]
         subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", self.user], check=True)
+        self._model_traps()
+
+    def _model_traps(self):
+        """Layers a running process holds open (held back), immutable models (failures), a download in progress."""
+        held, _manifest = self._ollama_model(self.ollama, self.name + "-held:1b", b"H" * 400000, old=True)
+        self._model_dir(os.path.join(self.modelscope, "models", self.name, "stuck"), [("model.bin", 400000)],
+                        old=True)
+        self._immutable(os.path.join(self.modelscope, "models", self.name, "stuck", "model.bin"))
+        self._write(os.path.join(self.torch, "checkpoints", "stuck.pth"), b"u" * 400000)
+        self._age(os.path.join(self.torch, "checkpoints"), old=True)
+        self._immutable(os.path.join(self.torch, "checkpoints", "stuck.pth"))
+        in_use, _manifest = self._ollama_model(self.ollama_dir, self.name + "-held:1b", b"U" * 20000, old=False)
+        _layer, stuck = self._ollama_model(self.ollama_dir, self.name + "-stuck:1b", b"I" * 20000, old=False)
+        self._immutable(stuck)  # its manifest cannot be unlinked
+        self._model_dir(os.path.join(self.modelscope_dir, "models", self.name, "stuck"), [("model.bin", 20000)],
+                        old=False)
+        self._immutable(os.path.join(self.modelscope_dir, "models", self.name, "stuck", "model.bin"))
+        self._model_dir(os.path.join(self.modelscope_dir, "models", self.name, "dl"), [("config.json", 100)], old=False)
+        self._model_dir(os.path.join(self.modelscope_dir, "._____temp", self.name, "dl"), [("model.bin", 5000)],
+                        old=False)
+        self.model_holder = self._start([self._link("rpm-" + self.tag, sys.executable), "-c", HOLDER, held, in_use],
+                                        stdout=subprocess.PIPE)
+        assert self.model_holder.stdout.readline().strip() == b"ready"
 
     def _hf_cache(self):
         hfgen.add_repo(self.hub, self.name + "/model-a", revisions=2)
@@ -173,19 +252,35 @@ class World(object):
             ("autostart", {"module": "autostart", "args": scope}),
             ("reaped", reap),
             ("hf", {"module": "hf_cache", "args": dict(scope, discover=True,
-                                                       cache_dirs="{{ r0.hf_caches | map(attribute='path') | list }}")}),
+                                                       cache_dirs="{{ R_found.hf_caches | map(attribute='path') | list }}")}),
+            # one budget for the home's model stores, as prune.yml runs it (sweep_budget_scope host)
+            ("budget", {"module": "model_budget", "args": {"max_size": "300K", "homes": [self.home],
+                                                           "scan_processes": False}}),
+            ("ollama", {"module": "ollama_models", "args": {"models_dirs": [self.ollama_dir],
+                                                            "models": [self.name + "-*"], "orphans": True,
+                                                            "scan_processes": False}}),
+            ("modelscope", {"module": "modelscope_models", "args": {"cache_dirs": [self.modelscope_dir],
+                                                                    "models": [self.name + "/*"],
+                                                                    "scan_processes": False}}),
             ("removed", {"module": "remove", "args": dict(scope, backup=self.backups)}),
             ("pip", {"module": "pip_remove", "args": scope}),
             ("pinned", {"module": "open_deleted", "args": {"under": [self.cache, self.config], "action": "terminate",
                                                            "grace": 2}}),
         ]
+        if self.traps:  # a wrong variable: check_vars names it (the preflight rescue records its message)
+            steps.insert(0, ("vars", {"module": "check_vars", "args": {"variables": {
+                "residue_targets": [self.target], "residue_profiles": scope["profiles"],
+                "residue_homes": [self.home, os.path.join(self.root, "home", "gone")]}}}))
         if not check_mode:
             steps.append(("after", {"module": "discover", "args": dict(
-                scope, extra_hf_caches="{{ r0.hf_caches | map(attribute='path') | list }}")}))
+                scope, extra_hf_caches="{{ R_found.hf_caches | map(attribute='path') | list }}")}))
         if not check_mode and not self.traps:
             steps.append(("restored", {"module": "ansible.builtin.unarchive", "args": {
-                "src": "{{ r4.backup.path }}", "dest": "/", "remote_src": True, "list_files": True}}))
-        return steps
+                "src": "{{ R_removed.backup.path }}", "dest": "/", "remote_src": True, "list_files": True}}))
+        # R_<slot>: the result registered by that slot's step (run_tasks registers step i as r<i>)
+        index = dict((slot, "r%d" % i) for i, (slot, _step) in enumerate(steps))
+        text = re.sub(r"\bR_([a-z]+)\b", lambda m: index[m.group(1)], json.dumps(steps))
+        return [tuple(pair) for pair in json.loads(text)]
 
     # ------------------------------------------------------------ undoing it
     def cleanup(self):

@@ -17,7 +17,8 @@ import os
 import pytest
 
 import report_scenarios
-from ansible_collections.residue.purge.plugins.filter.report import ANSIBLE_KEYS
+# REGISTERED: the names the roles register each module's result under (roles/*/tasks), by the report's slot
+from ansible_collections.residue.purge.plugins.filter.report import ANSIBLE_KEYS, REGISTERED
 from ansible_collections.residue.purge.tests.unit.plugins.filter import report_contract as contract
 
 REGENERATE = "PYTHONPATH=.build/collections .venv/bin/python tests/integration/report_scenarios.py"
@@ -43,11 +44,6 @@ def test_stored_results_have_the_shape_the_modules_return_today(scenario):
 
 
 # ---------------------------------------------------------------- the stored results through the real report role
-
-# the names the roles register each module's result under (roles/*/tasks), by the report's slot
-REGISTERED = {"found": "preflight_found", "autostart": "stop_autostart", "reaped": "stop_reaped", "hf": "sweep_hf",
-              "removed": "sweep_removed", "pip": "sweep_pip", "pinned": "verify_pinned", "after": "verify_after",
-              "restored": "restore_unpacked"}
 
 PLAY = """
 - name: The hosts of the run, with the results their roles registered
@@ -90,7 +86,11 @@ def render(tmp_path, playbook, hosts, check=False):
     lines = ["localhost ansible_connection=local ansible_python_interpreter=%s" % VENV_PYTHON, "[run]"]
     targets = set()
     for host, (doc, wanted, completed) in hosts.items():
-        registered = dict((REGISTERED[s["slot"]], s["result"]) for s in doc["steps"] if s["slot"] in wanted)
+        registered = dict((REGISTERED[s["slot"]], s["result"]) for s in doc["steps"] if s["slot"] in wanted
+                          and s["slot"] in REGISTERED)
+        for step in doc["steps"]:  # a failed check_vars: what the preflight rescue records
+            if step["slot"] in contract.RESCUED and step["slot"] in wanted and step["result"].get("failed"):
+                registered[contract.RESCUED[step["slot"]] + "_failure"] = contract.rescued(step)
         if not completed:  # what the stop phase's rescue records when a module failed
             registered["stop_failure"] = {"phase": "stop", "task": "Fail the host when something keeps running or "
                                           "coming back", "msg": "; ".join(
@@ -148,10 +148,10 @@ def page_texts(run_dir):
 def rendered(tmp_path_factory):
     """The stored results through the report role, one run per mode: {mode: (run dir, ansible output, hosts)}."""
     clean, partial, preview, windows = (contract.load(s) for s in ("clean", "partial", "preview", "windows"))
-    sweep = ("found", "hf", "removed")  # prune.yml runs preflight and sweep only
+    sweep = ("found", "hf", "budget", "removed")  # prune.yml runs preflight and sweep only
     runs = {
         "purge": ("purge", {"h-clean": (clean, [s for s in REGISTERED if s != "restored"], True),
-                            "h-partial": (partial, list(REGISTERED), False)}, False),
+                            "h-partial": (partial, list(REGISTERED) + list(contract.RESCUED), False)}, False),
         "preview": ("purge", {"h-preview": (preview, list(REGISTERED), True)}, True),
         "audit": ("audit", {"h-preview": (preview, list(REGISTERED), True)}, True),
         "prune": ("prune", {"h-clean": (clean, sweep, True)}, False),
@@ -198,7 +198,7 @@ def test_every_item_of_the_real_results_reaches_the_pages(rendered, mode):
 
 # mode -> (in every page and the summary, in fleet.md and fleet.html, in no page and not in the summary)
 WORDING = {
-    "purge": (["Residue purge report", "freed {freed}", "3 process(es) stopped", "8 item(s) removed"],
+    "purge": (["Residue purge report", "freed {freed}", "3 process(es) stopped", "23 item(s) removed"],
               ["What was removed, host by host", "Processes stopped", "Freed"],
               ["Would free", "would free", "to stop", "What a purge would remove"]),
     "preview": (["Residue purge preview", "Check mode: nothing was changed", "would free", "1 process(es) to stop",

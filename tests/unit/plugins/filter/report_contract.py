@@ -47,6 +47,19 @@ EXPECTED = {
     ("hf_cache", "held_back"): ("held_back", ("repo_id", "cache", "reason", "detail")),
     ("hf_cache", "failures"): ("failed", None),
     ("hf_cache", "problems"): ("problems", None),
+    ("model_budget", "removed"): ("removed", ("name", "store")),
+    ("model_budget", "held_back"): ("held_back", ("name", "store", "reason", "detail")),
+    ("model_budget", "failures"): ("failed", None),
+    ("model_budget", "problems"): ("problems", None),
+    ("ollama_models", "removed"): ("removed", ("model", "store")),
+    ("ollama_models", "swept"): ("removed", ("path",)),
+    ("ollama_models", "held_back"): ("held_back", ("name", "store", "reason", "detail")),
+    ("ollama_models", "failures"): ("failed", None),
+    ("ollama_models", "problems"): ("problems", None),
+    ("modelscope_models", "removed"): ("removed", ("model_id", "cache")),
+    ("modelscope_models", "held_back"): ("held_back", ("model_id", "cache", "reason", "detail")),
+    ("modelscope_models", "failures"): ("failed", None),
+    ("modelscope_models", "problems"): ("problems", None),
     ("remove", "removed"): ("removed", ("path",)),
     ("remove", "failures"): ("failed", ("path", "error")),
     ("remove", "failed_count"): ("failed", "count"),
@@ -66,9 +79,24 @@ def load(scenario):
         return json.load(f)
 
 
+# steps of a scenario that fill no slot: check_vars fails the preflight, whose rescue records its message
+RESCUED = {"vars": "preflight"}
+
+
+def rescued(step):
+    """What the phase's rescue records (preflight_failure etc.) when the step failed: {phase, task, msg}."""
+    return {"phase": RESCUED[step["slot"]], "task": "Check the variables on the host (homes, backup dir) and probe "
+            "it (psutil, free space for the backup)", "msg": step["result"]["msg"]}
+
+
 def slots(doc):
-    """{slot: registered result} as the report role hands them to residue_host_record."""
-    return dict((step["slot"], step["result"]) for step in doc["steps"])
+    """{slot: registered result} as the report role hands them to residue_host_record (a failed check_vars: the
+    preflight rescue's `failure`)."""
+    out = dict((step["slot"], step["result"]) for step in doc["steps"] if step["slot"] not in RESCUED)
+    for step in doc["steps"]:
+        if step["slot"] in RESCUED and step["result"].get("failed"):
+            out.setdefault("failure", rescued(step))
+    return out
 
 
 def expectations(doc):

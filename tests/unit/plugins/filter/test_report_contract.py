@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -23,7 +24,8 @@ from ansible_collections.residue.purge.plugins.filter.report import ANSIBLE_KEYS
 from ansible_collections.residue.purge.tests.unit.plugins.filter import report_contract as contract
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "plugins", "modules")
-OURS = ("discover", "autostart", "reap", "hf_cache", "remove", "pip_remove", "open_deleted")
+OURS = ("discover", "autostart", "reap", "hf_cache", "model_budget", "ollama_models", "modelscope_models", "remove",
+        "pip_remove", "open_deleted")
 
 
 def returned(scenarios=contract.ALL_SCENARIOS):
@@ -54,7 +56,14 @@ def test_the_fixtures_cover_every_module_with_success_and_partial_failure():
     for module in OURS:
         assert ("clean", module) in seen and ("partial", module) in seen, module
     failed = set(module for scenario, module, result in returned(("partial",)) if result.get("failed"))
-    assert failed >= {"autostart", "reap", "hf_cache", "remove", "pip_remove"}, failed
+    assert failed >= {"autostart", "reap", "hf_cache", "model_budget", "ollama_models", "modelscope_models", "remove",
+                      "pip_remove", "check_vars"}, failed
+    for module in ("model_budget", "ollama_models", "modelscope_models"):  # each kind of item, in each scenario
+        for scenario, m, result in returned(("clean", "partial")):
+            if m == module:
+                assert result["removed"], (scenario, module)
+                assert bool(result["held_back"]) == (scenario == "partial"), (scenario, module, result["held_back"])
+                assert bool(result["failures"]) == (scenario == "partial"), (scenario, module, result["failures"])
 
 
 @pytest.mark.parametrize("module", OURS)
@@ -114,8 +123,9 @@ def test_partial_failure_is_a_failed_host_with_every_kind_of_entry():
     doc = contract.load("partial")
     record = host_record(contract.slots(doc), "h", run_of(doc))
     assert record["status"] == "failed"
-    assert set(f["phase"] for f in record["failed"]) == {"stop", "sweep"}
-    assert sorted(set(h["kind"] for h in record["held_back"])) == ["hf_repo", "process"]
+    assert set(f["phase"] for f in record["failed"]) == {"preflight", "stop", "sweep"}
+    assert sorted(set(h["kind"] for h in record["held_back"])) == ["hf_repo", "modelscope_model", "ollama_model",
+                                                                    "process"]
     assert record["verified"]["clean"] is False and record["verified"]["processes_left"] == 1
     assert [s["why"] for s in record["stopped"]] == ["holding-deleted"]  # the daemon survived the reap
 
@@ -126,7 +136,8 @@ def test_clean_purge_and_its_restore():
     assert record["status"] == "ok" and record["failed"] == [] and record["verified"]["clean"] is True
     assert record["freed_by_target"] == {doc["target"]: record["freed_bytes"]} and record["freed_bytes"] > 300000
     assert record["backed_up"]["sha256"] and record["restored"]["files"] >= 1
-    assert sorted(set(i["kind"] for i in record["removed"])) == ["hf_repo", "path", "pip"]
+    assert sorted(set(i["kind"] for i in record["removed"])) == ["hf_repo", "modelscope_model", "ollama_model",
+                                                                  "path", "pip"]
 
 
 def test_preview_is_the_plan():
@@ -199,3 +210,118 @@ def test_processes_of_other_namespaces_are_held_back_with_their_container():
     assert entry["item"] == "open-autoglm (pid 9120)" and entry["reason"] == "other namespace"
     assert "docker container 3f2a9c1b7d4e" in entry["detail"] and "/system.slice/docker-3f2a9c1b7d4e.scope" in \
         entry["detail"]
+
+
+# ---------------------------------------------------------------- the Windows twins' RETURN, as the report reads it
+
+WINDOWS_TWINS = sorted(m for m in OURS if os.path.exists(os.path.join(MODULES_DIR, "win_%s.py" % m)))
+SAMPLES = {"str": "x", "path": "x", "int": 1, "float": 1.0, "bool": True, "dict": {}, "list": [], "raw": "x"}
+
+
+class Reading(dict):
+    """A dict that notes every key the report's normalisers read of it (get, [], in), under a dotted path."""
+
+    def __init__(self, values, path, seen):
+        dict.__init__(self, values)
+        self._path, self._seen = path, seen
+
+    def _note(self, key):
+        self._seen.add(self._path + str(key))
+
+    def get(self, key, default=None):
+        self._note(key)
+        return dict.get(self, key, default)
+
+    def __getitem__(self, key):
+        self._note(key)
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key):
+        self._note(key)
+        return dict.__contains__(self, key)
+
+
+def entry_keys(entry):
+    """The keys of a list's items (or a dict's) as RETURN documents them: its `contains`, else the C(key) words
+    of its description (type unknown: None)."""
+    if entry.get("contains"):
+        return entry["contains"]
+    if entry.get("type") == "list" and entry.get("elements", "dict") != "dict":
+        return {}
+    words = entry.get("description", "")
+    words = " ".join(words) if isinstance(words, list) else words
+    return dict((word, {"type": None}) for word in re.findall(r"\bC\(([a-z_]+)\)", words))
+
+
+def sample(entries, path, seen):
+    """A result (or list item) holding every key RETURN documents, each with a value of its type."""
+    values = {}
+    for key, entry in (entries or {}).items():
+        if entry.get("type") == "list" and entry_keys(entry):
+            values[key] = [sample(entry_keys(entry), "%s%s[]." % (path, key), seen)]
+        elif entry.get("type") == "dict" and entry_keys(entry):
+            values[key] = sample(entry_keys(entry), "%s%s." % (path, key), seen)
+        else:
+            values[key] = SAMPLES.get(entry.get("type"), "x")
+    return Reading(values, path, seen)
+
+
+def documented(entries, path=""):
+    """{dotted key path: type} of everything RETURN documents (list items as key[].sub)."""
+    out = {}
+    for key, entry in (entries or {}).items():
+        out[path + key] = entry.get("type")
+        if entry.get("type") in ("list", "dict"):
+            out.update(documented(entry_keys(entry), "%s%s%s." % (path, key, "[]" if entry.get("type") == "list"
+                                                                   else "")))
+    return out
+
+
+def read_by_report(module, doc):
+    """The key paths of a result with doc's RETURN that the report's normalisers for module read."""
+    seen = set()
+    result = sample(doc, "", seen)
+    for key, carry in RESULT_KEYS[module].items():
+        if carry is not None and key in doc:
+            carry(dict.__getitem__(result, key), result, "sweep")
+    return seen
+
+
+def not_documented_for_windows(module, posix_doc, windows_doc):
+    """[(key path, why)] of what the report reads of module's results (as posix_doc documents them) that
+    windows_doc does not document the same way. A key its Windows RETURN says is never returned there is skipped."""
+    posix, windows = documented(posix_doc), documented(windows_doc)
+    never = set(k for k, v in windows_doc.items() if str(v.get("returned", "")).startswith("never"))
+    out = []
+    for path in sorted(read_by_report(module, posix_doc) & set(posix)):
+        if path.split(".")[0].split("[")[0] in never:
+            continue
+        if path not in windows:
+            out.append((path, "not documented"))
+        elif windows[path] != posix[path]:
+            out.append((path, "type %s, not %s" % (windows[path], posix[path])))
+    return out
+
+
+@pytest.mark.parametrize("module", WINDOWS_TWINS)
+def test_the_windows_twin_documents_what_the_report_reads(module):
+    """Each win_<name> module is normalised with <name>'s normalisers: every key (and entry key) of <name>'s RETURN
+    that the report reads is documented in win_<name>'s RETURN too (in `contains`, or as C(key) in the
+    description where <name>'s is), with the same type."""
+    posix_doc = return_doc(module)
+    assert read_by_report(module, posix_doc) & set(documented(posix_doc)), module
+    assert not_documented_for_windows(module, posix_doc, return_doc(module, contract.WINDOWS_SCENARIOS[0])) == [], (
+        "win_%s RETURN: document these as %s RETURN does (the report reads them)" % (module, module))
+
+
+def test_the_windows_return_check_can_fail():
+    """A Windows RETURN without an entry key the report reads (survivors' error, held_back's repo_id) is caught."""
+    reap, win_reap = return_doc("reap"), return_doc("reap", "windows")
+    assert "survivors[].error" in read_by_report("reap", reap)
+    text = " ".join(win_reap["survivors"]["description"])
+    crippled = dict(win_reap, survivors=dict(win_reap["survivors"], description=[text.replace("C(error)", "")]))
+    assert not_documented_for_windows("reap", reap, crippled) == [("survivors[].error", "not documented")]
+    hf, win_hf = return_doc("hf_cache"), return_doc("hf_cache", "windows")
+    held = dict(win_hf["held_back"], contains=dict(win_hf["held_back"]["contains"], repo_id={"type": "int"}))
+    assert not_documented_for_windows("hf_cache", hf, dict(win_hf, held_back=held)) == [
+        ("held_back[].repo_id", "type int, not str")]
