@@ -46,6 +46,9 @@ help:
 	@echo "make generate - rewrite generated files (role README tables, older cores' sanity ignores)"
 	@echo "make docs   - antsibull-docs lint and generated files current"
 	@echo "make ee     - execution environment build contexts"
+	@echo "make bootstrap - .venv, .build/collections, older cores, Python 3.8 (every target runs it first)"
+	@echo "make atest-tree - the copy ansible-test runs in (sanity and units make it themselves)"
+	@echo "make help   - this list"
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -81,10 +84,15 @@ generate: bootstrap
 	$(VENV)/bin/python tools/role_docs.py
 	python3 tools/cores.py sync-ignores
 
-# Docs as the Ansible docsite builds them (antsibull-docs), generated files current, the cores list complete.
+# Docs as the Ansible docsite builds them (antsibull-docs), generated files current (role READMEs, CHANGELOG.rst),
+# changelog fragments valid, the cores list complete.
 docs: bootstrap
 	python3 tools/cores.py check
 	$(VENV)/bin/python tools/role_docs.py --check
+	antsibull-changelog lint
+	@t=$$(mktemp -d) && cp -r galaxy.yml changelogs CHANGELOG.rst $$t/ && (cd $$t && antsibull-changelog generate) \
+	  && diff -u CHANGELOG.rst $$t/CHANGELOG.rst; rc=$$?; rm -rf $$t; \
+	  [ $$rc = 0 ] || echo "CHANGELOG.rst is not what antsibull-changelog generates from changelogs/changelog.yaml"; exit $$rc
 	antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs all \
 	  --disallow-unknown-collection-refs $(TOP)/.build/collections/ansible_collections/residue/purge
 

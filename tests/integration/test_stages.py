@@ -133,3 +133,15 @@ def test_each_stage_has_its_cpu_time_and_the_run_the_sum(tmp_path):
     assert 1 <= cpu(proc.stdout, "cpu_1") <= 2 and cpu(proc.stdout, "idle_1") == 0, proc.stdout
     assert cpu(proc.stdout, "total") == cpu(proc.stdout, "cpu_1")
     assert re.search(r"^  load average at the end: [\d.]+ [\d.]+ [\d.]+ \(1, 5, 15 min; \d+ CPUs\)$", proc.stdout, re.M)
+
+
+def test_make_help_lists_every_target():
+    """`make help` names every target of the Makefile (a target it hides is one a newcomer never finds)."""
+    with open(os.path.join(REPO, "Makefile")) as f:
+        targets = set(re.findall(r"^([a-z0-9][a-z0-9-]*):(?!=)", f.read(), re.M))
+    shown = subprocess.run(["make", "-s", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
+                           timeout=60, check=True).stdout
+    listed = set(re.findall(r"^make ([a-z0-9-]+)\b", shown, re.M))
+    assert {"unit", "lint", "test", "help", "bootstrap"} <= targets
+    assert listed == targets, ("missing from make help: %s; listed but no target: %s"
+                               % (sorted(targets - listed), sorted(listed - targets)))
