@@ -116,7 +116,7 @@ cron:
     - {path: /var/spool/cron/crontabs/alice, user: alice, targets: [open_autoglm],
        removed_lines: ["@reboot /opt/open-autoglm/bin/open-autoglm serve"]}
 xdg:
-  description: XDG autostart entries removed (path, user, targets).
+  description: XDG autostart entries removed (C(path), C(user), C(targets)).
   returned: always
   type: list
   elements: dict
@@ -127,7 +127,8 @@ launchd:
   type: list
   elements: dict
 failures:
-  description: Changes that could not be made, each with what, the path or unit, and the error. The task fails.
+  description: Changes that could not be made, each with C(what), the C(path) or C(unit), and the C(error). The task
+    fails.
   returned: always
   type: list
   elements: dict

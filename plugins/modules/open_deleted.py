@@ -155,8 +155,9 @@ filesystems:
     - {filesystem: /srv, device: "8:17", fstype: ext4, pinned_bytes: 5368709120, size_bytes: 5368709120, files: 1,
        processes: 1, free_bytes_before: 1000000, free_bytes_after: 5369709120, freed_bytes: 5368709120}
 terminated:
-  description: Processes stopped (in check mode, that would be stopped), with the signal and outcome
-    (V(exited), V(killed), V(would_stop)).
+  description: Processes stopped (in check mode, that would be stopped), each with C(pid), C(ppid), C(name),
+    C(user), C(cmdline), C(create_time), C(matched_by), the C(signal) and the C(outcome) (V(exited), V(killed),
+    V(would_stop)).
   returned: when O(action=terminate)
   type: list
   elements: dict
@@ -167,7 +168,7 @@ survivors:
   elements: dict
 spared:
   description: Holders that are never signalled (PID 1, kernel threads, this module and its ancestors), with
-    their pid, name, user, number of handles, paths and the reason.
+    their C(pid), C(name), C(user), number of C(handles), C(paths) and the C(reason).
   returned: when O(action=terminate)
   type: list
   elements: dict
@@ -180,8 +181,8 @@ other_namespaces:
   type: list
   elements: dict
 remaining:
-  description: Handles found by a second scan after the holders were stopped (not in check mode). Any that is not
-    held by a spared process fails the task.
+  description: Handles found by a second scan after the holders were stopped (not in check mode), each with the
+    keys of RV(handles). Any that is not held by a spared process fails the task.
   returned: when O(action=terminate)
   type: list
   elements: dict

@@ -122,7 +122,8 @@ residues:
       last_access: 1764150000.0
 processes:
   description:
-    - Running processes matching the targets' process patterns.
+    - Running processes matching the targets' process patterns, each with C(pid), C(ppid), C(name), C(user),
+      C(cmdline) and the C(target) it matched.
     - C(parents) is the parent chain, nearest first (C(pid), C(name)); C(restarted_by) the ancestor that started
       it (the nearest one that was running more than a second before it, so a wrapper shell born with it is
       skipped), or V(null) when the chain does not show one. A parent created after its child is another process
@@ -135,7 +136,8 @@ processes:
        target: open_autoglm, parents: [{pid: 4200, name: powershell.exe}, {pid: 3100, name: explorer.exe}],
        restarted_by: {pid: 4200, name: powershell.exe}}
 packages:
-  description: pip distributions of the targets, with the environment they are installed in.
+  description: pip distributions of the targets, each with its C(name), C(version) and C(target), the C(environment)
+    it is installed in (its C(kind), C(python) and C(user)).
   returned: always
   type: list
   elements: dict

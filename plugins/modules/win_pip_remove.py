@@ -141,7 +141,7 @@ environments:
       type: list
       elements: dict
     removed:
-      description: Named packages removed (name, version); in check mode, the ones that would be.
+      description: Named packages removed (C(name), C(version)); in check mode, the ones that would be.
       type: list
       elements: dict
     orphans_removed:

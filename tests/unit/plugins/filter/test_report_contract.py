@@ -241,46 +241,52 @@ class Reading(dict):
         return dict.__contains__(self, key)
 
 
-def entry_keys(entry):
+def entry_keys(entry, doc=None):
     """The keys of a list's items (or a dict's) as RETURN documents them: its `contains`, else the C(key) words
-    of its description (type unknown: None)."""
+    of its description (type unknown: None) plus, where it says "the keys of RV(other)", other's `contains`."""
     if entry.get("contains"):
         return entry["contains"]
     if entry.get("type") == "list" and entry.get("elements", "dict") != "dict":
         return {}
     words = entry.get("description", "")
     words = " ".join(words) if isinstance(words, list) else words
-    return dict((word, {"type": None}) for word in re.findall(r"\bC\(([a-z_]+)\)", words))
+    out = {}
+    for other in re.findall(r"\bkeys of RV\(([a-z_]+)\)", words):
+        out.update((doc or {}).get(other, {}).get("contains") or {})
+    out.update((word, {"type": None}) for word in re.findall(r"\bC\(([a-z_]+)\)", words) if word not in out)
+    return out
 
 
-def sample(entries, path, seen):
+def sample(entries, path, seen, doc=None):
     """A result (or list item) holding every key RETURN documents, each with a value of its type."""
     values = {}
     for key, entry in (entries or {}).items():
-        if entry.get("type") == "list" and entry_keys(entry):
-            values[key] = [sample(entry_keys(entry), "%s%s[]." % (path, key), seen)]
-        elif entry.get("type") == "dict" and entry_keys(entry):
-            values[key] = sample(entry_keys(entry), "%s%s." % (path, key), seen)
+        keys = entry_keys(entry, doc)
+        if entry.get("type") == "list" and keys:
+            values[key] = [sample(keys, "%s%s[]." % (path, key), seen)]
+        elif entry.get("type") == "dict" and keys:
+            values[key] = sample(keys, "%s%s." % (path, key), seen)
         else:
             values[key] = SAMPLES.get(entry.get("type"), "x")
     return Reading(values, path, seen)
 
 
-def documented(entries, path=""):
+def documented(entries, path="", doc=None):
     """{dotted key path: type} of everything RETURN documents (list items as key[].sub)."""
+    doc = entries if doc is None else doc
     out = {}
     for key, entry in (entries or {}).items():
         out[path + key] = entry.get("type")
         if entry.get("type") in ("list", "dict"):
-            out.update(documented(entry_keys(entry), "%s%s%s." % (path, key, "[]" if entry.get("type") == "list"
-                                                                   else "")))
+            out.update(documented(entry_keys(entry, doc), "%s%s%s." % (path, key, "[]" if entry.get("type") == "list"
+                                                                        else ""), doc))
     return out
 
 
 def read_by_report(module, doc):
     """The key paths of a result with doc's RETURN that the report's normalisers for module read."""
     seen = set()
-    result = sample(doc, "", seen)
+    result = sample(doc, "", seen, doc)
     for key, carry in RESULT_KEYS[module].items():
         if carry is not None and key in doc:
             carry(dict.__getitem__(result, key), result, "sweep")
@@ -301,6 +307,47 @@ def not_documented_for_windows(module, posix_doc, windows_doc):
         elif windows[path] != posix[path]:
             out.append((path, "type %s, not %s" % (windows[path], posix[path])))
     return out
+
+
+def _reading(value, path, seen):
+    """value (a real result) with every dict in it a Reading (list items under key[])."""
+    if isinstance(value, dict):
+        return Reading(dict((k, _reading(v, path + k + ".", seen)) for k, v in value.items()), path, seen)
+    if isinstance(value, list):
+        return [_reading(v, path[:-1] + "[].", seen) for v in value]
+    return value
+
+
+def key_paths(value, path=""):
+    out = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out.add(path + key)
+            out |= key_paths(item, path + key + ".")
+    elif isinstance(value, list):
+        for item in value:
+            out |= key_paths(item, path[:-1] + "[]." if path else "")
+    return out
+
+
+@pytest.mark.parametrize("module", OURS)
+def test_what_the_report_reads_of_real_results_is_documented_in_return(module):
+    """The record is built from RETURN's keys only: every key (and entry key) of a real result that the report's
+    normalisers read is documented in the module's RETURN (`contains`, C(key) in the description, or "the keys
+    of RV(other)")."""
+    seen, there = set(), set()
+    for _scenario, m, result in returned(contract.SCENARIOS):
+        if m != module:
+            continue
+        there |= key_paths(result)
+        wrapped = _reading(result, "", seen)
+        for key, carry in RESULT_KEYS[module].items():
+            if carry is not None and key in result:
+                carry(dict.__getitem__(wrapped, key), wrapped, "sweep")
+    read = (seen & there) - ANSIBLE_KEYS
+    assert read, module
+    undocumented = sorted(read - set(documented(return_doc(module))))
+    assert not undocumented, "%s RETURN does not document %s, which the report reads" % (module, undocumented)
 
 
 @pytest.mark.parametrize("module", WINDOWS_TWINS)
