@@ -124,8 +124,8 @@ def test_partial_failure_is_a_failed_host_with_every_kind_of_entry():
     record = host_record(contract.slots(doc), "h", run_of(doc))
     assert record["status"] == "failed"
     assert set(f["phase"] for f in record["failed"]) == {"preflight", "stop", "sweep"}
-    assert sorted(set(h["kind"] for h in record["held_back"])) == ["hf_repo", "modelscope_model", "ollama_model",
-                                                                    "process"]
+    held_back = sorted(set(h["kind"] for h in record["held_back"]))
+    assert held_back == ["hf_repo", "modelscope_model", "ollama_model", "process"]
     assert record["verified"]["clean"] is False and record["verified"]["processes_left"] == 1
     assert [s["why"] for s in record["stopped"]] == ["holding-deleted"]  # the daemon survived the reap
 
@@ -136,8 +136,8 @@ def test_clean_purge_and_its_restore():
     assert record["status"] == "ok" and record["failed"] == [] and record["verified"]["clean"] is True
     assert record["freed_by_target"] == {doc["target"]: record["freed_bytes"]} and record["freed_bytes"] > 300000
     assert record["backed_up"]["sha256"] and record["restored"]["files"] >= 1
-    assert sorted(set(i["kind"] for i in record["removed"])) == ["hf_repo", "modelscope_model", "ollama_model",
-                                                                  "path", "pip"]
+    removed = sorted(set(i["kind"] for i in record["removed"]))
+    assert removed == ["hf_repo", "modelscope_model", "ollama_model", "path", "pip"]
 
 
 def test_preview_is_the_plan():
@@ -278,8 +278,8 @@ def documented(entries, path="", doc=None):
     for key, entry in (entries or {}).items():
         out[path + key] = entry.get("type")
         if entry.get("type") in ("list", "dict"):
-            out.update(documented(entry_keys(entry, doc), "%s%s%s." % (path, key, "[]" if entry.get("type") == "list"
-                                                                        else ""), doc))
+            below = "%s%s%s." % (path, key, "[]" if entry.get("type") == "list" else "")
+            out.update(documented(entry_keys(entry, doc), below, doc))
     return out
 
 
