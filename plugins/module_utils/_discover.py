@@ -399,7 +399,7 @@ def find_packages(selected, users, search_roots, problems):
     found = []
     for env in _pyenvs.find_environments(search_roots=roots, users=users):
         try:
-            dists = _pyenvs.installed_distributions(env)
+            dists = _pyenvs.distributions_of(env)  # a user's environment read as that user
         except Exception as e:  # one broken environment must not hide the others
             problems.add("%s: %s" % (env.path, e))
             continue

@@ -458,6 +458,11 @@ def test_a_user_sites_distributions_are_read_with_the_users_rights(make_user, sa
     assert _pyenvs.distributions_of(env) == []  # alice's child cannot open it: nothing of it is listed
     entry = _pyenvs.purge_environment(env, ["rootsecret"], check_mode=True)
     assert entry["found"] == [] and entry["status"] == "absent", entry
+    from ansible_collections.residue.purge.plugins.module_utils import _discover, _profiles
+    problems = _discover.Problems()
+    found = _discover.find_packages({"t": {"pip": ["rootsecret"]}}, _profiles.list_users(users=[alice.pw_name]),
+                                    [alice.pw_dir], problems)
+    assert found == [], found  # discover's inventory reads it as alice too
     venv, vsite = root_venv(sandbox)
     meta = os.path.join(vsite, "fifo-1.0.dist-info")
     os.mkdir(meta)
