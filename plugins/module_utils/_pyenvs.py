@@ -801,23 +801,35 @@ def deletion_refusal(dist, as_root, protect, memo=None):
         if path in memo:
             why = memo[path]
         else:
-            why = memo[path] = _path_refusal(path, as_root, protect, index, memo)
+            why = memo[path] = _path_refusal(path, as_root, index, memo)
         if why:
             return "%s (listed by %s %s): %s" % (path, dist.name, dist.version, why)
     return None
 
 
-def _path_refusal(path, as_root, protect, index, memo):
+def _path_refusal(path, as_root, index, memo):
+    """One path pip would delete: its directory's location (_paths.canonical, once per directory: root's symlinks
+    followed, a user's refuse it when pip runs as root), the path itself not followed (pip removes a link, not
+    its target), then every component from '/' (_dir_refusal, once per directory)."""
+    parent, name = os.path.split(path)
+    key = ("canonical", parent)
+    if key not in memo:
+        try:
+            memo[key] = _paths.canonical(parent).path
+        except (_paths.PathRefused, OSError) as exc:
+            memo[key] = exc
+    where = memo[key]
+    if isinstance(where, _paths.PathRefused):
+        return str(where) if as_root else None
+    if isinstance(where, OSError):
+        return where.strerror or str(where)
+    spelled = where.rstrip("/") + "/" + name
     try:
-        found = _paths.canonical(path)
-    except _paths.PathRefused as exc:
-        return str(exc) if as_root else None
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    spelled = found.path  # the location, symlinks of root's followed
-    if found.exists and stat.S_ISDIR(found.st.st_mode) and (found.st.st_dev, found.st.st_ino) in index \
-            and index[(found.st.st_dev, found.st.st_ino)][1]:
-        return "is the protected directory %s" % index[(found.st.st_dev, found.st.st_ino)][0]
+        st = os.lstat(spelled)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode) and index.get((st.st_dev, st.st_ino), (None, False))[1]:
+        return "is the protected directory %s" % index[(st.st_dev, st.st_ino)][0]
     parts = spelled.split("/")[1:]
     for depth in range(1, len(parts) + 1):
         where = "/" + "/".join(parts[:depth])
