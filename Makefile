@@ -29,11 +29,13 @@ PYTEST := $(VENV)/bin/python -m pytest
 # make test runs these (tools/stages.sh times each and prints the table at the end); each unit test runs once, in
 # ansible-test units (make unit is the same tests, for a quick loop).  `//` starts a second lane that runs at the
 # same time as the first: integration keeps one core busy (about 900 s of CPU in its 813 s on a quiet 2-core
-# machine, one ansible-playbook after another), the other stages fill the second core, and molecule, which
-# mostly waits on its lab hosts, rides in the first lane.  Each stage's log is .build/stages/STAGE.log, printed
-# whole when the stage ends.  A list without `//` is one lane, in its order: make test TEST_STAGES="lint docs".
-TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) py38 lint docs molecule \
-  // integration
+# machine, one ansible-playbook after another), the other stages fill the second core.  From a fresh clone the
+# first lane is the longer one (sanity on 2.19 alone took 227 s of CPU, units about 180 s, and so on per core:
+# ansible-test builds each core's environments), so molecule (about 4 minutes, mostly waiting on its lab hosts)
+# runs after integration.  Each stage's log is .build/stages/STAGE.log, printed whole when the stage ends.  A list
+# without `//` is one lane, in its order: make test TEST_STAGES="lint docs".
+TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) py38 lint docs \
+  // integration molecule
 
 .PHONY: help bootstrap demo test unit sanity units py38 generate docs lint integration molecule bench atest-tree ee
 
