@@ -53,7 +53,8 @@ def test_discover_then_remove_on_a_macos_home(tmp_path):
     kept_before = dict((p, d) for p, d in digest(root).items()
                        if not any(p.startswith(os.path.join(home, r) + "/") for r in RESIDUES))
     replay = Replay([(_macos.PS_PLAIN, (0, fixture("ps_A_ww_o_pid_ruid_uid_command.txt"), "")),
-                     (_macos.PS_ENV, (0, fixture("ps_A_E_ww_o_pid_ruid_uid_command.txt"), ""))])
+                     (_macos.PS_ENV, (0, fixture("ps_A_E_ww_o_pid_ruid_uid_command.txt"), "")),
+                     (_macos.DSCL_USERS, (0, fixture("dscl_list_users_uniqueid.txt"), ""))])
     targets = ["open_autoglm", "ollama", "pip_cache"]
     with MacHost(replay):
         found = _discover.run(dict(targets=targets, profiles={}, homes=[home], users="all", extra_hf_caches=[],
@@ -71,4 +72,6 @@ def test_discover_then_remove_on_a_macos_home(tmp_path):
     for shared in ("Library", "Library/Caches", "Library/Application Support", ".ollama"):
         assert os.path.isdir(os.path.join(home, shared))
     assert digest(root) == kept_before
-    assert [c[0] for c in replay.calls] == ["ps", "ps", "ps", "ps"]  # discover and remove: the same two listings
+    # discover and remove: the same two process listings; discover also asks the directory once which home holds
+    # the Python environment whose packages it reads (read as that home's owner)
+    assert [c[0] for c in replay.calls] == ["ps", "ps", "dscl", "ps", "ps"] and not replay.unexpected
