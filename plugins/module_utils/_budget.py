@@ -95,14 +95,9 @@ def _hf_candidates(path, one_fs, actor=None, failures=None):
     """The repos of one HF hub cache, scanned and sized with its owner's rights (_hf_scan in a child acting as
     them): a root-only directory in a user's cache is not counted. A child that failed reads nothing: a failure
     naming the cache (nothing of it is chosen)."""
-    try:
-        data = _as(actor, _hf_scan, path, one_fs)
-    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
-        text = "%s: %s (not read, nothing removed there)" % (path, exc)
-        if failures is None:
-            return 0, [], [text]
-        failures.append(text)
-        return 0, [], []
+    data, unread = _read_store_as(actor, _hf_scan, path, one_fs, failures)
+    if unread is not None:
+        return unread
     tally = hf_shared.Tally(_StoreView(data["payloads"])) if data["marked"] else None
     out = []
     for repo_id, repo_type, repo_path, last_access, local, links, read in data["repos"]:
@@ -190,19 +185,29 @@ def _torch_entries(path, one_fs):
 def _torch_candidates(path, one_fs, actor=None, failures=None):
     """torch hub: each checkpoint file (hub/checkpoints/*) and each hub checkout dir (hub/<owner>_<repo>_<ref>),
     sized with the store's user's rights. A child that failed reads nothing: a failure naming the dir."""
-    try:
-        entries, problems = _as(actor, _torch_entries, path, one_fs)
-    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
-        text = "%s: %s (not read, nothing removed there)" % (path, exc)
-        if failures is None:
-            return 0, [], [text]
-        failures.append(text)
-        return 0, [], []
+    read, unread = _read_store_as(actor, _torch_entries, path, one_fs, failures)
+    if unread is not None:
+        return unread
+    entries, problems = read
     out = []
     for p, size, last, key in entries:
         out.append(Candidate(path, "torch_hub", os.path.relpath(p, path), p, last, lambda b=size: b, lambda: None,
                              [p, p + "/"], key=tuple(key)))
     return sum(e[1] for e in entries), out, problems
+
+
+def _read_store_as(actor, work, path, one_fs, failures):
+    """(work(path, one_fs) run with actor's rights, None), or (None, the candidates answer for a store not read):
+    a child that failed reads nothing, and a failure names the store (in failures, or without that list in the
+    answer's problems)."""
+    try:
+        return _as(actor, work, path, one_fs), None
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        text = "%s: %s (not read, nothing removed there)" % (path, exc)
+        if failures is None:
+            return None, (0, [], [text])
+        failures.append(text)
+        return None, (0, [], [])
 
 
 def _as(actor, work, *args):
