@@ -24,7 +24,8 @@ import os
 import re
 import time
 
-from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama, _privileges, _profiles, _walk
+from ansible_collections.residue.purge.plugins.module_utils import (
+    _modelscope, _ollama, _privileges, _profiles, _stores, _walk)
 from ansible_collections.residue.purge.plugins.module_utils._blobs import BlobStat
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import model as hf_model
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import plan as hf_plan, run as hf_run
@@ -221,24 +222,22 @@ def _locations(params, problems=None, actors=None):
     """(hf, ollama, modelscope, torch) store paths; actors (a dict) is filled with {path: user} whose rights each
     is sized and emptied with: the user whose home holds it (as found, or where it really is), else the user whose
     environment named it, else root (docs/trust.md)."""
-    homes, users = params.get("homes") or None, params.get("users", "all")
+    users = params.get("users", "all")
     scan = params.get("scan_processes", True)
     base = {"homes": params.get("homes") or [], "users": users, "scan_processes": scan,
             "profiles": params.get("profiles") or {}, "discover": True}
     actors = {} if actors is None else actors
     ollama = [p for p, _u, _s in _ollama.store_locations(dict(base, models_dirs=[]), problems, actors)]
     modelscope = [p for p, _u, _s in _modelscope.cache_locations(dict(base, cache_dirs=[]), problems, actors)]
-    torch, hf = [], []
-    profile = _profiles.load_profiles(params.get("profiles"))["torch_hub"]
-    users_list = _profiles.list_users(homes, users)
-    homes_index = _privileges.HomeIndex(users_list)
-    root = _privileges.root_user()
-    claims, names = {}, {}
+    torch = [p for p, _u, _s in _stores.locations(dict(base, torch_dirs=[]), "torch_dirs", "a torch hub",
+                                                  "torch_hub", lambda r: (r.path, r.source), problems, actors,
+                                                  real=True)]
+    users_list = _profiles.list_users(params.get("homes") or None, users)
+    found = []
     # environment values and cache roots vetted per user as everywhere (docs/trust.md); what is refused is
-    # reported (each store module's own refusals once: duplicates are dropped below)
-    contexts = _profiles.user_environments(users_list, scan_processes=scan, problems=problems)
-    for context in contexts:  # as hf_cache finds them, with scan_processes honoured
-        for path, source in _profiles.hub_cache_locations(context):
+    # reported (each store module's own refusals once: duplicates are dropped by run)
+    for context in _profiles.user_environments(users_list, scan_processes=scan, problems=problems):
+        for path, source in _profiles.hub_cache_locations(context):  # as hf_cache finds them
             if not hf_model.is_hub_cache(path):
                 continue
             real, why = _profiles.vet_location(context.user, path)
@@ -246,31 +245,8 @@ def _locations(params, problems=None, actors=None):
                 if problems is not None:
                     problems.append("HF hub cache of user %s (%s) is not used: %s" % (context.user.name, source, why))
                 continue
-            claims.setdefault(real, {})[context.user.uid] = context.user
-            names.setdefault(real, [])
-            for name in (path, real):
-                if name not in names[real]:
-                    names[real].append(name)
-            if real not in hf:
-                hf.append(real)
-    by_name = {}
-    for context in contexts:
-        by_name.setdefault(context.user.name, context.user)
-    for r in _profiles.resolve_all({"torch_hub": profile}, users_list, contexts, problems):
-        if not os.path.isdir(r.path):
-            continue
-        real = os.path.realpath(r.path)
-        owner = by_name.get(r.user)
-        claim = root if r.template.startswith("/") or owner is None else owner
-        claims.setdefault(real, {})[claim.uid] = claim
-        names.setdefault(real, [])
-        for name in (r.path, real):
-            if name not in names[real]:
-                names[real].append(name)
-        if real not in torch:
-            torch.append(real)
-    for path in hf + torch:
-        actors[path] = _privileges.actor_of_any(names[path], claims[path], homes_index)
+            found.append((path, context.user.name, source, context.user))
+    hf = [p for p, _u, _s in _stores.stores_of(found, users_list, actors, real=True)]
     return hf, ollama, modelscope, torch
 
 

@@ -133,6 +133,14 @@ def locations(params, option, what, profile, found_at, problems=None, actors=Non
             claim = root if r.template.startswith("/") or owner is None else owner  # a system path: root's
             path, source = found_at(r)
             found.append((path, r.user, source, claim))
+    return stores_of(found, users, actors, real)
+
+
+def stores_of(found, users, actors=None, real=False):
+    """[(path, user, source)] of the stores found ([(path, user, source, claim)]; claim: the user whose home or
+    environment named it, root for a given dir or a system path): each existing directory once, by where it
+    really is when real, else by the first name it was found by. actors: a dict filled with {path: user} whose
+    rights each is handled with, as locations says; users: the users whose homes count."""
     out, kept, claims, names = [], {}, {}, {}
     for path, user, source, claim in found:
         if not os.path.isdir(path):
