@@ -29,6 +29,7 @@ from ansible_collections.residue.purge.plugins.module_utils import _macos, _plat
 from ansible_collections.residue.purge.plugins.module_utils._paths import read_all
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
     list_users, load_profiles, parse_users_option, select_targets)
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text
 
 SYSTEMD_SYSTEM_DIRS = ("etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system",
                        "usr/lib/systemd/system", "lib/systemd/system")
@@ -297,7 +298,7 @@ def _plan_cron_file(plan, path, user, regexes_by_target):
         if exc.errno == errno.ELOOP or os.path.islink(path):
             plan.problems.append("cron: %s is a symlink; not followed, not changed" % path)
         elif exc.errno not in (errno.ENOENT,):
-            plan.problems.append("cron: cannot read %s: %s" % (path, exc.strerror or exc))
+            plan.problems.append("cron: cannot read %s: %s" % (path, error_text(exc)))
         return
     all_regexes = [r for regexes in regexes_by_target.values() for r in regexes]
     after, removed = filter_cron(data, all_regexes)
@@ -624,7 +625,7 @@ def apply_plan(plan, run, root="/"):
         try:
             rewrite_atomically(entry["path"], entry["after"], entry["st"])
         except OSError as exc:
-            failures.append({"what": "cron", "path": entry["path"], "error": exc.strerror or str(exc)})
+            failures.append({"what": "cron", "path": entry["path"], "error": error_text(exc)})
     for entry in plan.xdg:
         _remove(entry["path"], failures, "xdg")
     for entry in plan.launchd:
@@ -637,7 +638,7 @@ def _remove(path, failures, what):
         remove_entry(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            failures.append({"what": what, "path": path, "error": exc.strerror or str(exc)})
+            failures.append({"what": what, "path": path, "error": error_text(exc)})
 
 
 # ---------------------------------------------------------------------------------------------- reporting

@@ -19,7 +19,7 @@ from ansible_collections.residue.purge.plugins.module_utils import (
     _apfs, _paths, _platform, _privileges, _procs, _profiles, _pyenvs, _walk)
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import scan as hf_scan
 from ansible_collections.residue.purge.plugins.module_utils._hfcache import shared as hf_shared
-from ansible_collections.residue.purge.plugins.module_utils._text import printable
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text, printable
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 
 PROBLEM_LIMIT = 100
@@ -225,7 +225,7 @@ def _size_paths(jobs, one_fs, macos):
                 out.append((path, None, None))
             else:
                 usage = _walk.Usage()
-                usage.problems.append("%s: %s" % (printable(path), exc.strerror or exc))
+                usage.problems.append("%s: %s" % (printable(path), error_text(exc)))
                 out.append((path, usage.to_dict(), None))
             continue
         usage = _walk.usage_at(fd, name, path, one_file_system=one_fs)
@@ -245,7 +245,7 @@ def _open_parents(paths, problems):
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 problems.add("%s: a directory on the way is a symlink or not a directory; not sized" % path)
             elif exc.errno != errno.ENOENT:
-                problems.add("%s: %s" % (path, exc.strerror or exc))
+                problems.add("%s: %s" % (path, error_text(exc)))
             continue
         opened.append((path, fd, name))
     return opened

@@ -22,6 +22,8 @@ import os
 import stat
 from collections import namedtuple
 
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text
+
 # path: the canonical text; exists: whether every component was found (False also when a component could not
 # be looked up: permission denied); st: lstat of the last component when it exists, else None; chain: the
 # (st_dev, st_ino) of '/' and of each existing component, in order.
@@ -148,7 +150,7 @@ def canonical(path, field="path"):
             st = os.lstat(current)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
-                raise PathRefused("%s: %s: %s" % (field, current, exc.strerror or exc))
+                raise PathRefused("%s: %s: %s" % (field, current, error_text(exc)))
             exists, st = False, None
             done.append(name)
             continue

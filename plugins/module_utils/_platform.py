@@ -18,6 +18,8 @@ import platform
 import subprocess
 from collections import namedtuple
 
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text
+
 DARWIN = "Darwin"
 LINUX = "Linux"
 
@@ -29,7 +31,7 @@ def _subprocess_run(argv, data=None):
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
-        return 127, "", "%s: %s" % (argv[0], exc.strerror or exc)
+        return 127, "", "%s: %s" % (argv[0], error_text(exc))
     out, err = proc.communicate(data)
     return proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
 

@@ -21,7 +21,7 @@ import stat
 from collections import namedtuple
 
 from ansible_collections.residue.purge.plugins.module_utils import _macos, _paths, _platform, _procfs
-from ansible_collections.residue.purge.plugins.module_utils._text import printable
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text, printable
 
 try:
     import pwd
@@ -388,7 +388,7 @@ def _list_users(homes=None, users="all", system=None, directory=None):
             try:
                 st = os.stat(home)
             except OSError as e:
-                raise ProfileError("homes: %s: %s" % (home, e.strerror))
+                raise ProfileError("homes: %s: %s" % (home, error_text(e)))
             result.append(User(user_name(st.st_uid), st.st_uid, st.st_gid, home))
         return result
     if pwd is None and directory is None:
@@ -580,7 +580,7 @@ def _vet(user, name, value, home_identity):
     try:
         st = os.lstat(existing)
     except OSError as exc:
-        return None, "%s cannot be looked at: %s" % (existing, exc.strerror or exc), None
+        return None, "%s cannot be looked at: %s" % (existing, error_text(exc)), None
     if (st.st_dev, st.st_ino) != where.chain[-1]:
         return None, "%s changed while it was being looked at" % existing, None
     if st.st_uid == user.uid:

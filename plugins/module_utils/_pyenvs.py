@@ -23,6 +23,7 @@ from collections import namedtuple
 
 from ansible_collections.residue.purge.plugins.module_utils import _paths, _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._profiles import owner_name
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text
 
 try:
     import pwd
@@ -725,7 +726,7 @@ def run_in_environment(env, args, stdin=None, timeout=600):
         proc.communicate()
         raise EnvError("%s %s timed out after %ss" % (env.python, " ".join(args[:3]), timeout))
     except OSError as e:
-        raise EnvError("cannot run %s: %s" % (env.python, e.strerror or e))
+        raise EnvError("cannot run %s: %s" % (env.python, error_text(e)))
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
@@ -822,7 +823,7 @@ def _path_refusal(path, as_root, index, memo):
     if isinstance(where, _paths.PathRefused):
         return str(where) if as_root else None
     if isinstance(where, OSError):
-        return where.strerror or str(where)
+        return error_text(where)
     spelled = where.rstrip("/") + "/" + name
     try:
         st = os.lstat(spelled)

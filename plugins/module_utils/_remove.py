@@ -42,7 +42,7 @@ except ImportError:  # a Python built without lzma cannot write tar.xz either
 from ansible_collections.residue.purge.plugins.module_utils import _inputs, _paths, _privileges, _profiles
 from ansible_collections.residue.purge.plugins.module_utils._units import parse_duration
 from ansible_collections.residue.purge.plugins.module_utils._mounts import free_bytes, mount_point
-from ansible_collections.residue.purge.plugins.module_utils._text import printable
+from ansible_collections.residue.purge.plugins.module_utils._text import error_text, printable
 from ansible_collections.residue.purge.plugins.module_utils._walk import (
     MAX_LISTED, TIME_FIELDS, RemovalResult, remove_at)
 
@@ -341,7 +341,7 @@ def run(params, check_mode=False, environ=None, before_verify=None):
     try:
         result = _run(params, check_mode, environ, before_verify)
     except OSError as exc:
-        raise RemoveError("%s: %s; nothing more was removed" % (exc.filename or "remove", exc.strerror or exc))
+        raise RemoveError("%s: %s; nothing more was removed" % (exc.filename or "remove", error_text(exc)))
     result["diff"] = diff_of(result)
     if result["failed_count"]:
         first = result["failures"][0]
@@ -379,7 +379,7 @@ def _open_parents(group):
                 opened.append((i, None, None, "a directory on the way is a symlink or not a directory; nothing "
                                               "below it is touched"))
             else:
-                opened.append((i, None, None, exc.strerror or str(exc)))
+                opened.append((i, None, None, error_text(exc)))
     return opened
 
 
@@ -403,7 +403,7 @@ def _plan_at(jobs, walk, protect, sizing, predict=False):
         try:
             st = os.lstat(name, dir_fd=fd)
         except OSError as exc:
-            out.append((i, None, None if exc.errno == errno.ENOENT else _failed_result(path, exc.strerror), 0, 0))
+            out.append((i, None, None if exc.errno == errno.ENOENT else _failed_result(path, error_text(exc)), 0, 0))
             continue
         sizer = _Sizer() if sizing else None
         expect = (st.st_dev, st.st_ino)
