@@ -15,7 +15,6 @@ from ansible_collections.residue.purge.plugins.module_utils._hfcache.model impor
     HFRevision, IGNORED_NAMES, INCOMPLETE_SUFFIX, MAX_PROBLEMS_PER_REPO, RepoLayout, _err, parse_repo_folder)
 from ansible_collections.residue.purge.plugins.module_utils._hfcache.shared import link_payload
 from ansible_collections.residue.purge.plugins.module_utils._fork import can_fork, fork_call, fork_result
-from ansible_collections.residue.purge.plugins.module_utils._text import error_text
 
 
 class _Tally(object):
@@ -455,7 +454,7 @@ def scan_cache(cache_dir, one_file_system=True, parallel=True):
     try:
         root = os.stat(cache.path)  # the cache dir itself may be a link (HF_HOME -> /data/hf)
     except OSError as e:
-        cache.problems.append("cannot stat cache %s: %s" % (cache.path, error_text(e)))
+        cache.problems.append("cannot stat cache %s: %s" % (cache.path, _err(e)))
         return cache
     if not stat.S_ISDIR(root.st_mode):
         cache.problems.append("cache %s is not a directory" % cache.path)
@@ -465,7 +464,7 @@ def scan_cache(cache_dir, one_file_system=True, parallel=True):
         with os.scandir(cache.path) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
-        cache.problems.append("cannot read cache %s: %s" % (cache.path, error_text(e)))
+        cache.problems.append("cannot read cache %s: %s" % (cache.path, _err(e)))
         return cache
     folders = []
     for entry in entries:
