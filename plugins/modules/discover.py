@@ -25,17 +25,12 @@ description:
 author:
   - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:
+  - residue.purge.twins.DISCOVER
   - residue.purge.targets
   - residue.purge.targets.ATTRIBUTES_READ_ONLY
 requirements:
   - psutil on the managed host to list processes (without it, processes are not listed and a warning says so).
 options:
-  extra_hf_caches:
-    description:
-      - More Hugging Face hub cache directories to inventory, in addition to those found for every user.
-    type: list
-    elements: path
-    default: []
   scan_processes:
     description:
       - Read the cache variables (C(HF_HOME), C(HF_HUB_CACHE), C(HUGGINGFACE_HUB_CACHE), C(TRANSFORMERS_CACHE),
@@ -46,10 +41,6 @@ options:
       - C(/etc/environment) and the module's own environment are always read.
     type: bool
     default: true
-  older_than:
-    description:
-      - Only report residues not used (read or modified) for this long, for example V(30d), V(12h), V(2w).
-    type: str
   one_file_system:
     description:
       - Do not descend into other filesystems (mount points inside a residue).

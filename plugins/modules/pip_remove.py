@@ -30,17 +30,10 @@ description:
 author:
   - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:
+  - residue.purge.twins.PIP_REMOVE
   - residue.purge.targets
   - residue.purge.attributes
 options:
-  packages:
-    description:
-      - Distribution names to remove (normalised as in PEP 503, so C(Open_AutoGLM) and C(open-autoglm) are the same).
-      - The C(pip) lists of the profiles in O(targets) are added when O(targets) is given, or when O(packages) is
-        empty (then every profile's C(pip) list is used).
-    type: list
-    elements: str
-    default: []
   environments:
     description:
       - Python interpreters (C(/opt/app/venv/bin/python)) or environment directories (a venv, a conda
@@ -57,35 +50,10 @@ options:
         (C(~/.virtualenvs), C(~/.pyenv/versions), C(~/.conda/envs), C(~/miniconda3), ...) are always looked at.
     type: list
     elements: path
-  max_depth:
-    description: How many directory levels below each search root are searched.
-    type: int
-    default: 4
   include_system:
     description: Include the host's system interpreters (C(/usr/bin/python3*), C(/usr/local/bin/python3*), ...).
     type: bool
     default: true
-  orphans:
-    description: Also remove dependencies of the removed packages that nothing else needs (see above).
-    type: bool
-    default: false
-  keep:
-    description: Distribution names never removed, neither as orphans nor when named in O(packages) by a profile.
-    type: list
-    elements: str
-    default: []
-  allow_system:
-    description:
-      - Also change environments marked C(EXTERNALLY-MANAGED) (pip is then run with C(--break-system-packages)).
-      - Packages that the distribution's package manager installed are still left to it when pip refuses them.
-    type: bool
-    default: false
-  remove_required:
-    description:
-      - Remove a named package even when a remaining distribution requires it (that distribution is then
-        broken, and RV(environments[].pip_check) says so).
-    type: bool
-    default: false
 notes:
   - Distributions are read from their C(*.dist-info)/C(*.egg-info) metadata without running the interpreter;
     the interpreter runs only in environments where a named package is installed.

@@ -38,17 +38,6 @@ requirements:
   - psutil on the managed host (C(apt install python3-psutil), C(dnf install python3-psutil) or
     C(pip install psutil)).
 options:
-  targets:
-    description:
-      - Names of residue profiles whose processes are stopped, built-in or given in O(profiles).
-      - When empty and none of O(names), O(cmdline) or O(holding) is given, every known profile is used.
-        When one of them is given and O(targets) is empty, only they select processes.
-  users:
-    description:
-      - Only stop processes owned by these users (user names). V(all), the default, means any user.
-  homes:
-    description:
-      - When given, only stop processes owned by the owners of these home directories.
   names:
     description:
       - Programs to stop. A process matches when its name, the basename of its C(argv[0]) or the basename of
@@ -85,17 +74,6 @@ options:
       - Signal sent first, by name (V(TERM), V(INT), V(HUP), V(QUIT), V(KILL)) or number.
     type: str
     default: TERM
-  grace:
-    description:
-      - Seconds to wait for all processes together after O(signal) before the survivors get SIGKILL.
-    type: float
-    default: 10
-  kill_after_grace:
-    description:
-      - Send SIGKILL to the processes still running after O(grace). When false they are reported as survivors
-        and the task fails.
-    type: bool
-    default: true
   respawn_window:
     description:
       - Seconds to keep watching, counted from the moment the last process of a round is gone (after SIGKILL
@@ -124,6 +102,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - residue.purge.twins.REAP
   - residue.purge.targets
   - residue.purge.attributes
 attributes:

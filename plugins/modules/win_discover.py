@@ -34,15 +34,10 @@ description:
 author:
   - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:
+  - residue.purge.twins.DISCOVER
   - residue.purge.targets
   - residue.purge.targets.ATTRIBUTES_READ_ONLY
 options:
-  extra_hf_caches:
-    description:
-      - More Hugging Face hub cache directories to inventory, in addition to those found for every user.
-    type: list
-    elements: path
-    default: []
   scan_processes:
     description:
       - On POSIX hosts, read the cache variables from the environment of every running process.
@@ -50,10 +45,6 @@ options:
         environment always are, and so is the module's own environment.
     type: bool
     default: true
-  older_than:
-    description:
-      - Only report residues not used (read or modified) for this long, for example V(30d), V(12h), V(2w).
-    type: str
   one_file_system:
     description:
       - Do not descend into other filesystems. On Windows a mounted volume is a reparse point and is never

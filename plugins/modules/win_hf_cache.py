@@ -32,87 +32,6 @@ description:
 author:
   - residue.purge contributors (@residue-purge)
 options:
-  targets:
-    description:
-      - Residue profiles whose C(hf_repos) patterns are added to O(repos).
-      - Unlike other modules, empty means no profile here (the C(huggingface) profile's V(*) would select
-        every repo).
-  cache_dirs:
-    description:
-      - Hub cache directories to work on (the directories holding C(models--*) folders).
-      - When empty, every hub cache of every user in O(users) or O(homes) is found the way huggingface_hub
-        resolves it (C(HF_HUB_CACHE), C(HUGGINGFACE_HUB_CACHE), C(HF_HOME)/hub, C(XDG_CACHE_HOME)/huggingface/hub,
-        C(~/.cache/huggingface/hub), legacy C(TRANSFORMERS_CACHE)), also from the environment of running
-        processes and C(/etc/environment).
-    type: list
-    elements: path
-    default: []
-  discover:
-    description:
-      - Also work on the caches found for the users (see O(cache_dirs)) when O(cache_dirs) is given.
-      - Defaults to V(true) when O(cache_dirs) is empty and V(false) otherwise.
-    type: bool
-  repos:
-    description:
-      - Globs on C(org/name) selecting repos, for example V(zai-org/AutoGLM-*). The C(hf_repos) of the
-        profiles named in O(targets) are added.
-      - When no repo is named, every repo of the caches is in scope for O(older_than), O(max_size) and
-        stale partial downloads.
-    type: list
-    elements: str
-    default: []
-  repo_type:
-    description:
-      - Only repos of this type.
-    type: str
-    choices: [model, dataset, space, any]
-    default: any
-  revisions:
-    description:
-      - Which revisions of the repos in scope to remove. V(all) removes every revision (so the repos
-        go whole); V(unreferenced) only revisions no ref (branch, tag, PR) points to.
-      - Defaults to V(all) when repos are named (O(repos) or O(targets)) or O(older_than) is given. With
-        neither, only O(max_size) and stale partial downloads select anything; V(all) with no repo and
-        no O(older_than) is refused (it would empty every cache; say O(repos=['*']) to mean that).
-    type: str
-    choices: [all, unreferenced]
-  older_than:
-    description:
-      - Only remove revisions last used (see O(age_by)) longer ago than this, for example V(30d), V(12h).
-    type: str
-  age_by:
-    description:
-      - What "used" means for O(older_than) and the least-recently-used order of O(max_size). V(accessed)
-        is the newest access time of a revision's blobs (huggingface_hub's C(last_accessed)); V(modified) the
-        newest modification time.
-    type: str
-    choices: [accessed, modified]
-    default: accessed
-  max_size:
-    description:
-      - Size budget per cache (for example V(50G)), measured as huggingface_hub measures C(size_on_disk).
-        After the other selections, the least recently used revisions of the repos in scope are removed until
-        the cache fits. Repos in O(keep) are never removed; if the budget cannot be met that is reported in
-        RV(caches) and RV(problems).
-    type: str
-  keep:
-    description:
-      - Globs on C(org/name) of repos never touched, whatever else selects them.
-    type: list
-    elements: str
-    default: []
-  incomplete_older_than:
-    description:
-      - Partial downloads (C(blobs/*.incomplete)) of the repos in scope older than this are removed
-        (unless the repo is locked). Fresher ones are never removed. V(never) keeps them all.
-    type: str
-    default: 1d
-  force:
-    description:
-      - Remove repos even when a lock is held or a process has their files open. Fresh partial downloads
-        still hold a repo back.
-    type: bool
-    default: false
   one_file_system:
     description:
       - No effect on Windows, where a mounted volume is a reparse point and is never entered (on POSIX hosts, do
@@ -125,6 +44,7 @@ options:
         remove shared store payloads no live reference names).
     type: bool
 extends_documentation_fragment:
+  - residue.purge.twins.HF_CACHE
   - residue.purge.targets
   - residue.purge.attributes
 attributes:

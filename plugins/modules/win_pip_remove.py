@@ -30,17 +30,10 @@ description:
 author:
   - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:
+  - residue.purge.twins.PIP_REMOVE
   - residue.purge.targets
   - residue.purge.attributes
 options:
-  packages:
-    description:
-      - Distribution names to remove (normalised as in PEP 503, so C(Open_AutoGLM) and C(open-autoglm) are the same).
-      - The C(pip) lists of the profiles in O(targets) are added when O(targets) is given, or when O(packages) is
-        empty (then every profile's C(pip) list is used).
-    type: list
-    elements: str
-    default: []
   environments:
     description:
       - Python interpreters (C(C:\\app\\venv\\Scripts\\python.exe)) or environment directories (a venv, a conda
@@ -56,35 +49,10 @@ options:
       - Omitted means the homes of the covered users and C(%ProgramData%).
     type: list
     elements: path
-  max_depth:
-    description: How many directory levels below each search root are searched.
-    type: int
-    default: 4
   include_system:
     description: Include the interpreters registered under PEP 514 (C(HKLM) and each covered user's C(Software\\Python\\PythonCore)).
     type: bool
     default: true
-  orphans:
-    description: Also remove dependencies of the removed packages that nothing else needs (see above).
-    type: bool
-    default: false
-  keep:
-    description: Distribution names never removed, neither as orphans nor when named in O(packages) by a profile.
-    type: list
-    elements: str
-    default: []
-  allow_system:
-    description:
-      - Also change environments marked C(EXTERNALLY-MANAGED) (pip is then run with C(--break-system-packages)).
-      - Packages that the distribution's package manager installed are still left to it when pip refuses them.
-    type: bool
-    default: false
-  remove_required:
-    description:
-      - Remove a named package even when a remaining distribution requires it (that distribution is then
-        broken, and RV(environments[].pip_check) says so).
-    type: bool
-    default: false
 notes:
   - pip runs as the account the module runs as, not as the owner of each environment (unlike on POSIX).
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
