@@ -23,3 +23,15 @@ class BlobStat(object):
         self.key = (st.st_dev, st.st_ino)
         self.mtime = st.st_mtime
         self.atime = st.st_atime
+
+    def plain(self):
+        """[name, size, disk, nlink, [st_dev, st_ino], mtime, atime]: plain data, as it crosses from a child acting
+        as the store's user (_privileges.call_as); from_plain reads it back."""
+        return [self.name, self.size, self.disk, self.nlink, list(self.key), self.mtime, self.atime]
+
+    @classmethod
+    def from_plain(cls, row):
+        blob = cls.__new__(cls)
+        blob.name, blob.size, blob.disk, blob.nlink, key, blob.mtime, blob.atime = row
+        blob.key = tuple(key)
+        return blob

@@ -66,8 +66,7 @@ def _hf_scan(path, one_fs):
         for name, _entry in links if store.marked else ():
             if name not in payloads:
                 refs, blob = store.references(name), store.payload(name)
-                payloads[name] = [None if refs is None else sorted(refs), None if blob is None else [
-                    blob.size, blob.disk, blob.nlink, list(blob.key), blob.mtime, blob.atime]]
+                payloads[name] = [None if refs is None else sorted(refs), None if blob is None else blob.plain()]
     return {"bytes": plan.bytes_before, "problems": cache.problems + store.problems, "repos": repos,
             "marked": store.marked, "store": store.path, "payloads": payloads}
 
@@ -84,12 +83,7 @@ class _StoreView(object):
 
     def payload(self, name):
         stats = self._payloads.get(name, [None, None])[1]
-        if stats is None:
-            return None
-        blob = BlobStat.__new__(BlobStat)
-        blob.name, (blob.size, blob.disk, blob.nlink, key, blob.mtime, blob.atime) = name, stats
-        blob.key = tuple(key)
-        return blob
+        return None if stats is None else BlobStat.from_plain(stats)
 
 
 def _hf_candidates(path, one_fs, actor=None, failures=None):
@@ -116,8 +110,14 @@ def _hf_candidates(path, one_fs, actor=None, failures=None):
     return data["bytes"], out, list(data["problems"])
 
 
-def _ollama_candidates(path):
-    store = _ollama.scan_store(path)
+def _ollama_candidates(path, actor=None, failures=None):
+    """The models of one Ollama store, its manifests read and layers stat'ed with its user's rights (_ollama's
+    scan in a child acting as them): a root-only directory in a user's store is not counted. A child that failed
+    reads nothing: a failure naming the store (nothing of it is chosen)."""
+    data, unread = _read_store_as(actor, _ollama.scan_plain, path, None, failures)
+    if unread is not None:
+        return unread
+    store = _ollama.from_plain(data, path)
     counts = store.refcounts()
     gone = []
     out = []
@@ -285,7 +285,7 @@ def run(params, check_mode=False, now=None):
     failed = []  # a store whose sizing child failed (the user killed it): nothing of it is chosen
     for kind, paths, collect in (
             ("hf", hf, lambda p: _hf_candidates(p, one_fs, actors.get(p), failed)),
-            ("ollama", ollama, _ollama_candidates),
+            ("ollama", ollama, lambda p: _ollama_candidates(p, actors.get(p), failed)),
             ("modelscope", modelscope, lambda p: _modelscope_candidates(p, one_fs, actors.get(p), failed)),
             ("torch_hub", torch, lambda p: _torch_candidates(p, one_fs, actors.get(p), failed))):
         for path in paths:

@@ -120,7 +120,10 @@ _WEIGHTS = ("application/vnd.ollama.image.model", "application/vnd.ollama.image.
 
 def parse_manifest(data):
     """(blob names a manifest references (config and layers), names of its weight layers), or ValueError."""
-    doc = json.loads(data.decode("utf-8"))
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except RecursionError:  # '[[[[...' nested deeper than the parser goes: a user's file must not end the run
+        raise ValueError("nested too deeply to be a manifest")
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     entries = list(doc.get("layers") or [])
@@ -258,6 +261,44 @@ def scan_store(path, user=None, source=None):
         weights = [store.blobs[b] for b in m.weights if b in store.blobs] or present
         m.last_used = max([m.mtime] + [b.atime for b in weights])
     return store
+
+
+_MODEL_FIELDS = ("registry", "namespace", "model", "tag", "mtime", "blobs", "weights", "bytes", "exclusive_bytes",
+                 "last_used")
+
+
+def scan_plain(path, _one_fs=None):
+    """scan_store(path) as plain data: what crosses from the child that read the store as its user (_one_fs: unused,
+    the signature _budget._read_store_as calls). from_plain reads it back."""
+    store = scan_store(path)
+    return {"models": [[getattr(m, k) for k in _MODEL_FIELDS] for m in store.models],
+            "blobs": [b.plain() for b in store.blobs.values()], "partials": [b.plain() for _n, b in store.partials],
+            "problems": store.problems, "unreadable": store.unreadable, "dev": store.dev}
+
+
+def from_plain(data, path, user=None, source=None):
+    """The OllamaStore scan_plain's answer describes."""
+    store = OllamaStore(path, user, source)
+    for row in data["models"]:
+        m = Model.__new__(Model)
+        for key, value in zip(_MODEL_FIELDS, row):
+            setattr(m, key, value)
+        store.models.append(m)
+    store.blobs = dict((row[0], BlobStat.from_plain(row)) for row in data["blobs"])
+    store.partials = [(row[0], BlobStat.from_plain(row)) for row in data["partials"]]
+    store.problems, store.unreadable, store.dev = list(data["problems"]), list(data["unreadable"]), data["dev"]
+    return store
+
+
+def scan_store_as(actor, path, user=None, source=None):
+    """scan_store with actor's rights (docs/trust.md): a user's store is listed, its manifests read and its layers
+    stat'ed by a child that dropped to them, so the kernel refuses what that user could not read (a root-only
+    directory in it, a store that is the user's link into another user's home) and only the user's own view of it
+    is sized and planned. Raises _privileges.ChildFailed (the child was killed, stopped, refused the drop) or
+    NotReachable: then the store was not read at all, and nothing of it may be planned."""
+    if not _privileges.acts_for(actor):
+        return scan_store(path, user, source)
+    return from_plain(_privileges.call_as(actor, scan_plain, path), path, user, source)
 
 
 def _freed_bytes(blobs, already):
@@ -571,7 +612,13 @@ def run(params, check_mode=False, now=None, actors=None):
               "freed_bytes": 0, "problems": problems, "failures": []}
     before_lines, after_lines = [], []
     for path, user, source in locations:
-        store = scan_store(path, user, source)
+        try:
+            store = scan_store_as(found_actors.get(path), path, user, source)
+        except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+            # the store's user's child failed (killed, stopped): nothing of it is read, planned or removed, and
+            # root does not read it instead
+            result["failures"].append("%s: %s (not read, nothing removed there)" % (path, exc))
+            continue
         real = os.path.realpath(path)
 
         def held_of(names, real=real):

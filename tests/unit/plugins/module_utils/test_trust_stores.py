@@ -13,6 +13,7 @@ __metaclass__ = type
 import hashlib
 import os
 import subprocess
+import threading
 import time
 
 from ansible_collections.residue.purge.plugins.module_utils import _modelscope, _ollama
@@ -148,6 +149,138 @@ def test_ollama_a_child_the_user_kills_fails_only_that_users_store(make_user, sa
     (failed,) = result["failures"]
     assert failed.startswith(alice_store + ": ") and alice.pw_name in failed, failed
     assert os.listdir(os.path.join(alice_store, "manifests", "registry.ollama.ai", "library"))  # root did not redo it
+
+
+# ollama: reading and sizing as the store's user (the code before read every store as root: manifests parsed and
+# layers stat'ed with root's rights, only the removal ran as the user)
+
+def test_ollama_a_users_store_linked_into_another_users_home_is_read_as_her(make_user):
+    """alice's ~/.ollama/models is her link to bob's store in bob's 0700 home. Read as alice, the store cannot be
+    opened: bob's model is neither listed nor planned in alice's run, and nothing of bob's changes. (Root read it:
+    bob's model names and sizes were listed and planned for removal in alice's run.)"""
+    alice, bob = make_user(), make_user()
+    bob_store = users_store(bob, (("secret:7b", b"S" * 5000),))
+    os.chmod(bob.pw_dir, 0o700)
+    before = digest(bob_store)
+    as_user(alice, "mkdir", "-p", os.path.join(alice.pw_dir, ".ollama"))
+    link = os.path.join(alice.pw_dir, ".ollama", "models")
+    as_user(alice, "ln", "-s", bob_store, link)
+    check = _ollama.run(ollama_params([link], [alice]), check_mode=True)
+    assert check["models"] == [] and check["removed"] == [], check["models"]
+    assert "cannot read Ollama models dir %s: Permission denied" % link in check["problems"], check["problems"]
+    assert "secret" not in str(check)
+    result = _ollama.run(ollama_params([link], [alice]))
+    assert result["removed"] == [] and result["failures"] == []
+    assert digest(bob_store) == before
+
+
+def test_ollama_manifests_are_read_with_the_users_rights(make_user):
+    """In alice's store, root's 0700 directory holding a manifest (a namespace root made there) and alice's own
+    manifest she made unreadable (mode 000): read as alice, neither is read, both are named, and as a manifest
+    could not be read no layer of the store is removed; her readable model's manifest goes. (Root read both:
+    they were listed and sized, alice's unreadable one removed with its layers.)"""
+    alice = make_user()
+    store = users_store(alice)
+    og.model(store, "locked:1b", [b"cfg-locked", b"L" * 2500])
+    chown_tree(alice, os.path.join(alice.pw_dir, ".ollama"))
+    og.model(store, "secret:1b", [b"cfg-secret", b"Z" * 4000], namespace="hidden")  # root's, then root-only
+    hidden = os.path.join(store, "manifests", "registry.ollama.ai", "hidden")
+    os.chmod(hidden, 0o700)
+    locked = os.path.join(store, "manifests", "registry.ollama.ai", "library", "locked", "1b")
+    as_user(alice, "chmod", "000", locked)
+    layers = og.blob_names(store)
+    before = digest(hidden)
+    check = _ollama.run(ollama_params([store], [alice]), check_mode=True)
+    assert [m["name"] for m in check["models"]] == ["mine:1b"], check["models"]
+    assert "cannot read %s: Permission denied" % hidden in check["problems"], check["problems"]
+    assert "cannot read manifest %s: Permission denied" % locked in check["problems"], check["problems"]
+    result = _ollama.run(ollama_params([store], [alice]))
+    assert [(r["name"], r["layers_deleted"]) for r in result["removed"]] == [("mine:1b", 0)]
+    assert og.blob_names(store) == layers and digest(hidden) == before
+    assert os.path.lexists(locked)
+
+
+def test_ollama_a_deeply_nested_manifest_fails_no_other_store(make_user):
+    """alice's manifest is '[[[[...' nested 200,000 deep (under the 1 MiB cap): it is named as not a manifest and
+    no layer of her store goes; bob's store is emptied. (The parser's RecursionError ended the whole run.)"""
+    alice, bob = make_user(), make_user()
+    alice_store, bob_store = users_store(alice), users_store(bob)
+    nested = os.path.join(alice_store, "manifests", "registry.ollama.ai", "library", "mine", "2b")
+    as_user(alice, "sh", "-c", "python3 -c \"print('[' * 200000)\" > '%s'" % nested)
+    layers = og.blob_names(alice_store)
+    result = _ollama.run(ollama_params([alice_store, bob_store], [alice, bob]))
+    assert sorted((r["store"], r["name"]) for r in result["removed"]) == sorted([(alice_store, "mine:1b"),
+                                                                                 (bob_store, "mine:1b")])
+    assert "cannot read manifest %s: nested too deeply to be a manifest" % nested in result["problems"]
+    assert og.blob_names(alice_store) == layers and not os.listdir(os.path.join(bob_store, "blobs"))
+
+
+class _Running(object):
+    """A thread running for the block: _privileges starts no child while one runs (forking a threaded process can
+    deadlock the child), so every child acting as a user fails at once. The real failure path, without a race."""
+
+    def __enter__(self):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.stop.wait)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_ollama_a_store_whose_reading_child_fails_is_left_out_and_named(make_user, sandbox):
+    """The child that reads alice's store cannot start: her store is left out (not listed, nothing planned or
+    removed) and named as a failure; root's store (a given dir outside every home) is read and emptied by root.
+    (Root read alice's store itself and listed her models; only the removal's child failed.)"""
+    alice = make_user()
+    alice_store = users_store(alice)
+    root_store = os.path.join(sandbox, "srv-ollama")
+    og.model(root_store, "served:7b", [b"cfg-served", b"S" * 4000])
+    before = digest(alice_store)
+    with _Running():
+        result = _ollama.run(ollama_params([alice_store, root_store], [alice]))
+    assert [(r["store"], r["name"]) for r in result["removed"]] == [(root_store, "served:7b")]
+    assert [m["store"] for m in result["models"]] == [root_store]
+    (failed,) = result["failures"]
+    assert failed.startswith(alice_store + ": ") and alice.pw_name in failed and "not read" in failed, failed
+    assert digest(alice_store) == before
+
+
+def test_model_budget_reads_a_users_ollama_store_with_her_rights(make_user, sandbox):
+    """alice's store's blobs/ is a bind mount of a root-only directory holding her layers and a 1 MiB layer: the
+    budget reads her store as her, so root's bytes are not counted and the unreadable blobs/ is named; and when
+    the child reading her store cannot start, her store is a failure and none of its models is chosen. (The budget
+    read every Ollama store as root: it counted the 1 MiB and chose her model.)"""
+    from ansible_collections.residue.purge.plugins.module_utils import _budget
+
+    alice = make_user()
+    store = users_store(alice)
+    secret = os.path.join(sandbox, "root-only-layers")
+    blobs = os.path.join(store, "blobs")
+    subprocess.run(["cp", "-a", blobs, secret], check=True)
+    big = b"B" * (1 << 20)
+    write(os.path.join(secret, "sha256-" + hashlib.sha256(big).hexdigest()), big, 0o600)
+    subprocess.run(["chown", "-R", "0:0", secret], check=True)
+    os.chmod(secret, 0o700)
+    before = digest(secret)
+    p = {"max_size": "0", "homes": [], "users": [alice.pw_name], "scan_processes": False, "profiles": {},
+         "force": False, "one_file_system": True}
+    subprocess.run(["mount", "--bind", secret, blobs], check=True)
+    try:
+        check = _budget.run(p, check_mode=True)
+        assert digest(secret) == before
+    finally:
+        subprocess.run(["umount", blobs], check=True)
+    (listed,) = [s for s in check["stores"] if s["kind"] == "ollama"]
+    assert listed["bytes_before"] < 1 << 20 and check["bytes_before"] < 1 << 20, check["stores"]
+    assert "cannot read %s/blobs: Permission denied" % store in check["problems"], check["problems"]
+    with _Running():
+        failed = _budget.run(p, check_mode=True)
+    assert failed["removed"] == [], failed["removed"]
+    assert [f for f in failed["failures"] if f.startswith(store + ": ")] and all(
+        "not read, nothing removed there" in f for f in failed["failures"]), failed["failures"]
 
 
 # ------------------------------------------------------------------------------------------ modelscope
