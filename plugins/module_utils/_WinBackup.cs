@@ -25,6 +25,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using ansible_collections.residue.purge.plugins.module_utils._WinFiles;
+using ansible_collections.residue.purge.plugins.module_utils._WinActAs;
 
 //AssemblyReference -Name System.IO.Compression.dll
 //TypeAccelerator -Name ResiduePurge.ZipBackup -TypeName ZipBackup
@@ -520,6 +521,14 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinBackup
         /// <summary>Entries and bytes a backup of these paths holds, and an upper bound of the space it needs.</summary>
         public static BackupPlan Plan(IList<string> paths, RemoveOptions template)
         {
+            return Plan(paths, null, template);
+        }
+
+        /// <summary>Plan, each path walked with the rights of its ActingUser (actors[i] for paths[i]; null: the
+        /// module's own): a user's residue is read for the backup as that user, so what their ACLs refuse them is
+        /// a failure here, not archived by the module.</summary>
+        public static BackupPlan Plan(IList<string> paths, IList<ActingUser> actors, RemoveOptions template)
+        {
             BackupPlan plan = new BackupPlan();
             EntryVisitor visit = delegate (string path, bool directory, bool reparse, SafeFileHandle handle, long size, double mtime)
             {
@@ -532,9 +541,9 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinBackup
                 plan.Content += size;
                 plan.Needed += ZipBackup.EntryNeeds(path, size);
             };
-            foreach (string path in paths)
+            for (int i = 0; i < paths.Count; i++)
             {
-                RemovalResult r = WinFiles.RemoveTree(path, path, Visiting(template, visit));
+                RemovalResult r = ActorOf(actors, i).RemoveTree(paths[i], paths[i], Visiting(template, visit));
                 foreach (string[] f in r.Failures)
                     plan.Failures.Add(String.Format("{0}: {1}", f[0], f[1]));
             }
@@ -544,6 +553,20 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinBackup
         /// <summary>Write, close and verify the backup of these paths in directory; on any failure both files are
         /// deleted and a BackupException says why (the caller then removes nothing).</summary>
         public static ZipBackup Write(string directory, IList<string> paths, RemoveOptions template)
+        {
+            return Write(directory, paths, null, template);
+        }
+
+        private static ActingUser ActorOf(IList<ActingUser> actors, int i)
+        {
+            return actors == null || actors[i] == null ? ActingUser.Self : actors[i];
+        }
+
+        /// <summary>Write, each path read with the rights of its ActingUser: the walk and every file's opening run
+        /// while impersonating that user (the archive and manifest were created, and are written and verified,
+        /// with the module's own rights: a handle open before the impersonation keeps the access it was opened
+        /// with). A user whose rights cannot be had fails the backup, and nothing is removed.</summary>
+        public static ZipBackup Write(string directory, IList<string> paths, IList<ActingUser> actors, RemoveOptions template)
         {
             ZipBackup backup = ZipBackup.Create(directory, DateTime.UtcNow, System.Diagnostics.Process.GetCurrentProcess().Id);
             try
@@ -560,9 +583,10 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinBackup
                     using (FileStream content = WinFiles.OpenVisited(entry, handle))
                         backup.AddFile(entry, content, mtime);
                 };
-                foreach (string path in paths)
+                for (int i = 0; i < paths.Count; i++)
                 {
-                    RemovalResult r = WinFiles.RemoveTree(path, path, Visiting(template, visit));
+                    string path = paths[i];
+                    RemovalResult r = ActorOf(actors, i).RemoveTree(path, path, Visiting(template, visit));
                     if (r.Failures.Count > 0)
                         throw new BackupException(String.Format("backup: {0} could not be read completely ({1}: {2}); nothing was removed",
                             path, r.Failures[0][0], r.Failures[0][1]));

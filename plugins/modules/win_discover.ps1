@@ -7,6 +7,7 @@
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHost
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHfCache
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinActAs
 #AnsibleRequires -PowerShell ansible_collections.residue.purge.plugins.module_utils._WinResidue
 
 $spec = @{
@@ -47,18 +48,28 @@ foreach ($user in $scope.Users) {
     }
 }
 
+# A user's residue is sized with that user's rights (_WinActAs: the module impersonates the user's own token), so
+# what their ACLs refuse them is named in problems and not counted; a user whose token cannot be had has those
+# residues left out of the result, each named ('...: not sized: could not act as ...'), never sized as the module.
 $residues = [System.Collections.Generic.List[Object]]@()
 $usages = @{}
+$actors = [ResiduePurge.Actors]::new($scope.Users)
 foreach ($r in $resolved) {
     if (-not (Test-Path -LiteralPath $r.Path)) {
         continue
     }
     $key = $r.Path.ToLowerInvariant()
     if (-not $usages.ContainsKey($key)) {
-        $usages[$key] = [ResiduePurge.WinFiles]::Measure($r.Path, $false)
-        $problems.AddRange($usages[$key].Problems)
+        $measured = $actors.ForResolved($r).Measure($r.Path, $false, $problems)
+        $usages[$key] = $measured
+        if ($null -ne $measured) {
+            $problems.AddRange($measured.Problems)
+        }
     }
     $usage = $usages[$key]
+    if ($null -eq $usage) {
+        continue
+    }
     $residues.Add([ordered]@{
             target = $r.Target
             kind = 'path'
@@ -197,6 +208,7 @@ foreach ($problem in $shown | Select-Object -First 20) {
     $module.Warn($problem)
 }
 
+$actors.Dispose()
 $module.Result.residues = @($residues)
 $module.Result.processes = @($processes)
 $module.Result.packages = @($packages)

@@ -61,7 +61,9 @@ options:
     default: []
 notes:
   - Run as an administrator to cover every user (the hives of users who are not logged on can only be loaded
-    with the backup and restore privileges); otherwise what could not be read is listed in RV(problems).
+    with the backup and restore privileges); otherwise what could not be read is listed in RV(problems). A user's
+    path residues are then sized with that user's own rights (see the collection's C(docs/trust.md)); one whose
+    token cannot be had is left out and named in RV(problems).
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
     C(docs/windows.md) for what is proven and how to run the Windows integration targets.
 seealso:

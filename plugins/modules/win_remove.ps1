@@ -8,6 +8,7 @@
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._RestartManager
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinBackup
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinActAs
 #AnsibleRequires -PowerShell ansible_collections.residue.purge.plugins.module_utils._WinResidue
 
 $spec = @{
@@ -57,19 +58,21 @@ try {
     $wanted = [System.Collections.Generic.List[Object]]@()
     if ($module.Params.paths.Count -gt 0) {
         $scope = Get-ResidueScope -Module $module -Targets @() -NoProfilesWhenEmpty
+        $actors = [ResiduePurge.Actors]::new($scope.Users)
         for ($i = 0; $i -lt $module.Params.paths.Count; $i++) {
             $raw = $module.Params.paths[$i]
             if ($raw -eq '~' -or $raw -like '~/*' -or $raw -like '~\*') {
                 $raw = $env:USERPROFILE + $raw.Substring(1)
             }
             $path = [ResiduePurge.WinHost]::CheckPath($raw, $scope.Protected, "paths[$i]")
-            $wanted.Add([PSCustomObject]@{ Path = $path; Target = $null })
+            $wanted.Add([PSCustomObject]@{ Path = $path; Target = $null; Actor = $actors.ForPath($path) })
         }
     }
     else {
         $scope = Get-ResidueScope -Module $module -Targets $module.Params.targets
+        $actors = [ResiduePurge.Actors]::new($scope.Users)
         foreach ($r in Resolve-ResiduePath -Scope $scope) {
-            $wanted.Add([PSCustomObject]@{ Path = $r.Path; Target = $r.Target })
+            $wanted.Add([PSCustomObject]@{ Path = $r.Path; Target = $r.Target; Actor = $actors.ForResolved($r) })
         }
     }
 }
@@ -171,11 +174,13 @@ $record = {
     }
 }
 
-# Plan every residue first: what check mode lists, what a backup archives, what is held back.
+# Plan every residue first: what check mode lists, what a backup archives, what is held back. A user's residue is
+# planned, listed, read for the backup and removed with that user's rights (_WinActAs: the module impersonates the
+# user's own token); a user whose token cannot be had has each residue named as a failure and left as it was.
 $toRemove = [System.Collections.Generic.List[Object]]@()
 foreach ($item in $present) {
     $options.DryRun = $true
-    $plan = [ResiduePurge.WinFiles]::RemoveTree($item.Path, $item.Path, $options)
+    $plan = $item.Actor.RemoveTree($item.Path, $item.Path, $options)
     $problems.AddRange($plan.Problems)
     if ($plan.Failures.Count -gt 0 -and $plan.Files + $plan.Dirs -eq 0) {
         foreach ($f in $plan.Failures) {
@@ -188,7 +193,12 @@ foreach ($item in $present) {
     }
     # A file a process has open or mapped (a loaded .safetensors) cannot be deleted on Windows: rather than
     # delete half of the residue, hold all of it back and name the holders.
-    $files = [ResiduePurge.WinFiles]::Measure($item.Path, $true).FilePaths
+    $usage = $item.Actor.Measure($item.Path, $true, $problems)
+    if ($null -eq $usage) {
+        & $addFailure $item.Path ("not listed with the rights of {0}: held back, nothing removed" -f $item.Actor.Name)
+        continue
+    }
+    $files = $usage.FilePaths
     $holders = @()
     try {
         $holders = @([ResiduePurge.RestartManager]::Holders($files))
@@ -208,11 +218,13 @@ foreach ($item in $present) {
 $backup = $null
 if ($backupDir -and $toRemove.Count -gt 0) {
     $paths = [System.Collections.Generic.List[String]]@()
+    $pathActors = [System.Collections.Generic.List[ResiduePurge.ActingUser]]@()
     foreach ($entry in $toRemove) {
         $paths.Add($entry.Item.Path)
+        $pathActors.Add($entry.Item.Actor)
     }
     $options.DryRun = $true
-    $sizing = [ResiduePurge.WinBackup]::Plan($paths, $options)
+    $sizing = [ResiduePurge.WinBackup]::Plan($paths, $pathActors, $options)
     if ($sizing.Failures.Count -gt 0) {
         $module.FailJson(("backup: {0} could not be read completely ({1}); nothing was removed" -f $paths[0], $sizing.Failures[0]))
     }
@@ -229,7 +241,7 @@ if ($backupDir -and $toRemove.Count -gt 0) {
     else {
         try {
             New-BackupDirectory -Path $backupDir
-            $written = [ResiduePurge.WinBackup]::Write($backupDir, $paths, $options)
+            $written = [ResiduePurge.WinBackup]::Write($backupDir, $paths, $pathActors, $options)
         }
         catch {
             $module.FailJson((Get-ErrorText -ErrorRecord $_))
@@ -252,7 +264,7 @@ foreach ($entry in $toRemove) {
         continue
     }
     $options.DryRun = $false
-    $res = [ResiduePurge.WinFiles]::RemoveTree($item.Path, $item.Path, $options)
+    $res = $item.Actor.RemoveTree($item.Path, $item.Path, $options)
     foreach ($p in $res.Problems) {
         if (-not $problems.Contains($p)) {
             $problems.Add($p)
@@ -266,6 +278,7 @@ foreach ($entry in $toRemove) {
     }
 }
 
+$actors.Dispose()
 $freed = 0
 foreach ($r in $removed) {
     $freed += $r.bytes

@@ -42,7 +42,8 @@ def csharp(tmp_path_factory):
     assert mcs and mono, "mcs/mono not found: tools/bootstrap.sh installs Debian's mono-mcs and mono-runtime"
     exe = str(tmp_path_factory.mktemp("driver") / "driver.exe")
     sources = sorted(glob.glob(os.path.join(UTILS, "*.cs"))) + [
-        os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), DRIVER, RESTORE_CS]
+        os.path.join(ANSIBLE_CSHARP, "Ansible.Privilege.cs"), os.path.join(ANSIBLE_CSHARP, "Ansible.AccessToken.cs"),
+        DRIVER, RESTORE_CS]
     proc = subprocess.run([mcs, "-langversion:5", "-nowarn:169,414,649,219", "-d:WINDOWS", "-r:System.dll",
                            "-r:System.Core.dll", "-r:System.IO.Compression.dll", "-out:" + exe] + sources,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)

@@ -444,6 +444,21 @@ def test_required_module_utils_resolve(name, resolved):
         assert any(d.startswith(util + ".") for d in deps), util
 
 
+@pytest.mark.parametrize("name", WIN_MODULES)
+def test_what_each_util_uses_is_shipped_with_the_module(name, resolved):
+    """The payload compiles every util of a module into one assembly: each util's 'using Ansible.X;' (a builtin such
+    as Ansible.AccessToken, which _WinActAs's token handling uses) and 'using ansible_collections...;' must be among
+    the module's dependencies, or Add-Type fails on the host."""
+    deps = resolved["deps"][name[len("win_"):]]
+    for dep in deps:
+        if not dep.startswith("ansible_collections.residue.purge.") or not dep.endswith(".cs"):
+            continue
+        with open(os.path.join(UTILS, dep.rsplit(".", 2)[-2] + ".cs")) as f:
+            used = re.findall(r"(?m)^using ((?:Ansible\.\w+)|(?:ansible_collections\.[\w.]+));", f.read())
+        for util in used:
+            assert util + ".cs" in deps, (dep, util)
+
+
 @pytest.mark.parametrize("name", [n[len("win_"):] for n in WIN_MODULES])
 def test_routing_by_shell(name, resolved):
     windows = resolved["routes"][name + "/powershell"]

@@ -12,6 +12,8 @@ using ansible_collections.residue.purge.plugins.module_utils._WinHfCache;
 using ansible_collections.residue.purge.plugins.module_utils._WinPip;
 using ansible_collections.residue.purge.plugins.module_utils._WinBackup;
 using ansible_collections.residue.purge.plugins.module_utils._WinProcs;
+using ansible_collections.residue.purge.plugins.module_utils._WinActAs;
+using ansible_collections.residue.purge.plugins.module_utils._WinFiles;
 
 public static class Driver
 {
@@ -173,8 +175,75 @@ public static class Driver
                 r["problems"] = problems.Select(x => (object)x).ToList();
                 return r;
             }
+            case "act_as":
+                return ActAs(a);
+            case "act_refused":
+                return ActRefused(a);
+            case "level_refusal":
+                return Whose.LevelRefusal(Convert.ToInt32(a["level"]), (string)a["user"], (string)a["stage"]);
         }
         throw new ArgumentException("unknown fn " + fn);
+    }
+
+    // _WinActAs.Actors over users: which runner each item gets (null: the module's own rights), and how often a
+    // user's token was asked for (once per user: Actors caches it). The stand-in for the S4U logon refuses every
+    // user, so nothing here needs Windows.
+    private static object ActAs(Dictionary<string, object> a)
+    {
+        List<UserProfile> users = ((List<object>)a["users"]).Select(User).ToList();
+        UserProfile self = a["self"] == null ? null : users[Convert.ToInt32(a["self"])];
+        Dictionary<string, object> asked = new Dictionary<string, object>();
+        Func<UserProfile, ActingUser> obtain = delegate (UserProfile u)
+        {
+            asked[u.Name] = asked.ContainsKey(u.Name) ? (object)(Convert.ToInt32(asked[u.Name]) + 1) : (object)1;
+            return ActingUser.Refused(u, "no token for " + u.Name);
+        };
+        List<object> runners = new List<object>();
+        using (Actors actors = new Actors(users, (bool)a["elevated"], self, obtain))
+        {
+            foreach (object o in (List<object>)a["items"])
+            {
+                Dictionary<string, object> item = (Dictionary<string, object>)o;
+                ActingUser acting = item.ContainsKey("template")
+                    ? actors.ForResolved(new ResolvedPath("t", (string)item["path"], (string)item["claimant"], (string)item["template"], "default"))
+                    : actors.ForPath((string)item["path"]);
+                runners.Add(acting.IsSelf ? null : acting.User.Name);
+            }
+        }
+        Dictionary<string, object> r = new Dictionary<string, object>();
+        r["runners"] = runners;
+        r["asked"] = asked;
+        return r;
+    }
+
+    // A user whose token could not be had: what removing, sizing and running work for them do. WinFiles itself is
+    // never reached (under Mono its Windows calls would throw DllNotFoundException, not return a failure).
+    private static object ActRefused(Dictionary<string, object> a)
+    {
+        ActingUser refused = ActingUser.Refused(new UserProfile("HOST\\bob", "S-1-5-21-1-1-1-1004", "C:\\Users\\bob"), (string)a["error"]);
+        Dictionary<string, object> r = new Dictionary<string, object>();
+        RemoveOptions options = new RemoveOptions();
+        options.DryRun = (bool)a["dry_run"];
+        RemovalResult removal = refused.RemoveTree((string)a["path"], (string)a["path"], options);
+        r["failures"] = removal.Failures.Select(f => (object)f.Select(x => (object)x).ToList()).ToList();
+        r["removed"] = removal.Files + removal.Dirs;
+        List<string> problems = new List<string>();
+        r["measured"] = refused.Measure((string)a["path"], false, problems) != null;
+        r["problems"] = problems.Select(x => (object)x).ToList();
+        bool ran = false;
+        try
+        {
+            refused.Run<bool>(() => ran = true);
+            r["run_error"] = null;
+        }
+        catch (ActAsFailed e)
+        {
+            r["run_error"] = e.Message;
+        }
+        r["ran"] = ran;
+        r["self_ran"] = ActingUser.Self.Run<string>(() => "done");
+        r["usable"] = refused.Usable;
+        return r;
     }
 
     private static UserProfile User(object o)
