@@ -342,8 +342,12 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
                 SecurityIdentifier sid = null;
                 if (!String.IsNullOrEmpty(user.Sid))
                     sid = new SecurityIdentifier(user.Sid);
-                else
+                else if (user.Name != null && user.Name.Contains("\\"))
                     sid = (SecurityIdentifier)new NTAccount(user.Name).Translate(typeof(SecurityIdentifier));
+                else
+                    // an explicit home whose owner could not be read is named after its directory: never guess an
+                    // account from that
+                    return Refused(user, String.Format("could not act as {0}: the owner of {1} is not known", user.Name, user.Home));
                 string account = ((NTAccount)sid.Translate(typeof(NTAccount))).Value;
                 name = account;
                 SafeNativeHandle logon = S4ULogon(account);
@@ -674,8 +678,32 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
         private readonly Func<UserProfile, ActingUser> obtain;
         private readonly Dictionary<string, ActingUser> cache = new Dictionary<string, ActingUser>(StringComparer.OrdinalIgnoreCase);
 
-        public Actors(List<UserProfile> users) : this(users, ActingUser.Elevated(), WinHost.Runner(users), ActingUser.For)
+        public Actors(List<UserProfile> users) : this(WithSids(users), ActingUser.Elevated(), WinHost.Runner(users), ActingUser.For)
         {
+        }
+
+        /// <summary>users, those without a SID (explicit homes: named after the home's owner) given the SID of that
+        /// owner, so that Whose knows a home of SYSTEM, the Administrators or TrustedInstaller (nobody's residue).</summary>
+        private static List<UserProfile> WithSids(List<UserProfile> users)
+        {
+            List<UserProfile> result = new List<UserProfile>();
+            foreach (UserProfile u in users)
+            {
+                string sid = u.Sid;
+                if (sid == null && u.Name != null && u.Name.Contains("\\"))
+                {
+                    try
+                    {
+                        sid = ((SecurityIdentifier)new NTAccount(u.Name).Translate(typeof(SecurityIdentifier))).Value;
+                    }
+                    catch (Exception)
+                    {
+                        sid = null;
+                    }
+                }
+                result.Add(sid == u.Sid ? u : new UserProfile(u.Name, sid, u.Home));
+            }
+            return result;
         }
 
         public Actors(List<UserProfile> users, bool elevated, UserProfile self, Func<UserProfile, ActingUser> obtain)
@@ -704,6 +732,13 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
         public ActingUser ForResolved(ResolvedPath resolved)
         {
             return Of(Whose.ActorOf(resolved.Path, resolved.Template, resolved.User, users));
+        }
+
+        /// <summary>For a location a user's context named (a hub cache from their environment or defaults): the
+        /// user whose profile holds it, else that user (claimant; null: the module's own).</summary>
+        public ActingUser ForClaimed(string path, string claimant)
+        {
+            return Of(Whose.ActorOf(path, claimant == null ? null : "{claimed}", claimant, users));
         }
 
         /// <summary>For a path given in the module's options, or found (a cache, an environment): its profile's user.</summary>

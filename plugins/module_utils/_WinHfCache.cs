@@ -14,6 +14,7 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using ansible_collections.residue.purge.plugins.module_utils._WinFiles;
+using ansible_collections.residue.purge.plugins.module_utils._WinActAs;
 
 //TypeAccelerator -Name ResiduePurge.HfCache -TypeName HfCache
 //TypeAccelerator -Name ResiduePurge.HfRepo -TypeName HfRepo
@@ -253,6 +254,23 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHfCache
                 repos.Add(repo);
             }
             return repos;
+        }
+
+        /// <summary>Scan with the rights of the cache's user (ActingUser: the module impersonates the user's token):
+        /// what their ACLs refuse them is a problem and not counted. null when those rights cannot be had: the reason
+        /// is added to failures, and the cache is neither planned nor touched (never scanned with the module's own
+        /// rights instead).</summary>
+        public static List<HfRepo> ScanAs(ActingUser actor, string cacheDir, List<string> problems, List<string> failures)
+        {
+            try
+            {
+                return actor.Run(() => Scan(cacheDir, problems));
+            }
+            catch (ActAsFailed e)
+            {
+                failures.Add(String.Format("{0}: not scanned: {1}", cacheDir, Whose.LeftAlone(e.Message)));
+                return null;
+            }
         }
 
         public static HfRepo ScanRepo(string repoPath)
@@ -625,6 +643,20 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHfCache
             foreach (string[] inc in rp.Incomplete)
                 remove(Path.Combine(basePath, "blobs", inc[0]), repoFinal == null ? null : Path.Combine(repoFinal, "blobs", inc[0]));
             return failures;
+        }
+
+        /// <summary>Execute with the rights of the cache's user: Windows refuses what that user could not delete (a
+        /// failure each). When those rights cannot be had the repo is one failure and nothing of it is touched.</summary>
+        public static List<string> ExecuteAs(ActingUser actor, string cachePath, HfRepoPlan rp)
+        {
+            try
+            {
+                return actor.Run(() => Execute(cachePath, rp));
+            }
+            catch (ActAsFailed e)
+            {
+                return new List<string> { String.Format("{0}: {1}", rp.Repo.Path, Whose.LeftAlone(e.Message)) };
+            }
         }
 
         /// <summary>Whether a huggingface_hub lock file of the repo is held (filelock keeps it open exclusively).</summary>

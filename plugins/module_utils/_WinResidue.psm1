@@ -89,14 +89,14 @@ Function Find-HubCache {
     $candidates = [System.Collections.Generic.List[Object]]@()
     foreach ($context in $Scope.Contexts) {
         foreach ($pair in [ResiduePurge.WinHost]::HubCacheLocations($context)) {
-            $candidates.Add(@($pair[0], $pair[1]))
+            $candidates.Add(@($pair[0], $pair[1], $context.User.Name))
         }
     }
     foreach ($path in $Extra) {
-        $candidates.Add(@($path, $ExtraSource))
+        $candidates.Add(@($path, $ExtraSource, $null))
     }
     foreach ($candidate in $candidates) {
-        $path, $source = $candidate
+        $path, $source, $claimant = $candidate
         if (-not (Test-Path -LiteralPath $path -PathType Container)) {
             if ($source -like 'option*') {
                 $Scope.Problems.Add(("{0}: {1} is not a directory" -f ($source -replace '^option ', ''), $path))
@@ -115,6 +115,9 @@ Function Find-HubCache {
                 user = [ResiduePurge.WinHost]::OwnerOf($real)
                 source = $source
                 sources = [System.Collections.Generic.List[String]]@($source)
+                # the user whose context named it first (null: an option): whose rights it is acted on with when
+                # it is in no profile (_WinActAs Actors.ForClaimed)
+                claimant = $claimant
             }
         }
         else {

@@ -97,9 +97,13 @@ foreach ($name in $scope.Selected) {
 }
 if ($repoTargets.Count -gt 0) {
     foreach ($cache in $caches) {
+        # scanned with the rights of the cache's user; one whose token cannot be had is left out and named
         $scanProblems = [System.Collections.Generic.List[String]]@()
-        $repos = [ResiduePurge.HfCache]::Scan($cache.path, $scanProblems)
+        $repos = [ResiduePurge.HfCache]::ScanAs($actors.ForClaimed($cache.path, $cache.claimant), $cache.path, $scanProblems, $scanProblems)
         $problems.AddRange($scanProblems)
+        if ($null -eq $repos) {
+            continue
+        }
         foreach ($repo in $repos) {
             foreach ($name in $repoTargets.Keys) {
                 if (-not [ResiduePurge.WinHost]::AnyGlob($repo.RepoId, $repoTargets[$name], $false)) {

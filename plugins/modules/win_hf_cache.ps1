@@ -8,6 +8,7 @@
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHfCache
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._RestartManager
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinActAs
 #AnsibleRequires -PowerShell ansible_collections.residue.purge.plugins.module_utils._WinResidue
 
 $spec = @{
@@ -94,13 +95,16 @@ try {
     if ($null -eq $discover) {
         $discover = $dirs.Count -eq 0
     }
+    $claimants = @{}
     if ($discover) {
         foreach ($cache in Find-HubCache -Scope $scope) {
             if (-not ($dirs -contains $cache.path)) {
                 $dirs.Add($cache.path)
+                $claimants[$cache.path.ToLowerInvariant()] = $cache.claimant
             }
         }
     }
+    $actors = [ResiduePurge.Actors]::new($scope.Users)
 }
 catch {
     $module.FailJson((Get-ErrorText -ErrorRecord $_))
@@ -118,7 +122,7 @@ $seen = @{}
 
 # Whether a repo may be touched now: a fresh partial download (always), a held lock, files open or mapped.
 $heldOf = {
-    param ($cachePath, $repo, $whole)
+    param ($cachePath, $repo, $whole, $cacheActor)
     if ($whole) {
         foreach ($inc in $repo.Incomplete) {
             $mtime = [double]::Parse($inc[2], [Globalization.CultureInfo]::InvariantCulture)
@@ -134,7 +138,13 @@ $heldOf = {
     if ($lock) {
         return @('locked', "$lock is held by a running process (a download in progress)")
     }
-    $files = [ResiduePurge.WinFiles]::Measure($repo.Path, $true).FilePaths
+    # listed with the rights of the cache's user; which processes hold them is asked with the module's (as root
+    # reads /proc on POSIX: a user cannot see other users' processes)
+    $listing = $cacheActor.Measure($repo.Path, $true, $problems)
+    if ($null -eq $listing) {
+        return @('in_use', ("{0} could not be listed with the rights of {1}" -f $repo.Path, $cacheActor.Name))
+    }
+    $files = $listing.FilePaths
     try {
         $holders = @([ResiduePurge.RestartManager]::Holders($files))
     }
@@ -157,13 +167,19 @@ foreach ($dir in $dirs) {
         continue
     }
     $seen[$real.ToLowerInvariant()] = $true
+    # A user's cache is scanned, listed and deleted with that user's rights (_WinActAs: the module impersonates the
+    # user's own token); a cache whose user's token cannot be had is a failure and left as it was.
+    $cacheActor = $actors.ForClaimed($real, $claimants[$dir.ToLowerInvariant()])
     $scanProblems = [System.Collections.Generic.List[String]]@()
-    $repos = [ResiduePurge.HfCache]::Scan($dir, $scanProblems)
+    $repos = [ResiduePurge.HfCache]::ScanAs($cacheActor, $dir, $scanProblems, $failures)
     $problems.AddRange($scanProblems)
+    if ($null -eq $repos) {
+        continue
+    }
     $cachePath = $dir
     $held = [Func[ResiduePurge.HfRepo, bool, string[]]] {
         param ($repo, $whole)
-        & $heldOf $cachePath $repo $whole
+        & $heldOf $cachePath $repo $whole $cacheActor
     }.GetNewClosure()
     $plan = [ResiduePurge.HfCache]::Plan($dir, $repos, $selection, $held)
     foreach ($h in $plan.HeldBack) {
@@ -178,7 +194,7 @@ foreach ($dir in $dirs) {
                 $heldBack.Add([ordered]@{ cache = $dir; repo_id = $rp.Repo.RepoId; repo_type = $rp.Repo.RepoType; reason = 'locked'; detail = "$late is held by a running process (a download in progress)" })
                 continue
             }
-            $failures.AddRange([ResiduePurge.HfCache]::Execute($dir, $rp))
+            $failures.AddRange([ResiduePurge.HfCache]::ExecuteAs($cacheActor, $dir, $rp))
         }
         $done.Add($rp)
         $gone = @($rp.Revisions)
@@ -235,6 +251,7 @@ foreach ($dir in $dirs) {
     }
 }
 
+$actors.Dispose()
 foreach ($entry in $heldBack) {
     $module.Warn(("hf_cache: {0} {1} in {2} held back ({3}): {4}" -f $entry.repo_type, $entry.repo_id, $entry.cache, $entry.reason, $entry.detail))
 }

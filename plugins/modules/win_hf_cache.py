@@ -55,7 +55,10 @@ attributes:
   idempotent:
     details: A second run finds nothing left to remove and reports no change.
 notes:
-  - Run as an administrator to change every user's caches.
+  - Run as an administrator (or SYSTEM) to change every user's caches. A user's cache is then scanned and deleted
+    with that user's own rights (the module impersonates the user's token, see the collection's C(docs/trust.md)),
+    so what the user could not delete is a failure; a cache whose user's token cannot be had is named in
+    RV(failures) and left as it was.
   - O(one_file_system) has no effect on Windows, where a mounted volume is a reparse point and is never entered.
   - O(store_orphans) has no effect on Windows, where huggingface_hub 2.x's shared blob store is not read yet.
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's

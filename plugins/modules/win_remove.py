@@ -104,8 +104,8 @@ options:
 notes:
   - Run as an administrator (or SYSTEM) to cover every user. A user's residue is then planned, read for the
     backup and removed with that user's own rights (the module impersonates the user's token, obtained without a
-    password by an S4U logon, with no privilege and the Administrators group deny-only): what the user could not
-    delete is a failure, not deleted by the administrator. A user whose token cannot be had has each residue listed
+    password by an S4U logon, with no privilege and the Administrators group deny-only), so what the user could
+    not delete is a failure, not deleted by the administrator. A user whose token cannot be had has each residue listed
     in RV(failures) and left as it was. See the collection's C(docs/trust.md).
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
     C(docs/windows.md).

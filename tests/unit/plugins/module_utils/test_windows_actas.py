@@ -111,6 +111,16 @@ def test_a_users_environment_outside_every_profile_goes_under_that_users_token(c
     assert got == [ALICE["name"]]
 
 
+def test_hub_caches_go_to_their_profiles_user_else_to_the_user_whose_context_named_them(csharp):
+    got, _asked = runners(csharp, [
+        {"path": "D:\\alice\\hf\\hub", "claimant": ALICE["name"]},  # her HF_HOME on a data disk
+        {"path": "C:\\Users\\bob\\.cache\\huggingface\\hub", "claimant": ALICE["name"]},  # in bob's profile
+        {"path": "D:\\models\\hub", "claimant": None},  # extra_hf_caches / cache_dirs outside every profile
+        {"path": "C:\\Users\\alice\\hub", "claimant": None},  # given, but in alice's profile
+    ])
+    assert got == [ALICE["name"], BOB["name"], None, ALICE["name"]]
+
+
 def test_system_paths_and_given_paths_outside_profiles_stay_with_the_module(csharp):
     got, asked = runners(csharp, [
         resolved("C:\\ProgramData\\open-autoglm", ALICE["name"], "C:\\ProgramData\\open-autoglm"),
@@ -160,6 +170,11 @@ def test_a_user_without_a_token_gets_failures_and_nothing_is_touched(csharp):
         assert out["run_error"] == why and out["ran"] is False
         assert out["usable"] is False
         assert out["self_ran"] == "done"
+        # a hub cache of that user: not scanned, nothing of it planned or deleted, one failure each
+        left = why + "; left as it was (a user's residue is never acted on with the module's own rights)"
+        assert out["scanned"] is False and out["scan_problems"] == []
+        assert out["scan_failures"] == ["C:\\Users\\bob\\AppData\\Local\\x: not scanned: " + left]
+        assert out["execute_failures"] == ["C:\\Users\\bob\\AppData\\Local\\x\\models--org--m: " + left]
 
 
 @pytest.mark.parametrize("level,stage,refused", [

@@ -206,6 +206,7 @@ public static class Driver
                 Dictionary<string, object> item = (Dictionary<string, object>)o;
                 ActingUser acting = item.ContainsKey("template")
                     ? actors.ForResolved(new ResolvedPath("t", (string)item["path"], (string)item["claimant"], (string)item["template"], "default"))
+                    : item.ContainsKey("claimant") ? actors.ForClaimed((string)item["path"], (string)item["claimant"])
                     : actors.ForPath((string)item["path"]);
                 runners.Add(acting.IsSelf ? null : acting.User.Name);
             }
@@ -242,6 +243,16 @@ public static class Driver
         }
         r["ran"] = ran;
         r["self_ran"] = ActingUser.Self.Run<string>(() => "done");
+        List<string> scanProblems = new List<string>(), scanFailures = new List<string>();
+        r["scanned"] = HfCache.ScanAs(refused, (string)a["path"], scanProblems, scanFailures) != null;
+        r["scan_problems"] = scanProblems.Select(x => (object)x).ToList();
+        r["scan_failures"] = scanFailures.Select(x => (object)x).ToList();
+        HfRepo repo = new HfRepo();
+        repo.Path = (string)a["path"] + "\\models--org--m";
+        repo.Folder = "models--org--m";
+        HfRepoPlan plan = new HfRepoPlan(repo);
+        plan.Whole = true;
+        r["execute_failures"] = HfCache.ExecuteAs(refused, (string)a["path"], plan).Select(x => (object)x).ToList();
         r["usable"] = refused.Usable;
         return r;
     }
