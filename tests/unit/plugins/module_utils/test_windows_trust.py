@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Issue 10 item 2 on Windows: a user's registry environment is evidence, not authority.
+"""Issue 10 on Windows: a user's registry environment is evidence, not authority (item 2), and a user's residue is
+acted on with that user's rights (item 1, at the end).
 
 _WinHost.cs's Trust (the port of _profiles.vet_value / _paths.canonical) runs here under Mono against a described
 Windows file system (the test driver's FakeFacts: each component's on-disk name, owner SID, reparse flag and
@@ -330,3 +331,159 @@ def test_resolution_leaves_out_what_a_users_environment_makes_refused(csharp):
         "registry HKU\\%s\\Environment (user HOST\\mallory): " % MALLORY + field +
         "'C:\\Users\\mallory\\AppData\\Local\\open-autoglm' is a protected directory; left out"]
     assert "is a protected directory" in bad["error"] and "defaults" not in bad["error"]
+
+
+# ------------------------------------------------------------------ rule 4: whose rights act on a residue
+
+# Issue 10 item 1 on Windows (_WinActAs.cs): which paths go under which user's token, which stay with the module's
+# own rights, that an unprivileged run keeps today's behaviour, and that a user whose token cannot be had gets
+# failures and nothing else (the fail-closed branch never reaches WinFiles: under Mono its Windows calls would
+# raise, not fail politely). The S4U logon, the restricted token and the impersonation (LsaLogonUser,
+# CreateRestrictedToken, ImpersonateLoggedOnUser) are Windows calls: they only compile here.
+
+ACT_ADMIN = {"name": "HOST\\admin", "sid": "S-1-5-21-1-1-1-500", "home": "C:\\Users\\admin"}
+ACT_ALICE = {"name": "HOST\\alice", "sid": "S-1-5-21-1-1-1-1001", "home": "C:\\Users\\alice"}
+ACT_BOB = {"name": "HOST\\bob", "sid": "S-1-5-21-1-1-1-1002", "home": "C:\\Users\\bob"}
+# a profile below another one's directory (a roaming or redirected layout): the deepest profile wins
+ACT_NESTED = {"name": "HOST\\nested", "sid": "S-1-5-21-1-1-1-1003", "home": "C:\\Users\\alice\\nested"}
+# explicit homes owned by the system accounts (homes: [D:\shared] owned by the Administrators): nobody's residue
+ACT_SHARED = {"name": "BUILTIN\\Administrators", "sid": "S-1-5-32-544", "home": "D:\\shared"}
+ACT_DRIVE = {"name": "HOST\\carol", "sid": "S-1-5-21-1-1-1-1005", "home": "E:\\"}
+ACT_USERS = [ACT_ADMIN, ACT_ALICE, ACT_BOB, ACT_NESTED, ACT_SHARED, ACT_DRIVE]
+
+
+def one(csharp, fn, **args):
+    (out,) = csharp([{"fn": fn, "args": args}])
+    assert "ok" in out, out
+    return out["ok"]
+
+
+def runners(csharp, items, elevated=True, self=0):
+    out = one(csharp, "act_as", users=ACT_USERS, elevated=elevated, self=self, items=items)
+    return out["runners"], out["asked"]
+
+
+def resolved(path, claimant, template="{user_cache}\\x"):
+    return {"path": path, "claimant": claimant, "template": template}
+
+
+def given(path):
+    return {"path": path}
+
+
+def test_a_users_profile_residue_goes_under_that_users_token(csharp):
+    got, asked = runners(csharp, [
+        resolved("C:\\Users\\alice\\AppData\\Local\\open-autoglm", ACT_ALICE["name"]),
+        resolved("C:\\Users\\bob\\.cache\\huggingface", ACT_BOB["name"]),
+        # spelled differently (case, forward slashes, a doubled separator): still alice's profile
+        given("c:/users/ALICE//AppData/Local/x"),
+        given("C:\\Users\\alice"),
+    ])
+    assert got == [ACT_ALICE["name"], ACT_BOB["name"], ACT_ALICE["name"], ACT_ALICE["name"]]
+    assert asked == {ACT_ALICE["name"]: 1, ACT_BOB["name"]: 1}  # one logon per user, reused
+
+
+def test_the_profile_decides_not_the_claimant(csharp):
+    # bob's environment naming a place in alice's profile (vetting refuses that; were it to pass, alice's token
+    # still acts on alice's files, never bob's or the module's)
+    got, _asked = runners(csharp, [resolved("C:\\Users\\alice\\AppData\\Local\\x", ACT_BOB["name"])])
+    assert got == [ACT_ALICE["name"]]
+
+
+def test_the_deepest_profile_holds_a_path(csharp):
+    got, _asked = runners(csharp, [given("C:\\Users\\alice\\nested\\cache"), given("C:\\Users\\alice\\nestedX")])
+    assert got == [ACT_NESTED["name"], ACT_ALICE["name"]]
+
+
+def test_a_name_that_only_starts_like_a_profile_is_not_in_it(csharp):
+    got, _asked = runners(csharp, [given("C:\\Users\\alice.old\\x"), given("C:\\Users\\bobby")])
+    assert got == [None, None]
+
+
+def test_a_users_environment_outside_every_profile_goes_under_that_users_token(csharp):
+    # alice's HF_HOME=D:\alice\hf, owned by her (vetted): hers, acted on as her
+    got, _asked = runners(csharp, [resolved("D:\\alice\\hf\\hub", ACT_ALICE["name"], "{hf_hub_cache}")])
+    assert got == [ACT_ALICE["name"]]
+
+
+def test_hub_caches_go_to_their_profiles_user_else_to_the_user_whose_context_named_them(csharp):
+    got, _asked = runners(csharp, [
+        {"path": "D:\\alice\\hf\\hub", "claimant": ACT_ALICE["name"]},  # her HF_HOME on a data disk
+        {"path": "C:\\Users\\bob\\.cache\\huggingface\\hub", "claimant": ACT_ALICE["name"]},  # in bob's profile
+        {"path": "D:\\models\\hub", "claimant": None},  # extra_hf_caches / cache_dirs outside every profile
+        {"path": "C:\\Users\\alice\\hub", "claimant": None},  # given, but in alice's profile
+    ])
+    assert got == [ACT_ALICE["name"], ACT_BOB["name"], None, ACT_ALICE["name"]]
+
+
+def test_system_paths_and_given_paths_outside_profiles_stay_with_the_module(csharp):
+    got, asked = runners(csharp, [
+        resolved("C:\\ProgramData\\open-autoglm", ACT_ALICE["name"], "C:\\ProgramData\\open-autoglm"),
+        resolved("C:\\ProgramData\\x", ACT_ALICE["name"], "%ProgramData%\\x".replace("%ProgramData%", "C:/ProgramData")),
+        given("D:\\models\\old"),
+    ])
+    assert got == [None, None, None]
+    assert asked == {}
+
+
+def test_the_modules_own_profile_stays_with_the_module(csharp):
+    got, asked = runners(csharp, [given("C:\\Users\\admin\\AppData\\Local\\x"),
+                                  resolved("C:\\Users\\admin\\.cache\\y", ACT_ADMIN["name"])], self=0)
+    assert got == [None, None]
+    assert asked == {}
+
+
+def test_system_owned_homes_and_drive_root_homes_hold_nobodys_residue(csharp):
+    got, asked = runners(csharp, [given("D:\\shared\\cache"), given("E:\\anything"),
+                                  resolved("D:\\shared\\x", ACT_SHARED["name"])])
+    assert got == [None, None, None]
+    assert asked == {}
+
+
+def test_unprivileged_runs_act_with_their_own_rights_as_before(csharp):
+    got, asked = runners(csharp, [resolved("C:\\Users\\alice\\AppData\\Local\\x", ACT_ALICE["name"]),
+                                  given("C:\\Users\\bob\\x")], elevated=False)
+    assert got == [None, None]
+    assert asked == {}
+
+
+def test_without_a_known_module_account_every_users_residue_is_theirs(csharp):
+    # SYSTEM runs the module: its profile is none of the users'; the admin's residue is the admin's as a user
+    got, _asked = runners(csharp, [given("C:\\Users\\admin\\x"), given("C:\\Users\\alice\\x")], self=None)
+    assert got == [ACT_ADMIN["name"], ACT_ALICE["name"]]
+
+
+def test_a_user_without_a_token_gets_failures_and_nothing_is_touched(csharp):
+    why = "could not act as HOST\\bob: LsaLogonUser (MSV1_0_S4U_LOGON) refused it: network logon: denied"
+    for dry_run in (True, False):
+        out = one(csharp, "act_refused", path="C:\\Users\\bob\\AppData\\Local\\x", error=why, dry_run=dry_run)
+        assert out["failures"] == [["C:\\Users\\bob\\AppData\\Local\\x", why + "; left as it was (a user's residue is "
+                                    "never acted on with the module's own rights)"]]
+        assert out["removed"] == 0
+        assert out["measured"] is False
+        assert out["problems"] == ["C:\\Users\\bob\\AppData\\Local\\x: not sized: " + why]
+        assert out["run_error"] == why and out["ran"] is False
+        assert out["usable"] is False
+        assert out["self_ran"] == "done"
+        # a hub cache of that user: not scanned, nothing of it planned or deleted, one failure each
+        left = why + "; left as it was (a user's residue is never acted on with the module's own rights)"
+        assert out["scanned"] is False and out["scan_problems"] == []
+        assert out["scan_failures"] == ["C:\\Users\\bob\\AppData\\Local\\x: not scanned: " + left]
+        assert out["execute_failures"] == ["C:\\Users\\bob\\AppData\\Local\\x\\models--org--m: " + left]
+
+
+@pytest.mark.parametrize("level,stage,refused", [
+    (0, "logon", "anonymous-level"),
+    (1, "logon", "identification-level, not impersonation-level: the logon was made without SeTcbPrivilege"),
+    (1, "impersonation", "identification-level, not impersonation-level: the module's account lacks "
+                         "SeImpersonatePrivilege"),
+    (2, "impersonation", None),
+    (3, "logon", None),
+])
+def test_only_impersonation_level_tokens_act(csharp, level, stage, refused):
+    out = one(csharp, "level_refusal", level=level, user="HOST\\bob", stage=stage)
+    if refused is None:
+        assert out is None
+    else:
+        assert out.startswith("could not act as HOST\\bob: its %s token is " % stage)
+        assert refused in out
