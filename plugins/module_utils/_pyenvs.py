@@ -140,10 +140,9 @@ def egg_requires_to_requirements(text):
     return result
 
 
-def _dist_from_dist_info(site_dir, entry):
-    base = os.path.join(site_dir, entry)
-    headers = _read_headers(os.path.join(base, "METADATA"))
-    fallback = entry[:-len(".dist-info")].split("-")
+def _fields(headers):
+    """(name, version, Requires-Dist values, Provides-Extra values) of METADATA or PKG-INFO headers: the first
+    name and version count."""
     name = version = None
     requires, extras = [], []
     for key, value in headers:
@@ -155,32 +154,34 @@ def _dist_from_dist_info(site_dir, entry):
             requires.append(value)
         elif key == "provides-extra":
             extras.append(value)
-    installer = (_read_text(os.path.join(base, "INSTALLER")) or "").strip().lower()
+    return name, version, requires, extras
+
+
+def _dist(site_dir, entry, suffix, name, version, requested, requires, installer, extras):
+    """The Dist of metadata entry (<name>-<version><suffix>): named by its metadata, else by the entry's name."""
+    fallback = entry[:-len(suffix)].split("-")
     return Dist(normalize_name(name or fallback[0]), version or (fallback[1] if len(fallback) > 1 else ""),
-                os.path.exists(os.path.join(base, "REQUESTED")), requires, site_dir, installer, tuple(extras), entry)
+                requested, requires, site_dir, installer, tuple(extras), entry)
+
+
+def _dist_from_dist_info(site_dir, entry):
+    base = os.path.join(site_dir, entry)
+    name, version, requires, extras = _fields(_read_headers(os.path.join(base, "METADATA")))
+    installer = (_read_text(os.path.join(base, "INSTALLER")) or "").strip().lower()
+    return _dist(site_dir, entry, ".dist-info", name, version, os.path.exists(os.path.join(base, "REQUESTED")),
+                 requires, installer, extras)
 
 
 def _dist_from_egg_info(site_dir, entry):
     base = os.path.join(site_dir, entry)
     is_dir = os.path.isdir(base)
-    headers = _read_headers(os.path.join(base, "PKG-INFO") if is_dir else base)
-    name = version = None
-    extras = []
-    for key, value in headers:
-        if key == "name" and name is None:
-            name = value
-        elif key == "version" and version is None:
-            version = value
-        elif key == "provides-extra":
-            extras.append(value)
+    name, version, _requires_dist, extras = _fields(_read_headers(os.path.join(base, "PKG-INFO") if is_dir else base))
     requires = []
     if is_dir:
         text = _read_text(os.path.join(base, "requires.txt"))
         requires = egg_requires_to_requirements(text) if text else []
-    fallback = entry[:-len(".egg-info")].split("-")
     # egg-info records no REQUESTED marker: unknown counts as requested, so it is never removed as an orphan.
-    return Dist(normalize_name(name or fallback[0]), version or (fallback[1] if len(fallback) > 1 else ""),
-                True, requires, site_dir, "", tuple(extras), entry)
+    return _dist(site_dir, entry, ".egg-info", name, version, True, requires, "", extras)
 
 
 def installed_distributions(env):
