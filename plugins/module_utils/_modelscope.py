@@ -204,11 +204,7 @@ def run(params, check_mode=False, now=None, actors=None, only=None):
     (model_budget passes the ones it found); found by cache_locations when not given. only: the model dirs to
     consider, by path (model_budget's chosen ones: one model id may be in both layouts)."""
     selection = selection_from(params, now)
-    env_problems = []
-    found_actors = {}
-    locations = cache_locations(params, env_problems, found_actors)
-    if actors:
-        found_actors.update((p, actors[p]) for p, _u, _s in locations if p in actors)
+    locations, found_actors, env_problems = _stores.located(cache_locations, params, actors)
     force = params.get("force", False)
     one_fs = params.get("one_file_system", True)
     problems = env_problems  # environment values not used come first

@@ -598,11 +598,7 @@ def run(params, check_mode=False, now=None, actors=None):
     """The module's result. actors: {models dir: user} whose rights each store's removals run with (model_budget
     passes the ones it found); found by store_locations when not given."""
     selection = selection_from(params, now)
-    env_problems = []
-    found_actors = {}
-    locations = store_locations(params, env_problems, found_actors)
-    if actors:
-        found_actors.update((p, actors[p]) for p, _u, _s in locations if p in actors)
+    locations, found_actors, env_problems = _stores.located(store_locations, params, actors)
     force = params.get("force", False)
     problems = env_problems  # environment values not used come first
     opened = OpenFiles([p for p, _u, _s in locations], problems,

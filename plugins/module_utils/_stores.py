@@ -136,6 +136,17 @@ def locations(params, option, what, profile, found_at, problems=None, actors=Non
     return stores_of(found, users, actors, real)
 
 
+def located(locate, params, actors=None):
+    """(locations, actors, problems) a store module's run starts from: locate(params, problems, actors)'s stores
+    (its store_locations or cache_locations); the actors found for them, except where actors (model_budget's)
+    names one for the same store; the environment values not used, as the first problems."""
+    problems, found = [], {}
+    locations = locate(params, problems, found)
+    if actors:
+        found.update((p, actors[p]) for p, _u, _s in locations if p in actors)
+    return locations, found, problems
+
+
 def stores_of(found, users, actors=None, real=False):
     """[(path, user, source)] of the stores found ([(path, user, source, claim)]; claim: the user whose home or
     environment named it, root for a given dir or a system path): each existing directory once, by where it
