@@ -354,7 +354,10 @@ def _usage_at(root, parent_fd, name, one_file_system, cutoff, get_time, result, 
     return result
 
 
-class _UsageWalk(object):
+class _TreeWalk(object):
+    """A descriptor walk of the directory name below parent_fd (root: its path, root_st: its lstat): what the
+    usage walk and the remover both hold, and the split of the root's subdirectories with a forked child."""
+
     def __init__(self, root, parent_fd, name, root_st, one_file_system, cutoff, get_time, result):
         self.root = root
         self.parent_fd = parent_fd
@@ -364,10 +367,26 @@ class _UsageWalk(object):
         self.cutoff = cutoff
         self.get_time = get_time
         self.result = result
-        # files with st_nlink > 1: (dev, ino) -> (blocks, is_regular, is_old), added to the totals once at the end
-        self.linked = {}
         self.stack = _Stack(root)
         self.ancestors = set()  # (dev, ino) of the open chain: a bind-mount loop is not walked twice
+
+    @staticmethod
+    def split(root_frame, work):
+        """Give every other top-level subdirectory to a forked child running work(half) below the inherited root
+        fd; (handle, half), or None when there is no child (root_frame keeps them all)."""
+        half = root_frame.pending[::2]
+        handle = fork_call(lambda: work(half))
+        if handle is None:
+            return None
+        root_frame.pending = root_frame.pending[1::2]
+        return handle, half
+
+
+class _UsageWalk(_TreeWalk):
+    def __init__(self, root, parent_fd, name, root_st, one_file_system, cutoff, get_time, result):
+        _TreeWalk.__init__(self, root, parent_fd, name, root_st, one_file_system, cutoff, get_time, result)
+        # files with st_nlink > 1: (dev, ino) -> (blocks, is_regular, is_old), added to the totals once at the end
+        self.linked = {}
 
     def run(self, parallel):
         """Walk the tree; with parallel, a forked child walks every other top-level subdirectory (du is
@@ -424,9 +443,8 @@ class _UsageWalk(object):
 
     def fork_half(self, root_frame):
         """Give every other top-level subdirectory to a forked child; (handle, its names) or None."""
-        half = root_frame.pending[::2]
 
-        def walk_half():  # in the child: walk `half` from the inherited root fd
+        def walk_half(half):  # in the child: walk `half` from the inherited root fd
             root_frame.pending = half
             self.result = Usage()
             self.result.old_bytes = self.result.old_files = 0
@@ -436,11 +454,7 @@ class _UsageWalk(object):
             return (r.bytes, r.files, r.dirs, r.old_bytes, r.old_files, r.newest_mtime, r.last_access, r.problems,
                     self.linked)
 
-        handle = fork_call(walk_half)
-        if handle is None:
-            return None
-        root_frame.pending = root_frame.pending[1::2]
-        return handle, half
+        return self.split(root_frame, walk_half)
 
     def join(self, handle, half):
         counts = fork_result(handle)
@@ -705,24 +719,15 @@ def _remove_at(root, parent_fd, name, one_file_system, keep, cutoff, get_time, d
     return result
 
 
-class _Remover(object):
+class _Remover(_TreeWalk):
     def __init__(self, root, parent_fd, name, root_st, one_file_system, keep, cutoff, get_time, dry_run, result,
                  on_entry=None):
-        self.root = root
-        self.parent_fd = parent_fd
-        self.name = name
-        self.root_st = root_st
-        self.one_file_system = one_file_system
+        _TreeWalk.__init__(self, root, parent_fd, name, root_st, one_file_system, cutoff, get_time, result)
         self.keep = keep
-        self.cutoff = cutoff
-        self.get_time = get_time
         self.get_dir_time = _TIME_GETTERS["mtime"] if get_time is _TIME_GETTERS["atime"] else get_time
         self.dry_run = dry_run
-        self.result = result
         self.on_entry = on_entry
-        self.ancestors = set()  # (dev, ino) of the directories from the root to the current one
         self.seen = {}  # (dev, ino) -> st_blocks of removed files with st_nlink > 1, counted once
-        self.stack = _Stack(root)
         self.mounts = mount_points_under(root) if one_file_system else set()
         self.protect = frozenset()
         self.predict = False  # dry_run only: refuse what the kernel would (_refusal)
@@ -784,9 +789,7 @@ class _Remover(object):
             self.finish_dir(stack.frames[-1], done)
 
     def fork_half(self, root_frame):
-        half = root_frame.pending[::2]
-
-        def remove_half():  # in the child: remove `half` below the inherited root fd
+        def remove_half(half):  # in the child: remove `half` below the inherited root fd
             root_frame.pending, root_frame.kept, root_frame.removed_any = half, 0, False
             self.result, self.seen = RemovalResult(), {}
             try:
@@ -797,11 +800,7 @@ class _Remover(object):
             return (r.bytes, r.files, r.dirs, r.kept, r.failed, r.failed_count, r.problems, root_frame.kept,
                     root_frame.removed_any, self.seen)
 
-        handle = fork_call(remove_half)
-        if handle is None:
-            return None
-        root_frame.pending = root_frame.pending[1::2]
-        return handle, half
+        return self.split(root_frame, remove_half)
 
     def join(self, root_frame, handle, half):
         counts = fork_result(handle)
