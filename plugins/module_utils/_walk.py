@@ -294,6 +294,17 @@ class Usage(object):
         return "Usage(%r)" % self.to_dict()
 
 
+def _usage_start(path, older_than, time_field, now):
+    """(root as bytes, time getter, cutoff, an empty Usage) of usage()'s arguments; WalkError for a bad one."""
+    root = _to_bytes(path)
+    get_time = _time_getter(time_field)
+    cutoff = _cutoff(older_than, now)
+    result = Usage()
+    if cutoff is not None:
+        result.old_bytes = result.old_files = 0
+    return root, get_time, cutoff, result
+
+
 def usage(path, one_file_system=True, older_than=None, time_field="atime", now=None, parallel=True):
     """Walk path once and size it: bytes (st_blocks*512, hard links once, directories included), regular
     files, dirs, newest_mtime/last_access (over non-directories; the root's own times when it has none),
@@ -301,12 +312,7 @@ def usage(path, one_file_system=True, older_than=None, time_field="atime", now=N
     now - older_than. Never follows symlinks; with one_file_system, like `du -x`, a directory on another
     device is not counted or entered. Unreadable entries are listed in problems ("path: error").
     parallel: a forked child walks half of the top-level subdirectories (same result, less wall time)."""
-    root = _to_bytes(path)
-    get_time = _time_getter(time_field)
-    cutoff = _cutoff(older_than, now)
-    result = Usage()
-    if cutoff is not None:
-        result.old_bytes = result.old_files = 0
+    root, get_time, cutoff, result = _usage_start(path, older_than, time_field, now)
     try:
         parent_fd, name = _reach(root)
     except OSError as exc:
@@ -324,12 +330,7 @@ def usage_at(parent_fd, name, path, one_file_system=True, older_than=None, time_
     """usage() of the entry `name` in the directory parent_fd, for a caller that already holds the parent's
     descriptor, reached without following links (root's O_NOFOLLOW chain handed to a child acting with a
     user's rights): the same walk and counts. path names the entry in problems."""
-    root = _to_bytes(path)
-    get_time = _time_getter(time_field)
-    cutoff = _cutoff(older_than, now)
-    result = Usage()
-    if cutoff is not None:
-        result.old_bytes = result.old_files = 0
+    root, get_time, cutoff, result = _usage_start(path, older_than, time_field, now)
     return _usage_at(root, parent_fd, name, one_file_system, cutoff, get_time, result, parallel)
 
 
