@@ -67,19 +67,29 @@ class ChildFailed(Exception):
     """The child that acted with a user's rights failed; the message says how."""
 
 
-class _User(namedtuple("_User", "name uid gid home")):
-    """A passwd user, shaped like _profiles.User (any object with name, uid, gid, home will do)."""
+class User(namedtuple("User", "name uid gid home")):
+    """A user of the host (gid None when unknown); _profiles.User. Any object with name, uid, gid, home will do
+    where a user is taken."""
+
+
+def passwd_user(uid):
+    """uid's passwd entry as a User (its home as the entry has it), or None when it has none (or the host has no
+    passwd database)."""
+    if pwd is None:
+        return None
+    try:
+        e = pwd.getpwuid(uid)
+    except KeyError:
+        return None
+    return User(e.pw_name, e.pw_uid, e.pw_gid, e.pw_dir)
 
 
 def root_user():
     """The user root's and system residue is acted on as (uid 0)."""
-    if pwd is not None:
-        try:
-            e = pwd.getpwuid(0)
-            return _User(e.pw_name, 0, e.pw_gid, e.pw_dir or "/")
-        except KeyError:
-            pass
-    return _User("root", 0, 0, "/root")
+    user = passwd_user(0)
+    if user is None:
+        return User("root", 0, 0, "/root")
+    return user._replace(home=user.home or "/")
 
 
 def effective_uid():
@@ -89,21 +99,16 @@ def effective_uid():
 def credentials(user):
     """uid, gid and supplementary groups of user, from the passwd and group databases. A uid without a passwd
     entry gets its own uid, the overflow group and no supplementary groups."""
-    entry = None
-    if pwd is not None:
-        try:
-            entry = pwd.getpwuid(user.uid)
-        except KeyError:
-            entry = None
+    entry = passwd_user(user.uid)
     if entry is None:
         gid = user.gid if user.gid is not None else NO_GROUP
         return Credentials(user.uid, gid, (gid,), str(user.uid))
-    gid = entry.pw_gid
+    gid = entry.gid
     try:
-        groups = os.getgrouplist(entry.pw_name, gid)
+        groups = os.getgrouplist(entry.name, gid)
     except (OSError, AttributeError):
         groups = [gid]
-    return Credentials(entry.pw_uid, gid, tuple(sorted(set(groups))), entry.pw_name)
+    return Credentials(entry.uid, gid, tuple(sorted(set(groups))), entry.name)
 
 
 def drop(creds):
@@ -350,13 +355,8 @@ def runner_for(actor):
         return actor
     home = os.environ.get("HOME") or "/"
     gid = os.getegid() if hasattr(os, "getegid") else None
-    name = str(euid)
-    if pwd is not None:
-        try:
-            name = pwd.getpwuid(euid).pw_name
-        except KeyError:
-            pass
-    return _User(name, euid, gid, home)
+    entry = passwd_user(euid)
+    return User(str(euid) if entry is None else entry.name, euid, gid, home)
 
 
 def by_runner(items, actor_fn):

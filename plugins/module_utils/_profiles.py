@@ -21,6 +21,7 @@ import stat
 from collections import namedtuple
 
 from ansible_collections.residue.purge.plugins.module_utils import _macos, _paths, _platform, _procfs
+from ansible_collections.residue.purge.plugins.module_utils._privileges import User, passwd_user
 from ansible_collections.residue.purge.plugins.module_utils._text import error_text, printable
 
 try:
@@ -29,7 +30,6 @@ except ImportError:  # Windows has no passwd database; the PowerShell modules en
     pwd = None
 
 
-User = namedtuple("User", "name uid gid home")
 EnvContext = namedtuple("EnvContext", "user environ source")
 ResolvedPath = namedtuple("ResolvedPath", "target path user template source")
 
@@ -332,12 +332,8 @@ def parse_users_option(value):
 
 def user_name(uid):
     """The passwd name of uid, or the number as text when it has none."""
-    if pwd is not None:
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            pass
-    return str(uid)
+    user = passwd_user(uid)
+    return str(uid) if user is None else user.name
 
 
 def owner_name(path, follow_symlinks=False):
@@ -719,13 +715,10 @@ def user_environments(users, scan_processes=True, environ=None, environment_file
 
 
 def _process_user(uid):
-    if pwd is not None:
-        try:
-            e = pwd.getpwuid(uid)
-            return User(e.pw_name, e.pw_uid, e.pw_gid, e.pw_dir or "/")
-        except KeyError:
-            pass
-    return User(str(uid), uid, None, "/")
+    user = passwd_user(uid)
+    if user is None:
+        return User(str(uid), uid, None, "/")
+    return user._replace(home=user.home or "/")
 
 
 def _dedupe_contexts(contexts):

@@ -680,7 +680,7 @@ def environment_user(env):
     if env.kind == "user-site" and env.user and pwd is not None:
         try:
             entry = pwd.getpwnam(env.user)
-            owner = _privileges._User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+            owner = _privileges.User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
         except KeyError:
             owner = None
     if owner is None:
@@ -695,14 +695,11 @@ def environment_user(env):
         return owner
     if uid == 0:
         return None
-    if pwd is not None:
-        try:
-            entry = pwd.getpwuid(uid)
-            return _privileges._User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
-        except KeyError:
-            pass
+    user = _privileges.passwd_user(uid)
+    if user is not None:
+        return user
     gid = os.stat(env.site_dirs[0]).st_gid if env.site_dirs else uid
-    return _privileges._User(str(uid), uid, gid, None)
+    return _privileges.User(str(uid), uid, gid, None)
 
 
 def run_in_environment(env, args, stdin=None, timeout=600):

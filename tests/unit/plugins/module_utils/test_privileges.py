@@ -16,7 +16,7 @@ from ansible_collections.residue.purge.plugins.module_utils._privileges import (
     ChildFailed, NotReachable, call_as, credentials, dropper, root_user, stream_as)
 
 _NOBODY = pwd.getpwnam("nobody")
-NOBODY = _privileges._User(_NOBODY.pw_name, _NOBODY.pw_uid, _NOBODY.pw_gid, _NOBODY.pw_dir)
+NOBODY = _privileges.User(_NOBODY.pw_name, _NOBODY.pw_uid, _NOBODY.pw_gid, _NOBODY.pw_dir)
 
 
 @pytest.fixture(autouse=True)
