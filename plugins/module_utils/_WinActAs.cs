@@ -111,15 +111,16 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
 
         /// <summary>_privileges.runner_for: who does an actor's work. The actor's own token when the module is
         /// elevated (SYSTEM or an elevated administrator) and the actor is someone else than the module's own
-        /// account (self); otherwise the module's own rights (null): its own residue, and everything in an
-        /// unprivileged run, where Windows decides what it reaches.</summary>
-        public static UserProfile RunnerFor(UserProfile actor, bool elevated, UserProfile self)
+        /// account (self: the user whose profile is the module's; selfSid: the module's account's SID); otherwise
+        /// the module's own rights (null): its own residue, and everything in an unprivileged run, where Windows
+        /// decides what it reaches.</summary>
+        public static UserProfile RunnerFor(UserProfile actor, bool elevated, UserProfile self, string selfSid)
         {
             if (actor == null || !elevated)
                 return null;
             if (self != null && WinHost.SameUser(actor, self))
                 return null;
-            if (self != null && actor.Sid != null && String.Equals(actor.Sid, self.Sid, StringComparison.OrdinalIgnoreCase))
+            if (actor.Sid != null && selfSid != null && String.Equals(actor.Sid, selfSid, StringComparison.OrdinalIgnoreCase))
                 return null;
             return actor;
         }
@@ -674,11 +675,13 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
     {
         private readonly List<UserProfile> users;
         private readonly UserProfile self;
+        private readonly string selfSid;
         private readonly bool elevated;
         private readonly Func<UserProfile, ActingUser> obtain;
         private readonly Dictionary<string, ActingUser> cache = new Dictionary<string, ActingUser>(StringComparer.OrdinalIgnoreCase);
 
-        public Actors(List<UserProfile> users) : this(WithSids(users), ActingUser.Elevated(), WinHost.Runner(users), ActingUser.For)
+        public Actors(List<UserProfile> users)
+            : this(WithSids(users), ActingUser.Elevated(), WinHost.Runner(users), WindowsIdentity.GetCurrent().User.Value, ActingUser.For)
         {
         }
 
@@ -706,11 +709,12 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
             return result;
         }
 
-        public Actors(List<UserProfile> users, bool elevated, UserProfile self, Func<UserProfile, ActingUser> obtain)
+        public Actors(List<UserProfile> users, bool elevated, UserProfile self, string selfSid, Func<UserProfile, ActingUser> obtain)
         {
             this.users = users;
             this.elevated = elevated;
             this.self = self;
+            this.selfSid = selfSid;
             this.obtain = obtain;
         }
 
@@ -718,7 +722,7 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
 
         public ActingUser Of(UserProfile actor)
         {
-            UserProfile runner = Whose.RunnerFor(actor, elevated, self);
+            UserProfile runner = Whose.RunnerFor(actor, elevated, self, selfSid);
             if (runner == null)
                 return ActingUser.Self;
             string key = (runner.Sid ?? "") + "\0" + runner.Name;

@@ -261,6 +261,10 @@ foreach ($entry in $toRemove) {
     $item = $entry.Item
     if ($module.CheckMode) {
         $removed.Add((& $record $item $entry.Plan))
+        # what the real run would be refused (with the rights it runs with) is a failure in check mode too
+        foreach ($f in $entry.Plan.Failures) {
+            & $addFailure $f[0] $f[1]
+        }
         continue
     }
     $options.DryRun = $false
@@ -300,6 +304,8 @@ foreach ($problem in $module.Result.problems | Select-Object -First 20) {
     $module.Warn($problem)
 }
 if ($counts.failed -gt 0) {
-    $module.FailJson(("{0} entries could not be removed (first: {1}: {2}); the rest was removed" -f $counts.failed, $failures[0].path, $failures[0].error))
+    $text = if ($module.CheckMode) { "{0} entries would be refused (first: {1}: {2}); the rest would be removed" }
+    else { "{0} entries could not be removed (first: {1}: {2}); the rest was removed" }
+    $module.FailJson(($text -f $counts.failed, $failures[0].path, $failures[0].error))
 }
 $module.ExitJson()

@@ -358,8 +358,8 @@ def one(csharp, fn, **args):
     return out["ok"]
 
 
-def runners(csharp, items, elevated=True, self=0):
-    out = one(csharp, "act_as", users=ACT_USERS, elevated=elevated, self=self, items=items)
+def runners(csharp, items, elevated=True, self=0, self_sid=None):
+    out = one(csharp, "act_as", users=ACT_USERS, elevated=elevated, self=self, self_sid=self_sid, items=items)
     return out["runners"], out["asked"]
 
 
@@ -431,6 +431,15 @@ def test_the_modules_own_profile_stays_with_the_module(csharp):
                                   resolved("C:\\Users\\admin\\.cache\\y", ACT_ADMIN["name"])], self=0)
     assert got == [None, None]
     assert asked == {}
+
+
+def test_a_home_of_the_modules_own_account_elsewhere_stays_with_the_module(csharp):
+    # homes: [D:\\box\\admin-owned] created by the administrator running the module: the module's own account,
+    # found by its SID (its profile is elsewhere or unknown), acts with its own rights, not a logon of itself
+    got, asked = runners(csharp, [given("C:\\Users\\admin\\x"), given("C:\\Users\\alice\\x")], self=None,
+                         self_sid=ACT_ADMIN["sid"])
+    assert got == [None, ACT_ALICE["name"]]
+    assert asked == {ACT_ALICE["name"]: 1}
 
 
 def test_system_owned_homes_and_drive_root_homes_hold_nobodys_residue(csharp):

@@ -199,7 +199,7 @@ public static class Driver
             return ActingUser.Refused(u, "no token for " + u.Name);
         };
         List<object> runners = new List<object>();
-        using (Actors actors = new Actors(users, (bool)a["elevated"], self, obtain))
+        using (Actors actors = new Actors(users, (bool)a["elevated"], self, a.ContainsKey("self_sid") ? (string)a["self_sid"] : null, obtain))
         {
             foreach (object o in (List<object>)a["items"])
             {
