@@ -27,17 +27,21 @@ export ANSIBLE_HOME := $(TOP)/.build/ansible-home
 export ATEST_HOME ?= /tmp/residue-purge-atest$(TOP)/home
 PYTEST := $(VENV)/bin/python -m pytest
 # make test runs these (tools/stages.sh times each and prints the table at the end); each unit test runs once, in
-# ansible-test units (make unit is the same tests, for a quick loop).  `//` starts a second lane that runs at the
-# same time as the first: integration keeps one core busy (about 900 s of CPU in its 813 s on a quiet 2-core
-# machine, one ansible-playbook after another), the other stages fill the second core.  From a fresh clone the
-# first lane is the longer one (sanity on 2.19 alone took 227 s of CPU, units about 180 s, and so on per core:
-# ansible-test builds each core's environments), so molecule (about 4 minutes, mostly waiting on its lab hosts)
-# runs after integration.  Each stage's log is .build/stages/STAGE.log, printed whole when the stage ends.  A list
-# without `//` is one lane, in its order: make test TEST_STAGES="lint docs".
-TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) py38 lint docs \
-  // integration molecule
+# ansible-test units (make unit is the same tests, for a quick loop).  `//` starts another lane that runs at the same
+# time as the others: three lanes, so that what waits overlaps what computes.  The first lane is the CPU-bound
+# ansible-test runs of every core (units use both cores when they get them).  Integration is one chain of
+# ansible-playbook runs, one core's worth (about 12 minutes of CPU, 16 to 19 of wall time with its waits, as one
+# stage): integration-host, the tests that act on this machine, has the second lane to itself.  Molecule (about 5
+# minutes, mostly waiting on its lab hosts) opens the third, then integration-apart (lab hosts, controller files),
+# then py38 (its own ansible-test trees and HOME, so it can run next to the first lane), lint and docs.  The labs of
+# molecule and of integration share no name, port, key write or archive (tools/lab).  Each stage's log is
+# .build/stages/STAGE.log, printed whole when the stage ends.  A list without `//` is one lane, in its order:
+# make test TEST_STAGES="lint docs".
+TEST_STAGES := sanity units $(foreach core,$(OLDER_CORES),sanity-$(core) units-$(core)) \
+  // integration-host \
+  // molecule integration-apart py38 lint docs
 
-.PHONY: help bootstrap demo test unit sanity units py38 generate docs lint integration molecule bench atest-tree ee
+.PHONY: help bootstrap demo test unit sanity units py38 generate docs lint integration integration-host integration-apart molecule bench atest-tree ee
 
 help:
 	@echo "make demo   - seed a disposable sandbox and run residue.purge on it"
@@ -49,6 +53,8 @@ help:
 	@echo "make units  - ansible-test units (CORE=, PY= as for sanity)"
 	@echo "make py38   - module code on Python 3.8: compile/import sanity on every core, module_utils units"
 	@echo "make integration - modules through real ansible-playbook"
+	@echo "make integration-host - integration's tests that act on this machine (make test's second lane)"
+	@echo "make integration-apart - the rest: lab hosts and controller files (make test's third lane, with molecule)"
 	@echo "make molecule - the lab scenarios"
 	@echo "make generate - rewrite generated files (role README tables, older cores' sanity ignores)"
 	@echo "make docs   - antsibull-docs lint and generated files current"
@@ -107,19 +113,34 @@ docs: bootstrap
 # the module_utils unit tests on the newest.
 # The module_utils tests whose oracle is huggingface_hub 2.x's shared store (tests/unit/support/hfshared.py) run on
 # the newest Python only: huggingface_hub 2.x needs Python >= 3.9, and 3.8 gets 0.36 (tests/unit/requirements.txt).
+# py38 runs ansible-test in trees and a HOME of its own (PY38_ATEST): make test runs it at the same time as the
+# other cores' sanity and units, which must not see their tree re-copied or their environments half written.
 PY38_UNITS = $(shell grep -L hfshared tests/unit/plugins/module_utils/test_*.py)
+PY38_ATEST = /tmp/residue-purge-atest$(TOP)/py38
 py38: bootstrap
 	@test -x $(TOP)/.build/python/python3.8 || { echo "make py38: no Python 3.8 here (tools/bootstrap.sh links" \
 	  "pyenv's 3.8.x or a python3.8 on PATH): module code cannot be tested at its declared floor" >&2; exit 1; }
 	@set -e; for core in $(CORES); do \
-	  $(MAKE) --no-print-directory sanity CORE=$$core PY=3.8 SANITY_ARGS="--test compile --test import"; done
-	@$(MAKE) --no-print-directory units PY=3.8 UNITS_ARGS="$(PY38_UNITS)"
+	  $(MAKE) --no-print-directory sanity CORE=$$core PY=3.8 SANITY_ARGS="--test compile --test import" \
+	    ATEST_HOME=$(PY38_ATEST)/home ATEST_ROOT=$(PY38_ATEST)/core-$$core/ansible_collections/residue/purge; done
+	@$(MAKE) --no-print-directory units PY=3.8 UNITS_ARGS="$(PY38_UNITS)" ATEST_HOME=$(PY38_ATEST)/home \
+	  ATEST_ROOT=$(PY38_ATEST)/core-$(NEWEST_CORE)/ansible_collections/residue/purge
 
 lint: bootstrap
 	ansible-lint --profile production --strict $(LINT_ARGS)
 
 integration: bootstrap
 	$(PYTEST) -v --durations=30 tests/integration
+
+# make test runs integration as two stages in two lanes: the files whose tests act only inside their own lab hosts
+# (network, PID and mount namespaces, overlay root) or on the controller's files (docs, builds, make itself) run
+# next to molecule's labs; the rest, which acts on this machine's processes, users and files, runs on its own.
+INTEGRATION_APART := $(addprefix tests/integration/,test_awx_runner.py test_trust_lab.py test_filter_docs.py \
+  test_awx_controller.py test_execution_environment.py test_role_docs.py test_stages.py test_artifacts.py)
+integration-host: bootstrap
+	$(PYTEST) -v --durations=30 tests/integration $(addprefix --ignore=,$(INTEGRATION_APART))
+integration-apart: bootstrap
+	$(PYTEST) -v --durations=20 $(INTEGRATION_APART)
 
 molecule: bootstrap
 	tools/molecule-all.sh
