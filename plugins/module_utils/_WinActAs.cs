@@ -423,10 +423,24 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
             }
         }
 
+        // The token TcbToken found, kept for the run (one search of the process list, not one per user).
+        private static SafeNativeHandle tcbCache;
+        private static bool tcbSearched;
+
         /// <summary>A token with SeTcbPrivilege enabled to impersonate while registering as a logon process: the
         /// module's own (when it runs as SYSTEM), else a SYSTEM process's (an elevated administrator can open one),
         /// duplicated; null when there is none (the logon is then untrusted, and its token identification-level).</summary>
         private static SafeNativeHandle TcbToken()
+        {
+            if (!tcbSearched)
+            {
+                tcbCache = FindTcbToken();
+                tcbSearched = true;
+            }
+            return tcbCache;
+        }
+
+        private static SafeNativeHandle FindTcbToken()
         {
             List<SafeNativeHandle> candidates = new List<SafeNativeHandle>();
             TokenAccessLevels access = TokenAccessLevels.Query | TokenAccessLevels.Duplicate;
@@ -587,8 +601,6 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
                     ActNative.LsaDeregisterLogonProcess(lsa);
                 if (impersonating && !ActNative.RevertToSelf())
                     throw new ActAsFailed("RevertToSelf failed after the logon: " + new System.ComponentModel.Win32Exception(Marshal.GetLastWin32Error()).Message);
-                if (tcb != null)
-                    tcb.Dispose();
             }
         }
 

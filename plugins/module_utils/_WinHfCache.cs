@@ -659,6 +659,21 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinHfCache
             }
         }
 
+        /// <summary>HeldLock with the rights of the cache's user: the probe opens the user's lock files (which the
+        /// user may have made links to anything) as that user, never as the module. When those rights cannot be had
+        /// the repo counts as locked (held back, nothing deleted).</summary>
+        public static string HeldLockAs(ActingUser actor, string cachePath, HfRepo repo)
+        {
+            try
+            {
+                return actor.Run(() => HeldLock(cachePath, repo));
+            }
+            catch (ActAsFailed e)
+            {
+                return String.Format("{0}\\.locks\\{1} (its lock files could not be probed: {2})", cachePath.TrimEnd('\\'), repo.Folder, e.Message);
+            }
+        }
+
         /// <summary>Whether a huggingface_hub lock file of the repo is held (filelock keeps it open exclusively).</summary>
         public static string HeldLock(string cachePath, HfRepo repo)
         {

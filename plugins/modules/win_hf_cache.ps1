@@ -134,7 +134,7 @@ $heldOf = {
     if ($module.Params.force) {
         return $null
     }
-    $lock = [ResiduePurge.HfCache]::HeldLock($cachePath, $repo)
+    $lock = [ResiduePurge.HfCache]::HeldLockAs($cacheActor, $cachePath, $repo)
     if ($lock) {
         return @('locked', "$lock is held by a running process (a download in progress)")
     }
@@ -189,7 +189,7 @@ foreach ($dir in $dirs) {
     foreach ($rp in $plan.Repos) {
         if (-not $module.CheckMode) {
             # a download may have started since the plan was made
-            $late = if ($module.Params.force) { $null } else { [ResiduePurge.HfCache]::HeldLock($dir, $rp.Repo) }
+            $late = if ($module.Params.force) { $null } else { [ResiduePurge.HfCache]::HeldLockAs($cacheActor, $dir, $rp.Repo) }
             if ($late) {
                 $heldBack.Add([ordered]@{ cache = $dir; repo_id = $rp.Repo.RepoId; repo_type = $rp.Repo.RepoType; reason = 'locked'; detail = "$late is held by a running process (a download in progress)" })
                 continue

@@ -253,6 +253,7 @@ public static class Driver
         HfRepoPlan plan = new HfRepoPlan(repo);
         plan.Whole = true;
         r["execute_failures"] = HfCache.ExecuteAs(refused, (string)a["path"], plan).Select(x => (object)x).ToList();
+        r["lock"] = HfCache.HeldLockAs(refused, (string)a["path"], repo);
         r["usable"] = refused.Usable;
         return r;
     }
