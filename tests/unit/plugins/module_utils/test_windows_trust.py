@@ -480,8 +480,8 @@ def test_a_user_without_a_token_gets_failures_and_nothing_is_touched(csharp):
         assert out["scan_failures"] == ["C:\\Users\\bob\\AppData\\Local\\x: not scanned: " + left]
         assert out["execute_failures"] == ["C:\\Users\\bob\\AppData\\Local\\x\\models--org--m: " + left]
         # its lock files are not probed by the module either: the repo counts as locked (held back)
-        assert out["lock"] == ("C:\\Users\\bob\\AppData\\Local\\x\\.locks\\models--org--m (its lock files could not "
-                              "be probed: %s)" % why)
+        locks = "C:\\Users\\bob\\AppData\\Local\\x\\.locks\\models--org--m"
+        assert out["lock"] == "%s (its lock files could not be probed: %s)" % (locks, why)
 
 
 @pytest.mark.parametrize("level,stage,refused", [
