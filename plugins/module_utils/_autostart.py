@@ -20,15 +20,10 @@ import re
 import stat
 import tempfile
 
-try:
-    import pwd
-except ImportError:  # pragma: no cover - Windows has its own module
-    pwd = None
-
 from ansible_collections.residue.purge.plugins.module_utils import _macos, _platform
 from ansible_collections.residue.purge.plugins.module_utils._paths import read_all
 from ansible_collections.residue.purge.plugins.module_utils._profiles import (
-    list_users, load_profiles, parse_users_option, select_targets)
+    list_users, load_profiles, parse_users_option, select_targets, user_name)
 from ansible_collections.residue.purge.plugins.module_utils._text import error_text
 
 SYSTEMD_SYSTEM_DIRS = ("etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system",
@@ -684,7 +679,7 @@ def _run(params, check_mode, commands):
     users = list_users(homes=params["homes"], users=params["users"])
     plan = plan_autostart(profiles, users, system=params["system_wide"], all_crontabs=every_user,
                           run=commands.run,
-                          me=pwd.getpwuid(os.geteuid()).pw_name)
+                          me=user_name(os.geteuid()))
     result = dict(changed=not plan.empty(), failures=[], problems=list(plan.problems), **plan_result(plan))
     if not plan.empty():
         result["diff"] = plan_diff(plan)

@@ -10,11 +10,14 @@ __metaclass__ = type
 import hashlib
 import os
 import plistlib
+import pwd
+import shutil
 import stat
+import tempfile
 
 import pytest
 
-from ansible_collections.residue.purge.plugins.module_utils import _autostart
+from ansible_collections.residue.purge.plugins.module_utils import _autostart, _fork, _platform
 from ansible_collections.residue.purge.plugins.module_utils._profiles import User, normalise_profile
 
 PROFILE = normalise_profile("rp_tool", {
@@ -338,3 +341,50 @@ def test_parse_list_units():
             "other.service loaded inactive dead Other\n")
     assert _autostart.parse_list_units(text) == [("rp-tool-run.service", "active"), ("rp-tool-bad.service", "failed"),
                                                  ("other.service", "inactive")]
+
+
+class _HostCommands(object):
+    """The host's own commands (what _module.Commands runs through AnsibleModule)."""
+
+    @staticmethod
+    def run(argv, data=None):
+        return _platform._subprocess_run(argv, data)  # pylint: disable=protected-access
+
+
+def test_a_run_under_a_uid_without_a_passwd_entry_names_itself_by_its_number(tmp_path):
+    """autostart as a uid the passwd database does not know (a container's arbitrary uid): it plans, and names
+    the own crontab it checks by the number (it failed with KeyError)."""
+    if os.geteuid() != 0:
+        pytest.fail("this test becomes a uid without a passwd entry: it needs root (the lab runs as root)")
+    uid = next(u for u in range(54321, 64000) if not _has_passwd_entry(u))
+    sandbox = tempfile.mkdtemp(prefix="rp-nopasswd-", dir="/tmp")
+    try:
+        os.chmod(sandbox, 0o755)
+        home = os.path.join(sandbox, "home")
+        os.mkdir(home)
+        os.chown(home, uid, uid)
+        params = {"targets": ["rp_tool"], "profiles": {"rp_tool": {"cron": [r"(^|[/ ])rp-tool( |$)"]}},
+                  "homes": [home], "users": "all", "system_wide": False}
+
+        def as_that_uid():
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                return _autostart.run(params, check_mode=True, commands=_HostCommands())["problems"]
+            except Exception as exc:  # pylint: disable=broad-except
+                return "%s: %s" % (type(exc).__name__, exc)
+
+        problems = _fork.fork_result(_fork.fork_call(as_that_uid))
+    finally:
+        shutil.rmtree(sandbox)
+    assert isinstance(problems, list), problems
+    assert any("only the own crontab of %d was checked" % uid in p for p in problems), problems
+
+
+def _has_passwd_entry(uid):
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
