@@ -21,7 +21,7 @@ import signal
 import struct
 import threading
 
-from ansible_collections.residue.purge.plugins.module_utils import _platform
+from ansible_collections.residue.purge.plugins.module_utils import _platform, _procfs
 
 # A child that stops (SIGSTOP from the user it runs as) would block its parent forever: after this many
 # seconds without output the parent looks at its state and ends a stopped child.
@@ -80,12 +80,10 @@ def _stopped(pid):
         rc, out, _err = _platform.run(["ps", "-o", "stat=", "-p", str(pid)])
         return rc == 0 and out.strip()[:1] in ("T", "t")
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except (IOError, OSError):
+        fields = _procfs.stat_fields(pid)
+    except OSError:
         return False
-    state = data[data.rfind(b")") + 2:][:1]
-    return state in (b"T", b"t")
+    return bool(fields) and fields[0][:1] in (b"T", b"t")
 
 
 def _read_some(pid, fd):

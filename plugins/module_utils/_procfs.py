@@ -2,7 +2,7 @@
 # Copyright: residue.purge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading Linux /proc: process ids, the magic links a process holds (cwd, root, exe, fds), its file mappings,
-its environment, owner and name.
+its environment, owner, name and stat fields.
 
 Raw /proc is used where psutil would be slower or lose information (psutil drops deleted files).
 Every reader takes `proc` so tests and other namespaces' /proc mounts can be read the same way.
@@ -104,6 +104,13 @@ def held_paths(pid, proc=PROC, links=True):
                 yield path
     except OSError:
         pass
+
+
+def stat_fields(pid, proc=PROC):
+    """The fields of /proc/PID/stat after the process name, as bytes ([0] the state, [6] the flags): the name
+    is skipped up to its last ')', since it may hold blanks and parentheses (OSError when gone)."""
+    data = read_bytes("%s/%d/stat" % (proc, pid))
+    return data[data.rfind(b")") + 2:].split()
 
 
 def environ(pid, proc=PROC):

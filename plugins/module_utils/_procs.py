@@ -106,11 +106,9 @@ def is_kernel_thread(pid):
     if pid == 2:
         return sys.platform.startswith("linux")
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            stat = f.read()
-    except (IOError, OSError):
+        fields = _procfs.stat_fields(pid)
+    except OSError:
         return False
-    fields = stat[stat.rfind(b")") + 2:].split()
     try:
         return bool(int(fields[6]) & _PF_KTHREAD)
     except (IndexError, ValueError):
