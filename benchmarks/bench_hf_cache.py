@@ -2,13 +2,18 @@
 
 Ours: `hf_run.run` (what the module runs: scan, plan, lock probes, /proc open-file check, fd-based
 deletion). Peer: `huggingface_hub.scan_cache_dir(...).delete_revisions(<every revision of the repo>).execute()`.
-Each round works on two fresh identical copies of the generated cache (cp -a); after it, the two trees
-must list the same files (huggingface_hub leaves the repo's .locks entry, which hf_cache removes too: that
-folder is excluded from the comparison) and the freed bytes must agree, or no time is reported.
+Each round works on two identical copies of the generated cache, each made equal to the source again before
+the round (`cp -a` the first time, then `rsync -aH --delete`, which writes back only what the last round
+deleted or rewrote: a ~230k-entry `cp -a` plus its removal took minutes per copy on this machine's disk) and
+checked equal to it (every path, link target and manifest's content); after the round, the two trees must list
+the same files (huggingface_hub leaves the repo's .locks entry, which hf_cache removes too: that folder is
+excluded from the comparison) and the freed bytes must agree, or no time is reported. The copies are real
+copies, not hard links: hf_cache's scan and freed-bytes accounting treat a file with more than one link
+differently (counted once; a payload's bytes are freed with its last link only). Setup, checks and
+the removal of the trees (`rm -rf`, once at the end) are outside the timed region.
 """
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,18 +50,33 @@ def listing_without_locks(root):
     return [p for p in hfshared.listing(root) if not p.startswith(".locks" + os.sep)]
 
 
+def restore(source, path, expected):
+    """Make path identical to source (cp -a when it is absent, else rsync -aH --delete), check it against
+    source's listing `expected`, and flush the writes so that no writeback of the setup overlaps a timing."""
+    if os.path.isdir(path):
+        subprocess.run(["rsync", "-aH", "--delete", source + "/", path + "/"], check=True)
+    else:
+        subprocess.run(["cp", "-a", source, path], check=True)
+    assert hfshared.listing(path) == expected, "%s differs from %s after the restore" % (path, source)
+    os.sync()
+
+
 def measure(workdir, source, victim):
-    """(ours wall, ours CPU, theirs wall, theirs CPU, freed bytes, store payloads freed, [(ours wall, theirs wall)]):
-    medians of ROUNDS rounds, each checked."""
+    """(ours wall, ours CPU, theirs wall, theirs CPU, freed bytes, store payloads freed, [(ours wall, theirs wall)],
+    [load average (1 min) before each round], median setup seconds per round): medians of ROUNDS rounds, each
+    checked."""
     import huggingface_hub
 
-    ours_w, ours_c, hf_w, hf_c = [], [], [], []
+    ours_w, ours_c, hf_w, hf_c, loads, setups = [], [], [], [], [], []
     payloads = 0
+    expected = hfshared.listing(source)
+    a, b = os.path.join(workdir, "ours"), os.path.join(workdir, "theirs")
     for dummy in range(ROUNDS):
-        a, b = os.path.join(workdir, "ours"), os.path.join(workdir, "theirs")
+        start = time.perf_counter()
         for path in (a, b):
-            shutil.rmtree(path, ignore_errors=True)
-            subprocess.run(["cp", "-a", source, path], check=True)
+            restore(source, path, expected)
+        setups.append(time.perf_counter() - start)
+        loads.append(os.getloadavg()[0])
 
         selection = hf_plan.RepoSelection(patterns=[victim.repo_id], revisions="all")
         wall, cpu, result = timed(lambda: hf_run.clean([a], selection))
@@ -79,11 +99,16 @@ def measure(workdir, source, victim):
         assert listing_without_locks(a) == listing_without_locks(b)
         assert not os.path.exists(os.path.join(a, ".locks", victim.folder))
         payloads = result["deleted"][0]["store_payloads_deleted"]
-    shutil.rmtree(os.path.join(workdir, "ours"))
-    shutil.rmtree(os.path.join(workdir, "theirs"))
+        print("  round %d: ours %.2f s (CPU %.2f), huggingface_hub %.2f s (CPU %.2f), load %.1f, setup %.0f s" % (
+            dummy + 1, ours_w[-1], ours_c[-1], hf_w[-1], hf_c[-1], loads[-1], setups[-1]), flush=True)
     med = statistics.median
     return (med(ours_w), med(ours_c), med(hf_w), med(hf_c), result["freed_bytes"], payloads,
-            list(zip(ours_w, hf_w)))
+            list(zip(ours_w, hf_w)), loads, med(setups), list(zip(ours_c, hf_c)))
+
+
+def remove(*paths):
+    """rm -rf, outside any timing (Python's rmtree is slower on this many entries)."""
+    subprocess.run(["rm", "-rf", "--"] + [p for p in paths if os.path.lexists(p)], check=True)
 
 
 def run(workdir):
@@ -91,38 +116,45 @@ def run(workdir):
 
     plain = _hfbuild.build(os.path.join(workdir, "source"), REPOS, FILES)
     source, entries = plain["path"], plain["entries"]
+    print("  plain cache: %d entries, %s" % (entries, _hfbuild.how_built(plain)), flush=True)
     made = [hfgen.GenRepo(r[0], r[1], os.path.join(source, r[2])) for r in plain["repos"]]
     victim = made[len(made) // 2]
     load_before = os.getloadavg()
-    ow, oc, hw, hc, _freed, _p, rounds = measure(workdir, source, victim)
+    started = time.time()
+    ow, oc, hw, hc, _freed, _p, rounds, loads, setup, cpus = measure(workdir, source, victim)
     # the same cache, copied, with a quarter of the blobs moved into huggingface_hub 2.x's shared store by its
     # own code, payloads shared between repos (one payload per 16 repo blobs of the cache); built once, and
-    # each round measures two cp -a copies of it
+    # the two working copies are brought to it by rsync (only the difference is written)
     store = _hfbuild.build(os.path.join(workdir, "source-shared"), REPOS, FILES, share=True, copy_of=plain)
-    shutil.rmtree(source)
     shared, shared_entries = store["path"], store["entries"]
-    sw, sc, shw, shc, sfreed, spayloads, srounds = measure(workdir, shared, victim)
-    shutil.rmtree(shared)
+    print("  shared-store cache: %d entries, %s" % (shared_entries, _hfbuild.how_built(store)), flush=True)
+    sw, sc, shw, shc, sfreed, spayloads, srounds, sloads, ssetup, scpus = measure(workdir, shared, victim)
     load_after = os.getloadavg()
+    minutes = (time.time() - started) / 60
+    remove(source, shared, os.path.join(workdir, "ours"), os.path.join(workdir, "theirs"))
+    all_loads = loads + sloads
 
     return "\n".join([
         "## hf_cache: deleting one repo from a large hub cache",
         "",
-        "Cache: %d repos x 2 revisions x %d files (80%% of blobs shared between revisions), %d entries; one "
-        "repo (%s, %d blobs) removed whole. Machine: %s. Load average (1, 5, 15 min) before the timings %s, "
-        "after them %s (the two cores are shared with other jobs: the ratios, each against its peer measured "
-        "in the same rounds, are the figures to compare). Wall and CPU (user+sys of the process and its "
-        "children: our scan forks one) are medians of %d rounds; each round ours then huggingface_hub's, each "
-        "on its own fresh cp -a copy." % (
+        "Cache: %d repos x 2 revisions x %d files (80%% of blobs shared between revisions), %d entries, on the "
+        "machine's ext4 disk; one repo (%s, %d blobs) removed whole. Machine: %s. Load average (1, 5, 15 min) "
+        "before the timings %s, after them %s (%.0f minutes later); 1-min load average at the start of each "
+        "round: %s (the two cores are shared with other jobs: the ratios, each against its peer measured in the "
+        "same rounds, are the figures to compare). Wall and CPU (user+sys of the process and its children: our "
+        "scan forks one) are medians of %d rounds; each round ours then huggingface_hub's, each on its own copy "
+        "of the cache made equal to the source before the round (rsync -aH --delete, checked path by path; "
+        "setup not timed: median %.0f s per round plain, %.0f s shared-store)." % (
             REPOS, FILES, entries, victim.repo_id, FILES + int(FILES * 0.2), machine(),
-            "/".join("%.1f" % x for x in load_before), "/".join("%.1f" % x for x in load_after), ROUNDS),
+            "/".join("%.1f" % x for x in load_before), "/".join("%.1f" % x for x in load_after), minutes,
+            "%.1f-%.1f" % (min(all_loads), max(all_loads)), ROUNDS, setup, ssetup),
         "Checked each round: both trees list the same files afterwards (the repo's .locks folder aside, which "
         "hf_cache also removes) and freed bytes equal huggingface_hub %s's expected_freed_size." % (
             huggingface_hub.__version__),
         "",
         "| tool | wall (median of %d) | CPU user+sys (median of %d) | ratio (CPU; wall) |" % (ROUNDS, ROUNDS),
         "|---|---|---|---|",
-        "| residue.purge `hf_run.run` (scan, plan, lock and open-file checks, delete) | %.3f s | %.3f s | 1.00 |" % (
+        "| residue.purge `hf_run.clean` (scan, plan, lock and open-file checks, delete) | %.3f s | %.3f s | 1.00 |" % (
             ow, oc),
         "| huggingface_hub `scan_cache_dir` + `delete_revisions().execute()` | %.3f s | %.3f s | "
         "ours is %.1fx faster (wall %.1fx) |" % (hw, hc, hc / oc, hw / ow),
@@ -136,7 +168,7 @@ def run(workdir):
         "",
         "| tool | wall (median of %d) | CPU user+sys (median of %d) | ratio (CPU; wall) |" % (ROUNDS, ROUNDS),
         "|---|---|---|---|",
-        "| residue.purge `hf_run.run` on the shared-store cache | %.3f s | %.3f s | 1.00 |" % (sw, sc),
+        "| residue.purge `hf_run.clean` on the shared-store cache | %.3f s | %.3f s | 1.00 |" % (sw, sc),
         "| huggingface_hub `scan_cache_dir` + `delete_revisions().execute()` | %.3f s | %.3f s | "
         "ours is %.1fx faster (wall %.1fx) |" % (shw, shc, shc / sc, shw / sw),
         "",
@@ -145,9 +177,11 @@ def run(workdir):
         "plain one (huggingface_hub: %.2fx)." % (hc / oc, hw / ow, shc / sc, shw / sw, sc / oc, shc / hc),
         "All rounds (wall s, ours / huggingface_hub): plain %s; shared-store %s." % tuple(
             ", ".join("%.2f/%.2f" % pair for pair in r) for r in (rounds, srounds)),
+        "All rounds (CPU s, ours / huggingface_hub): plain %s; shared-store %s." % tuple(
+            ", ".join("%.2f/%.2f" % pair for pair in r) for r in (cpus, scpus)),
         "",
         "Reproduce: `.venv/bin/python benchmarks/run.py hf_cache` (env BENCH_HF_REPOS, BENCH_HF_FILES resize it, "
-        "BENCH_HF_ROUNDS sets the rounds).",
+        "BENCH_HF_ROUNDS sets the rounds; needs rsync).",
     ])
 
 
