@@ -12,6 +12,7 @@ huggingface_hub = pytest.importorskip("huggingface_hub")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 ".build", "collections"))
 from ansible_collections.residue.purge.tests.unit.support import hfgen  # noqa: E402
+from conftest import run_tasks  # noqa: E402
 
 
 @pytest.fixture
@@ -38,7 +39,9 @@ def test_check_mode_plans_exactly_and_changes_nothing(module_runner, cache):
     assert "--- before" in res["_stdout"] and "AutoGLM-Phone-9B@" in res["_stdout"]
     planned = res["freed_bytes"]
 
-    real = module_runner("hf_cache", {"cache_dirs": [root], "repos": ["zai-org/AutoGLM-*"]})
+    # the real run and the second one in one ansible-playbook (the second changes nothing: asserted below)
+    step = {"module": "hf_cache", "args": {"cache_dirs": [root], "repos": ["zai-org/AutoGLM-*"]}}
+    real, again = run_tasks([step, step])
     assert real["changed"] is True and real["freed_bytes"] == planned
     assert [d["repo_id"] for d in real["deleted"]] == [d["repo_id"] for d in res["deleted"]]
     names = os.listdir(root)
@@ -47,8 +50,6 @@ def test_check_mode_plans_exactly_and_changes_nothing(module_runner, cache):
     # the other repos are intact, by huggingface_hub's own scan
     info = huggingface_hub.scan_cache_dir(root)
     assert not info.warnings and len(info.repos) == 4
-
-    again = module_runner("hf_cache", {"cache_dirs": [root], "repos": ["zai-org/AutoGLM-*"]})
     assert again["changed"] is False and again["deleted"] == []
 
 
