@@ -22,9 +22,11 @@
 using Ansible.AccessToken;
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
 using System.Security.Principal;
+using System.Text;
 using ansible_collections.residue.purge.plugins.module_utils._WinHost;
 using ansible_collections.residue.purge.plugins.module_utils._WinFiles;
 
@@ -667,6 +669,50 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
             catch (ActAsFailed e)
             {
                 problems.Add(String.Format("{0}: not sized: {1}", path, e.Message));
+                return null;
+            }
+        }
+
+        /// <summary>The first lines of a small metadata file (a distribution's METADATA or PKG-INFO) read with this
+        /// user's rights: a METADATA the user made a link to a file only the administrators may read is refused to
+        /// them, so it lists nothing. null when it cannot be read or the user's rights cannot be had.</summary>
+        public List<string> ReadHead(string path, int maxLines, int maxBytes)
+        {
+            try
+            {
+                return Run(() => Head(path, maxLines, maxBytes));
+            }
+            catch (ActAsFailed)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>At most maxLines lines of the first maxBytes bytes of path (UTF-8), or null: missing, unreadable,
+        /// or a junction, symbolic link or other reparse point (never followed).</summary>
+        public static List<string> Head(string path, int maxLines, int maxBytes)
+        {
+            try
+            {
+                FileInfo info = new FileInfo(path);
+                if (!info.Exists || (info.Attributes & FileAttributes.ReparsePoint) != 0)
+                    return null;
+                using (FileStream stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                {
+                    byte[] buffer = new byte[maxBytes];
+                    int length = 0, read;
+                    while (length < maxBytes && (read = stream.Read(buffer, length, maxBytes - length)) > 0)
+                        length += read;
+                    string text = new UTF8Encoding(false).GetString(buffer, 0, length);
+                    return text.Split('\n').Select(line => line.TrimEnd('\r')).Take(maxLines).ToList();
+                }
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+            catch (UnauthorizedAccessException)
+            {
                 return null;
             }
         }

@@ -436,10 +436,11 @@ Function Get-SiteDistribution {
     <#
     .SYNOPSIS
     Name and version of the distributions in an environment's site-packages, from their *.dist-info and
-    *.egg-info metadata, without running the interpreter.
+    *.egg-info metadata, without running the interpreter. With -Actor (a [ResiduePurge.ActingUser]) each file is
+    read with that user's rights (never through a link); without it with the module's own.
     #>
     [CmdletBinding()]
-    param ([Parameter(Mandatory = $true)]$Environment)
+    param ([Parameter(Mandatory = $true)]$Environment, $Actor = $null)
 
     $site = if ($Environment.kind -eq 'user-site') { Join-Path $Environment.path 'site-packages' }
     else { Join-Path $Environment.path 'Lib\site-packages' }
@@ -450,7 +451,10 @@ Function Get-SiteDistribution {
         $file = if ($dir.Name -like '*.dist-info') { 'METADATA' } else { 'PKG-INFO' }
         $name = $null
         $version = $null
-        foreach ($line in Get-Content -LiteralPath (Join-Path $dir.FullName $file) -TotalCount 40 -ErrorAction SilentlyContinue) {
+        $path = Join-Path $dir.FullName $file
+        $lines = if ($Actor) { @($Actor.ReadHead($path, 40, 65536)) }
+        else { @(Get-Content -LiteralPath $path -TotalCount 40 -ErrorAction SilentlyContinue) }
+        foreach ($line in $lines) {
             if (-not $name -and $line -match '^Name:\s*(.+)$') {
                 $name = $Matches[1].Trim()
             }

@@ -185,7 +185,14 @@ foreach ($name in $scope.Selected) {
 }
 if ($wanted.Count -gt 0) {
     foreach ($environment in Find-PythonEnvironment -Scope $scope -SearchRoots $module.Params.search_roots) {
-        foreach ($dist in Get-SiteDistribution -Environment $environment) {
+        # a user's environment (in their profile) is read with that user's rights: a METADATA they linked to a
+        # file only the administrators may read lists nothing
+        $envActor = $actors.ForPath($environment.path)
+        if (-not $envActor.Usable) {
+            $problems.Add(("{0}: packages not read: {1}" -f $environment.path, $envActor.Error))
+            continue
+        }
+        foreach ($dist in Get-SiteDistribution -Environment $environment -Actor $envActor) {
             if (-not $wanted.ContainsKey($dist.name)) {
                 continue
             }

@@ -484,6 +484,27 @@ def test_a_user_without_a_token_gets_failures_and_nothing_is_touched(csharp):
         assert out["lock"] == "%s (its lock files could not be probed: %s)" % (locks, why)
 
 
+def test_metadata_is_read_with_the_users_rights_and_never_through_a_link(csharp, tmp_path):
+    # ActingUser.ReadHead (discover's package inventory): the module's own rights run here for real under Mono
+    meta = tmp_path / "METADATA"
+    meta.write_bytes(b"Metadata-Version: 2.1\r\nName: evil\r\nVersion: 1.0\r\n\r\n" + b"x" * 100000)
+    secret = tmp_path / "secret"
+    secret.write_text("Name: root-only\n")
+    link = tmp_path / "linked"
+    link.symlink_to(secret)
+
+    def head(path, lines=40, size=65536, refused=False):
+        return one(csharp, "read_head", path=str(path), lines=lines, bytes=size, refused=refused)
+
+    assert head(meta)[:4] == ["Metadata-Version: 2.1", "Name: evil", "Version: 1.0", ""]
+    assert len(head(meta, lines=1000)) == 5  # only the first 64 KiB: the long last line is cut there
+    assert len(head(meta, lines=1000)[4]) == 65536 - len("Metadata-Version: 2.1\r\nName: evil\r\nVersion: 1.0\r\n\r\n")
+    assert head(meta, lines=2) == ["Metadata-Version: 2.1", "Name: evil"]
+    assert head(link) is None  # a link is not followed, whoever made it
+    assert head(tmp_path / "missing") is None
+    assert head(meta, refused=True) is None  # no token: nothing read, not read with the module's rights
+
+
 @pytest.mark.parametrize("level,stage,refused", [
     (0, "logon", "anonymous-level"),
     (1, "logon", "identification-level, not impersonation-level: the logon was made without SeTcbPrivilege"),

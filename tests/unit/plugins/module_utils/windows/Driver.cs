@@ -179,6 +179,13 @@ public static class Driver
                 return ActAs(a);
             case "act_refused":
                 return ActRefused(a);
+            case "read_head":
+            {
+                List<string> lines = (a.ContainsKey("refused") && (bool)a["refused"]
+                    ? ActingUser.Refused(new UserProfile("HOST\\bob", "S-1-5-21-1-1-1-1004", "C:\\Users\\bob"), "no token")
+                    : ActingUser.Self).ReadHead((string)a["path"], Convert.ToInt32(a["lines"]), Convert.ToInt32(a["bytes"]));
+                return lines == null ? null : (object)lines.Select(x => (object)x).ToList();
+            }
             case "level_refusal":
                 return Whose.LevelRefusal(Convert.ToInt32(a["level"]), (string)a["user"], (string)a["stage"]);
         }
