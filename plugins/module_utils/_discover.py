@@ -396,8 +396,16 @@ def find_packages(selected, users, search_roots, problems):
     if not wanted:
         return []
     roots = search_roots if search_roots else _pyenvs.default_search_roots(users)
+    with _pyenvs.one_home_index(users):  # whose home holds each environment, read once
+        listed = []  # a user's home is listed as that user; a failed child is named here
+        envs = _pyenvs.find_environments(search_roots=roots, users=users, problems=listed)
+        problems.extend(listed)
+        return _packages_in(envs, wanted, problems)
+
+
+def _packages_in(envs, wanted, problems):
     found = []
-    for env in _pyenvs.find_environments(search_roots=roots, users=users):
+    for env in envs:
         try:
             dists = _pyenvs.distributions_of(env)  # a user's environment read as that user
         except Exception as e:  # one broken environment must not hide the others

@@ -326,13 +326,81 @@ def system_interpreters(bin_dirs=None):
     return envs
 
 
-def search_environments(roots, max_depth=4):
+class _HomeIndex(object):
+    """Whose home holds a path, for environment_user and find_environments: _privileges.HomeIndex of every
+    passwd user (never only the users of the run: a root-owned venv in bob's home is bob's, and runs as bob, in a
+    run scoped to alice too) and of the run's own users (the owners of its homes). Built once per run (see
+    one_home_index): listing the users reads the passwd database (dscl on macOS) and stats every home."""
+
+    def __init__(self, users=()):
+        try:
+            known = list(_profiles.list_users())
+        except (_profiles.ProfileError, OSError):
+            known = []
+        homes = set(u.home for u in known)
+        known.extend(u for u in users if getattr(u, "uid", None) is not None and u.home not in homes)
+        self.index = _privileges.HomeIndex(known)
+        self.paths = dict((home, user) for home, _key, user in self.index.homes)
+        self.inodes = {}
+        for _home, key, user in self.index.homes:
+            if key is not None:
+                self.inodes.setdefault(key[1], []).append((key[0], user))
+
+    def owner(self, path):
+        return self.index.owner(path)
+
+    def home_of(self, entry):
+        """The user whose home the directory entry (os.DirEntry, not followed) is, by path or identity."""
+        user = self.paths.get(entry.path)
+        if user is not None or entry.inode() not in self.inodes:
+            return user
+        dev = entry.stat(follow_symlinks=False).st_dev
+        for home_dev, user in self.inodes[entry.inode()]:
+            if home_dev == dev:
+                return user
+        return None
+
+
+_RUN_INDEX = []  # [[users, _HomeIndex or None]] of the runs in progress (one_home_index)
+
+
+class one_home_index(object):
+    """with one_home_index(users): the whole block (pip_remove's run, discover's package inventory) asks one
+    _HomeIndex, built on first use; outside such a block every question builds its own."""
+
+    def __init__(self, users=()):
+        self.users = list(users or [])
+
+    def __enter__(self):
+        _RUN_INDEX.append([self.users, None])
+        return self
+
+    def __exit__(self, *exc):
+        _RUN_INDEX.pop()
+        return False
+
+
+def _home_index():
+    if not _RUN_INDEX:
+        return _HomeIndex()
+    run = _RUN_INDEX[-1]
+    if run[1] is None:
+        run[1] = _HomeIndex(run[0])
+    return run[1]
+
+
+def search_environments(roots, max_depth=4, handoff=None):
     """venvs (pyvenv.cfg), conda envs (conda-meta) and standalone interpreters under roots, without following
     symlinks and without descending into environments (except a conda base's envs/).
 
-    Each directory is listed once; only one whose listing shows an environment marker is looked at further."""
+    Each directory is listed once; only one whose listing shows an environment marker is looked at further.
+    roots: paths, or (path, depth) pairs (a walk handed over from another one, at its depth). handoff: a list
+    that makes the walk leave every user's home to that user (find_environments): a directory below a root that is
+    a home of the run's _HomeIndex is not listed here but appended as (user, path, depth)."""
     found = []
-    stack = [(os.path.abspath(root), 0) for root in reversed(list(roots))]
+    stack = [(os.path.abspath(root), 0) if isinstance(root, str) else (os.path.abspath(root[0]), root[1])
+             for root in reversed(list(roots))]
+    homes = _home_index() if handoff is not None else None
     while stack:
         path, depth = stack.pop()
         try:
@@ -360,7 +428,11 @@ def search_environments(roots, max_depth=4):
                         or entry.path in _PRUNE_PATHS):
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(entry.path)
+                    user = homes.home_of(entry) if homes is not None else None
+                    if user is not None:
+                        handoff.append((user, entry.path, depth + 1))
+                    else:
+                        subdirs.append(entry.path)
             except OSError:
                 continue
         stack.extend((sub, depth + 1) for sub in sorted(subdirs, reverse=True))
@@ -372,27 +444,43 @@ _USER_ENV_DIRS = (".virtualenvs", ".local/share/virtualenvs", ".pyenv/versions",
                   ".cache/pypoetry/virtualenvs", "miniconda3", "anaconda3", "miniforge3", "mambaforge")
 
 
+def _python_version(python):
+    """X.Y of an interpreter, from the name of the file it really is (python3.11), or None."""
+    m = re.search(r"python(3\.\d+)$", os.path.realpath(python or ""))
+    return m.group(1) if m else None
+
+
+def _user_sites(home):
+    """[(base, version, site dir)] of the user-site installs in home: ~/.local/lib/pythonX.Y/site-packages and
+    ~/Library/Python/X.Y/lib/python/site-packages."""
+    found = []
+    base = os.path.join(home, ".local")
+    for site in sorted(glob.glob(os.path.join(glob.escape(base), "lib", "python3.*", "site-packages"))):
+        found.append((base, os.path.basename(os.path.dirname(site))[len("python"):], site))
+    for site in sorted(glob.glob(os.path.join(glob.escape(home), "Library", "Python", "3.*", "lib", "python",
+                                              "site-packages"))):
+        found.append((os.path.dirname(os.path.dirname(os.path.dirname(site))), site.split(os.sep)[-4], site))
+    return found
+
+
+def _versions(interpreters):
+    """{X.Y: interpreter}, the first interpreter of each version."""
+    by_version = {}
+    for env in interpreters:
+        version = _python_version(env.python)
+        if version:
+            by_version.setdefault(version, env.python)
+    return by_version
+
+
 def user_site_environments(user, interpreters):
     """The user-site installs (~/.local/lib/pythonX.Y/site-packages, ~/Library/Python/X.Y) of one user.
 
     python is a system interpreter of the same version (the one that uses that user site), or None.
     """
-    by_version = {}
-    for env in interpreters:
-        m = re.search(r"python(3\.\d+)$", os.path.realpath(env.python or ""))
-        if m:
-            by_version.setdefault(m.group(1), env.python)
-    envs = []
-    base = os.path.join(user.home, ".local")
-    for site in sorted(glob.glob(os.path.join(glob.escape(base), "lib", "python3.*", "site-packages"))):
-        version = os.path.basename(os.path.dirname(site))[len("python"):]
-        envs.append(PyEnv(base, by_version.get(version), "user-site", user.name, [site], False))
-    for site in sorted(glob.glob(os.path.join(glob.escape(user.home), "Library", "Python", "3.*", "lib", "python",
-                                              "site-packages"))):
-        version = site.split(os.sep)[-4]
-        envs.append(PyEnv(os.path.dirname(os.path.dirname(os.path.dirname(site))), by_version.get(version),
-                          "user-site", user.name, [site], False))
-    return envs
+    by_version = _versions(interpreters)
+    return [PyEnv(base, by_version.get(version), "user-site", user.name, [site], False)
+            for base, version, site in _user_sites(user.home)]
 
 
 def default_search_roots(users):
@@ -400,29 +488,140 @@ def default_search_roots(users):
     return [u.home for u in users] + ["/opt", "/srv"]
 
 
-def find_environments(search_roots=(), users=None, include_system=True, max_depth=4):
+def _env_key(env):
+    """What makes two environments the same (unique_environments): the real prefix and site dirs."""
+    return (os.path.realpath(env.path), tuple(os.path.realpath(s) for s in env.site_dirs))
+
+
+def _env_row(env):
+    """env as plain data (it crosses from the child that found it), with its _env_key and, for a standalone
+    interpreter, its version, both read there."""
+    return [env.path, env.python, env.kind, env.user, list(env.site_dirs), env.externally_managed,
+            [_env_key(env)[0], list(_env_key(env)[1])], _python_version(env.python) if env.kind == "system" else None]
+
+
+def _env_of_row(row):
+    return PyEnv(row[0], row[1], row[2], row[3], list(row[4]), row[5]), (row[6][0], tuple(row[6][1])), row[7]
+
+
+def _search_home(walks, home, user_dirs, max_depth):
+    """In the process acting as a home's user (find_environments): [rows of each walk (path, depth)], and when
+    user_dirs the rows found in the home's usual environment dirs (_USER_ENV_DIRS) and its user sites
+    [(base, version, site, key)]. Plain data."""
+    found = [[_env_row(e) for e in search_environments([walk], max_depth)] for walk in walks]
+    dirs, sites = [], []
+    if user_dirs:
+        roots = [os.path.join(home, d) for d in _USER_ENV_DIRS if os.path.isdir(os.path.join(home, d))]
+        dirs = [_env_row(e) for e in search_environments(roots, max_depth)]
+        sites = [[base, version, site, [os.path.realpath(base), [os.path.realpath(site)]]]
+                 for base, version, site in _user_sites(home)]
+    return {"walks": found, "dirs": dirs, "sites": sites}
+
+
+def find_environments(search_roots=(), users=None, include_system=True, max_depth=4, problems=None):
     """Every Python environment found: system interpreters, venvs/conda envs under search_roots and in the
-    users' usual places, and each user's user-site installs. users: objects with .name and .home."""
+    users' usual places, and each user's user-site installs. users: objects with .name and .home.
+
+    A user's home is listed with that user's rights (docs/trust.md): when we are root, every walk into a home of
+    the run's _HomeIndex (a search root in a home, a home met below a root, the users' usual environment dirs
+    and user sites) is done by one child per user that dropped to them, so root never lists what the user
+    could not. A child that fails leaves that user's environments out, named in problems (a list)."""
     users = list(users or [])
     interpreters = system_interpreters()
-    result = list(interpreters) if include_system else []
-    roots = list(search_roots)
+    homes = _home_index()
+    acting = {}  # uid -> [user, [walks], user dirs and sites too]
+
+    def act(user):
+        if user.uid not in acting:
+            acting[user.uid] = [user, [], False]
+        return acting[user.uid]
+
+    order = []  # ('root', [envs]) or ('walk', uid, index): the root's walks and the users' in the roots' order
+    for root in search_roots:
+        user = homes.owner(root)
+        if user is not None and _privileges.acts_for(user):
+            walks = act(user)[1]
+            walks.append((root, 0))
+            order.append(("walk", user.uid, len(walks) - 1))
+            continue
+        handed = []
+        order.append(("root", search_environments([root], max_depth, handoff=handed)))
+        for user, path, depth in handed:
+            if not _privileges.acts_for(user):
+                order.append(("root", search_environments([(path, depth)], max_depth)))
+                continue
+            walks = act(user)[1]
+            walks.append((path, depth))
+            order.append(("walk", user.uid, len(walks) - 1))
+    mine = []  # users whose usual dirs and user sites are read here (root's, or we are not root)
     for user in users:
-        roots.extend(os.path.join(user.home, d) for d in _USER_ENV_DIRS if os.path.isdir(os.path.join(user.home, d)))
-    found = search_environments(roots, max_depth=max_depth)
-    result.extend(found)
+        if getattr(user, "uid", None) is not None and _privileges.acts_for(user):
+            act(user)[2] = True
+            order.append(("dirs", user.uid))
+        else:
+            mine.append(user)
+            order.append(("mine", user))
+    answers = {}
+    for uid, (user, walks, user_dirs) in acting.items():
+        try:
+            answers[uid] = _privileges.call_as(user, _search_home, walks, user.home, user_dirs, max_depth)
+        except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+            if problems is not None:
+                problems.append("Python environments in the home of %s are not listed: %s" % (user.name, exc))
+    envs, keys, versions = [], [], []  # versions: a standalone interpreter's as its user's child read it
+    sites = []  # (user, base, version, site, key) in order
+    here = object()  # read here (root's own, or we are not root)
+
+    def add(rows):
+        for row in rows:
+            env, key, version = _env_of_row(row)
+            envs.append(env)
+            keys.append(key)
+            versions.append(version)
+
+    def add_here(found):
+        envs.extend(found)
+        keys.extend(_env_key(e) for e in found)
+        versions.extend([here] * len(found))
+
+    for item in order:
+        if item[0] == "root":
+            add_here(item[1])
+        elif item[0] == "walk" and item[1] in answers:
+            add(answers[item[1]]["walks"][item[2]])
+        elif item[0] == "dirs" and item[1] in answers:
+            add(answers[item[1]]["dirs"])
+            user = acting[item[1]][0]
+            sites.extend((user, b, v, s, (k[0], tuple(k[1]))) for b, v, s, k in answers[item[1]]["sites"])
+        elif item[0] == "mine":
+            roots = [os.path.join(item[1].home, d) for d in _USER_ENV_DIRS
+                     if os.path.isdir(os.path.join(item[1].home, d))]
+            add_here(search_environments(roots, max_depth=max_depth))
+            sites.extend((item[1], b, v, s, None) for b, v, s in _user_sites(item[1].home))
     # a user site of a version only a standalone interpreter has (pyenv, /opt/python3.X) is used with that one
-    standalone = interpreters + [e for e in found if e.kind == "system" and e.python]
-    for user in users:
-        result.extend(user_site_environments(user, standalone))
-    return unique_environments(result)
+    by_version = _versions(interpreters)
+    for env, version in zip(envs, versions):
+        if env.kind == "system" and env.python:
+            version = _python_version(env.python) if version is here else version
+            if version:
+                by_version.setdefault(version, env.python)
+    result = list(interpreters) if include_system else []
+    result_keys = [_env_key(e) for e in result]
+    result.extend(envs)
+    result_keys.extend(keys)
+    for user, base, version, site, key in sites:
+        env = PyEnv(base, by_version.get(version), "user-site", user.name, [site], False)
+        result.append(env)
+        result_keys.append(key or _env_key(env))
+    return unique_environments(result, result_keys)
 
 
-def unique_environments(envs):
-    """envs without repeats (the same prefix and site dirs reached by two names)."""
+def unique_environments(envs, keys=None):
+    """envs without repeats (the same prefix and site dirs reached by two names). keys: their _env_key, when
+    already read (by the child that found a user's environments)."""
     unique, seen = [], set()
-    for env in envs:
-        key = (os.path.realpath(env.path), tuple(os.path.realpath(s) for s in env.site_dirs))
+    for i, env in enumerate(envs):
+        key = keys[i] if keys is not None else _env_key(env)
         if key not in seen:
             seen.add(key)
             unique.append(env)
@@ -684,10 +883,7 @@ def environment_user(env):
         except KeyError:
             owner = None
     if owner is None:
-        try:
-            owner = _privileges.HomeIndex(_profiles.list_users()).owner(env.path)
-        except (_profiles.ProfileError, OSError):
-            owner = None
+        owner = _home_index().owner(env.path)
     if owner is not None and owner.uid != 0:
         if uid not in (0, owner.uid):
             raise EnvError("%s: in the home of %s but its files belong to uid %d; not running it"
@@ -1109,15 +1305,16 @@ def wanted_packages(params):
     return unique
 
 
-def environments(params):
+def environments(params, problems=None, users=None):
     if params["environments"]:
         return unique_environments([resolve_environment(path) for path in params["environments"]])
-    users = _profiles.list_users(params["homes"], params["users"])
+    if users is None:
+        users = _profiles.list_users(params["homes"], params["users"])
     roots = params["search_roots"]
     if roots is None:
         roots = default_search_roots(users)
     return find_environments(roots, users=users, include_system=params["include_system"],
-                             max_depth=params["max_depth"])
+                             max_depth=params["max_depth"], problems=problems)
 
 
 def diff_text(entries):
@@ -1137,10 +1334,15 @@ def run(params, check_mode=False):
     clash = sorted(set(params["packages"] and check_names(params["packages"], "packages")) & set(keep))
     if clash:
         raise ValueError("packages and keep both name %s" % ", ".join(clash))
-    envs = environments(params) if packages else []
+    users = _profiles.list_users(params["homes"] or None, params["users"]) if packages else []
+    with one_home_index(users):  # whose home holds each environment: asked for every one, read once
+        return _run(params, packages, keep, check_mode, users)
 
+
+def _run(params, packages, keep, check_mode, users):
     results, problems = [], []
-    protect = _profiles.protected_paths(_profiles.list_users(params["homes"] or None, params["users"])) if envs else None
+    envs = environments(params, problems, users) if packages else []
+    protect = _profiles.protected_paths(users) if envs else None
     for env in envs:
         entry = purge_environment(env, packages, keep=keep, orphans=params["orphans"],
                                   remove_required=params["remove_required"], allow_system=params["allow_system"],

@@ -478,3 +478,65 @@ def test_a_user_sites_distributions_are_read_with_the_users_rights(make_user, sa
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert [d.name for d in found] == []
+
+
+def plain_venv(path):
+    """A venv's layout, enough to be found (pyvenv.cfg, bin/python, lib/python3.11/site-packages)."""
+    os.makedirs(os.path.join(path, "lib", "python3.11", "site-packages"))
+    os.makedirs(os.path.join(path, "bin"))
+    write(os.path.join(path, "pyvenv.cfg"), "home = /usr/bin\n")
+    os.symlink("/usr/bin/python3", os.path.join(path, "bin", "python"))
+    return path
+
+
+def test_a_users_home_is_searched_for_environments_with_her_rights(make_user, sandbox):
+    """pip_remove's search (search_roots: the directory that holds the homes, users: alice) lists each home as its
+    user: a root-only directory root made in alice's home, with a venv in it, is not listed (the code before
+    listed every home as root and found it), and neither is the one in bob's home (bob is not in the run, but his
+    home is his: it is listed as bob). Their own venvs are found, and a root-owned venv in bob's home is still
+    bob's (whose home holds it is asked of every user, not only the run's)."""
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    alice, bob = make_user(), make_user()
+    homes = os.path.dirname(alice.pw_dir)
+    for user in (alice, bob):
+        plain_venv(os.path.join(user.pw_dir, "proj", ".venv"))
+        chown_tree(user, os.path.join(user.pw_dir, "proj"))
+        hidden = os.path.join(user.pw_dir, "root-only")
+        os.mkdir(hidden, 0o700)
+        plain_venv(os.path.join(hidden, "env"))
+    roots_venv = plain_venv(os.path.join(bob.pw_dir, "shared-env"))  # root's files in bob's home
+    p = pip_params([], ["nothing-installed-anywhere"], search_roots=[homes], users=[alice.pw_name],
+                   include_system=False)
+    mine, his = os.path.join(alice.pw_dir, "proj", ".venv"), os.path.join(bob.pw_dir, "proj", ".venv")
+    envs = _pyenvs.environments(p)
+    assert sorted(e.path for e in envs if e.kind == "venv") == sorted([mine, his, roots_venv]), envs
+    owners = dict((e.path, _pyenvs.environment_user(e).uid) for e in envs if e.kind == "venv")
+    assert owners == {mine: alice.pw_uid, his: bob.pw_uid, roots_venv: bob.pw_uid}, owners
+    result = _pyenvs.run(p, check_mode=True)
+    assert sorted(e["path"] for e in result["environments"]) == sorted([mine, his, roots_venv]), result
+
+
+def test_a_home_whose_listing_child_fails_is_left_out_and_named(make_user, sandbox):
+    """The child that would list alice's home cannot start (a thread is running: the real failure path, no race):
+    her environments are left out and named in problems, never listed by root instead; root's own venv outside
+    every home is still found."""
+    import threading
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    alice = make_user()
+    plain_venv(os.path.join(alice.pw_dir, "proj", ".venv"))
+    chown_tree(alice, os.path.join(alice.pw_dir, "proj"))
+    roots_venv = plain_venv(os.path.join(sandbox, "opt", "venv"))
+    p = pip_params([], ["nothing-installed-anywhere"], search_roots=[alice.pw_dir, os.path.join(sandbox, "opt")],
+                   users=[alice.pw_name], include_system=False)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        result = _pyenvs.run(p, check_mode=True)
+    finally:
+        stop.set()
+        thread.join()
+    assert [e["path"] for e in result["environments"]] == [roots_venv], result["environments"]
+    assert [q for q in result["problems"] if alice.pw_name in q] == [
+        "Python environments in the home of %s are not listed: could not start a process as %s (fork failed or "
+        "threads are running)" % (alice.pw_name, alice.pw_name)], result["problems"]
