@@ -667,6 +667,31 @@ def resolve_environment(path, interpreters=None):
 _HomeOf = namedtuple("_HomeOf", "name home")
 
 
+def _resolved_row(path):
+    """resolve_environment(path) as plain data (in the child acting as the home's user): ['ok', row] or
+    ['refused', the ValueError's text]."""
+    try:
+        return ["ok", _env_row(resolve_environment(path))]
+    except ValueError as exc:
+        return ["refused", str(exc)]
+
+
+def resolve_environment_as_owner(path):
+    """resolve_environment(path), looked at with the rights of the user whose home holds path (the run's
+    _HomeIndex) when we are root: an environment given in a home is recognised as its user sees it, as a
+    searched one is (find_environments). ValueError as resolve_environment's, or when that child failed."""
+    user = _home_index().owner(path) if isinstance(path, str) and os.path.isabs(path) else None
+    if user is None or not _privileges.acts_for(user):
+        return resolve_environment(path)
+    try:
+        kind, value = _privileges.call_as(user, _resolved_row, path)
+    except (_privileges.ChildFailed, _privileges.NotReachable) as exc:
+        raise ValueError("environments: %s is not read: %s" % (path, exc))
+    if kind != "ok":
+        raise ValueError(value)
+    return _env_of_row(value)[0]
+
+
 # ---------------------------------------------------------------- dependency graph and plan
 
 def dependency_edges(dists, evaluated):
@@ -1165,13 +1190,16 @@ def needs_break_system_packages(env):
         return False
     base = env
     if env.kind == "user-site":
-        try:
-            base = resolve_environment(env.python)
+        try:  # the interpreter may be a user's (pyenv in a home): looked at and read with that user's rights
+            base = resolve_environment_as_owner(env.python)
         except (ValueError, TypeError):
             return False
     if not base.externally_managed:
         return False
-    version = pip_version(installed_distributions(base))
+    try:
+        version = pip_version(distributions_of(base))
+    except EnvError:
+        return False
     return version is not None and version >= _BREAK_FLAG_SINCE
 
 
@@ -1307,7 +1335,7 @@ def wanted_packages(params):
 
 def environments(params, problems=None, users=None):
     if params["environments"]:
-        return unique_environments([resolve_environment(path) for path in params["environments"]])
+        return unique_environments([resolve_environment_as_owner(path) for path in params["environments"]])
     if users is None:
         users = _profiles.list_users(params["homes"], params["users"])
     roots = params["search_roots"]

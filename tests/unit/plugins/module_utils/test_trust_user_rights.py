@@ -540,3 +540,21 @@ def test_a_home_whose_listing_child_fails_is_left_out_and_named(make_user, sandb
     assert [q for q in result["problems"] if alice.pw_name in q] == [
         "Python environments in the home of %s are not listed: could not start a process as %s (fork failed or "
         "threads are running)" % (alice.pw_name, alice.pw_name)], result["problems"]
+
+
+def test_an_environment_given_in_a_home_is_looked_at_with_her_rights(make_user):
+    """environments: given by path, in alice's home: recognised as alice sees it. Her own venv is; one in a
+    root-only directory root made in her home does not exist for her, and the task says so (the code before
+    looked at it as root and went on to read and plan it)."""
+    from ansible_collections.residue.purge.plugins.module_utils import _pyenvs
+    alice = make_user()
+    mine = plain_venv(os.path.join(alice.pw_dir, "proj", ".venv"))
+    chown_tree(alice, os.path.join(alice.pw_dir, "proj"))
+    hidden = os.path.join(alice.pw_dir, "root-only")
+    os.mkdir(hidden, 0o700)
+    theirs = plain_venv(os.path.join(hidden, "env"))
+    (env,) = _pyenvs.environments(pip_params([mine], ["x"]))
+    assert (env.path, env.kind, env.user) == (mine, "venv", alice.pw_name)
+    with pytest.raises(ValueError) as raised:
+        _pyenvs.environments(pip_params([theirs], ["x"]))
+    assert str(raised.value) == "environments: %s does not exist" % theirs
