@@ -19,6 +19,8 @@ import uuid
 
 import pytest
 
+from conftest import run_tasks
+
 from wheels import build_wheel
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -163,7 +165,8 @@ def test_remove_target_and_orphans_keep_shared_and_requested(module_runner, venv
     assert entry["status"] == "planned"
     assert names(entry["removed"]) == [A] and names(entry["orphans_removed"]) == [C, F]
 
-    result = module_runner("pip_remove", args, diff=True)
+    # the real run and the second one in one ansible-playbook (the second changes nothing: asserted below)
+    result, again = run_tasks([{"module": "pip_remove", "args": args}] * 2, diff=True)
     assert result["changed"] is True and not result.get("failed"), result.get("msg")
     entry = result["environments"][0]
     assert entry["status"] == "changed" and entry["kind"] == "venv"
@@ -183,7 +186,6 @@ def test_remove_target_and_orphans_keep_shared_and_requested(module_runner, venv
     assert ours(installed(venv_python(venv))) == sorted([B, D, E, S])
     run([venv_python(venv), "-c", "import %s, %s" % (mod(D), mod(E))], cwd="/")
 
-    again = module_runner("pip_remove", args)
     assert again["changed"] is False and not again.get("failed")
     assert again["environments"][0]["status"] == "absent"
 
@@ -226,7 +228,8 @@ def test_discovers_venvs_user_site_and_reports_broken(module_runner, venv_copy, 
     # the package comes from a residue profile's pip list, as the purge role passes it
     args = dict(targets=["agent"], profiles={"agent": {"pip": [A]}}, search_roots=[root], homes=[home],
                 include_system=False)
-    result = module_runner("pip_remove", args)
+    # the real run and the second one in one ansible-playbook (the second changes nothing: asserted below)
+    result, again = run_tasks([{"module": "pip_remove", "args": args}] * 2)
     assert result["packages"] == [A]
     envs = by_path(result)
     user_base = os.path.join(home, ".local")
@@ -255,7 +258,6 @@ def test_discovers_venvs_user_site_and_reports_broken(module_runner, venv_copy, 
             assert os.lstat(os.path.join(dirpath, name)).st_uid == throwaway_user.pw_uid, name
 
     # second run: the user site and the good venv are done; the broken one still holds A and still fails
-    again = module_runner("pip_remove", args)
     assert again["changed"] is False
     assert [by_path(again)[p]["status"] for p in (good, user_base, broken)] == ["absent", "absent", "broken"]
 
