@@ -34,7 +34,10 @@ MAX_OPEN_FDS = 64
 MAX_LISTED = 200
 # A directory whose rmdir fails with ENOTEMPTY (a writer added entries after it was listed) is listed and emptied
 # again, at most this many times in all (the first pass included), with every identity check applied again.
-MAX_PASSES = 8
+# Before each new pass the walk waits PASS_PAUSE * 2**(passes - 1) seconds, so the bound is a time (about 2 s of
+# a directory still gaining entries), not a number of passes that a fast machine uses up in milliseconds.
+MAX_PASSES = 12
+PASS_PAUSE = 0.001
 # errors that mean "the directory gained entries since it was listed"
 _NOT_EMPTY = (errno.ENOTEMPTY, errno.EEXIST)
 TIME_FIELDS = ("atime", "mtime", "ctime")
@@ -46,6 +49,11 @@ class WalkError(ValueError):
 
 class _Moved(Exception):
     """A directory we had closed to save descriptors could not be reopened as the same directory."""
+
+
+def _pause_before_pass(passes):
+    """Wait before pass passes + 1 of a directory that gained entries: a writer that is finishing gets time to."""
+    time.sleep(PASS_PAUSE * 2 ** (passes - 1))
 
 
 def _to_bytes(path):
@@ -758,6 +766,7 @@ class _Remover(_TreeWalk):
                 child = None
             done = stack.pop()
             while self.finish_root(done):  # the root gained entries: list it again and empty it again
+                _pause_before_pass(done.passes)
                 try:
                     fd = _open_root(self.parent_fd, self.name, self.root_st)
                 except OSError as exc:
@@ -937,6 +946,11 @@ class _Remover(_TreeWalk):
             result.note("%s: on another filesystem, not entered" % printable(self.stack.path(name=name)))
             return
         if (est.st_dev, est.st_ino) in self.ancestors:
+            if self.ancestor_moved_here(parent, name, est):
+                # not a bind mount: someone renamed this directory (out of the walk's path) and then an ancestor into
+                # it. Not entered now; the ancestors' rmdirs miss their moved names and the root's rmdir finds the
+                # tree still there, so the root is listed again and reaches it afresh
+                return
             parent.kept += 1  # a bind mount of an ancestor (cross_filesystems): never walk in circles
             result.note("%s: directory loop (bind mount), not entered" % printable(self.stack.path(name=name)))
             return
@@ -979,6 +993,21 @@ class _Remover(_TreeWalk):
         frame = self.enter(name, fd, est)
         frame.old = self.is_old(est)
 
+    def ancestor_moved_here(self, parent, name, est):
+        """An ancestor's identity listed below itself: True when it is the same mount (only a rename does that), or
+        when the name no longer leads to that directory; False for a bind mount, or when that cannot be told."""
+        try:
+            fd = _open_child(parent.fd, name, est.st_dev, est.st_ino)
+        except OSError:
+            return True  # gone or swapped since it was listed: nothing of it to walk here
+        if fd is None:
+            return True  # another directory has the name now: the parent's next pass looks at it
+        try:
+            here = mount_id(fd)
+            return here is not None and here == mount_id(parent.fd)
+        finally:
+            os.close(fd)
+
     def removable(self, frame):
         if frame.kept:
             return False
@@ -1019,6 +1048,7 @@ class _Remover(_TreeWalk):
         no longer there under that identity (then the parent's own rmdir tells whether anything stays)."""
         if done.passes >= MAX_PASSES:
             return False
+        _pause_before_pass(done.passes)
         try:
             fd = _open_child(parent.fd, done.name, done.dev, done.ino)
         except OSError as exc:

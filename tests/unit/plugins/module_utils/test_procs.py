@@ -306,7 +306,7 @@ def test_term_then_kill_for_processes_that_ignore_term(spawn):
     assert survivors == []
     assert outcomes == {polite.pid: ("exited", "TERM"), stubborn.pid: ("killed", "KILL")}
     assert polite.wait(5) == -signal.SIGTERM and stubborn.wait(5) == -signal.SIGKILL
-    assert 0.9 < elapsed < 3
+    assert 0.9 < elapsed < 10  # the grace is waited, and not much more (bounds wide enough for a loaded machine)
     assert alive(bystander)
 
 
@@ -328,7 +328,8 @@ def test_waiting_is_parallel(spawn):
     terminated, survivors = _procs.stop_processes(procs, grace=1)
     elapsed = time.monotonic() - started
     assert survivors == [] and len(terminated) == 20
-    assert elapsed < 3, "20 processes ignoring TERM with grace 1 s took %.1f s" % elapsed
+    # waited one after another, the graces alone would take 20 s; the bound leaves room for a loaded machine
+    assert elapsed < 10, "20 processes ignoring TERM with grace 1 s took %.1f s" % elapsed
     assert all(p.wait(5) == -signal.SIGKILL for p in popens)
 
 

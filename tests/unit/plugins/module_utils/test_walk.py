@@ -13,6 +13,7 @@ import time
 import pytest
 
 from ansible_collections.residue.purge.plugins.module_utils._walk import WalkError, usage
+from ansible_collections.residue.purge.tests.unit.support import tmpfs
 
 IS_ROOT = os.geteuid() == 0
 NOBODY = 65534
@@ -161,17 +162,8 @@ def test_usage_one_file_system_matches_du_x(tmp_path):
 
 @pytest.fixture
 def fast_dir(tmp_path):
-    """A tmpfs when root (deep trees on this disk take tens of seconds to delete), else tmp_path."""
-    if not IS_ROOT:
-        yield tmp_path
-        return
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
+    with tmpfs.private_tmpfs(tmp_path) as where:
+        yield where
 
 
 def test_usage_deep_tree_with_few_descriptors(fast_dir):
