@@ -271,10 +271,7 @@ def scan_proc(proc="/proc", include_maps=True, skip_pids=()):
     mounts = _Mounts(proc)
     handles = []
     stats = {"processes": 0, "vanished": 0, "denied": 0, "denied_pids": []}
-    for name in os.listdir(proc):
-        if not name.isdigit():
-            continue
-        pid = int(name)
+    for pid in _procfs.pids(proc):
         if pid in skip_pids:
             continue
         stats["processes"] += 1
