@@ -13,6 +13,7 @@ sharing 80% of their blobs). Measured, each in a fresh process so peak memory (r
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -111,6 +112,15 @@ def du_seconds(path):
     return time.perf_counter() - start
 
 
+def du_run(path):
+    """`du -sB1 path` as one of alternately()'s runs: wall and CPU (du is a reaped child of this process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = du_seconds(path)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"seconds": seconds, "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "maxrss_kb": 0}
+
+
 def run(workdir):
     home = os.path.join(workdir, "home")
     os.makedirs(home)
@@ -127,14 +137,14 @@ def run(workdir):
 
     got = alternately(ROUNDS, ours_shared=lambda: py(SCAN, home=home, cache=shared),
                       hf_shared=lambda: py(HF, cache=shared),
-                      ours=lambda: py(SCAN, home=home, cache=cache), hf=lambda: py(HF, cache=cache))
+                      ours=lambda: py(SCAN, home=home, cache=cache), hf=lambda: py(HF, cache=cache),
+                      du=lambda: du_run(cache), du_shared=lambda: du_run(shared))
     ours_shared, hf_shared, ours, hf = got["ours_shared"], got["hf_shared"], got["ours"], got["hf"]
-    du_shared = statistics.median(du_seconds(shared) for dummy in range(ROUNDS))
+    du, du_shared = got["du"], got["du_shared"]
     assert not ours_shared["problems"], ours_shared["problems"][:3]
     assert ours_shared["repos"] == hf_shared["repos"], "shared store: per-repo blob_bytes differ from huggingface_hub"
     ours_small = best_of(3, lambda: py(SCAN, home=home, cache=small))
     baseline = py(BASELINE)
-    du = statistics.median(du_seconds(cache) for dummy in range(ROUNDS))
     assert not ours["problems"], ours["problems"][:3]
     assert ours["repos"] == hf["repos"] and len(ours["repos"]) == REPOS, "per-repo blob_bytes differ from huggingface_hub"
     load_after = os.getloadavg()
@@ -155,23 +165,25 @@ def run(workdir):
         "",
         "Cache: %d repos x 2 revisions x %d files (80%% of blobs shared), %d entries; a quarter-size copy has %d "
         "entries. Each measurement in a fresh process, page cache warm. The four scans (discover and "
-        "huggingface_hub, plain and shared-store cache) ran in turn, %d rounds: wall and CPU (user+sys of the "
-        "process and its forked scan child) are the medians; `du` median of %d; quarter-size best of 3."
-        % (REPOS, FILES, entries, small_entries, ROUNDS, ROUNDS),
+        "huggingface_hub, plain and shared-store cache) and `du -sB1` of both caches ran in turn, %d rounds: wall "
+        "and CPU (user+sys of the process and its forked scan child; du's own) are the medians; quarter-size "
+        "best of 3." % (REPOS, FILES, entries, small_entries, ROUNDS),
         "",
         "| measurement | wall s | CPU s | ratio (wall; CPU) | peak RSS |",
         "|---|---:|---:|---:|---:|",
-        "| `du -sB1` on the cache | %.2f | | 1.00 (reference) | |" % du,
-        "| discover scan (module logic, no Ansible) | %.2f | %.2f | %.2fx du | %.1f MB |" % (
-            ours["seconds"], ours["cpu"], ours["seconds"] / du, ours["maxrss_kb"] / mb),
+        "| `du -sB1` on the cache | %.2f | %.2f | 1.00 (reference) | |" % (du["seconds"], du["cpu"]),
+        "| discover scan (module logic, no Ansible) | %.2f | %.2f | %.2fx du (CPU %.2fx) | %.1f MB |" % (
+            ours["seconds"], ours["cpu"], ours["seconds"] / du["seconds"], ours["cpu"] / du["cpu"],
+            ours["maxrss_kb"] / mb),
         "| huggingface_hub `scan_cache_dir` | %.2f | %.2f | discover is %.1fx faster (CPU %.1fx) | %.1f MB |" % (
             hf["seconds"], hf["cpu"], hf["seconds"] / ours["seconds"], hf["cpu"] / ours["cpu"], hf["maxrss_kb"] / mb),
         "| discover scan, quarter-size cache | %.2f | %.2f | | %.1f MB |" % (
             ours_small["seconds"], ours_small["cpu"], ours_small["maxrss_kb"] / mb),
-        "| `du -sB1`, shared-store cache (%d entries) | %.2f | | 1.00 (reference) | |" % (shared_entries, du_shared),
-        "| discover scan, shared-store cache (exclusive_bytes, store totals) | %.2f | %.2f | %.2fx du | %.1f MB |" % (
-            ours_shared["seconds"], ours_shared["cpu"], ours_shared["seconds"] / du_shared,
-            ours_shared["maxrss_kb"] / mb),
+        "| `du -sB1`, shared-store cache (%d entries) | %.2f | %.2f | 1.00 (reference) | |" % (
+            shared_entries, du_shared["seconds"], du_shared["cpu"]),
+        "| discover scan, shared-store cache (exclusive_bytes, store totals) | %.2f | %.2f | %.2fx du (CPU %.2fx) "
+        "| %.1f MB |" % (ours_shared["seconds"], ours_shared["cpu"], ours_shared["seconds"] / du_shared["seconds"],
+                         ours_shared["cpu"] / du_shared["cpu"], ours_shared["maxrss_kb"] / mb),
         "| huggingface_hub `scan_cache_dir`, shared-store cache | %.2f | %.2f | discover is %.1fx faster (CPU %.1fx) "
         "| %.1f MB |" % (hf_shared["seconds"], hf_shared["cpu"], hf_shared["seconds"] / ours_shared["seconds"],
                          hf_shared["cpu"] / ours_shared["cpu"], hf_shared["maxrss_kb"] / mb),
@@ -191,8 +203,9 @@ def run(workdir):
             len(store["moved"]), _hfbuild.how_built(store), hf["seconds"] / ours["seconds"],
             hf_shared["seconds"] / ours_shared["seconds"], hf["cpu"] / ours["cpu"], hf_shared["cpu"] / ours_shared["cpu"],
             ours_shared["seconds"] / ours["seconds"], hf_shared["seconds"] / hf["seconds"]),
-        "All rounds (wall s): discover %s; shared-store %s; huggingface_hub %s; shared-store %s." % tuple(
-            ", ".join("%.2f" % x for x in r["all"]) for r in (ours, ours_shared, hf, hf_shared)),
+        "All rounds (wall s): discover %s; shared-store %s; huggingface_hub %s; shared-store %s; du %s; "
+        "shared-store %s." % tuple(", ".join("%.2f" % x for x in r["all"])
+                                   for r in (ours, ours_shared, hf, hf_shared, du, du_shared)),
         "Machine: %s, %d cores; load average (1, 5, 15 min) before the scans %s, after them %s "
         "(the two cores are shared with other jobs: the ratios, each against its peer measured in the same "
         "rounds, are the figures to compare)." % (
