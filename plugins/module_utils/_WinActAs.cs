@@ -25,6 +25,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
+using System.Security.AccessControl;
 using System.Security.Principal;
 using System.Text;
 using ansible_collections.residue.purge.plugins.module_utils._WinHost;
@@ -34,6 +35,7 @@ using ansible_collections.residue.purge.plugins.module_utils._WinFiles;
 //TypeAccelerator -Name ResiduePurge.ActingUser -TypeName ActingUser
 //TypeAccelerator -Name ResiduePurge.Actors -TypeName Actors
 //TypeAccelerator -Name ResiduePurge.ActAsFailed -TypeName ActAsFailed
+//TypeAccelerator -Name ResiduePurge.ProcessRun -TypeName ProcessRun
 
 namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
 {
@@ -139,6 +141,69 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
                 ? "the module's account lacks SeImpersonatePrivilege, so Windows lowered the impersonation"
                 : "the logon was made without SeTcbPrivilege (run the module as SYSTEM, or as an administrator that can use a SYSTEM process's token)";
             return String.Format("could not act as {0}: its {1} token is {2}-level, not impersonation-level: {3}", user, stage, name, why);
+        }
+
+        // The variables that name an account's own places: a process started as a user gets the user's, never the
+        // module account's (SYSTEM's TEMP is C:\Windows\TEMP, its APPDATA the system profile's).
+        private static readonly string[] AccountVariables = { "USERPROFILE", "APPDATA", "LOCALAPPDATA", "TEMP", "TMP",
+            "HOMEDRIVE", "HOMEPATH", "HOMESHARE", "USERNAME", "USERDOMAIN", "USERDNSDOMAIN", "ONEDRIVE" };
+
+        /// <summary>The environment of a process started as user (pure): the module's own (inherited), without the
+        /// variables that name the module account's own places; the user's profile's instead (when the user has
+        /// one), then extra (the caller's settings, such as APPDATA for a user site, win last).</summary>
+        public static Dictionary<string, string> UserEnvironment(IDictionary<string, string> module, UserProfile user,
+            IDictionary<string, string> extra)
+        {
+            Dictionary<string, string> env = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            if (module != null)
+            {
+                foreach (KeyValuePair<string, string> kv in module)
+                {
+                    if (!AccountVariables.Contains(kv.Key, StringComparer.OrdinalIgnoreCase))
+                        env[kv.Key] = kv.Value;
+                }
+            }
+            if (user != null && !String.IsNullOrEmpty(user.Name))
+            {
+                string[] parts = user.Name.Split(new char[] { '\\' }, 2);
+                env["USERNAME"] = parts[parts.Length - 1];
+                if (parts.Length == 2)
+                    env["USERDOMAIN"] = parts[0];
+            }
+            if (user != null && !String.IsNullOrEmpty(user.Home))
+            {
+                string home = user.Home.TrimEnd('\\');
+                env["USERPROFILE"] = home;
+                env["APPDATA"] = home + @"\AppData\Roaming";
+                env["LOCALAPPDATA"] = home + @"\AppData\Local";
+                env["TEMP"] = env["TMP"] = home + @"\AppData\Local\Temp";
+                if (home.Length >= 2 && home[1] == ':')
+                {
+                    env["HOMEDRIVE"] = home.Substring(0, 2);
+                    env["HOMEPATH"] = home.Length > 2 ? home.Substring(2) : @"\";
+                }
+            }
+            if (extra != null)
+            {
+                foreach (KeyValuePair<string, string> kv in extra)
+                    env[kv.Key] = kv.Value;
+            }
+            return env;
+        }
+
+        /// <summary>A Windows environment block (CREATE_UNICODE_ENVIRONMENT): NAME=value strings sorted by name,
+        /// case-insensitively, each ended by a NUL, the block by another.</summary>
+        public static string EnvironmentBlock(IDictionary<string, string> env)
+        {
+            StringBuilder block = new StringBuilder();
+            foreach (string key in env.Keys.OrderBy(k => k.ToUpperInvariant(), StringComparer.Ordinal))
+            {
+                if (String.IsNullOrEmpty(key) || key.IndexOf('=') > 0 || key.IndexOf('\0') >= 0 || (env[key] ?? "").IndexOf('\0') >= 0)
+                    continue;
+                block.Append(key).Append('=').Append(env[key] ?? "").Append('\0');
+            }
+            block.Append('\0');
+            return block.ToString();
         }
 
         /// <summary>The failure text for a path left alone because its user's rights could not be had (the
@@ -290,6 +355,107 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
             s.MaximumLength = (UInt16)(text.Length + 1);
             s.Buffer = buffer;
             return s;
+        }
+    }
+
+    /// <summary>What a process started as a user did: its exit code and its output (UTF-8).</summary>
+    public sealed class ProcessRun
+    {
+        public int ExitCode;
+        public string Stdout;
+        public string Stderr;
+    }
+
+    internal static class ProcNative
+    {
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        public struct STARTUPINFO
+        {
+            public Int32 cb;
+            public string lpReserved;
+            public string lpDesktop;
+            public string lpTitle;
+            public Int32 dwX, dwY, dwXSize, dwYSize, dwXCountChars, dwYCountChars, dwFillAttribute;
+            public UInt32 dwFlags;
+            public Int16 wShowWindow, cbReserved2;
+            public IntPtr lpReserved2, hStdInput, hStdOutput, hStdError;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        public struct PROCESS_INFORMATION
+        {
+            public IntPtr hProcess, hThread;
+            public Int32 dwProcessId, dwThreadId;
+        }
+
+        public const UInt32 STARTF_USESTDHANDLES = 0x100;
+        public const UInt32 CREATE_UNICODE_ENVIRONMENT = 0x400;
+        public const UInt32 CREATE_NO_WINDOW = 0x08000000;
+        public const UInt32 INFINITE = 0xFFFFFFFF;
+        // WINSTA_ALL_ACCESS, DESKTOP_ALL_ACCESS (with the standard rights), as Ansible.Become grants them
+        public const int WindowStationAccess = 0x000F037F;
+        public const int DesktopAccess = 0x000F01FF;
+
+        [DllImport("advapi32.dll", SetLastError = true, CharSet = CharSet.Unicode)]
+        public static extern bool CreateProcessWithTokenW(SafeHandle token, UInt32 logonFlags, string application,
+            StringBuilder commandLine, UInt32 creationFlags, IntPtr environment, string directory,
+            ref STARTUPINFO startup, out PROCESS_INFORMATION info);
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        public static extern UInt32 WaitForSingleObject(IntPtr handle, UInt32 milliseconds);
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        public static extern bool GetExitCodeProcess(IntPtr process, out UInt32 code);
+
+        [DllImport("kernel32.dll", SetLastError = true)]
+        public static extern bool CloseHandle(IntPtr handle);
+
+        [DllImport("user32.dll", SetLastError = true)]
+        public static extern IntPtr GetProcessWindowStation();
+
+        [DllImport("user32.dll", SetLastError = true)]
+        public static extern IntPtr GetThreadDesktop(UInt32 thread);
+
+        [DllImport("kernel32.dll")]
+        public static extern UInt32 GetCurrentThreadId();
+    }
+
+    /// <summary>The DACL of a window station or desktop (neither is a file: NativeObjectSecurity over its handle).</summary>
+    internal sealed class WindowObjectSecurity : NativeObjectSecurity
+    {
+        public WindowObjectSecurity(SafeHandle handle)
+            : base(false, ResourceType.WindowObject, handle, AccessControlSections.Access)
+        {
+        }
+
+        public void Allow(SecurityIdentifier sid, int mask, SafeHandle handle)
+        {
+            AddAccessRule(new WindowObjectRule(sid, mask));
+            Persist(handle, AccessControlSections.Access);
+        }
+
+        public override Type AccessRightType { get { return typeof(int); } }
+        public override Type AccessRuleType { get { return typeof(WindowObjectRule); } }
+        public override Type AuditRuleType { get { return typeof(AuditRule); } }
+
+        public override AccessRule AccessRuleFactory(IdentityReference identity, int mask, bool isInherited,
+            InheritanceFlags inheritance, PropagationFlags propagation, AccessControlType type)
+        {
+            return new WindowObjectRule(identity, mask);
+        }
+
+        public override AuditRule AuditRuleFactory(IdentityReference identity, int mask, bool isInherited,
+            InheritanceFlags inheritance, PropagationFlags propagation, AuditFlags flags)
+        {
+            throw new NotSupportedException("no audit rules on a window object");
+        }
+    }
+
+    internal sealed class WindowObjectRule : AccessRule
+    {
+        public WindowObjectRule(IdentityReference identity, int mask)
+            : base(identity, mask, false, InheritanceFlags.None, PropagationFlags.None, AccessControlType.Allow)
+        {
         }
     }
 
@@ -642,6 +808,115 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
             }
         }
 
+        /// <summary>How many processes Start has asked Windows to create (the unit tests check that a user without
+        /// a token never gets this far).</summary>
+        public static int ProcessesStarted;
+
+        /// <summary>application run as this user, as a process of their own: CreateProcessWithTokenW with a primary
+        /// token duplicated from the user's restricted S4U token (no privileges, Administrators deny-only), the
+        /// user's own environment (Whose.UserEnvironment: the module's, with the user's profile's places, then
+        /// extra), in directory (null: the module's). The user's SID is given access to the module's window station
+        /// and desktop first (a console process that cannot open them fails to start), as Ansible.Become does. No
+        /// stdin; stdout and stderr are read to their end. ActAsFailed when the user's rights cannot be had or the
+        /// process cannot be started: nothing was run, and it is not run with the module's own rights instead. For
+        /// Self there is nothing to do here: the caller starts its process as it always has.</summary>
+        public ProcessRun Start(string application, string arguments, string directory, IDictionary<string, string> extra)
+        {
+            if (User == null)
+                throw new InvalidOperationException("Start is for a user's process; the module's own are started as before");
+            if (Error != null)
+                throw new ActAsFailed(Error);
+            Dictionary<string, string> module = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+                module[(string)e.Key] = (string)e.Value;
+            string block = Whose.EnvironmentBlock(Whose.UserEnvironment(module, User, extra));
+            return StartNative(application, "\"" + application + "\" " + (arguments ?? ""), directory, block);
+        }
+
+        private ProcessRun StartNative(string application, string commandLine, string directory, string block)
+        {
+            System.Threading.Interlocked.Increment(ref ProcessesStarted);
+            SecurityIdentifier sid;
+            try
+            {
+                sid = TokenUtil.GetTokenUser(token);
+                foreach (KeyValuePair<IntPtr, int> target in new KeyValuePair<IntPtr, int>[] {
+                    new KeyValuePair<IntPtr, int>(ProcNative.GetProcessWindowStation(), ProcNative.WindowStationAccess),
+                    new KeyValuePair<IntPtr, int>(ProcNative.GetThreadDesktop(ProcNative.GetCurrentThreadId()), ProcNative.DesktopAccess) })
+                {
+                    // handles of the process's own window station and the thread's desktop: not to be closed
+                    using (SafeHandle handle = new Microsoft.Win32.SafeHandles.SafeWaitHandle(target.Key, false))
+                        new WindowObjectSecurity(handle).Allow(sid, target.Value, handle);
+                }
+            }
+            catch (Exception e)
+            {
+                throw new ActAsFailed(String.Format("could not act as {0}: access to the window station and desktop: {1}", User.Name, e.Message));
+            }
+            SafeNativeHandle primary;
+            try
+            {
+                primary = TokenUtil.DuplicateToken(token, TokenAccessLevels.Query | TokenAccessLevels.Duplicate | TokenAccessLevels.AssignPrimary
+                    | TokenAccessLevels.AdjustDefault | TokenAccessLevels.AdjustSessionId, SecurityImpersonationLevel.Impersonation, TokenType.Primary);
+            }
+            catch (Ansible.AccessToken.Win32Exception e)
+            {
+                throw new ActAsFailed(String.Format("could not act as {0}: its token cannot be made a primary token ({1})", User.Name, e.Message));
+            }
+            using (primary)
+            using (System.IO.Pipes.AnonymousPipeServerStream stdout = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.In, HandleInheritability.Inheritable))
+            using (System.IO.Pipes.AnonymousPipeServerStream stderr = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.In, HandleInheritability.Inheritable))
+            using (System.IO.Pipes.AnonymousPipeServerStream stdin = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.Out, HandleInheritability.Inheritable))
+            {
+                ProcNative.STARTUPINFO startup = new ProcNative.STARTUPINFO();
+                startup.cb = Marshal.SizeOf(typeof(ProcNative.STARTUPINFO));
+                startup.dwFlags = ProcNative.STARTF_USESTDHANDLES;
+                startup.hStdInput = stdin.ClientSafePipeHandle.DangerousGetHandle();
+                startup.hStdOutput = stdout.ClientSafePipeHandle.DangerousGetHandle();
+                startup.hStdError = stderr.ClientSafePipeHandle.DangerousGetHandle();
+                ProcNative.PROCESS_INFORMATION info;
+                IntPtr env = Marshal.StringToHGlobalUni(block);
+                bool started;
+                int error;
+                try
+                {
+                    started = ProcNative.CreateProcessWithTokenW(primary, 0, application, new StringBuilder(commandLine),
+                        ProcNative.CREATE_UNICODE_ENVIRONMENT | ProcNative.CREATE_NO_WINDOW, env, directory, ref startup, out info);
+                    error = Marshal.GetLastWin32Error();
+                }
+                finally
+                {
+                    Marshal.FreeHGlobal(env);
+                    // the child has its copies: ours closed, so that reading ends when the child ends
+                    stdout.DisposeLocalCopyOfClientHandle();
+                    stderr.DisposeLocalCopyOfClientHandle();
+                    stdin.DisposeLocalCopyOfClientHandle();
+                }
+                if (!started)
+                    throw new ActAsFailed(String.Format("could not act as {0}: CreateProcessWithTokenW: {1}", User.Name,
+                        new System.ComponentModel.Win32Exception(error).Message));
+                try
+                {
+                    stdin.Dispose();
+                    ProcNative.CloseHandle(info.hThread);
+                    System.Threading.Tasks.Task<string> err = new StreamReader(stderr, new UTF8Encoding(false)).ReadToEndAsync();
+                    ProcessRun run = new ProcessRun();
+                    run.Stdout = new StreamReader(stdout, new UTF8Encoding(false)).ReadToEnd();
+                    run.Stderr = err.Result;
+                    ProcNative.WaitForSingleObject(info.hProcess, ProcNative.INFINITE);
+                    UInt32 code;
+                    if (!ProcNative.GetExitCodeProcess(info.hProcess, out code))
+                        throw new ActAsFailed(String.Format("{0} (as {1}): its exit code cannot be read", application, User.Name));
+                    run.ExitCode = unchecked((int)code);
+                    return run;
+                }
+                finally
+                {
+                    ProcNative.CloseHandle(info.hProcess);
+                }
+            }
+        }
+
         /// <summary>WinFiles.RemoveTree with this user's rights; a user whose rights cannot be had gets path as a
         /// failure and nothing is touched.</summary>
         public RemovalResult RemoveTree(string path, string expectedFinalPath, RemoveOptions options)
@@ -801,6 +1076,14 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
         public ActingUser ForClaimed(string path, string claimant)
         {
             return Of(Whose.ActorOf(path, claimant == null ? null : "{claimed}", claimant, users));
+        }
+
+        /// <summary>For a Python environment (win_pip_remove, discover): the user whose profile holds it, else its
+        /// owner (owner: the account that owns its directory, read by name) when that is one of the users; else the
+        /// module's own (an interpreter installed by an administrator, in Program Files).</summary>
+        public ActingUser ForEnvironment(string path, string owner)
+        {
+            return ForClaimed(path, owner);
         }
 
         /// <summary>For a path given in the module's options, or found (a cache, an environment): its profile's user.</summary>

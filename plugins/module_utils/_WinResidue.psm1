@@ -383,25 +383,39 @@ json.dump(out, sys.stdout)
 Function Invoke-EnvironmentPython {
     <#
     .SYNOPSIS
-    Run the environment's interpreter with arguments (and APPDATA pointing at a user site's base).
+    Run the environment's interpreter with arguments (and APPDATA pointing at a user site's base). With -Actor (a
+    [ResiduePurge.ActingUser] that is not the module's own) the interpreter is started as that user, with the
+    user's own token and environment (ActingUser.Start); a user whose rights cannot be had gets no process at
+    all: ActAsFailed is thrown, and nothing is run with the module's own rights instead.
     #>
     [CmdletBinding()]
     param (
         [Parameter(Mandatory = $true)]$Environment,
-        [Parameter(Mandatory = $true)][String[]]$Arguments
+        [Parameter(Mandatory = $true)][String[]]$Arguments,
+        $Actor = $null
     )
 
+    $line = ($Arguments | ForEach-Object {
+            if ($_ -match '[\s"]') { '"' + ($_ -replace '"', '\"') + '"' } else { $_ }
+        }) -join ' '
+    $extra = [System.Collections.Generic.Dictionary[String, String]]::new()
+    $extra['PYTHONIOENCODING'] = 'utf-8'
+    $extra['PIP_DISABLE_PIP_VERSION_CHECK'] = '1'
+    if ($Environment.user_base) {
+        $extra['APPDATA'] = $Environment.user_base
+    }
+    if ($Actor -and -not $Actor.IsSelf) {
+        # throws (ActAsFailed, wrapped by PowerShell: Get-ErrorText unwraps it) when the user's rights cannot be had
+        $run = $Actor.Start($Environment.python, $line, $Actor.User.Home, $extra)
+        return [PSCustomObject]@{ rc = $run.ExitCode; stdout = $run.Stdout; stderr = $run.Stderr }
+    }
     $info = [System.Diagnostics.ProcessStartInfo]::new($Environment.python)
     $info.UseShellExecute = $false
     $info.RedirectStandardOutput = $true
     $info.RedirectStandardError = $true
-    $info.Arguments = ($Arguments | ForEach-Object {
-            if ($_ -match '[\s"]') { '"' + ($_ -replace '"', '\"') + '"' } else { $_ }
-        }) -join ' '
-    $info.EnvironmentVariables['PYTHONIOENCODING'] = 'utf-8'
-    $info.EnvironmentVariables['PIP_DISABLE_PIP_VERSION_CHECK'] = '1'
-    if ($Environment.user_base) {
-        $info.EnvironmentVariables['APPDATA'] = $Environment.user_base
+    $info.Arguments = $line
+    foreach ($name in $extra.Keys) {
+        $info.EnvironmentVariables[$name] = $extra[$name]
     }
     $proc = [System.Diagnostics.Process]::Start($info)
     $stderr = $proc.StandardError.ReadToEndAsync()
@@ -411,13 +425,18 @@ Function Invoke-EnvironmentPython {
 }
 
 Function Get-EnvironmentDistribution {
+    <#
+    .SYNOPSIS
+    The environment's distributions as its own interpreter reports them; with -Actor run as that user
+    (Invoke-EnvironmentPython).
+    #>
     [CmdletBinding()]
-    param ([Parameter(Mandatory = $true)]$Environment)
+    param ([Parameter(Mandatory = $true)]$Environment, $Actor = $null)
 
-    $run = Invoke-EnvironmentPython -Environment $Environment -Arguments @('-I', '-c', $script:DistributionsScript)
+    $run = Invoke-EnvironmentPython -Environment $Environment -Actor $Actor -Arguments @('-I', '-c', $script:DistributionsScript)
     if ($Environment.user_base) {
         # -I drops the user site; a user site is read without it
-        $run = Invoke-EnvironmentPython -Environment $Environment -Arguments @('-c', $script:DistributionsScript)
+        $run = Invoke-EnvironmentPython -Environment $Environment -Actor $Actor -Arguments @('-c', $script:DistributionsScript)
     }
     if ($run.rc -ne 0) {
         throw ("{0} failed ({1}): {2}" -f $Environment.python, $run.rc, ($run.stderr -split "`n" | Select-Object -Last 3) -join ' ')
@@ -425,7 +444,7 @@ Function Get-EnvironmentDistribution {
     $dists = @($run.stdout | ConvertFrom-Json)
     if ($Environment.user_base) {
         # only what lives in the user site: compare with what the interpreter sees without it
-        $system = Invoke-EnvironmentPython -Environment ([PSCustomObject]@{ python = $Environment.python; user_base = $null }) -Arguments @('-I', '-c', $script:DistributionsScript)
+        $system = Invoke-EnvironmentPython -Environment ([PSCustomObject]@{ python = $Environment.python; user_base = $null }) -Actor $Actor -Arguments @('-I', '-c', $script:DistributionsScript)
         $systemNames = @(($system.stdout | ConvertFrom-Json) | ForEach-Object { "$($_.name)==$($_.version)" })
         $dists = @($dists | Where-Object { "$($_.name)==$($_.version)" -notin $systemNames })
     }

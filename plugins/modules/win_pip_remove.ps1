@@ -6,6 +6,8 @@
 #AnsibleRequires -CSharpUtil Ansible.Basic
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinHost
 #AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinPip
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinFiles
+#AnsibleRequires -CSharpUtil ansible_collections.residue.purge.plugins.module_utils._WinActAs
 #AnsibleRequires -PowerShell ansible_collections.residue.purge.plugins.module_utils._WinResidue
 
 $spec = @{
@@ -97,15 +99,53 @@ Function ConvertTo-Item($dist, $extra) {
     $item
 }
 
-Function Invoke-PipCheck($environment) {
-    $run = Invoke-EnvironmentPython -Environment $environment -Arguments @('-m', 'pip', 'check')
+Function Invoke-PipCheck($environment, $actor) {
+    $run = Invoke-EnvironmentPython -Environment $environment -Actor $actor -Arguments @('-m', 'pip', 'check')
     @{ ok = $run.rc -eq 0; output = @(($run.stdout -split "`r?`n") | Where-Object { $_.Trim() }) }
+}
+
+Function Remove-EnvironmentPackage($Environment, $Entry, $Plan, $Planned, $Actor) {
+    # pip uninstall of what was planned, with the actor's rights (null: the module's own); Entry is filled in
+    # what pip check already reported is not ours: only what the removal adds is a problem
+    $baseline = (Invoke-PipCheck $Environment $Actor).output
+    $errors = [System.Collections.Generic.List[String]]@()
+    $run = Invoke-EnvironmentPython -Environment $Environment -Actor $Actor -Arguments (@('-m', 'pip', 'uninstall', '-y') + @($Planned | ForEach-Object { $_.Name }))
+    $remaining = @(Get-SiteDistribution -Environment $Environment -Actor $Actor | ForEach-Object { $_.name })
+    if ($run.rc -ne 0) {
+        foreach ($p in $Planned | Where-Object { $remaining -contains $_.Name }) {
+            # pip stops at the first package it cannot remove: the rest one by one, for a per-package error
+            $one = Invoke-EnvironmentPython -Environment $Environment -Actor $Actor -Arguments @('-m', 'pip', 'uninstall', '-y', $p.Name)
+            if ($one.rc -ne 0) {
+                $errors.Add("$($p.Name): pip uninstall failed (exit $($one.rc)): $((($one.stderr + $one.stdout) -split "`r?`n" | Where-Object { $_ } | Select-Object -Last 3) -join ' | ')")
+            }
+        }
+        $remaining = @(Get-SiteDistribution -Environment $Environment -Actor $Actor | ForEach-Object { $_.name })
+    }
+    # what was removed is what is gone from disk, whatever pip said
+    $Entry.removed = @($Plan.Remove | Where-Object { $remaining -notcontains $_.Name } | ForEach-Object { ConvertTo-Item $_ $null })
+    $Entry.orphans_removed = @($Plan.Orphans | Where-Object { $remaining -notcontains $_.Name } | ForEach-Object { ConvertTo-Item $_ $null })
+    $still = @($Planned | Where-Object { $remaining -contains $_.Name } | ForEach-Object { $_.Name })
+    if ($still.Count -gt 0 -and $errors.Count -eq 0) {
+        $errors.Add("still installed after pip uninstall: $($still -join ', ')")
+    }
+    $check = Invoke-PipCheck $Environment $Actor
+    $Entry.pip_check = [ordered]@{ ok = $check.ok; output = $check.output; new = @($check.output | Where-Object { $baseline -notcontains $_ }) }
+    if ($errors.Count -gt 0) {
+        $Entry.status = 'failed'
+        $Entry.error = $errors -join '; '
+    }
+    else {
+        $Entry.status = if ($Entry.removed.Count -or $Entry.orphans_removed.Count) { 'changed' } else { 'unchanged' }
+    }
 }
 
 $results = [System.Collections.Generic.List[Object]]@()
 $problems = [System.Collections.Generic.List[String]]@($scope.Problems)
 $changed = $false
 $failed = [System.Collections.Generic.List[String]]@()
+# a user's environment (in her profile, or owned by her) is read and uninstalled by pip started with her token
+# (_WinActAs: Actors.ForEnvironment, ActingUser.Start); the module's own and an unprivileged run's as before
+$actors = [ResiduePurge.Actors]::new($scope.Users)
 foreach ($environment in $environments) {
     $site = if ($environment.kind -eq 'user-site') { Join-Path $environment.path 'site-packages' } else { Join-Path $environment.path 'Lib\site-packages' }
     $marker = Join-Path $environment.path 'Lib\EXTERNALLY-MANAGED'
@@ -127,7 +167,16 @@ foreach ($environment in $environments) {
         problems = @()
     }
     $results.Add($entry)
-    $installed = @(Get-SiteDistribution -Environment $environment)
+    $actor = $actors.ForEnvironment($environment.path, $(if ($environment.user) { $environment.user } else { [ResiduePurge.WinHost]::OwnerOf($environment.path) }))
+    if (-not $actor.Usable) {
+        # no token, no pip: nothing of it is read or run with the module's own rights
+        $entry.status = 'failed'
+        $entry.error = [ResiduePurge.Whose]::LeftAlone($actor.Error)
+        $failed.Add("$($environment.path): $($entry.error)")
+        continue
+    }
+    $actorArg = if ($actor.IsSelf) { $null } else { $actor }
+    $installed = @(Get-SiteDistribution -Environment $environment -Actor $actorArg)
     $present = @($installed | Where-Object { $packages -contains $_.name })
     $entry.found = @($present | ForEach-Object { [ordered]@{ name = $_.name; version = $_.version } })
     if (-not $environment.python -or -not (Test-Path -LiteralPath $environment.python)) {
@@ -147,7 +196,7 @@ foreach ($environment in $environments) {
     }
     try {
         $dists = [System.Collections.Generic.List[ResiduePurge.PipDist]]@()
-        foreach ($d in Get-EnvironmentDistribution -Environment $environment) {
+        foreach ($d in Get-EnvironmentDistribution -Environment $environment -Actor $actorArg) {
             $pd = [ResiduePurge.PipDist]::new()
             $pd.Name = $d.name
             $pd.Version = $d.version
@@ -183,40 +232,22 @@ foreach ($environment in $environments) {
         $changed = $true
         continue
     }
-    # what pip check already reported is not ours: only what the removal adds is a problem
-    $baseline = (Invoke-PipCheck $environment).output
-    $errors = [System.Collections.Generic.List[String]]@()
-    $run = Invoke-EnvironmentPython -Environment $environment -Arguments (@('-m', 'pip', 'uninstall', '-y') + @($planned | ForEach-Object { $_.Name }))
-    $remaining = @(Get-SiteDistribution -Environment $environment | ForEach-Object { $_.name })
-    if ($run.rc -ne 0) {
-        foreach ($p in $planned | Where-Object { $remaining -contains $_.Name }) {
-            # pip stops at the first package it cannot remove: the rest one by one, for a per-package error
-            $one = Invoke-EnvironmentPython -Environment $environment -Arguments @('-m', 'pip', 'uninstall', '-y', $p.Name)
-            if ($one.rc -ne 0) {
-                $errors.Add("$($p.Name): pip uninstall failed (exit $($one.rc)): $((($one.stderr + $one.stdout) -split "`r?`n" | Where-Object { $_ } | Select-Object -Last 3) -join ' | ')")
-            }
+    try {
+        Remove-EnvironmentPackage -Environment $environment -Entry $entry -Plan $plan -Planned $planned -Actor $actorArg
+    }
+    catch {
+        # pip could not be started as the environment's user: failed, and not started with the module's rights
+        $entry.status = 'failed'
+        $entry.error = Get-ErrorText -ErrorRecord $_
+        if ($_.Exception.GetBaseException() -is [ResiduePurge.ActAsFailed]) {
+            $entry.error = [ResiduePurge.Whose]::LeftAlone($entry.error)
         }
-        $remaining = @(Get-SiteDistribution -Environment $environment | ForEach-Object { $_.name })
     }
-    # what was removed is what is gone from disk, whatever pip said
-    $entry.removed = @($plan.Remove | Where-Object { $remaining -notcontains $_.Name } | ForEach-Object { ConvertTo-Item $_ $null })
-    $entry.orphans_removed = @($plan.Orphans | Where-Object { $remaining -notcontains $_.Name } | ForEach-Object { ConvertTo-Item $_ $null })
-    $still = @($planned | Where-Object { $remaining -contains $_.Name } | ForEach-Object { $_.Name })
-    if ($still.Count -gt 0 -and $errors.Count -eq 0) {
-        $errors.Add("still installed after pip uninstall: $($still -join ', ')")
-    }
-    $check = Invoke-PipCheck $environment
-    $entry.pip_check = [ordered]@{ ok = $check.ok; output = $check.output; new = @($check.output | Where-Object { $baseline -notcontains $_ }) }
     if ($entry.removed.Count -or $entry.orphans_removed.Count) {
         $changed = $true
     }
-    if ($errors.Count -gt 0) {
-        $entry.status = 'failed'
-        $entry.error = $errors -join '; '
+    if ($entry.status -eq 'failed') {
         $failed.Add("$($environment.path): $($entry.error)")
-    }
-    else {
-        $entry.status = if ($entry.removed.Count -or $entry.orphans_removed.Count) { 'changed' } else { 'unchanged' }
     }
 }
 

@@ -520,3 +520,74 @@ def test_only_impersonation_level_tokens_act(csharp, level, stage, refused):
     else:
         assert out.startswith("could not act as HOST\\bob: its %s token is " % stage)
         assert refused in out
+
+
+# win_pip_remove: a user's Python environment is read and uninstalled by a pip process started with that user's
+# token (ActingUser.Start: CreateProcessWithTokenW). Which environment runs under whose token, the environment
+# that process gets, and the fail-closed branch run here; the process creation itself is a Windows call and only
+# compiles here.
+
+def env_actors(csharp, items, elevated=True):
+    return one(csharp, "env_actors", users=ACT_USERS, elevated=elevated,
+               items=[{"path": p, "owner": o} for p, o in items])
+
+
+def test_a_users_environment_runs_pip_under_that_users_token(csharp):
+    got = env_actors(csharp, [
+        # her venv and her user site: her profile decides, whoever owns the directory
+        ("C:\\Users\\alice\\venvs\\ml", ACT_ALICE["name"]),
+        ("C:\\Users\\alice\\AppData\\Roaming\\Python\\Python311", ACT_ALICE["name"]),
+        ("C:\\Users\\bob\\project\\.venv", "BUILTIN\\Administrators"),
+        # her per-user Python install (PEP 514 under HKU): in her profile
+        ("C:\\Users\\alice\\AppData\\Local\\Programs\\Python\\Python311", None),
+        # outside every profile: its owner, when that is one of the users
+        ("D:\\venvs\\alice", ACT_ALICE["name"]),
+        ("d:\\VENVS\\bob", "host\\BOB"),
+    ])
+    assert got == [ACT_ALICE["name"], ACT_ALICE["name"], ACT_BOB["name"], ACT_ALICE["name"], ACT_ALICE["name"],
+                   ACT_BOB["name"]]
+
+
+def test_system_interpreters_and_unknown_owners_stay_with_the_module(csharp):
+    got = env_actors(csharp, [
+        ("C:\\Program Files\\Python311", "NT SERVICE\\TrustedInstaller"),
+        ("C:\\Python311", "BUILTIN\\Administrators"),  # an administrator's install, owned by the Administrators
+        ("D:\\shared\\venv", "BUILTIN\\Administrators"),  # an explicit home of the Administrators: nobody's
+        ("D:\\opt\\venv", None),  # owner unreadable
+    ])
+    assert got == [None, None, None, None]
+    # an unprivileged run starts every pip as before, with its own rights
+    assert env_actors(csharp, [("C:\\Users\\alice\\venv", ACT_ALICE["name"])], elevated=False) == [None]
+
+
+def test_a_user_without_a_token_gets_no_pip_process(csharp):
+    why = "could not act as HOST\\bob: LsaLogonUser (MSV1_0_S4U_LOGON) refused it: network logon: denied"
+    out = one(csharp, "start_refused", error=why)
+    assert out["error"] == why
+    assert out["started"] == 0  # no process was asked of Windows, as the user or as the module
+    assert out["self"] == "refused"  # the module's own pip is started by the module as it always was
+
+
+def test_a_users_pip_gets_her_own_places_not_the_modules(csharp):
+    module = {"Path": "C:\\Windows\\system32;C:\\Windows", "TEMP": "C:\\Windows\\TEMP", "tmp": "C:\\Windows\\TEMP",
+              "APPDATA": "C:\\Windows\\system32\\config\\systemprofile\\AppData\\Roaming",
+              "LOCALAPPDATA": "C:\\Windows\\system32\\config\\systemprofile\\AppData\\Local",
+              "USERPROFILE": "C:\\Windows\\system32\\config\\systemprofile", "USERNAME": "HOST$",
+              "USERDOMAIN": "WORKGROUP", "SystemRoot": "C:\\Windows", "OneDrive": "C:\\Users\\admin\\OneDrive"}
+    out = one(csharp, "user_env", module=module, user=ACT_ALICE,
+              extra={"APPDATA": "C:\\Users\\alice\\AppData\\Roaming", "PYTHONIOENCODING": "utf-8"})
+    env = {k.upper(): v for k, v in out["env"].items()}
+    assert len(env) == len(out["env"])  # one entry per name, whatever its case
+    assert env == {
+        "PATH": "C:\\Windows\\system32;C:\\Windows", "SYSTEMROOT": "C:\\Windows", "PYTHONIOENCODING": "utf-8",
+        "USERNAME": "alice", "USERDOMAIN": "HOST", "USERPROFILE": "C:\\Users\\alice",
+        "APPDATA": "C:\\Users\\alice\\AppData\\Roaming", "LOCALAPPDATA": "C:\\Users\\alice\\AppData\\Local",
+        "TEMP": "C:\\Users\\alice\\AppData\\Local\\Temp", "TMP": "C:\\Users\\alice\\AppData\\Local\\Temp",
+        "HOMEDRIVE": "C:", "HOMEPATH": "\\Users\\alice"}
+    block = out["block"]
+    assert block.endswith("\0\0") and "systemprofile" not in block and "Windows\\TEMP" not in block
+    names = [entry.split("=", 1)[0] for entry in block[:-2].split("\0")]
+    assert names == sorted(names, key=str.upper)  # Windows wants the block sorted by name
+    # a user without a profile gets none of the module account's places either
+    bare = one(csharp, "user_env", module=module, user={"name": "HOST\\dan", "sid": None, "home": None}, extra=None)
+    assert {k.upper() for k in bare["env"]} == {"PATH", "SYSTEMROOT", "USERNAME", "USERDOMAIN"}

@@ -186,6 +186,57 @@ public static class Driver
                     : ActingUser.Self).ReadHead((string)a["path"], Convert.ToInt32(a["lines"]), Convert.ToInt32(a["bytes"]));
                 return lines == null ? null : (object)lines.Select(x => (object)x).ToList();
             }
+            case "env_actors":
+            {
+                // _WinActAs.Actors.ForEnvironment: whose token an environment's pip runs under (null: the module's)
+                List<UserProfile> users = ((List<object>)a["users"]).Select(User).ToList();
+                using (Actors actors = new Actors(users, (bool)a["elevated"], null, null, u => ActingUser.Refused(u, "no token for " + u.Name)))
+                    return ((List<object>)a["items"]).Select(o =>
+                    {
+                        Dictionary<string, object> item = (Dictionary<string, object>)o;
+                        ActingUser acting = actors.ForEnvironment((string)item["path"], (string)item["owner"]);
+                        return acting.IsSelf ? null : (object)acting.User.Name;
+                    }).ToList();
+            }
+            case "start_refused":
+            {
+                // a user without a token: Start refuses before any Windows call (under Mono one would throw
+                // DllNotFoundException, not ActAsFailed) and counts no process
+                ActingUser refused = ActingUser.Refused(new UserProfile("HOST\\bob", "S-1-5-21-1-1-1-1004", "C:\\Users\\bob"), (string)a["error"]);
+                Dictionary<string, object> r = new Dictionary<string, object>();
+                int before = ActingUser.ProcessesStarted;
+                try
+                {
+                    refused.Start("C:\\Users\\bob\\venv\\Scripts\\python.exe", "-m pip uninstall -y x", "C:\\Users\\bob", null);
+                    r["error"] = null;
+                }
+                catch (ActAsFailed e)
+                {
+                    r["error"] = e.Message;
+                }
+                r["started"] = ActingUser.ProcessesStarted - before;
+                try
+                {
+                    ActingUser.Self.Start("python.exe", "", null, null);
+                    r["self"] = "started";
+                }
+                catch (InvalidOperationException)
+                {
+                    r["self"] = "refused";
+                }
+                return r;
+            }
+            case "user_env":
+            {
+                Dictionary<string, string> module = ((Dictionary<string, object>)a["module"]).ToDictionary(kv => kv.Key, kv => (string)kv.Value);
+                Dictionary<string, string> extra = a["extra"] == null ? null
+                    : ((Dictionary<string, object>)a["extra"]).ToDictionary(kv => kv.Key, kv => (string)kv.Value);
+                Dictionary<string, string> env = Whose.UserEnvironment(module, a["user"] == null ? null : User(a["user"]), extra);
+                Dictionary<string, object> r = new Dictionary<string, object>();
+                r["env"] = env.ToDictionary(kv => kv.Key, kv => (object)kv.Value);
+                r["block"] = Whose.EnvironmentBlock(env);
+                return r;
+            }
             case "level_refusal":
                 return Whose.LevelRefusal(Convert.ToInt32(a["level"]), (string)a["user"], (string)a["stage"]);
         }
