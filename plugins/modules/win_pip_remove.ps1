@@ -169,7 +169,17 @@ foreach ($environment in $environments) {
     $results.Add($entry)
     $actor = $actors.ForEnvironment($environment.path, $(if ($environment.user) { $environment.user } else { [ResiduePurge.WinHost]::OwnerOf($environment.path) }))
     if (-not $actor.Usable) {
-        # no token, no pip: nothing of it is read or run with the module's own rights
+        # no token, no pip: nothing of it is read or run with the module's own rights. Only the names of its
+        # *.dist-info / *.egg-info directories are listed (names, as the search lists directories): an
+        # environment where none of the packages is named (nor anything at all, with orphans) holds nothing to
+        # act on, and is not a failure; any other is.
+        $named = @(Get-ChildItem -LiteralPath $site -Directory -Force -ErrorAction SilentlyContinue |
+                Where-Object { $_.Name -match '\.(dist|egg)-info$' } |
+                ForEach-Object { ConvertTo-NormalizedName -Name (($_.Name -replace '\.(dist|egg)-info$', '').Split('-')[0]) })
+        if (@($named | Where-Object { $packages -contains $_ }).Count -eq 0 -and -not ($module.Params.orphans -and $named.Count -gt 0)) {
+            $entry.problems = @("not read: $($actor.Error) (none of the packages is named in it)")
+            continue
+        }
         $entry.status = 'failed'
         $entry.error = [ResiduePurge.Whose]::LeftAlone($actor.Error)
         $failed.Add("$($environment.path): $($entry.error)")

@@ -56,8 +56,8 @@ options:
 notes:
   - A user's environment (in her profile, or owned by her) is listed, checked and uninstalled by a pip process
     started with her own restricted token (an S4U logon, no privileges) and her profile's C(TEMP) and C(APPDATA),
-    when the module runs as SYSTEM or an elevated administrator; a user whose token cannot be had has her
-    environments reported as failed, and pip is not run for them. Environments of the module's own account, those
+    when the module runs as SYSTEM or an elevated administrator; a user whose token cannot be had has those of her
+    environments that name one of the packages reported as failed, and pip is not run for them. Environments of the module's own account, those
     installed by administrators, and every environment in an unprivileged run are handled with the module's own
     rights. See the collection's C(docs/trust.md).
   - Nothing of this module has been run on Windows by the collection's own tests yet; see the collection's
