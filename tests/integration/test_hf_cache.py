@@ -117,22 +117,30 @@ def test_windows_style_cache(module_runner, tmp_path):
 
 
 # every rejected option is covered in tests/unit/plugins/module_utils/test_hfcache_options.py; these go end to end
-@pytest.mark.parametrize("args,message", [
+BAD_INPUT = [
     ({"older_than": "banana"}, "older_than"),
     ({"revisions": "all"}, "would empty every cache"),
     ({"cache_dirs": ["/"]}, "absolute"),
     ({"targets": ["no_such_profile"]}, "no_such_profile"),
-])
-def test_bad_input_fails_clearly_and_deletes_nothing(module_runner, cache, args, message):
+]
+
+
+def test_bad_input_fails_clearly_and_deletes_nothing(module_batch_runner, cache):
+    """Every case in one ansible-playbook (a task each) on one cache: nothing of it may go."""
     root, made = cache
     before = listing(root)
-    params = {"cache_dirs": [root], "repos": ["*"]}
-    params.update(args)
-    if "revisions" in args:
-        params.pop("repos")
-    res = module_runner("hf_cache", params)
-    assert res.get("failed") is True, res
-    assert message in res["msg"] and "Traceback" not in res["msg"]
+    cases = []
+    for args, _message in BAD_INPUT:
+        params = {"cache_dirs": [root], "repos": ["*"]}
+        params.update(args)
+        if "revisions" in args:
+            params.pop("repos")
+        cases.append(params)
+    results = module_batch_runner("hf_cache", cases)
+    assert len(results) == len(BAD_INPUT)
+    for res, (args, message) in zip(results, BAD_INPUT):
+        assert res.get("failed") is True, (args, res)
+        assert message in res["msg"] and "Traceback" not in res["msg"], (args, res["msg"])
     assert listing(root) == before
 
 

@@ -403,7 +403,7 @@ def test_without_psutil_reports_but_refuses_to_terminate(module_runner, holders,
     assert p.poll() is None
 
 
-@pytest.mark.parametrize("args,message", [
+BAD_INPUT = [
     ({"under": ["relative/dir"]}, "under: 'relative/dir' is not an absolute path"),
     ({"under": [""]}, "under: every entry must be a non-empty absolute path"),
     ({"min_bytes": "lots"}, "min_bytes: expected a size"),
@@ -411,17 +411,25 @@ def test_without_psutil_reports_but_refuses_to_terminate(module_runner, holders,
     ({"action": "terminate", "grace": -1}, "grace: expected a number of seconds >= 0"),
     ({"action": "terminate", "under": []}, "under: action=terminate needs the residue directories"),
     ({"action": "terminate", "under": ["/tmp/.."]}, "under: '/' would stop every process"),
-])
-def test_bad_input_fails_cleanly_and_stops_nothing(module_runner, holders, tmp_path, args, message):
+]
+
+
+def test_bad_input_fails_cleanly_and_stops_nothing(module_batch_runner, holders, tmp_path):
+    """Every case in one ansible-playbook (a task each): a playbook's start costs more than the module run."""
     p = holders.start("fd=%s/x.bin:100" % tmp_path)
-    args = dict(args)
-    args.setdefault("under", [str(tmp_path)])
-    result = module_runner("open_deleted", args)
-    assert result.get("failed") is True
-    assert message in result["msg"]
-    # ansible-core 2.19 marks every fail_json with this placeholder; a crash would carry a real traceback
-    assert result.get("exception", "(traceback unavailable)") == "(traceback unavailable)"
-    assert "Traceback (most recent call last)" not in result["_stdout"]
+    cases = []
+    for args, _message in BAD_INPUT:
+        args = dict(args)
+        args.setdefault("under", [str(tmp_path)])
+        cases.append(args)
+    results = module_batch_runner("open_deleted", cases)
+    assert len(results) == len(BAD_INPUT)
+    for result, (args, message) in zip(results, BAD_INPUT):
+        assert result.get("failed") is True, args
+        assert message in result["msg"], (args, result["msg"])
+        # ansible-core 2.19 marks every fail_json with this placeholder; a crash would carry a real traceback
+        assert result.get("exception", "(traceback unavailable)") == "(traceback unavailable)", args
+        assert "Traceback (most recent call last)" not in result["_stdout"]
     time.sleep(0.1)
     assert p.poll() is None
 

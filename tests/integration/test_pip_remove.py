@@ -324,14 +324,18 @@ def test_externally_managed_is_reported_not_changed(module_runner, managed_prefi
 
 # ---------------------------------------------------------------- bad input
 
-# each case is a full ansible-playbook run; the validators themselves are unit-tested with more hostile values
-@pytest.mark.parametrize("args,message", [
+# each case is a task of one ansible-playbook run; the validators themselves are unit-tested with more hostile values
+BAD_INPUT = [
     (dict(packages=["-r/etc/passwd"]), "packages: '-r/etc/passwd' is not a valid distribution name"),
     (dict(packages=["Open_AutoGLM"], keep=["open-autoglm"]), "packages and keep both name open-autoglm"),
     (dict(packages=["a"], environments=["/etc"]), "/etc is not a Python environment"),
-])
-def test_bad_input_fails_clearly(module_runner, args, message):
-    result = module_runner("pip_remove", dict(args, include_system=False))
-    assert result.get("failed") is True and message in result["msg"], result.get("msg")
-    assert "Traceback" not in result.get("module_stderr", "") + result["msg"]
-    assert result.get("changed") is False
+]
+
+
+def test_bad_input_fails_clearly(module_batch_runner):
+    results = module_batch_runner("pip_remove", [dict(args, include_system=False) for args, _message in BAD_INPUT])
+    assert len(results) == len(BAD_INPUT)
+    for result, (args, message) in zip(results, BAD_INPUT):
+        assert result.get("failed") is True and message in result["msg"], (args, result.get("msg"))
+        assert "Traceback" not in result.get("module_stderr", "") + result["msg"], args
+        assert result.get("changed") is False, args
