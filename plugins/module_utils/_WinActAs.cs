@@ -36,6 +36,7 @@ using ansible_collections.residue.purge.plugins.module_utils._WinFiles;
 //TypeAccelerator -Name ResiduePurge.Actors -TypeName Actors
 //TypeAccelerator -Name ResiduePurge.ActAsFailed -TypeName ActAsFailed
 //TypeAccelerator -Name ResiduePurge.ProcessRun -TypeName ProcessRun
+//TypeAccelerator -Name ResiduePurge.PyEnvSearch -TypeName PyEnvSearch
 
 namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
 {
@@ -456,6 +457,56 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
         public WindowObjectRule(IdentityReference identity, int mask)
             : base(identity, mask, false, InheritanceFlags.None, PropagationFlags.None, AccessControlType.Allow)
         {
+        }
+    }
+
+    /// <summary>Where Python environments are below a root (Find-PythonEnvironment's walk), never through a
+    /// junction, symbolic link or other reparse point: a venv (pyvenv.cfg and Scripts\python.exe; not descended
+    /// into) and a conda environment (a conda-meta directory and python.exe). A directory handOff says is someone
+    /// else's to search (another user's home met while walking) is not entered but handed back with its depth.
+    /// What cannot be listed is skipped. Runs with whatever rights the calling thread has (ActingUser.Run).</summary>
+    public static class PyEnvSearch
+    {
+        public static void Walk(string root, int depth, int maxDepth, List<string[]> found,
+            List<KeyValuePair<string, int>> handedOff, Func<string, bool> handOff)
+        {
+            Stack<KeyValuePair<string, int>> pending = new Stack<KeyValuePair<string, int>>();
+            pending.Push(new KeyValuePair<string, int>(root, depth));
+            while (pending.Count > 0)
+            {
+                KeyValuePair<string, int> item = pending.Pop();
+                string dir = item.Key;
+                string python = Path.Combine(Path.Combine(dir, "Scripts"), "python.exe");
+                if (File.Exists(Path.Combine(dir, "pyvenv.cfg")) && File.Exists(python))
+                {
+                    found.Add(new string[] { dir, python, "venv" });
+                    continue;
+                }
+                if (Directory.Exists(Path.Combine(dir, "conda-meta")) && File.Exists(Path.Combine(dir, "python.exe")))
+                    found.Add(new string[] { dir, Path.Combine(dir, "python.exe"), "conda" });
+                if (item.Value >= maxDepth)
+                    continue;
+                DirectoryInfo[] children;
+                try
+                {
+                    children = new DirectoryInfo(dir).GetDirectories();
+                }
+                catch (Exception e)
+                {
+                    if (e is IOException || e is UnauthorizedAccessException || e is System.Security.SecurityException)
+                        continue;
+                    throw;
+                }
+                foreach (DirectoryInfo child in children)
+                {
+                    if ((child.Attributes & FileAttributes.ReparsePoint) != 0)
+                        continue;
+                    if (handOff != null && handOff(child.FullName))
+                        handedOff.Add(new KeyValuePair<string, int>(child.FullName, item.Value + 1));
+                    else
+                        pending.Push(new KeyValuePair<string, int>(child.FullName, item.Value + 1));
+                }
+            }
         }
     }
 
@@ -1084,6 +1135,50 @@ namespace ansible_collections.residue.purge.plugins.module_utils._WinActAs
         public ActingUser ForEnvironment(string path, string owner)
         {
             return ForClaimed(path, owner);
+        }
+
+        /// <summary>The Python environments below roots ([path, python, kind]), each part of the tree searched with
+        /// the rights of the user whose profile holds it (ForPath): a root in a user's profile as that user, another
+        /// user's home met while walking handed over to that user's search (decided without a logon: RunnerFor of
+        /// the home's user), the rest with the module's own. A user whose rights cannot be had is not searched
+        /// (nor with the module's rights): one problem names the directory and why.</summary>
+        public List<string[]> FindEnvironments(IEnumerable<string> roots, int maxDepth, List<string> problems)
+        {
+            List<string[]> found = new List<string[]>();
+            Queue<KeyValuePair<string, int>> pending = new Queue<KeyValuePair<string, int>>(
+                roots.Select(r => new KeyValuePair<string, int>(r, 0)));
+            HashSet<string> seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            while (pending.Count > 0)
+            {
+                KeyValuePair<string, int> item = pending.Dequeue();
+                if (!seen.Add(WinHost.NormPath(item.Key).TrimEnd('\\')))
+                    continue;
+                UserProfile searcher = Whose.RunnerFor(Whose.HomeOwner(item.Key, users), elevated, self, selfSid);
+                Func<string, bool> handOff = delegate (string child)
+                {
+                    UserProfile owner = Whose.HomeOwner(child, users);
+                    if (owner == null || !String.Equals(WinHost.NormPath(owner.Home).TrimEnd('\\'), WinHost.NormPath(child).TrimEnd('\\'), StringComparison.OrdinalIgnoreCase))
+                        return false;  // not a home itself: the walk goes on (a deeper home is met when reached)
+                    UserProfile runner = Whose.RunnerFor(owner, elevated, self, selfSid);
+                    return !(runner == searcher || (runner != null && searcher != null && WinHost.SameUser(runner, searcher)));
+                };
+                List<KeyValuePair<string, int>> handedOff = new List<KeyValuePair<string, int>>();
+                try
+                {
+                    ForPath(item.Key).Run(() =>
+                    {
+                        PyEnvSearch.Walk(item.Key, item.Value, maxDepth, found, handedOff, handOff);
+                        return true;
+                    });
+                }
+                catch (ActAsFailed e)
+                {
+                    problems.Add(String.Format("{0}: not searched for Python environments: {1}", item.Key, e.Message));
+                }
+                foreach (KeyValuePair<string, int> h in handedOff)
+                    pending.Enqueue(h);
+            }
+            return found;
         }
 
         /// <summary>For a path given in the module's options, or found (a cache, an environment): its profile's user.</summary>

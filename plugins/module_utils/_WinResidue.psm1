@@ -251,7 +251,9 @@ Function Find-PythonEnvironment {
         [Parameter(Mandatory = $true)]$Scope,
         [AllowEmptyCollection()][String[]]$SearchRoots = @(),
         [Int32]$MaxDepth = 4,
-        [Bool]$IncludeSystem = $true
+        [Bool]$IncludeSystem = $true,
+        $Actors = $null,
+        $Problems = $null
     )
 
     $envs = [ordered]@{}
@@ -272,32 +274,18 @@ Function Find-PythonEnvironment {
     if ($roots.Count -eq 0) {
         $roots = @($Scope.Users | ForEach-Object { $_.Home }) + @($env:ProgramData)
     }
-    foreach ($root in $roots) {
-        if (-not (Test-Path -LiteralPath $root -PathType Container)) {
-            continue
-        }
-        $pending = [System.Collections.Generic.Stack[Object]]::new()
-        $pending.Push(@($root, 0))
-        while ($pending.Count -gt 0) {
-            $dir, $depth = $pending.Pop()
-            $python = Join-Path $dir 'Scripts\python.exe'
-            if ((Test-Path -LiteralPath (Join-Path $dir 'pyvenv.cfg')) -and (Test-Path -LiteralPath $python)) {
-                & $add $dir $python 'venv' ([ResiduePurge.WinHost]::OwnerOf($dir)) $null
-                continue
-            }
-            if ((Test-Path -LiteralPath (Join-Path $dir 'conda-meta') -PathType Container) -and
-                (Test-Path -LiteralPath (Join-Path $dir 'python.exe'))) {
-                & $add $dir (Join-Path $dir 'python.exe') 'conda' ([ResiduePurge.WinHost]::OwnerOf($dir)) $null
-            }
-            if ($depth -ge $MaxDepth) {
-                continue
-            }
-            $children = Get-ChildItem -LiteralPath $dir -Directory -Force -ErrorAction SilentlyContinue |
-                Where-Object { -not ($_.Attributes -band [IO.FileAttributes]::ReparsePoint) }
-            foreach ($child in $children) {
-                $pending.Push(@($child.FullName, ($depth + 1)))
-            }
-        }
+    $roots = @($roots | Where-Object { Test-Path -LiteralPath $_ -PathType Container })
+    # each part of the tree is searched with the rights of the user whose home it is (_WinActAs
+    # Actors.FindEnvironments: a user whose rights cannot be had is not searched, and named in the problems); the
+    # module's own rights without -Actors
+    $acting = if ($Actors) { $Actors } else { [ResiduePurge.Actors]::new($Scope.Users, $false, $null, $null, $null) }
+    $searchProblems = [System.Collections.Generic.List[String]]::new()
+    foreach ($found in $acting.FindEnvironments([String[]]$roots, $MaxDepth, $searchProblems)) {
+        $dir, $python, $kind = $found
+        & $add $dir $python $kind ([ResiduePurge.WinHost]::OwnerOf($dir)) $null
+    }
+    foreach ($problem in $searchProblems) {
+        if ($null -ne $Problems) { $Problems.Add($problem) } else { $Scope.Problems.Add($problem) }
     }
     $interpreters = [ordered]@{}
     if ($IncludeSystem) {

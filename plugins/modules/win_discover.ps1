@@ -184,7 +184,7 @@ foreach ($name in $scope.Selected) {
     }
 }
 if ($wanted.Count -gt 0) {
-    foreach ($environment in Find-PythonEnvironment -Scope $scope -SearchRoots $module.Params.search_roots) {
+    foreach ($environment in Find-PythonEnvironment -Scope $scope -SearchRoots $module.Params.search_roots -Actors $actors -Problems $problems) {
         # a user's environment (in their profile) is read with that user's rights: a METADATA they linked to a
         # file only the administrators may read lists nothing
         $envActor = $actors.ForPath($environment.path)

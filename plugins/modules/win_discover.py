@@ -31,6 +31,9 @@ description:
     symbolic links from C(snapshots) to C(blobs), and without them (files copied into C(snapshots)).
   - Packages are read from the C(*.dist-info) and C(*.egg-info) metadata of virtual environments,
     conda environments, interpreters registered under PEP 514 and each user's C(%APPDATA%\Python) user site.
+  - When the module runs as SYSTEM or an elevated administrator, a user's home is searched for environments, and
+    their metadata read, with that user's own rights (see the collection's C(docs/trust.md)); a user whose token
+    cannot be had is not searched, and is named in RV(problems).
 author:
   - residue.purge contributors (@residue-purge)
 extends_documentation_fragment:

@@ -35,6 +35,8 @@ try {
     $named = @($module.Params.packages)
     $fromProfiles = $module.Params.targets.Count -gt 0 -or $named.Count -eq 0
     $scope = Get-ResidueScope -Module $module -Targets $module.Params.targets -NoProfilesWhenEmpty:(-not $fromProfiles)
+    # whose rights each user's part of the search and each environment's pip run with (_WinActAs)
+    $actors = [ResiduePurge.Actors]::new($scope.Users)
     $packages = [System.Collections.Generic.List[String]]@()
     foreach ($name in $named) {
         $packages.Add((ConvertTo-NormalizedName -Name $name))
@@ -80,7 +82,7 @@ try {
     }
     else {
         $roots = if ($null -ne $module.Params.search_roots) { @($module.Params.search_roots) } else { @() }
-        foreach ($e in Find-PythonEnvironment -Scope $scope -SearchRoots $roots -MaxDepth $module.Params.max_depth -IncludeSystem $module.Params.include_system) {
+        foreach ($e in Find-PythonEnvironment -Scope $scope -SearchRoots $roots -MaxDepth $module.Params.max_depth -IncludeSystem $module.Params.include_system -Actors $actors) {
             $environments.Add($e)
         }
     }
@@ -145,7 +147,6 @@ $changed = $false
 $failed = [System.Collections.Generic.List[String]]@()
 # a user's environment (in her profile, or owned by her) is read and uninstalled by pip started with her token
 # (_WinActAs: Actors.ForEnvironment, ActingUser.Start); the module's own and an unprivileged run's as before
-$actors = [ResiduePurge.Actors]::new($scope.Users)
 foreach ($environment in $environments) {
     $site = if ($environment.kind -eq 'user-site') { Join-Path $environment.path 'site-packages' } else { Join-Path $environment.path 'Lib\site-packages' }
     $marker = Join-Path $environment.path 'Lib\EXTERNALLY-MANAGED'

@@ -591,3 +591,68 @@ def test_a_users_pip_gets_her_own_places_not_the_modules(csharp):
     # a user without a profile gets none of the module account's places either
     bare = one(csharp, "user_env", module=module, user={"name": "HOST\\dan", "sid": None, "home": None}, extra=None)
     assert {k.upper() for k in bare["env"]} == {"PATH", "SYSTEMROOT", "USERNAME", "USERDOMAIN"}
+
+
+# win_discover / win_pip_remove: the search for Python environments (Actors.FindEnvironments). The walk runs here
+# for real with the module's own rights; a user's part of the tree goes to that user's token, refused here.
+
+def _env_tree(tmp_path):
+    top = tmp_path / "Users"
+    made = {}
+    for who in ("alice", "bob"):
+        venv = top / who / "proj" / ".venv"
+        (venv / "Scripts").mkdir(parents=True)
+        (venv / "pyvenv.cfg").write_text("home = C:\\Python311\n")
+        (venv / "Scripts" / "python.exe").write_text("")
+        made[who] = str(venv)
+    # a venv inside a venv is not looked for; a conda environment is, and below it too
+    inner = top / "alice" / "proj" / ".venv" / "inner"
+    (inner / "Scripts").mkdir(parents=True)
+    (inner / "pyvenv.cfg").write_text("")
+    (inner / "Scripts" / "python.exe").write_text("")
+    conda = tmp_path / "ProgramData" / "miniconda"
+    (conda / "conda-meta").mkdir(parents=True)
+    (conda / "python.exe").write_text("")
+    nested = conda / "envs" / "tool"
+    (nested / "conda-meta").mkdir(parents=True)
+    (nested / "python.exe").write_text("")
+    made["conda"], made["nested"] = str(conda), str(nested)
+    # a link to alice's venv (a junction on Windows) is never followed
+    (tmp_path / "ProgramData" / "link").symlink_to(top / "alice" / "proj")
+    users = [{"name": "HOST\\alice", "sid": "S-1-5-21-1-1-1-1001", "home": str(top / "alice")},
+             {"name": "HOST\\bob", "sid": "S-1-5-21-1-1-1-1002", "home": str(top / "bob")}]
+    return made, users, [str(top), str(tmp_path / "ProgramData")]
+
+
+def find_envs(csharp, users, roots, elevated=True, self=None, max_depth=4):
+    out = one(csharp, "find_envs", users=users, roots=roots, elevated=elevated, self=self, max_depth=max_depth)
+    return sorted(f[0] for f in out["found"]), out["problems"], out["asked"]
+
+
+def test_the_environment_search_finds_venvs_and_conda_and_follows_no_link(csharp, tmp_path):
+    made, users, roots = _env_tree(tmp_path)
+    found, problems, asked = find_envs(csharp, users, roots, elevated=False)
+    assert found == sorted([made["alice"], made["bob"], made["conda"], made["nested"]])
+    assert problems == [] and asked == {}
+    found, _problems, _asked = find_envs(csharp, users, roots, elevated=False, max_depth=2)
+    assert found == [made["conda"]]  # the venvs are 3 deep, the nested conda 3 deep
+
+
+def test_a_users_home_is_searched_only_with_that_users_rights(csharp, tmp_path):
+    made, users, roots = _env_tree(tmp_path)
+    # elevated, no token for anyone: the homes met while walking C:\Users are handed to their users and left out,
+    # each named once; the rest is searched with the module's rights; one logon asked per user
+    found, problems, asked = find_envs(csharp, users, roots)
+    assert found == sorted([made["conda"], made["nested"]])
+    assert sorted(problems) == sorted(
+        "%s: not searched for Python environments: no token for %s" % (u["home"], u["name"]) for u in users)
+    assert asked == {"HOST\\alice": 1, "HOST\\bob": 1}
+    # a root inside a home: that user's from the start
+    found, problems, _asked = find_envs(csharp, users, [made["alice"]])
+    assert found == [] and problems == ["%s: not searched for Python environments: no token for HOST\\alice"
+                                        % made["alice"]]
+    # the module's own account's home is searched with its own rights
+    found, problems, asked = find_envs(csharp, users, roots, self=0)
+    assert found == sorted([made["alice"], made["conda"], made["nested"]])
+    assert problems == ["%s: not searched for Python environments: no token for HOST\\bob" % users[1]["home"]]
+    assert asked == {"HOST\\bob": 1}

@@ -237,6 +237,27 @@ public static class Driver
                 r["block"] = Whose.EnvironmentBlock(env);
                 return r;
             }
+            case "find_envs":
+            {
+                // _WinActAs.Actors.FindEnvironments over a real tree (Mono: the module's own rights run for real);
+                // the stand-in for the S4U logon refuses every user, so a user's part is never walked here
+                List<UserProfile> users = ((List<object>)a["users"]).Select(User).ToList();
+                UserProfile self = a["self"] == null ? null : users[Convert.ToInt32(a["self"])];
+                Dictionary<string, object> asked = new Dictionary<string, object>();
+                Func<UserProfile, ActingUser> obtain = delegate (UserProfile u)
+                {
+                    asked[u.Name] = asked.ContainsKey(u.Name) ? (object)(Convert.ToInt32(asked[u.Name]) + 1) : (object)1;
+                    return ActingUser.Refused(u, "no token for " + u.Name);
+                };
+                List<string> problems = new List<string>();
+                Dictionary<string, object> r = new Dictionary<string, object>();
+                using (Actors actors = new Actors(users, (bool)a["elevated"], self, null, obtain))
+                    r["found"] = actors.FindEnvironments(((List<object>)a["roots"]).Select(x => (string)x), Convert.ToInt32(a["max_depth"]), problems)
+                        .Select(f => (object)f.Select(x => (object)x).ToList()).ToList();
+                r["problems"] = problems.Select(x => (object)x).ToList();
+                r["asked"] = asked;
+                return r;
+            }
             case "level_refusal":
                 return Whose.LevelRefusal(Convert.ToInt32(a["level"]), (string)a["user"], (string)a["stage"]);
         }
